@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Installs everything Veil needs to build, test and run on a fresh Debian 12 machine (as root):
+# Debian packages, npm packages, the N-API addons and the compiled BPF objects.
+# Idempotent: every step checks before it acts, so a second run takes seconds.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+root=$PWD
+log() { printf '\033[1;34m[setup]\033[0m %s\n' "$*" >&2; }
+
+# --- Debian packages -------------------------------------------------------------------------
+# Toolchain for BPF and the addons, plus the kernel-facing tools the tests drive and compare against.
+debs=(
+  clang llvm libbpf-dev libelf-dev zlib1g-dev pkg-config make g++ python3
+  iproute2 bpftool kmod iputils-ping
+  wireguard-go wireguard-tools tcpdump iperf3
+  qemu-system-x86 linux-image-amd64 busybox-static
+)
+missing=()
+for p in "${debs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  if [ "$(id -u)" != 0 ]; then
+    echo "setup: missing Debian packages (${missing[*]}) and not root; install them with apt-get" >&2
+    exit 1
+  fi
+  log "apt-get install ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# --- npm packages ----------------------------------------------------------------------------
+# Re-run npm ci only when the lockfile changed since the last successful install.
+stamp=node_modules/.veil-install-stamp
+lock_sum=$(sha256sum package-lock.json 2>/dev/null | cut -d' ' -f1 || true)
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$lock_sum" ] || [ ! -d node_modules/nx ]; then
+  if [ -f package-lock.json ]; then
+    log "npm ci"
+    npm ci --no-audit --no-fund --loglevel=error
+  else
+    log "npm install (no lockfile yet)"
+    npm install --no-audit --no-fund --loglevel=error
+    lock_sum=$(sha256sum package-lock.json | cut -d' ' -f1)
+  fi
+  echo "$lock_sum" > "$stamp"
+fi
+
+# --- native addons, BPF objects, TypeScript --------------------------------------------------
+# Nx caches each project's build by its inputs, so an unchanged tree rebuilds nothing.
+log "nx run-many -t build"
+NX_DAEMON=false npx nx run-many -t build --outputStyle=static >/tmp/veil-build.log 2>&1 || {
+  cat /tmp/veil-build.log >&2
+  echo "setup: build failed (log above)" >&2
+  exit 1
+}
+log "ready"

@@ -1,0 +1,3 @@
+export { type Capability, inCI, missingReason, sh } from './capabilities.js';
+export { describePrivileged } from './privileged.js';
+export { NETNS_PREFIX, TestNetns, deleteLinkIfExists, linkName } from './netns.js';
