@@ -1,0 +1,96 @@
+{{/*
+Names and labels shared by every template. Keep templates to the Go-template/Sprig subset that
+tools/chart-check renders (see charts/veil/README.md); anything else fails its tests loudly.
+*/}}
+
+{{/* Chart name, overridable. */}}
+{{- define "veil.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/*
+Full resource name: fullnameOverride, else "<release>" when the release is named like the chart
+(`helm install veil …` gives `ds/veil`), else "<release>-<chart>". 63 chars: DNS label limit.
+*/}}
+{{- define "veil.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := include "veil.name" . -}}
+{{- if eq .Release.Name $name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/* "veil-0.1.0", the helm.sh/chart label. */}}
+{{- define "veil.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* Selector labels: stable for the life of a release (DaemonSet selectors are immutable). */}}
+{{- define "veil.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "veil.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{/* Standard labels on every object. */}}
+{{- define "veil.labels" -}}
+helm.sh/chart: {{ include "veil.chart" . }}
+{{ include "veil.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/component: agent
+app.kubernetes.io/part-of: veil
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end -}}
+
+{{- define "veil.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create -}}
+{{- default (include "veil.fullname" .) .Values.serviceAccount.name -}}
+{{- else -}}
+{{- default "default" .Values.serviceAccount.name -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "veil.image" -}}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
+{{- end -}}
+
+{{/*
+The agent's config file, in the agent's own schema (packages/agent-core/src/config/schema.ts,
+strict: unknown keys are errors). Strings go through toJson, which yields valid, safely quoted
+YAML scalars. nodeName is NOT here: it comes from the VEIL_NODE_NAME env (downward API).
+*/}}
+{{- define "veil.agentConfig" -}}
+encryption:
+  enabled: {{ .Values.encryption.enabled }}
+  type: {{ .Values.encryption.type | toJson }}
+  nodeEncryption: {{ .Values.encryption.nodeEncryption }}
+  strictMode:
+    enabled: {{ .Values.encryption.strictMode.enabled }}
+    cidrs: {{ .Values.encryption.strictMode.cidrs | toJson }}
+    allowRemoteNodeIdentities: {{ .Values.encryption.strictMode.allowRemoteNodeIdentities }}
+  wireguard:
+    port: {{ .Values.encryption.wireguard.port }}
+    userspaceFallback: {{ .Values.encryption.wireguard.userspaceFallback }}
+    persistentKeepalive: {{ .Values.encryption.wireguard.persistentKeepalive }}
+    mtu: {{ .Values.encryption.wireguard.mtu }}
+  ipsec:
+    secretName: {{ .Values.encryption.ipsec.secretName | toJson }}
+    keyFile: {{ .Values.encryption.ipsec.keyFile | toJson }}
+    keyRotationDuration: {{ .Values.encryption.ipsec.keyRotationDuration | toJson }}
+stateDir: {{ .Values.stateDir | toJson }}
+podVethPatterns: {{ .Values.podVethPatterns | toJson }}
+metrics:
+  enabled: {{ .Values.metrics.enabled }}
+  port: {{ .Values.metrics.port }}
+  host: "0.0.0.0"
+health:
+  port: {{ .Values.health.port }}
+  host: "127.0.0.1"
+status:
+  socketPath: "/run/veil/status.sock"
+logLevel: {{ .Values.logLevel | toJson }}
+{{- end -}}

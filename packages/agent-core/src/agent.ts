@@ -1,0 +1,397 @@
+import 'reflect-metadata';
+import { readFileSync } from 'node:fs';
+import { Container, type ContainerModule } from 'inversify';
+import { Registry } from 'prom-client';
+import type { AgentConfig } from './config/schema.js';
+import { loadBackendModule } from './di/load-backend.js';
+import { TOKENS } from './di/tokens.js';
+import { VeilAgentError } from './errors.js';
+import { HealthMetricsServer, StatusSocketServer } from './observability/http.js';
+import { createLogger, type Logger } from './observability/logger.js';
+import {
+  StatusRouteError,
+  STATUS_API,
+  deriveIpcache,
+  ipcacheRows,
+  localKeyInfo,
+  materialFingerprint,
+  publicAnnotations,
+  type AgentInfo,
+  type CounterListing,
+  type IpcacheListing,
+  type KeyRotationResponse,
+  type LocalKeyInfo,
+} from './observability/status-api.js';
+import { AgentMetrics } from './observability/metrics.js';
+import { Reconciler, type PeerView, type ReconcilerOptions } from './reconciler/reconciler.js';
+import { Backoff } from './util/backoff.js';
+import { NODE_ID_ANNOTATION, type AttachTarget, type BackendStatus, type LocalMaterial } from './types/index.js';
+
+/** Options for {@link Agent.create}. */
+export interface AgentOptions {
+  config: AgentConfig;
+  /**
+   * Bind the platform services: `TOKENS.KeyDistributor`, `TOKENS.Datapath` and
+   * `TOKENS.EventRecorder` (e.g. `kubernetesModule(kc)` + a datapath module; tests bind fakes).
+   */
+  platformModules: readonly ContainerModule[];
+  /** The backend module; default: `loadBackendModule(config.encryption.type)`. */
+  backendModule?: ContainerModule;
+  logger?: Logger;
+  registry?: Registry;
+  reconciler?: ReconcilerOptions;
+  /** Devices/veths to attach the BPF program set to at start. */
+  attachTargets?: readonly AttachTarget[];
+  /** Skip the HTTP listeners (metrics/health/status); default false. */
+  noListeners?: boolean;
+  /** Version shown by `GET /v1/agent`; default: @veil/agent-core's package version. */
+  version?: string;
+}
+
+function packageVersion(): string {
+  try {
+    // src/agent.ts and dist/agent.js both sit one level below package.json.
+    const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version?: unknown };
+    return typeof pkg.version === 'string' ? pkg.version : 'unknown';
+  } catch {
+    return 'unknown';
+  }
+}
+
+/** The JSON served on the status socket (what `cilium-dbg encrypt status` shows, and more). */
+export interface AgentStatus {
+  node: string;
+  encryption: { enabled: boolean; type: string };
+  backend: string;
+  driver: string;
+  keyIndex: number | undefined;
+  ready: boolean;
+  notReadyReason: string | undefined;
+  synced: boolean;
+  datapathAttached: boolean;
+  peers: (PeerView & { backend?: { detail?: string; keyIndex?: number; stats?: Readonly<Record<string, number | string>> } })[];
+  errors: string[];
+  backendDetails: Readonly<Record<string, unknown>> | undefined;
+  counters: Record<string, string>;
+}
+
+/**
+ * The agent: composes backend, key distributor, datapath, reconciler and observability from an
+ * inversify container. `start()` never tears anything down: it adopts backend and datapath state
+ * and converges by diff, so a restart does not interrupt traffic.
+ */
+export class Agent {
+  readonly logger: Logger;
+  readonly registry: Registry;
+  readonly metrics: AgentMetrics;
+  private readonly healthServer: HealthMetricsServer;
+  private metricsServer: HealthMetricsServer | undefined;
+  private readonly statusServer: StatusSocketServer;
+  private reconcilerInstance: Reconciler | undefined;
+  private publishTimer: NodeJS.Timeout | undefined;
+  private published = false;
+  /** Bumped by every key rotation: retries of older material stop. */
+  private publishGeneration = 0;
+  private rotating = false;
+  private readonly startedAt = new Date();
+  private started = false;
+  private stopped = false;
+  private unsubscribeSteering: (() => void) | undefined;
+  /** Bound ports after start (0 when not listening). */
+  metricsPort = 0;
+  healthPort = 0;
+
+  private constructor(
+    readonly container: Container,
+    private readonly opts: AgentOptions,
+    logger: Logger,
+    registry: Registry,
+  ) {
+    this.logger = logger;
+    this.registry = registry;
+    this.metrics = container.get(TOKENS.AgentMetrics);
+    const server = (): HealthMetricsServer =>
+      new HealthMetricsServer({ registry, healthy: () => !this.stopped, notReadyReason: () => this.notReadyReason() });
+    this.healthServer = server();
+    if (opts.config.metrics.enabled && opts.config.metrics.port !== opts.config.health.port) this.metricsServer = server();
+    this.statusServer = new StatusSocketServer(() => this.status(), {
+      [`${STATUS_API.agent.method} ${STATUS_API.agent.path}`]: () => this.info(),
+      [`${STATUS_API.ipcache.method} ${STATUS_API.ipcache.path}`]: () => this.ipcacheListing(),
+      [`${STATUS_API.counters.method} ${STATUS_API.counters.path}`]: () => this.counterListing(),
+      [`${STATUS_API.rotateKeys.method} ${STATUS_API.rotateKeys.path}`]: () => this.rotateKeys(),
+    });
+  }
+
+  /** Builds the container: config, logger, metrics, platform module, backend module, reconciler. */
+  static async create(opts: AgentOptions): Promise<Agent> {
+    const logger = opts.logger ?? createLogger({ level: opts.config.logLevel });
+    const registry = opts.registry ?? new Registry();
+    const container = new Container();
+    container.bind(TOKENS.Config).toConstantValue(opts.config);
+    container.bind(TOKENS.Logger).toConstantValue(logger);
+    container.bind(TOKENS.MetricsRegistry).toConstantValue(registry);
+    container.bind(TOKENS.ReconcilerOptions).toConstantValue(opts.reconciler ?? {});
+    container
+      .bind(TOKENS.AgentMetrics)
+      .toDynamicValue((ctx) => {
+        const dp = ctx.get(TOKENS.Datapath);
+        return new AgentMetrics(registry, () => dp.counters());
+      })
+      .inSingletonScope();
+    await container.loadAsync(...opts.platformModules);
+    await container.loadAsync(opts.backendModule ?? (await loadBackendModule(opts.config.encryption.type)));
+    for (const token of [TOKENS.EncryptionBackend, TOKENS.KeyDistributor, TOKENS.Datapath, TOKENS.EventRecorder]) {
+      if (!container.isBound(token)) throw new VeilAgentError(`nothing is bound to ${String(token)}: the platform or backend module is incomplete`);
+    }
+    container.bind(Reconciler).toSelf().inSingletonScope();
+    return new Agent(container, opts, logger, registry);
+  }
+
+  get reconciler(): Reconciler {
+    if (!this.reconcilerInstance) this.reconcilerInstance = this.container.get(Reconciler);
+    return this.reconcilerInstance;
+  }
+
+  /** undefined when ready: initial sync done AND datapath attached. */
+  notReadyReason(): string | undefined {
+    if (!this.started) return 'not started';
+    if (this.stopped) return 'stopping';
+    const reasons: string[] = [];
+    if (!this.reconciler.synced) reasons.push('initial peer sync not complete');
+    if (!this.container.get(TOKENS.Datapath).attached) reasons.push('datapath not attached');
+    return reasons.length === 0 ? undefined : reasons.join('; ');
+  }
+
+  get ready(): boolean {
+    return this.notReadyReason() === undefined;
+  }
+
+  /** Starts everything; resolves once listeners are up (not when synced: see readiness). */
+  async start(): Promise<void> {
+    if (this.started) throw new VeilAgentError('agent already started');
+    const c = this.container;
+    const config = this.opts.config;
+    const backend = c.get(TOKENS.EncryptionBackend);
+    const datapath = c.get(TOKENS.Datapath);
+    const log = this.logger.child({ component: 'agent' });
+    if (!this.opts.noListeners) {
+      this.healthPort = await this.healthServer.listen(config.health.port, config.health.host);
+      if (this.metricsServer) this.metricsPort = await this.metricsServer.listen(config.metrics.port, config.metrics.host);
+      else this.metricsPort = this.healthPort;
+      await this.statusServer.listen(config.status.socketPath);
+    }
+    backend.registerMetrics?.(this.registry);
+    const adoptedPeers = await backend.init();
+    const adoptedEntries = await datapath.entries();
+    log.info({ backend: backend.name, adoptedPeers: adoptedPeers.length, adoptedEntries: adoptedEntries.size }, 'adopted existing state');
+    await datapath.setSteering(backend.steering());
+    this.unsubscribeSteering = backend.onSteeringChange?.((steering) => {
+      datapath.setSteering(steering).then(
+        () => log.info({ steering }, 'datapath steering updated'),
+        (err: unknown) => log.error({ err: err instanceof Error ? err.message : String(err) }, 'updating datapath steering failed'),
+      );
+    });
+    this.started = true;
+    this.reconciler.start({ backendPeers: adoptedPeers, datapathEntries: adoptedEntries });
+    void datapath.attach(this.opts.attachTargets ?? []).catch((err: unknown) => {
+      log.error({ err: err instanceof Error ? err.message : String(err) }, 'datapath attach failed');
+    });
+    this.publish(backend.localMaterial(), new Backoff(200, 30_000));
+  }
+
+  private fullMaterial(material: LocalMaterial): Record<string, string | null> {
+    const full: Record<string, string | null> = { ...material };
+    if (this.opts.config.nodeId !== 0) full[NODE_ID_ANNOTATION] = String(this.opts.config.nodeId);
+    return full;
+  }
+
+  private publish(material: LocalMaterial, backoff: Backoff, generation = this.publishGeneration): void {
+    const full = this.fullMaterial(material);
+    const distributor = this.container.get(TOKENS.KeyDistributor);
+    distributor.publishLocal(full).then(
+      () => {
+        this.published = true;
+        this.logger.info({ node: this.opts.config.nodeName, keys: Object.keys(full) }, 'published local key material');
+      },
+      (err: unknown) => {
+        if (this.stopped || generation !== this.publishGeneration) return;
+        const delay = backoff.next();
+        this.logger.warn({ err: err instanceof Error ? err.message : String(err), retryInMs: delay }, 'publishing local material failed; retrying');
+        this.publishTimer = setTimeout(() => this.publish(material, backoff, generation), delay);
+        this.publishTimer.unref();
+      },
+    );
+  }
+
+  /** True once the local material was published. */
+  get materialPublished(): boolean {
+    return this.published;
+  }
+
+  /** The status document (also served on the status socket). Never contains private keys. */
+  async status(): Promise<AgentStatus> {
+    const backend = this.container.get(TOKENS.EncryptionBackend);
+    const datapath = this.container.get(TOKENS.Datapath);
+    let bs: BackendStatus | undefined;
+    const errors: string[] = [];
+    try {
+      bs = await backend.status();
+      errors.push(...bs.errors);
+    } catch (err) {
+      errors.push(`backend status: ${err instanceof Error ? err.message : String(err)}`);
+    }
+    const byName = new Map((bs?.peers ?? []).map((p) => [p.name, p]));
+    const peers = this.started ? this.reconciler.peers() : [];
+    for (const p of peers) {
+      if (p.refusal) errors.push(`${p.name}: refused (${p.refusal.reason}) ${p.refusal.field}: ${p.refusal.message}`);
+      if (p.lastError) errors.push(`${p.name}: ${p.lastError}`);
+    }
+    const counters: Record<string, string> = {};
+    try {
+      for (const [k, v] of Object.entries(await datapath.counters())) counters[k] = v.toString();
+    } catch (err) {
+      errors.push(`datapath counters: ${err instanceof Error ? err.message : String(err)}`);
+    }
+    const notReady = this.notReadyReason();
+    return {
+      node: this.opts.config.nodeName,
+      encryption: { enabled: this.opts.config.encryption.enabled, type: this.opts.config.encryption.type },
+      backend: bs?.backend ?? backend.name,
+      driver: bs?.driver ?? 'unknown',
+      keyIndex: bs?.keyIndex,
+      ready: notReady === undefined,
+      notReadyReason: notReady,
+      synced: this.started && this.reconciler.synced,
+      datapathAttached: datapath.attached,
+      peers: peers.map((p) => {
+        const b = byName.get(p.name);
+        return b ? { ...p, backend: { ...(b.detail ? { detail: b.detail } : {}), ...(b.keyIndex !== undefined ? { keyIndex: b.keyIndex } : {}), ...(b.stats ? { stats: b.stats } : {}) } } : p;
+      }),
+      errors,
+      backendDetails: bs?.details,
+      counters,
+    };
+  }
+
+  /** `GET /v1/agent`: version, uptime, configuration that matters for status, local key fingerprint, attachments. */
+  async info(): Promise<AgentInfo> {
+    const config = this.opts.config;
+    const backend = this.container.get(TOKENS.EncryptionBackend);
+    const datapath = this.container.get(TOKENS.Datapath);
+    let localKey: LocalKeyInfo | null = null;
+    if (this.started) {
+      try {
+        localKey = localKeyInfo(backend.localMaterial());
+      } catch {
+        localKey = null;
+      }
+    }
+    const attachments = datapath.attachments?.();
+    const interfaces = attachments
+      ? attachments.map((a) => ({ ifname: a.ifname, ...(a.ifindex !== undefined ? { ifindex: a.ifindex } : {}), ...(a.role !== undefined ? { role: a.role } : {}), ...(a.direction !== undefined ? { direction: a.direction } : {}) }))
+      : (this.opts.attachTargets ?? []).map((t) => ({ ifname: t.ifname, role: t.kind }));
+    return {
+      version: this.opts.version ?? packageVersion(),
+      node: config.nodeName,
+      pid: process.pid,
+      startedAt: this.startedAt.toISOString(),
+      uptimeSeconds: Math.floor((Date.now() - this.startedAt.getTime()) / 1000),
+      encryption: {
+        enabled: config.encryption.enabled,
+        type: config.encryption.type,
+        nodeEncryption: config.encryption.nodeEncryption,
+        strictMode: { enabled: config.encryption.strictMode.enabled, cidrs: [...config.encryption.strictMode.cidrs] },
+      },
+      localKey,
+      datapath: { attached: datapath.attached, interfacesSource: attachments ? 'attachments' : 'requested', interfaces },
+    };
+  }
+
+  /** `GET /v1/bpf/ipcache`: the kernel map when the datapath can dump it, else derived from its per-node entries. */
+  async ipcacheListing(): Promise<IpcacheListing> {
+    const datapath = this.container.get(TOKENS.Datapath);
+    if (datapath.ipcacheDump) return { source: 'map', entries: ipcacheRows(await datapath.ipcacheDump()) };
+    const entries = await datapath.entries();
+    return {
+      source: 'derived',
+      entries: ipcacheRows(deriveIpcache(entries.values(), { nodeName: this.opts.config.nodeName, endpoints: datapath.localEndpoints?.() })),
+    };
+  }
+
+  /** `GET /v1/bpf/counters`: packets and bytes per reason when the datapath has them, else packets per verdict. */
+  async counterListing(): Promise<CounterListing> {
+    const datapath = this.container.get(TOKENS.Datapath);
+    if (datapath.counterDetails) {
+      const d = await datapath.counterDetails();
+      return { source: 'details', counters: Object.entries(d).map(([reason, c]) => ({ reason, packets: c.packets.toString(), bytes: c.bytes.toString() })) };
+    }
+    const v = await datapath.counters();
+    return { source: 'verdicts', counters: Object.entries(v).map(([reason, packets]) => ({ reason, packets: packets.toString(), bytes: null })) };
+  }
+
+  /**
+   * `POST /v1/keys/rotate`: asks the backend for a new node key and publishes the new public
+   * material. {@link StatusRouteError} 501 when the backend cannot rotate, 409 when not started
+   * or a rotation is already running.
+   */
+  async rotateKeys(): Promise<KeyRotationResponse> {
+    const backend = this.container.get(TOKENS.EncryptionBackend);
+    if (!backend.rotateKeys) throw new StatusRouteError(501, 'NOT_IMPLEMENTED', `the ${backend.name} backend does not support key rotation`);
+    if (!this.started || this.stopped) throw new StatusRouteError(409, 'NOT_STARTED', 'the agent is not running (not started or stopping)');
+    if (this.rotating) throw new StatusRouteError(409, 'ROTATION_IN_PROGRESS', 'a key rotation is already in progress');
+    this.rotating = true;
+    try {
+      let previous: string | null = null;
+      try {
+        previous = materialFingerprint(backend.localMaterial());
+      } catch {
+        previous = null;
+      }
+      const result = await backend.rotateKeys();
+      const generation = ++this.publishGeneration;
+      if (this.publishTimer) clearTimeout(this.publishTimer);
+      const log = this.logger.child({ component: 'agent' });
+      let publishError: string | null = null;
+      try {
+        await this.container.get(TOKENS.KeyDistributor).publishLocal(this.fullMaterial(result.material));
+        this.published = true;
+      } catch (err) {
+        publishError = err instanceof Error ? err.message : String(err);
+        this.publish(result.material, new Backoff(200, 30_000), generation);
+      }
+      const fingerprint = materialFingerprint(result.material);
+      log.info({ backend: backend.name, previousFingerprint: previous, fingerprint, published: publishError === null }, 'rotated node key');
+      return {
+        backend: backend.name,
+        previousFingerprint: previous,
+        fingerprint,
+        annotations: publicAnnotations(result.material),
+        keyIndex: result.keyIndex ?? null,
+        published: publishError === null,
+        publishError,
+      };
+    } finally {
+      this.rotating = false;
+    }
+  }
+
+  /**
+   * Stops the agent WITHOUT tearing down backend or datapath state (traffic keeps flowing while
+   * the next agent starts and adopts it).
+   */
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    if (this.publishTimer) clearTimeout(this.publishTimer);
+    const c = this.container;
+    await c.get(TOKENS.KeyDistributor).close();
+    if (this.started) await this.reconciler.stop();
+    await c.get(TOKENS.EventRecorder).flush();
+    this.unsubscribeSteering?.();
+    await c.get(TOKENS.EncryptionBackend).close();
+    await c.get(TOKENS.Datapath).close();
+    await this.statusServer.close();
+    await this.healthServer.close();
+    await this.metricsServer?.close();
+  }
+}

@@ -1,0 +1,86 @@
+import { z } from 'zod';
+
+const durationRe = /^(\d+(\.\d+)?(ns|us|µs|ms|s|m|h))+$/;
+const cidrRe = /^[0-9a-fA-F:.]+\/\d{1,3}$/;
+
+/** Go-style duration (`90s`, `5m`, `1h30m`) in milliseconds. */
+export function parseDuration(text: string): number {
+  const units: Record<string, number> = { ns: 1e-6, us: 1e-3, µs: 1e-3, ms: 1, s: 1e3, m: 60e3, h: 3600e3 };
+  let total = 0;
+  for (const m of text.matchAll(/(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)/g)) total += Number(m[1]) * (units[m[2] ?? 's'] ?? 0);
+  return total;
+}
+
+const port = z.number().int().min(1).max(65535);
+const listenPort = z.number().int().min(0).max(65535);
+
+/**
+ * The ONE configuration schema. Keys mirror the Helm values (`encryption.*`) plus agent settings.
+ * Every object is strict: unknown keys are errors, so typos are caught.
+ */
+export const AgentConfigSchema = z.strictObject({
+  encryption: z.strictObject({
+    enabled: z.boolean(),
+    /** Backend name (`wireguard`, `ipsec`) or a package specifier / path of a third-party backend. */
+    type: z.string().min(1),
+    /** Also encrypt node-to-node (host) traffic. */
+    nodeEncryption: z.boolean(),
+    strictMode: z.strictObject({
+      enabled: z.boolean(),
+      /** Pod CIDRs whose traffic must never leave unencrypted. */
+      cidrs: z.array(z.string().regex(cidrRe, 'must be a CIDR like 10.0.0.0/8')),
+      allowRemoteNodeIdentities: z.boolean(),
+    }),
+    wireguard: z.strictObject({
+      port,
+      userspaceFallback: z.boolean(),
+      /** Seconds; 0 disables. */
+      persistentKeepalive: z.number().int().min(0).max(65535),
+      /** 0 = derive from the underlying device. */
+      mtu: z.number().int().refine((v) => v === 0 || (v >= 1280 && v <= 65535), 'must be 0 (auto) or 1280..65535'),
+    }),
+    ipsec: z.strictObject({
+      secretName: z.string(),
+      keyFile: z.string(),
+      keyRotationDuration: z.string().regex(durationRe, 'must be a duration like 5m or 90s'),
+    }),
+  }),
+  /** This node's name (downward API `spec.nodeName`). */
+  nodeName: z.string().min(1, 'must be set (flag --nodeName, env VEIL_NODE_NAME or K8S_NODE_NAME)'),
+  /** Cluster-wide node ID published as `veil.io/node-id`; 0 = publish none. */
+  nodeId: z.number().int().min(0).max(65535),
+  stateDir: z.string().min(1),
+  /** Port 0 picks an ephemeral port (tests). */
+  metrics: z.strictObject({ enabled: z.boolean(), port: listenPort, host: z.string().min(1) }),
+  health: z.strictObject({ port: listenPort, host: z.string().min(1) }),
+  status: z.strictObject({ socketPath: z.string().min(1) }),
+  logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']),
+  /** Glob-like patterns (`*` wildcard) of pod veth names the datapath attaches to. */
+  podVethPatterns: z.array(z.string().min(1)).min(1),
+  /** Namespace Kubernetes Events are posted in (Node events conventionally go to `default`). */
+  eventsNamespace: z.string().min(1),
+});
+
+/** The validated agent configuration. */
+export type AgentConfig = z.infer<typeof AgentConfigSchema>;
+
+/** Defaults (lowest precedence layer). */
+export const DEFAULT_CONFIG: AgentConfig = {
+  encryption: {
+    enabled: false,
+    type: 'wireguard',
+    nodeEncryption: false,
+    strictMode: { enabled: false, cidrs: [], allowRemoteNodeIdentities: false },
+    wireguard: { port: 51871, userspaceFallback: false, persistentKeepalive: 0, mtu: 0 },
+    ipsec: { secretName: 'veil-ipsec-keys', keyFile: '/etc/veil/ipsec/keys', keyRotationDuration: '5m' },
+  },
+  nodeName: '',
+  nodeId: 0,
+  stateDir: '/var/lib/veil',
+  metrics: { enabled: true, port: 9962, host: '0.0.0.0' },
+  health: { port: 9879, host: '0.0.0.0' },
+  status: { socketPath: '/var/run/veil/status.sock' },
+  logLevel: 'info',
+  podVethPatterns: ['lxc*', 'veth*'],
+  eventsNamespace: 'default',
+};

@@ -1,0 +1,557 @@
+import 'reflect-metadata';
+import { inject, injectable } from 'inversify';
+import { PeerApplyError } from '../errors.js';
+import { TOKENS } from '../di/tokens.js';
+import type { Logger } from '../observability/logger.js';
+import { type AgentMetrics, type PeerState, type RefusalReason } from '../observability/metrics.js';
+import { CidrIndex } from '../util/ip.js';
+import type { AgentConfig } from '../config/schema.js';
+import {
+  IpcacheFlags,
+  type Datapath,
+  type DistributorEvent,
+  type EncryptionBackend,
+  type EventRecorder,
+  type IpcacheEntry,
+  type KeyDistributor,
+  type ObservedNode,
+  type PeerNode,
+} from '../types/index.js';
+import { samePeer, validateNode } from './validate.js';
+import { WorkQueue } from './workqueue.js';
+
+/** Reconciler timings. */
+export interface ReconcilerOptions {
+  /** First retry delay after a failed apply (doubles per failure). Default 100 ms. */
+  initialRetryMs?: number;
+  /** Retry delay cap. Default 30 s. */
+  maxRetryMs?: number;
+  /** Period of the level-triggered full resync (re-queue every node); 0 disables. Default 5 min. */
+  resyncIntervalMs?: number;
+}
+
+/** A refusal, as reported in status and events. */
+export interface Refusal {
+  readonly reason: RefusalReason;
+  readonly field: string;
+  readonly message: string;
+  /** The other node involved (duplicate key / overlap), if any. */
+  readonly conflictsWith?: string;
+}
+
+/** One peer's view for status. */
+export interface PeerView {
+  readonly name: string;
+  readonly state: PeerState;
+  /** The peer is programmed in backend + datapath (possibly with its last good state). */
+  readonly programmed: boolean;
+  readonly nodeId: number;
+  readonly keyIndex: number;
+  readonly internalIPs: readonly string[];
+  readonly podCIDRs: readonly string[];
+  readonly refusal?: Refusal;
+  readonly pendingOn?: string;
+  readonly lastError?: string;
+}
+
+interface NodeRecord {
+  /** Latest observation; undefined once deleted. */
+  observed: ObservedNode | undefined;
+  /** Last good (validated, conflict-free) state; its values are in the indexes. */
+  accepted: PeerNode | undefined;
+  /** What backend + datapath were last successfully programmed with. */
+  applied: { peer: PeerNode; entry: IpcacheEntry } | undefined;
+  state: PeerState | 'local';
+  refusal: Refusal | undefined;
+  pendingOn: string | undefined;
+  lastError: string | undefined;
+}
+
+/** Work-queue key of the initial-sync prune (node names cannot contain NUL). */
+const PRUNE_KEY = '\u0000prune';
+
+const CONFLICT_REASONS: ReadonlySet<RefusalReason> = new Set(['duplicate-key', 'duplicate-node-id', 'cidr-overlap']);
+
+/**
+ * Level-triggered peer reconciler. Desired state comes from the {@link KeyDistributor}'s events;
+ * actual state from the backend and datapath. Each node name is a work-queue key; a reconcile
+ * validates the latest observation, checks it against every other node (unique keys, unique
+ * node IDs, non-overlapping pod CIDRs), then programs backend and datapath if anything changed.
+ *
+ * Bad input is refused (Event + log + `veil_refused_peers_total{reason}`) and the node keeps its
+ * last good state. Stale peers (programmed but absent from the cluster) are pruned only after the
+ * distributor's initial sync and after every node from it was reconciled once.
+ */
+@injectable()
+export class Reconciler {
+  private readonly records = new Map<string, NodeRecord>();
+  private readonly queue: WorkQueue;
+  private readonly log: Logger;
+  /** unique annotation key → value → owner */
+  private readonly uniqueIndex = new Map<string, Map<string, string>>();
+  private readonly nodeIdIndex = new Map<number, string>();
+  private readonly cidrIndex = new CidrIndex();
+  private readonly stateCounts = new Map<string, number>();
+  /** holder → nodes refused because of a conflict with it (re-queued when it releases). */
+  private readonly conflictWaiters = new Map<string, Set<string>>();
+  private adoptedEntries = new Map<string, IpcacheEntry>();
+  private adoptedPeers = new Set<string>();
+  private running = false;
+  private isSynced = false;
+  private syncWaiters: (() => void)[] = [];
+  private resyncTimer: NodeJS.Timeout | undefined;
+  private workerDone: Promise<void> | undefined;
+  private eventsDone: Promise<void> | undefined;
+  private readonly opts: Required<ReconcilerOptions>;
+
+  constructor(
+    @inject(TOKENS.KeyDistributor) private readonly distributor: KeyDistributor,
+    @inject(TOKENS.EncryptionBackend) private readonly backend: EncryptionBackend,
+    @inject(TOKENS.Datapath) private readonly datapath: Datapath,
+    @inject(TOKENS.EventRecorder) private readonly events: EventRecorder,
+    @inject(TOKENS.Logger) logger: Logger,
+    @inject(TOKENS.AgentMetrics) private readonly metrics: AgentMetrics,
+    @inject(TOKENS.Config) private readonly config: AgentConfig,
+    @inject(TOKENS.ReconcilerOptions) options: ReconcilerOptions,
+  ) {
+    this.opts = {
+      initialRetryMs: options.initialRetryMs ?? 100,
+      maxRetryMs: options.maxRetryMs ?? 30_000,
+      resyncIntervalMs: options.resyncIntervalMs ?? 300_000,
+    };
+    this.log = logger.child({ component: 'reconciler' });
+    this.queue = new WorkQueue({ initialRetryMs: this.opts.initialRetryMs, maxRetryMs: this.opts.maxRetryMs });
+    this.okDuration = metrics.reconcileDuration.labels({ result: 'success' });
+    this.errDuration = metrics.reconcileDuration.labels({ result: 'error' });
+    metrics.setPeerStateSource(() => this.stateCounts);
+  }
+
+  private readonly okDuration: { observe(v: number): void };
+  private readonly errDuration: { observe(v: number): void };
+
+  /** True after the initial sync finished and stale peers were pruned. */
+  get synced(): boolean {
+    return this.isSynced;
+  }
+
+  /** Resolves once {@link synced}. */
+  whenSynced(): Promise<void> {
+    if (this.isSynced) return Promise.resolve();
+    return new Promise((r) => this.syncWaiters.push(r));
+  }
+
+  /** Resolves when the work queue is empty and nothing is in progress. */
+  idle(): Promise<void> {
+    return this.queue.idle();
+  }
+
+  /**
+   * Starts consuming distributor events. `adopted` is what the backend (`init()` result) and
+   * datapath (`entries()`) already had: it is kept until the initial sync says otherwise.
+   */
+  start(adopted: { backendPeers: readonly string[]; datapathEntries: ReadonlyMap<string, IpcacheEntry> }): void {
+    if (this.running) throw new Error('reconciler already started');
+    this.running = true;
+    this.adoptedPeers = new Set(adopted.backendPeers);
+    this.adoptedEntries = new Map(adopted.datapathEntries);
+    this.workerDone = this.worker();
+    this.eventsDone = this.consume();
+    if (this.opts.resyncIntervalMs > 0) {
+      this.resyncTimer = setInterval(() => {
+        for (const name of this.records.keys()) this.queue.add(name);
+      }, this.opts.resyncIntervalMs);
+      this.resyncTimer.unref();
+    }
+  }
+
+  async stop(): Promise<void> {
+    this.running = false;
+    if (this.resyncTimer) clearInterval(this.resyncTimer);
+    this.queue.shutdown();
+    await this.workerDone;
+    // The events loop ends when the distributor is closed (by the Agent).
+    void this.eventsDone;
+  }
+
+  /** Every known remote node's view, sorted by name (the local node is not a peer). */
+  peers(): PeerView[] {
+    const out: PeerView[] = [];
+    for (const [name, r] of this.records) {
+      if (name === this.config.nodeName) continue;
+      const p = r.applied?.peer ?? r.accepted;
+      out.push({
+        name,
+        state: r.state === 'local' ? 'active' : r.state,
+        programmed: r.applied !== undefined,
+        nodeId: p?.nodeId ?? 0,
+        keyIndex: r.applied?.entry.keyIndex ?? 0,
+        internalIPs: p ? [p.internalIPv4, p.internalIPv6].filter((x): x is string => x !== undefined) : [],
+        podCIDRs: p ? p.podCIDRs.map((c) => c.text) : [],
+        ...(r.refusal ? { refusal: r.refusal } : {}),
+        ...(r.pendingOn ? { pendingOn: r.pendingOn } : {}),
+        ...(r.lastError ? { lastError: r.lastError } : {}),
+      });
+    }
+    return out.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  }
+
+  // ---- event intake -----------------------------------------------------------------------
+
+  private async consume(): Promise<void> {
+    for await (const ev of this.distributor.events()) {
+      if (!this.running) break;
+      this.onEvent(ev);
+    }
+  }
+
+  private onEvent(ev: DistributorEvent): void {
+    switch (ev.type) {
+      case 'upsert': {
+        const r = this.record(ev.node.name);
+        r.observed = ev.node;
+        this.queue.add(ev.node.name);
+        break;
+      }
+      case 'delete': {
+        const r = this.records.get(ev.name);
+        if (r) {
+          r.observed = undefined;
+          this.queue.add(ev.name);
+        } else if (this.adoptedPeers.has(ev.name) || this.adoptedEntries.has(ev.name)) {
+          this.record(ev.name).observed = undefined;
+          this.queue.add(ev.name);
+        }
+        break;
+      }
+      case 'synced':
+        // Queued behind every node listed before it, and run by the worker like any key, so no
+        // apply can interleave with the prune.
+        if (!this.isSynced) this.queue.add(PRUNE_KEY);
+        break;
+    }
+  }
+
+  private record(name: string): NodeRecord {
+    let r = this.records.get(name);
+    if (!r) {
+      r = { observed: undefined, accepted: undefined, applied: undefined, state: 'pending', refusal: undefined, pendingOn: undefined, lastError: undefined };
+      this.records.set(name, r);
+      this.count(r.state, +1);
+    }
+    return r;
+  }
+
+  private setState(r: NodeRecord, state: NodeRecord['state']): void {
+    if (r.state === state) return;
+    this.count(r.state, -1);
+    r.state = state;
+    this.count(state, +1);
+  }
+
+  private count(state: NodeRecord['state'], delta: number): void {
+    this.stateCounts.set(state, (this.stateCounts.get(state) ?? 0) + delta);
+  }
+
+  // ---- initial sync -----------------------------------------------------------------------
+
+  /** The initial-sync prune: everything observed is reconciled; remove what no node claims. */
+  private async finishInitialSync(): Promise<void> {
+    if (this.isSynced) return;
+    const keep = new Set<string>();
+    for (const [name, r] of this.records) if (r.observed !== undefined && name !== this.config.nodeName) keep.add(name);
+    let removed: readonly string[];
+    try {
+      removed = await this.backend.prune(keep);
+    } catch (err) {
+      throw new PeerApplyError('(prune)', 'backend', `backend ${this.backend.name}: prune: ${errMessage(err)}`, { cause: err });
+    }
+    if (removed.length > 0) this.log.info({ removed }, 'pruned stale backend peers after initial sync');
+    const desired: IpcacheEntry[] = [];
+    for (const name of keep) {
+      const r = this.records.get(name)!;
+      const e = r.applied?.entry ?? this.adoptedEntries.get(name);
+      if (e) desired.push(e);
+    }
+    let res;
+    try {
+      res = await this.datapath.syncPeers(desired);
+    } catch (err) {
+      throw new PeerApplyError('(prune)', 'datapath', `datapath: sync after initial list: ${errMessage(err)}`, { cause: err });
+    }
+    if (res.removed.length > 0) this.log.info({ removed: res.removed }, 'pruned stale ipcache entries after initial sync');
+    for (const name of this.adoptedPeers) if (!keep.has(name)) this.dropRecordIfGone(name);
+    this.adoptedPeers.clear();
+    this.adoptedEntries.clear();
+    this.isSynced = true;
+    this.log.info({ peers: keep.size }, 'initial sync complete');
+    const ws = this.syncWaiters;
+    this.syncWaiters = [];
+    for (const w of ws) w();
+  }
+
+  private dropRecordIfGone(name: string): void {
+    const r = this.records.get(name);
+    if (r && r.observed === undefined) {
+      this.count(r.state, -1);
+      this.records.delete(name);
+    }
+  }
+
+  // ---- worker -----------------------------------------------------------------------------
+
+  private async worker(): Promise<void> {
+    for (;;) {
+      const key = await this.queue.get();
+      if (key === undefined) return;
+      const t0 = performance.now();
+      try {
+        await this.reconcile(key);
+        this.queue.forget(key);
+        this.okDuration.observe((performance.now() - t0) / 1000);
+      } catch (err) {
+        this.errDuration.observe((performance.now() - t0) / 1000);
+        const stage = err instanceof PeerApplyError ? err.stage : 'internal';
+        this.metrics.reconcileErrors.inc({ stage });
+        const r = this.records.get(key);
+        if (r) {
+          r.lastError = err instanceof Error ? err.message : String(err);
+          this.setState(r, 'error');
+        }
+        const delay = this.queue.retry(key);
+        this.log.warn({ node: key === PRUNE_KEY ? '(initial-sync prune)' : key, stage, err: err instanceof Error ? err.message : String(err), retryInMs: delay }, 'peer reconcile failed; will retry');
+      } finally {
+        this.queue.done(key);
+      }
+    }
+  }
+
+  /** One level-triggered pass for one node. Throws PeerApplyError to be retried. */
+  private async reconcile(name: string): Promise<void> {
+    if (name === PRUNE_KEY) return this.finishInitialSync();
+    const r = this.records.get(name);
+    if (!r) return;
+    if (r.observed === undefined) {
+      await this.removeNode(name, r);
+      return;
+    }
+    const isLocal = name === this.config.nodeName;
+    const v = validateNode(r.observed, this.backend.peerAnnotations);
+    if (v.kind === 'refused') {
+      this.refuse(name, r, { reason: v.reason, field: v.field, message: v.message });
+      return;
+    }
+    if (v.kind === 'pending') {
+      r.pendingOn = `${v.field}: ${v.message}`;
+      this.clearRefusal(name, r);
+      if (isLocal) this.setState(r, 'local');
+      else if (!r.applied) this.setState(r, 'pending');
+      return;
+    }
+    const peer = v.peer;
+    if (r.accepted !== undefined && samePeer(r.accepted, peer)) {
+      // Nothing veil cares about changed (most Node updates): its values are already indexed as
+      // this node's, so no conflict check is needed.
+      this.clearRefusal(name, r);
+      r.pendingOn = undefined;
+      if (isLocal) this.setState(r, 'local');
+      else await this.apply(name, r, peer);
+      return;
+    }
+    const conflict = this.findConflict(peer);
+    if (conflict) {
+      this.refuse(name, r, conflict);
+      return;
+    }
+    if (r.accepted !== undefined) this.index(r.accepted, 'remove');
+    this.index(peer, 'add');
+    const hadAccepted = r.accepted !== undefined;
+    r.accepted = peer;
+    this.clearRefusal(name, r);
+    r.pendingOn = undefined;
+    // It may have released a key/ID/CIDR someone else was refused for.
+    if (hadAccepted) this.requeueConflicted(name);
+    if (isLocal) {
+      this.setState(r, 'local');
+      return;
+    }
+    await this.apply(name, r, peer);
+  }
+
+  private async apply(name: string, r: NodeRecord, peer: PeerNode): Promise<void> {
+    if (r.applied && samePeer(r.applied.peer, peer) && r.state !== 'error') {
+      this.setState(r, 'active');
+      return;
+    }
+    let result;
+    try {
+      result = await this.backend.upsertPeer(peer);
+    } catch (err) {
+      throw new PeerApplyError(name, 'backend', `backend ${this.backend.name}: upsert ${name}: ${errMessage(err)}`, { cause: err });
+    }
+    const entry: IpcacheEntry = {
+      nodeName: name,
+      nodeIPs: [peer.internalIPv4, peer.internalIPv6].filter((x): x is string => x !== undefined),
+      podCIDRs: peer.podCIDRs.map((c) => c.text),
+      flags: IpcacheFlags.REMOTE | IpcacheFlags.ENCRYPT_READY | (result?.flags ?? 0),
+      keyIndex: result?.keyIndex ?? 0,
+      nodeId: peer.nodeId,
+    };
+    const prior = r.applied?.entry ?? this.adoptedEntries.get(name);
+    if (!prior || !sameEntry(prior, entry)) {
+      try {
+        await this.datapath.upsert(entry);
+      } catch (err) {
+        throw new PeerApplyError(name, 'datapath', `datapath: upsert ${name}: ${errMessage(err)}`, { cause: err });
+      }
+    }
+    r.applied = { peer, entry };
+    r.lastError = undefined;
+    this.setState(r, 'active');
+  }
+
+  private async removeNode(name: string, r: NodeRecord): Promise<void> {
+    this.clearRefusal(name, r);
+    if (r.accepted) {
+      this.index(r.accepted, 'remove');
+      r.accepted = undefined;
+      this.requeueConflicted(name);
+    }
+    if (name !== this.config.nodeName && (r.applied || this.adoptedPeers.has(name) || this.adoptedEntries.has(name))) {
+      try {
+        await this.backend.removePeer(name);
+      } catch (err) {
+        throw new PeerApplyError(name, 'backend', `backend ${this.backend.name}: remove ${name}: ${errMessage(err)}`, { cause: err });
+      }
+      try {
+        await this.datapath.remove(name);
+      } catch (err) {
+        throw new PeerApplyError(name, 'datapath', `datapath: remove ${name}: ${errMessage(err)}`, { cause: err });
+      }
+      this.adoptedPeers.delete(name);
+      this.adoptedEntries.delete(name);
+      this.log.info({ node: name }, 'peer removed');
+    }
+    // A re-add that raced the removal keeps the record.
+    if (r.observed === undefined) {
+      this.count(r.state, -1);
+      this.records.delete(name);
+    }
+  }
+
+  // ---- cross-node checks ------------------------------------------------------------------
+
+  private findConflict(peer: PeerNode): Refusal | undefined {
+    for (const spec of this.backend.peerAnnotations) {
+      if (!spec.unique) continue;
+      const value = peer.backend[spec.key];
+      if (value === undefined) continue;
+      const owner = this.uniqueIndex.get(spec.key)?.get(value);
+      if (owner !== undefined && owner !== peer.name) {
+        return {
+          reason: 'duplicate-key',
+          field: `annotations[${spec.key}]`,
+          message: `value already used by node ${owner} (first holder keeps it)`,
+          conflictsWith: owner,
+        };
+      }
+    }
+    if (peer.nodeId !== 0) {
+      const owner = this.nodeIdIndex.get(peer.nodeId);
+      if (owner !== undefined && owner !== peer.name) {
+        return { reason: 'duplicate-node-id', field: 'annotations[veil.io/node-id]', message: `node ID ${peer.nodeId} already used by node ${owner}`, conflictsWith: owner };
+      }
+    }
+    for (const c of peer.podCIDRs) {
+      const owner = this.cidrIndex.overlapping(c, peer.name);
+      if (owner !== undefined) {
+        return { reason: 'cidr-overlap', field: 'spec.podCIDRs', message: `${c.text} overlaps a pod CIDR of node ${owner}`, conflictsWith: owner };
+      }
+    }
+    return undefined;
+  }
+
+  /** Adds/removes a peer's unique values to/from the indexes. */
+  private index(peer: PeerNode, op: 'add' | 'remove'): void {
+    for (const spec of this.backend.peerAnnotations) {
+      if (!spec.unique) continue;
+      const value = peer.backend[spec.key];
+      if (value === undefined) continue;
+      let m = this.uniqueIndex.get(spec.key);
+      if (!m) this.uniqueIndex.set(spec.key, (m = new Map()));
+      if (op === 'add') m.set(value, peer.name);
+      else if (m.get(value) === peer.name) m.delete(value);
+    }
+    if (peer.nodeId !== 0) {
+      if (op === 'add') this.nodeIdIndex.set(peer.nodeId, peer.name);
+      else if (this.nodeIdIndex.get(peer.nodeId) === peer.name) this.nodeIdIndex.delete(peer.nodeId);
+    }
+    for (const c of peer.podCIDRs) {
+      if (op === 'add') this.cidrIndex.add(c, peer.name);
+      else this.cidrIndex.remove(c, peer.name);
+    }
+  }
+
+  /** Nodes refused for a conflict with `releaser` get another chance. */
+  private requeueConflicted(releaser: string): void {
+    const waiters = this.conflictWaiters.get(releaser);
+    if (!waiters) return;
+    this.conflictWaiters.delete(releaser);
+    for (const name of waiters) this.queue.add(name);
+  }
+
+  private clearRefusal(name: string, r: NodeRecord): void {
+    const holder = r.refusal?.conflictsWith;
+    if (holder !== undefined) {
+      const w = this.conflictWaiters.get(holder);
+      w?.delete(name);
+      if (w?.size === 0) this.conflictWaiters.delete(holder);
+    }
+    r.refusal = undefined;
+  }
+
+  private refuse(name: string, r: NodeRecord, refusal: Refusal): void {
+    const same =
+      r.refusal !== undefined &&
+      r.refusal.reason === refusal.reason &&
+      r.refusal.field === refusal.field &&
+      r.refusal.message === refusal.message;
+    this.clearRefusal(name, r);
+    r.refusal = refusal;
+    r.pendingOn = undefined;
+    if (refusal.conflictsWith !== undefined && CONFLICT_REASONS.has(refusal.reason)) {
+      let w = this.conflictWaiters.get(refusal.conflictsWith);
+      if (!w) this.conflictWaiters.set(refusal.conflictsWith, (w = new Set()));
+      w.add(name);
+    }
+    this.setState(r, name === this.config.nodeName ? 'local' : 'refused');
+    // The same bad input seen again (resync, unrelated Node update) is not a new refusal.
+    if (same) return;
+    this.metrics.refusedPeers.inc({ reason: refusal.reason });
+    this.log.warn(
+      { node: name, field: refusal.field, reason: refusal.reason, conflictsWith: refusal.conflictsWith, keptLastGood: r.applied !== undefined },
+      `refusing update of node ${name}: ${refusal.field}: ${refusal.message}`,
+    );
+    this.events.record({
+      node: name,
+      type: 'Warning',
+      reason: 'PeerRefused',
+      message: `veil refused this node's update (${refusal.reason}): ${refusal.field}: ${refusal.message}` +
+        (r.applied ? '; keeping its last good state' : ''),
+    });
+  }
+}
+
+function sameEntry(a: IpcacheEntry, b: IpcacheEntry): boolean {
+  return (
+    a.nodeName === b.nodeName &&
+    a.flags === b.flags &&
+    a.keyIndex === b.keyIndex &&
+    a.nodeId === b.nodeId &&
+    a.nodeIPs.join(',') === b.nodeIPs.join(',') &&
+    a.podCIDRs.join(',') === b.podCIDRs.join(',')
+  );
+}
+
+function errMessage(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}

@@ -1,0 +1,94 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { ConfigError, DEFAULT_CONFIG, envName, loadConfig, parseDuration } from '../src/index.js';
+
+const tmpDirs: string[] = [];
+afterAll(async () => {
+  for (const d of tmpDirs) await rm(d, { recursive: true, force: true });
+});
+
+async function tmpFile(name: string, text: string): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'veil-config-'));
+  tmpDirs.push(dir);
+  const p = join(dir, name);
+  await writeFile(p, text);
+  return p;
+}
+
+describe('loadConfig', () => {
+  it('applies defaults and the precedence flags > env > file > defaults', async () => {
+    const file = await tmpFile(
+      'c.yaml',
+      ['nodeName: from-file', 'encryption:', '  enabled: true', '  type: ipsec', '  wireguard:', '    port: 1000', '    mtu: 1400', 'logLevel: debug'].join('\n'),
+    );
+    const cfg = await loadConfig({
+      file,
+      env: { VEIL_ENCRYPTION_WIREGUARD_PORT: '2000', VEIL_ENCRYPTION_TYPE: 'wireguard', VEIL_LOG_LEVEL: 'warn' },
+      argv: ['--encryption.wireguard.port=3000', '--nodeName', 'from-flag', '--encryption.strictMode.enabled'],
+    });
+    expect(cfg.encryption.wireguard.port).toBe(3000);
+    expect(cfg.encryption.type).toBe('wireguard');
+    expect(cfg.encryption.enabled).toBe(true);
+    expect(cfg.encryption.wireguard.mtu).toBe(1400);
+    expect(cfg.encryption.strictMode.enabled).toBe(true);
+    expect(cfg.logLevel).toBe('warn');
+    expect(cfg.nodeName).toBe('from-flag');
+    expect(cfg.stateDir).toBe('/var/lib/veil');
+    expect(cfg.encryption.ipsec).toEqual(DEFAULT_CONFIG.encryption.ipsec);
+  });
+
+  it('reads JSON files, list values from env, K8S_NODE_NAME and --config', async () => {
+    const file = await tmpFile('c.json', JSON.stringify({ encryption: { strictMode: { cidrs: ['10.0.0.0/8'] } } }));
+    const cfg = await loadConfig({ env: { K8S_NODE_NAME: 'n1', VEIL_POD_VETH_PATTERNS: 'lxc*, cni*' }, argv: [`--config=${file}`] });
+    expect(cfg.encryption.strictMode.cidrs).toEqual(['10.0.0.0/8']);
+    expect(cfg.podVethPatterns).toEqual(['lxc*', 'cni*']);
+    expect(cfg.nodeName).toBe('n1');
+  });
+
+  it('fails fast naming EVERY bad key, from every source', async () => {
+    const file = await tmpFile(
+      'bad.yaml',
+      ['encryption:', '  type: ""', '  wireguard:', '    port: 70000', '    mtu: 100', '  ipsec:', '    keyRotationDuration: soon', '  strictMode:', '    cidrs: [nope]', 'logLevel: loud', 'typoKey: 1'].join('\n'),
+    );
+    const err = await loadConfig({
+      file,
+      env: { VEIL_METRICS_PORT: 'abc', VEIL_ENCRYPTION_ENABLED: 'maybe' },
+      argv: ['--no-such-flag=1', '--health.port', '99999'],
+    }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ConfigError);
+    const keys = (err as ConfigError).issues.map((i) => i.key).sort();
+    expect(keys).toEqual(
+      [
+        'encryption.type',
+        'encryption.wireguard.port',
+        'encryption.wireguard.mtu',
+        'encryption.ipsec.keyRotationDuration',
+        'encryption.strictMode.cidrs.0',
+        'logLevel',
+        'typoKey',
+        'metrics.port',
+        'encryption.enabled',
+        'no-such-flag',
+        'health.port',
+        'nodeName',
+      ].sort(),
+    );
+    for (const k of keys) expect((err as ConfigError).message).toContain(k);
+    expect((err as ConfigError).issues.find((i) => i.key === 'metrics.port')?.source).toBe('env');
+  });
+
+  it('names an unreadable or malformed file', async () => {
+    await expect(loadConfig({ file: '/nonexistent/veil.yaml', env: {} })).rejects.toThrow(/cannot read \/nonexistent\/veil.yaml: ENOENT/);
+    const bad = await tmpFile('x.yaml', 'a: [unclosed');
+    await expect(loadConfig({ file: bad, env: {} })).rejects.toBeInstanceOf(ConfigError);
+  });
+
+  it('maps keys to VEIL_ env names and parses durations', () => {
+    expect(envName('encryption.strictMode.allowRemoteNodeIdentities')).toBe('VEIL_ENCRYPTION_STRICT_MODE_ALLOW_REMOTE_NODE_IDENTITIES');
+    expect(envName('status.socketPath')).toBe('VEIL_STATUS_SOCKET_PATH');
+    expect(parseDuration('1h30m')).toBe(5_400_000);
+    expect(parseDuration('90s')).toBe(90_000);
+  });
+});

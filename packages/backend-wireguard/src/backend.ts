@@ -1,0 +1,251 @@
+import { createHash } from 'node:crypto';
+import { join } from 'node:path';
+import type {
+  AgentConfig,
+  BackendPeerStatus,
+  BackendStatus,
+  EncryptionBackend,
+  KeyRotationResult,
+  LocalMaterial,
+  Logger,
+  PeerAnnotationSpec,
+  PeerNode,
+  PeerProgramResult,
+  Steering,
+} from '@veil/agent-core';
+import { Key, NetlinkSocket, getLink } from '@veil/netlink';
+import { WgBackendError } from './errors.js';
+import { KeyStore } from './keys.js';
+import { PeerReconciler, type DesiredPeer } from './peers.js';
+import { setupDevice, type WgDeviceHandle } from './device.js';
+
+/** Annotation carrying a node's WireGuard public key (base64). */
+export const PUBLIC_KEY_ANNOTATION = 'veil.io/wireguard-public-key';
+
+/** Deployment knobs that are not part of the agent config (tests, several nodes on one host). */
+export interface WireGuardBackendOptions {
+  /** Interface name. Default `veil_wg0`. */
+  device?: string;
+  /** wireguard-go socket directory. Default `<stateDir>/wireguard/run`. */
+  socketDir?: string;
+  /** Network namespace (name under /run/netns) holding the device. Default: the agent's. */
+  netns?: string;
+  /** Use kernel WireGuard when present. Default true. */
+  preferKernel?: boolean;
+}
+
+function validatePublicKey(value: string): string | undefined {
+  try {
+    Key.fromBase64(value);
+    return undefined;
+  } catch {
+    return 'must be a base64 WireGuard public key (44 characters)';
+  }
+}
+
+/**
+ * The WireGuard EncryptionBackend: one device (kernel WireGuard or supervised wireguard-go),
+ * the node key from the state dir, one peer per remote node keyed by its published public key.
+ * Every write is a diff against what is programmed (PeerReconciler); `init` adopts an existing
+ * device and `close` leaves it in place for the next agent.
+ */
+export class WireGuardBackend implements EncryptionBackend {
+  readonly name = 'wireguard';
+  readonly peerAnnotations: readonly PeerAnnotationSpec[] = [
+    { key: PUBLIC_KEY_ANNOTATION, required: true, unique: true, validate: validatePublicKey },
+  ];
+  private readonly log: Logger;
+  private readonly deviceName: string;
+  private keys: KeyStore | undefined;
+  private handle: WgDeviceHandle | undefined;
+  private reconciler: PeerReconciler | undefined;
+  private ifindex = 0;
+  /** node name → what was programmed for it. */
+  private readonly peers = new Map<string, DesiredPeer>();
+  private readonly steeringListeners = new Set<(s: Steering) => void>();
+
+  constructor(
+    private readonly config: AgentConfig,
+    logger: Logger,
+    private readonly options: WireGuardBackendOptions = {},
+  ) {
+    this.log = logger.child({ component: 'backend-wireguard' });
+    this.deviceName = options.device ?? 'veil_wg0';
+  }
+
+  async init(): Promise<readonly string[]> {
+    const wg = this.config.encryption.wireguard;
+    const dir = join(this.config.stateDir, 'wireguard');
+    this.keys = await KeyStore.open({ dir });
+    this.handle = await setupDevice({
+      name: this.deviceName,
+      privateKey: this.keys.privateKey(),
+      listenPort: wg.port,
+      ...(wg.mtu ? { mtu: wg.mtu } : { underlay: { address: '0.0.0.0' } }), // the default route's link
+      userspaceFallback: wg.userspaceFallback,
+      socketDir: this.options.socketDir ?? join(dir, 'run'),
+      ...(this.options.netns ? { netns: this.options.netns } : {}),
+      ...(this.options.preferKernel === false ? { preferKernel: false } : {}),
+      onRestart: async () => {
+        // A fresh wireguard-go: new TUN (new ifindex), no peers. Put every known peer back.
+        this.log.warn({ device: this.deviceName }, 'wireguard-go restarted; re-programming peers');
+        const before = this.ifindex;
+        await this.refreshIfindex();
+        if (this.ifindex !== before) for (const l of this.steeringListeners) l(this.steering());
+        this.reconciler?.invalidate();
+        await this.reconciler?.sync([...this.peers.values()], { removeUnknown: false });
+      },
+    });
+    this.reconciler = new PeerReconciler(this.handle.client, this.deviceName);
+    await this.refreshIfindex();
+    for (const w of this.handle.warnings) this.log.warn({ device: this.deviceName }, w);
+    this.log.info(
+      { device: this.deviceName, driver: this.handle.driver, adopted: this.handle.adopted, mtu: this.handle.mtu, publicKey: this.keys.publicKey.toBase64(), keyCreated: this.keys.created },
+      'wireguard device ready',
+    );
+    // Peers already on the device are kept (no teardown on restart); they are matched to nodes
+    // by public key as nodes arrive, and prune() drops the ones no node claims. WireGuard state
+    // carries no node names, so none can be reported as adopted here.
+    return [];
+  }
+
+  async upsertPeer(peer: PeerNode): Promise<PeerProgramResult | void> {
+    const rec = this.ready();
+    const keyText = peer.backend[PUBLIC_KEY_ANNOTATION];
+    if (keyText === undefined) throw new WgBackendError(`peer ${peer.name} has no ${PUBLIC_KEY_ANNOTATION}`);
+    const publicKey = Key.fromBase64(keyText, PUBLIC_KEY_ANNOTATION);
+    if (this.keys?.publicKey.equals(publicKey)) throw new WgBackendError(`peer ${peer.name} publishes this node's own public key`);
+    const endpointIp = peer.internalIPv4 ?? peer.internalIPv6;
+    const allowed = peer.podCIDRs.map((c) => c.text);
+    if (this.config.encryption.nodeEncryption) {
+      if (peer.internalIPv4) allowed.push(`${peer.internalIPv4}/32`);
+      if (peer.internalIPv6) allowed.push(`${peer.internalIPv6}/128`);
+    }
+    const want: DesiredPeer = { publicKey, allowedIPs: allowed, persistentKeepalive: this.config.encryption.wireguard.persistentKeepalive };
+    if (endpointIp) want.endpoint = { address: endpointIp, port: this.config.encryption.wireguard.port };
+    const prev = this.peers.get(peer.name);
+    if (prev && !prev.publicKey.equals(publicKey)) {
+      // The node rotated its key: the old peer must go, or it would keep the allowed IPs.
+      await rec.remove(prev.publicKey);
+    }
+    await rec.upsert(want);
+    this.peers.set(peer.name, want);
+    return {};
+  }
+
+  async removePeer(name: string): Promise<void> {
+    const rec = this.ready();
+    const prev = this.peers.get(name);
+    if (!prev) return;
+    await rec.remove(prev.publicKey);
+    this.peers.delete(name);
+  }
+
+  async prune(keep: ReadonlySet<string>): Promise<readonly string[]> {
+    const rec = this.ready();
+    const removed = [...this.peers.keys()].filter((n) => !keep.has(n));
+    for (const n of removed) this.peers.delete(n);
+    // A full diff: also drops device peers no node claims (left by a previous agent).
+    await rec.sync([...this.peers.values()]);
+    return removed;
+  }
+
+  /**
+   * New node key: written to the state dir (the old one kept aside until the device has the new
+   * one), set on the device, returned as public material for the agent to publish. WireGuard has
+   * one key per device, so peers re-handshake once they have seen the new annotation.
+   */
+  async rotateKeys(): Promise<KeyRotationResult> {
+    if (!this.keys || !this.handle) throw new WgBackendError('rotateKeys() before init()');
+    await this.keys.rotate();
+    await this.handle.setPrivateKey(this.keys.privateKey());
+    await this.keys.confirmRotation();
+    this.log.info({ device: this.deviceName, publicKey: this.keys.publicKey.toBase64() }, 'wireguard key rotated');
+    return { material: this.localMaterial() };
+  }
+
+  steering(): Steering {
+    if (!this.ifindex) throw new WgBackendError('steering() before init()');
+    // The device MTU bounds what the BPF redirect may hand it (bpf_redirect bypasses PMTU checks).
+    return { kind: 'redirect', ifindex: this.ifindex, ...(this.handle?.mtu ? { mtu: this.handle.mtu } : {}) };
+  }
+
+  /**
+   * Called when steering() changes after init: a restarted wireguard-go has a new TUN, hence a new
+   * ifindex, and the datapath must redirect there (EncryptionBackend.onSteeringChange: the agent
+   * forwards each change to Datapath.setSteering). Returns an unsubscribe function.
+   */
+  onSteeringChange(listener: (steering: Steering) => void): () => void {
+    this.steeringListeners.add(listener);
+    return () => this.steeringListeners.delete(listener);
+  }
+
+  localMaterial(): LocalMaterial {
+    if (!this.keys) throw new WgBackendError('localMaterial() before init()');
+    return { [PUBLIC_KEY_ANNOTATION]: this.keys.publicKey.toBase64() };
+  }
+
+  async status(): Promise<BackendStatus> {
+    const errors: string[] = [];
+    const peers: BackendPeerStatus[] = [];
+    const pub = this.keys?.publicKey;
+    const details: Record<string, unknown> = {
+      interface: this.deviceName,
+      mtu: this.handle?.mtu,
+      publicKey: pub?.toBase64(),
+      // A short fingerprint of the PUBLIC key, to compare nodes at a glance.
+      publicKeyFingerprint: pub ? createHash('sha256').update(pub.bytes()).digest('hex').slice(0, 16) : undefined,
+    };
+    if (this.handle) {
+      try {
+        const dev = await this.handle.client.device(this.deviceName);
+        details.listenPort = dev.listenPort;
+        const byKey = new Map([...this.peers].map(([n, p]) => [p.publicKey.toBase64(), n]));
+        for (const p of dev.peers) {
+          const hs = p.lastHandshake ? `handshake ${Math.round((Date.now() - p.lastHandshake.getTime()) / 1000)}s ago` : 'no handshake yet';
+          peers.push({ name: byKey.get(p.publicKey.toBase64()) ?? `unclaimed ${p.publicKey.toBase64()}`, detail: hs, stats: { rxBytes: p.rxBytes, txBytes: p.txBytes } });
+        }
+      } catch (e) {
+        errors.push(`reading ${this.deviceName}: ${(e as Error).message}`);
+      }
+      if (this.handle.supervisor) {
+        details.wireguardGoPid = this.handle.supervisor.pid;
+        details.restarts = this.handle.supervisor.restarts;
+      }
+      errors.push(...this.handle.warnings);
+    } else errors.push('not initialised');
+    return {
+      backend: this.name,
+      driver: this.handle?.driver === 'kernel' ? 'kernel' : 'userspace (wireguard-go)',
+      peers,
+      errors,
+      details,
+    };
+  }
+
+  async close(): Promise<void> {
+    // Handles only: the device (and a wireguard-go it started) stay for the next agent to adopt.
+    await this.handle?.close();
+    this.handle = undefined;
+  }
+
+  /** Stops a wireguard-go this backend started and forgets the device (tests, uninstall). */
+  async destroy(): Promise<void> {
+    await this.handle?.close({ stopDaemon: true });
+    this.handle = undefined;
+  }
+
+  private ready(): PeerReconciler {
+    if (!this.reconciler) throw new WgBackendError('backend used before init()');
+    return this.reconciler;
+  }
+
+  private async refreshIfindex(): Promise<void> {
+    const sock = NetlinkSocket.open('ROUTE', this.options.netns ? { netns: this.options.netns } : {});
+    try {
+      this.ifindex = (await getLink(sock, this.deviceName))?.index ?? 0;
+    } finally {
+      sock.close();
+    }
+  }
+}

@@ -1,0 +1,180 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { inspect } from 'node:util';
+import { Container } from 'inversify';
+import { DEFAULT_CONFIG, TOKENS, createLogger, loadBackendModule, parseCidr, type AgentConfig, type Cidr, type PeerNode } from '@veil/agent-core';
+import { describePrivileged, TestNetns } from '@veil/test-utils';
+import { Key } from '@veil/netlink';
+import backendModule, { PUBLIC_KEY_ANNOTATION, WireGuardBackend } from '../src/index.js';
+
+const DEV = 'wgbk0';
+
+function configFor(stateDir: string): AgentConfig {
+  return {
+    ...DEFAULT_CONFIG,
+    nodeName: 'n',
+    stateDir,
+    encryption: { ...DEFAULT_CONFIG.encryption, enabled: true, wireguard: { ...DEFAULT_CONFIG.encryption.wireguard, userspaceFallback: true } },
+  };
+}
+
+const silent = createLogger({ level: 'silent' });
+
+describe('ContainerModule', () => {
+  it('is the default export, loadable by agent-core, and binds a WireGuardBackend', async () => {
+    // What the agent does (the built package), and the same with this source tree's module.
+    for (const mod of [await loadBackendModule('@veil/backend-wireguard'), backendModule]) {
+      const c = new Container();
+      c.bind(TOKENS.Config).toConstantValue(configFor('/nonexistent'));
+      c.bind(TOKENS.Logger).toConstantValue(silent);
+      await c.loadAsync(mod);
+      expect(c.get(TOKENS.EncryptionBackend).constructor.name).toBe('WireGuardBackend');
+    }
+    const c = new Container();
+    c.bind(TOKENS.Config).toConstantValue(configFor('/nonexistent'));
+    c.bind(TOKENS.Logger).toConstantValue(silent);
+    await c.loadAsync(backendModule);
+    const b = c.get(TOKENS.EncryptionBackend);
+    expect(b).toBeInstanceOf(WireGuardBackend);
+    expect(c.get(TOKENS.EncryptionBackend)).toBe(b); // singleton
+    expect(b.name).toBe('wireguard');
+    const spec = b.peerAnnotations[0]!;
+    expect(spec).toMatchObject({ key: PUBLIC_KEY_ANNOTATION, required: true, unique: true });
+    expect(spec.validate(Key.generatePrivate().publicKey().toBase64())).toBeUndefined();
+    expect(spec.validate('not-a-key')).toMatch(/base64/);
+  });
+});
+
+function peerNode(name: string, ip: string, podCidr: string, key: string): PeerNode {
+  return { name, internalIPv4: ip, internalIPv6: undefined, podCIDRs: [parseCidr(podCidr) as Cidr], nodeId: 0, backend: { [PUBLIC_KEY_ANNOTATION]: key } };
+}
+
+describePrivileged('WireGuardBackend on wireguard-go, two nodes', ['root', 'netns', 'tun', 'wireguard-go'], () => {
+  const tmp = mkdtempSync(join(tmpdir(), 'wgb-backend-'));
+  const ns: TestNetns[] = [];
+  const backends: WireGuardBackend[] = [];
+  const handedOver: number[] = []; // PIDs of daemons left running by close(), ours to end
+
+  beforeAll(() => {
+    ns.push(TestNetns.create('wgbka'), TestNetns.create('wgbkb'));
+    const [a, b] = ns as [TestNetns, TestNetns];
+    a.exec('ip', ['link', 'add', 'wgbk0u', 'type', 'veth', 'peer', 'name', 'wgbk1u', 'netns', b.name]);
+    a.exec('ip', ['addr', 'add', '192.168.78.1/24', 'dev', 'wgbk0u']);
+    b.exec('ip', ['addr', 'add', '192.168.78.2/24', 'dev', 'wgbk1u']);
+    a.exec('ip', ['link', 'set', 'wgbk0u', 'up']);
+    b.exec('ip', ['link', 'set', 'wgbk1u', 'up']);
+    a.exec('ip', ['route', 'add', 'default', 'via', '192.168.78.2']);
+  });
+
+  afterAll(async () => {
+    for (const b of backends) await b.destroy();
+    for (const pid of handedOver) {
+      try {
+        process.kill(pid, 'SIGTERM');
+      } catch {
+        /* already gone */
+      }
+    }
+    for (const n of ns) n.remove();
+    rmSync(tmp, { recursive: true, force: true });
+  });
+
+  it('init, publish, peer, ping; status names peers and shows no private key', async () => {
+    for (const [i, n] of ns.entries()) {
+      const b = new WireGuardBackend(configFor(join(tmp, `state${i}`)), silent, { device: DEV, netns: n.name, preferKernel: false });
+      expect(await b.init()).toEqual([]);
+      backends.push(b);
+    }
+    const [ba, bb] = backends as [WireGuardBackend, WireGuardBackend];
+    const [a, b] = ns as [TestNetns, TestNetns];
+    expect(ba.steering()).toMatchObject({ kind: 'redirect' });
+    expect((ba.steering() as { ifindex: number }).ifindex).toBe(Number(a.exec('cat', [`/sys/class/net/${DEV}/ifindex`]).trim()));
+    // The device MTU travels with the steering so the BPF too-big check matches the device.
+    expect((ba.steering() as { mtu?: number }).mtu).toBe(Number(a.exec('cat', [`/sys/class/net/${DEV}/mtu`]).trim()));
+    // MTU from the default route's link (veth, 1500) minus 80.
+    expect(a.exec('ip', ['-o', 'link', 'show', DEV])).toContain('mtu 1420');
+
+    const keyA = ba.localMaterial()[PUBLIC_KEY_ANNOTATION]!;
+    const keyB = bb.localMaterial()[PUBLIC_KEY_ANNOTATION]!;
+    await ba.upsertPeer(peerNode('node-b', '192.168.78.2', '10.97.2.0/24', keyB));
+    await bb.upsertPeer(peerNode('node-a', '192.168.78.1', '10.97.1.0/24', keyA));
+    a.exec('ip', ['addr', 'add', '10.97.1.1/32', 'dev', DEV]);
+    a.exec('ip', ['route', 'add', '10.97.2.0/24', 'dev', DEV, 'src', '10.97.1.1']);
+    b.exec('ip', ['addr', 'add', '10.97.2.1/32', 'dev', DEV]);
+    b.exec('ip', ['route', 'add', '10.97.1.0/24', 'dev', DEV, 'src', '10.97.2.1']);
+    let ok = false;
+    for (let i = 0; i < 5 && !ok; i++) ok = a.tryExec('ping', ['-c', '2', '-i', '0.3', '-W', '2', '10.97.2.1'], 15_000).status === 0;
+    expect(ok).toBe(true);
+
+    const st = await ba.status();
+    expect(st).toMatchObject({ backend: 'wireguard', driver: 'userspace (wireguard-go)' });
+    expect(st.peers.map((p) => p.name)).toEqual(['node-b']);
+    expect(st.peers[0]?.detail).toMatch(/handshake \d+s ago/);
+    const priv = (await ba['keys' as never] as unknown as { privateKey(): Key }).privateKey();
+    for (const text of [JSON.stringify(st), inspect(st, { depth: 10 }), inspect(ba, { depth: 10 }), String(ba)]) {
+      expect(text).not.toContain(priv.toBase64());
+      expect(text).not.toContain(priv.toHex());
+    }
+  });
+
+  it('a killed wireguard-go comes back with a new ifindex; steering listeners and peers follow', async () => {
+    const [, bb] = backends as [WireGuardBackend, WireGuardBackend];
+    const before = bb.steering();
+    const changed = new Promise((r) => bb.onSteeringChange(r));
+    const pid = (await bb.status()).details?.wireguardGoPid as number;
+    process.kill(pid, 'SIGKILL');
+    const next = (await changed) as { kind: string; ifindex: number };
+    expect(next.kind).toBe('redirect');
+    expect(next.ifindex).not.toBe((before as { ifindex: number }).ifindex);
+    expect(bb.steering()).toEqual(next);
+    // Peers are back (the address/route on the new TUN are the lab's business; the peer is ours).
+    for (let i = 0; i < 50 && (await bb.status()).peers.length === 0; i++) await new Promise((r) => setTimeout(r, 100));
+    expect((await bb.status()).peers.map((p) => p.name)).toEqual(['node-a']);
+    expect((await bb.status()).details?.restarts).toBe(1);
+  });
+
+  it('key change replaces the peer; prune drops unclaimed ones; a new backend adopts the device', async () => {
+    const [ba] = backends as [WireGuardBackend];
+    const rotated = Key.generatePrivate().publicKey().toBase64();
+    await ba.upsertPeer(peerNode('node-c', '192.168.78.3', '10.97.3.0/24', Key.generatePrivate().publicKey().toBase64()));
+    await ba.upsertPeer(peerNode('node-c', '192.168.78.3', '10.97.3.0/24', rotated));
+    let st = await ba.status();
+    expect(st.peers.map((p) => p.name).sort()).toEqual(['node-b', 'node-c']);
+
+    // The agent restarts: handles released, the device and wireguard-go stay and are adopted.
+    const pid = (await ba.status()).details?.wireguardGoPid as number;
+    expect(pid).toBeGreaterThan(0);
+    handedOver.push(pid);
+    await ba.close();
+    expect(() => process.kill(pid, 0)).not.toThrow(); // still running, now unsupervised
+    const again = new WireGuardBackend(configFor(join(tmp, 'state0')), silent, { device: DEV, netns: ns[0]!.name, preferKernel: false });
+    await again.init();
+    expect(again.localMaterial()).toEqual(ba.localMaterial()); // same key from the state dir
+    st = await again.status();
+    expect(st.peers).toHaveLength(2); // nothing torn down
+    expect(st.peers.every((p) => p.name.startsWith('unclaimed'))).toBe(true);
+    await again.upsertPeer(peerNode('node-b', '192.168.78.2', '10.97.2.0/24', backends[1]!.localMaterial()[PUBLIC_KEY_ANNOTATION]!));
+    expect(await again.prune(new Set(['node-b']))).toEqual([]);
+    st = await again.status();
+    expect(st.peers.map((p) => p.name)).toEqual(['node-b']);
+    // wireguard-go dies: restarted (new TUN, new ifindex), peers re-programmed, steering listeners told.
+    const sup = (await again.status()).details;
+    expect(sup?.wireguardGoPid).toBeUndefined(); // adopted: not ours to supervise
+    // Key rotation: new public material, the device uses the new key, the state dir has it.
+    const before = again.localMaterial()[PUBLIC_KEY_ANNOTATION];
+    const { material } = await again.rotateKeys();
+    expect(material[PUBLIC_KEY_ANNOTATION]).not.toBe(before);
+    expect(again.localMaterial()).toEqual(material);
+    expect((await again.status()).details?.publicKey).toBe(material[PUBLIC_KEY_ANNOTATION]);
+    expect((await again.status()).details?.publicKeyFingerprint).toMatch(/^[0-9a-f]{16}$/);
+    const reread = new WireGuardBackend(configFor(join(tmp, 'state0')), silent, { device: DEV, netns: ns[0]!.name, preferKernel: false });
+    await reread.init();
+    expect(reread.localMaterial()).toEqual(material);
+    await reread.close();
+    await again.removePeer('node-b');
+    expect((await again.status()).peers).toEqual([]);
+    await again.close();
+  });
+});

@@ -1,0 +1,70 @@
+#!/usr/bin/env node
+/**
+ * `veil`: the agent (`veil agent`), the lab (`veil lab …`) and the status tools
+ * (`veil status | peers | bpf | keys`). Heavy modules are imported inside the actions, so a
+ * small command (the lab's probes) starts fast.
+ */
+import { Command, CommanderError } from 'commander';
+import { runAgent } from './agent-command.js';
+import { register as registerBpf } from './commands/bpf.js';
+import { register as registerKeys } from './commands/keys.js';
+import { register as registerPeers } from './commands/peers.js';
+import { register as registerStatus } from './commands/status.js';
+import { VeilCliError, formatError } from './errors.js';
+import { registerLab } from './lab/command.js';
+
+/** Builds the program; `setExit` records the exit code an action wants. */
+export function buildProgram(setExit: (code: number) => void): Command {
+  const program = new Command('veil')
+    .description('Veil: transparent encryption of Kubernetes pod-to-pod traffic')
+    .version('0.1.0')
+    .option('--debug', 'print stack traces on errors')
+    .exitOverride();
+  program
+    .command('agent')
+    .description('run the node agent (flags: --config FILE, --kubeconfig FILE, --underlay-device IF, --tunnel-device IF, --bpf-pin-dir DIR, --bpffs-root DIR, --pod-cidrs LIST, --debug, and any config key as --key=value)')
+    .helpOption(false)
+    .allowUnknownOption()
+    .allowExcessArguments()
+    .argument('[flags...]', 'agent and config flags')
+    .action(async (flags: string[]) => {
+      // `--debug` is also the program's own option, and commander takes it wherever it appears.
+      const debug = (program.opts() as { debug?: boolean }).debug === true;
+      setExit(await runAgent(debug ? [...flags, '--debug'] : flags));
+    });
+  registerLab(program, setExit);
+  registerStatus(program);
+  registerPeers(program);
+  registerBpf(program);
+  registerKeys(program);
+  return program;
+}
+
+async function main(argv: readonly string[]): Promise<number> {
+  let code: number | undefined;
+  const program = buildProgram((c) => {
+    code = c;
+  });
+  try {
+    await program.parseAsync(argv as string[]);
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      // commander has printed the message; help/version are not errors, bad usage is exit 2.
+      if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') return 0;
+      return err.exitCode === 1 ? 2 : err.exitCode;
+    }
+    const debug = argv.includes('--debug');
+    process.stderr.write(`veil: ${formatError(err, debug)}\n`);
+    return err instanceof VeilCliError ? err.exitCode : 1;
+  }
+  return code ?? (typeof process.exitCode === 'number' ? process.exitCode : 0);
+}
+
+// Exit explicitly: the agent's and the lab's detached children must not keep us alive.
+main(process.argv).then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    process.stderr.write(`veil: ${formatError(err, true)}\n`);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,101 @@
+import type { AgentStatus } from '@veil/agent-core';
+import type { AgentInfo } from '@veil/agent-core/status-api';
+import type { Palette } from './color.js';
+import { humanDuration } from './format.js';
+import { renderKeyValues } from './table.js';
+
+/** `veil status -o json`: one document, stable keys (null when the agent did not say). */
+export interface StatusView {
+  readonly kind: 'VeilStatus';
+  readonly node: string;
+  readonly version: string | null;
+  readonly uptimeSeconds: number | null;
+  readonly pid: number | null;
+  readonly ready: boolean;
+  readonly notReadyReason: string | null;
+  readonly synced: boolean;
+  readonly encryption: {
+    readonly enabled: boolean;
+    readonly type: string;
+    readonly nodeEncryption: boolean | null;
+    readonly strictMode: { readonly enabled: boolean; readonly cidrs: readonly string[] } | null;
+  };
+  readonly backend: { readonly name: string; readonly driver: string; readonly keyIndex: number | null };
+  /** Public key fingerprint and the public annotations; never private material. */
+  readonly nodeKey: { readonly fingerprint: string; readonly annotations: Readonly<Record<string, string>> } | null;
+  readonly peers: { readonly ready: number; readonly total: number; readonly pending: number; readonly refused: number; readonly error: number };
+  readonly datapath: {
+    readonly attached: boolean;
+    readonly interfaces: readonly { readonly ifname: string; readonly ifindex: number | null; readonly role: string | null }[] | null;
+  };
+  readonly errors: readonly string[];
+}
+
+/** Merges `/v1/status` and (when the agent has it) `/v1/agent` into the status view. */
+export function statusView(st: AgentStatus, info: AgentInfo | undefined): StatusView {
+  const count = (s: string): number => st.peers.filter((p) => p.state === s).length;
+  return {
+    kind: 'VeilStatus',
+    node: st.node,
+    version: info?.version ?? null,
+    uptimeSeconds: info?.uptimeSeconds ?? null,
+    pid: info?.pid ?? null,
+    ready: st.ready,
+    notReadyReason: st.notReadyReason ?? null,
+    synced: st.synced,
+    encryption: {
+      enabled: st.encryption.enabled,
+      type: st.encryption.type,
+      nodeEncryption: info?.encryption.nodeEncryption ?? null,
+      strictMode: info ? { enabled: info.encryption.strictMode.enabled, cidrs: [...info.encryption.strictMode.cidrs] } : null,
+    },
+    backend: { name: st.backend, driver: st.driver, keyIndex: st.keyIndex ?? null },
+    nodeKey: info?.localKey ? { fingerprint: info.localKey.fingerprint, annotations: { ...info.localKey.annotations } } : null,
+    peers: { ready: count('active'), total: st.peers.length, pending: count('pending'), refused: count('refused'), error: count('error') },
+    datapath: {
+      attached: st.datapathAttached,
+      interfaces: info ? info.datapath.interfaces.map((i) => ({ ifname: i.ifname, ifindex: i.ifindex ?? null, role: i.role ?? null })) : null,
+    },
+    errors: [...st.errors],
+  };
+}
+
+/** How many errors `veil status` lists before summarising the rest. */
+export const MAX_ERRORS_SHOWN = 10;
+
+const yesNo = (b: boolean | null): string => (b === null ? 'unknown' : b ? 'enabled' : 'disabled');
+
+/** The one-screen text form. */
+export function renderStatus(v: StatusView, c: Palette): string {
+  const pairs: [string, string][] = [];
+  pairs.push(['Node', v.node]);
+  if (v.version !== null) {
+    const up = v.uptimeSeconds !== null ? `, up ${humanDuration(v.uptimeSeconds)}` : '';
+    pairs.push(['Agent', `${v.version}${up}${v.pid !== null ? ` (pid ${v.pid})` : ''}`]);
+  }
+  pairs.push(['Ready', v.ready ? c.green('yes') : c.red(`no: ${v.notReadyReason ?? 'unknown reason'}`)]);
+  pairs.push(['Encryption', v.encryption.enabled ? c.green(`enabled (${v.encryption.type})`) : c.yellow(`disabled (${v.encryption.type})`)]);
+  const key = v.backend.keyIndex !== null ? `, key index ${v.backend.keyIndex}` : '';
+  pairs.push(['Backend', `${v.backend.name}, driver ${v.backend.driver}${key}`]);
+  if (v.nodeKey) {
+    const names = Object.keys(v.nodeKey.annotations);
+    pairs.push(['Node key', `${v.nodeKey.fingerprint}${names.length > 0 ? ` (${names.join(', ')})` : ''}`]);
+  } else pairs.push(['Node key', c.dim('none published')]);
+  const p = v.peers;
+  const extra = [p.pending > 0 ? `${p.pending} pending` : '', p.refused > 0 ? `${p.refused} refused` : '', p.error > 0 ? `${p.error} failing` : ''].filter((s) => s !== '');
+  const peerText = `${p.ready}/${p.total} ready${extra.length > 0 ? ` (${extra.join(', ')})` : ''}`;
+  pairs.push(['Peers', p.ready === p.total ? c.green(peerText) : c.yellow(peerText)]);
+  if (v.encryption.strictMode) {
+    const sm = v.encryption.strictMode;
+    pairs.push(['Strict mode', sm.enabled ? `enabled${sm.cidrs.length > 0 ? ` (${sm.cidrs.join(', ')})` : ''}` : 'disabled']);
+  }
+  pairs.push(['Node encryption', yesNo(v.encryption.nodeEncryption)]);
+  const ifs = v.datapath.interfaces;
+  const ifText = ifs && ifs.length > 0 ? ` (${ifs.map((i) => `${i.ifname}${i.role ? ` [${i.role}]` : ''}`).join(', ')})` : '';
+  pairs.push(['Datapath', v.datapath.attached ? c.green(`attached${ifText}`) : c.red(`not attached${ifText}`)]);
+  pairs.push(['Errors', v.errors.length === 0 ? 'none' : c.red(String(v.errors.length))]);
+  let out = renderKeyValues(pairs);
+  for (const e of v.errors.slice(0, MAX_ERRORS_SHOWN)) out += `  - ${e}\n`;
+  if (v.errors.length > MAX_ERRORS_SHOWN) out += `  … and ${v.errors.length - MAX_ERRORS_SHOWN} more (veil status -o json)\n`;
+  return out;
+}
