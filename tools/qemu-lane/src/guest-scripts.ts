@@ -32,7 +32,8 @@ for d in proc sys dev; do mount --move /$d /newroot/$d || die "move /$d"; done
 mkdir -p /newroot/dev/pts /newroot/dev/shm
 mount -t devpts -o newinstance,ptmxmode=0666 devpts /newroot/dev/pts
 mount -t tmpfs -o mode=1777 tmpfs /newroot/dev/shm
-mount -t tmpfs -o mode=1777 tmpfs /newroot/tmp
+# /tmp stays on the overlay (host files visible, writes private to the guest): a checkout under
+# /tmp, as a CI clone may be, must be reachable at the same path inside the guest.
 mount -t tmpfs -o mode=0755 tmpfs /newroot/run
 mount -t bpf bpf /newroot/sys/fs/bpf
 mkdir -p "/newroot$veilres"
