@@ -13,7 +13,8 @@ import type {
   PeerProgramResult,
   Steering,
 } from '@veil/agent-core';
-import { Key, NetlinkSocket, getLink } from '@veil/netlink';
+import { Key, NetlinkSocket, getLink, type WireGuardDevice } from '@veil/netlink';
+import { Gauge, type Registry } from 'prom-client';
 import { WgBackendError } from './errors.js';
 import { KeyStore } from './keys.js';
 import { PeerReconciler, type DesiredPeer } from './peers.js';
@@ -221,6 +222,67 @@ export class WireGuardBackend implements EncryptionBackend {
       errors,
       details,
     };
+  }
+
+  /**
+   * WireGuard metrics in the spirit of Calico's `wireguard_*`: device meta, peers, per-peer latest
+   * handshake and bytes. Read from the device at scrape time (one read per scrape, shared by all
+   * gauges), labelled by node name and public key — never the private key.
+   */
+  registerMetrics(registry: Registry): void {
+    let cached: { at: number; dev: Promise<WireGuardDevice | undefined> } | undefined;
+    const read = (): Promise<WireGuardDevice | undefined> => {
+      if (!cached || Date.now() - cached.at > 1000) {
+        const dev = this.handle ? this.handle.client.device(this.deviceName).catch(() => undefined) : Promise.resolve(undefined);
+        cached = { at: Date.now(), dev };
+      }
+      return cached.dev;
+    };
+    const nodeOf = (): Map<string, string> => new Map([...this.peers].map(([n, p]) => [p.publicKey.toBase64(), n]));
+    const perPeer = (name: string, help: string, value: (p: WireGuardDevice['peers'][number]) => number): void => {
+      new Gauge({
+        name,
+        help,
+        labelNames: ['peer', 'public_key'],
+        registers: [registry],
+        async collect() {
+          this.reset();
+          const dev = await read();
+          const names = nodeOf();
+          for (const p of dev?.peers ?? []) {
+            const key = p.publicKey.toBase64();
+            this.set({ peer: names.get(key) ?? '', public_key: key }, value(p));
+          }
+        },
+      });
+    };
+    const backend = this;
+    new Gauge({
+      name: 'veil_wireguard_meta',
+      help: 'WireGuard device info (value 1): device, driver (kernel|userspace), listen port, public key',
+      labelNames: ['device', 'driver', 'listen_port', 'public_key'],
+      registers: [registry],
+      async collect() {
+        this.reset();
+        const dev = await read();
+        if (!dev) return;
+        const driver = backend.handle?.driver === 'kernel' ? 'kernel' : 'userspace';
+        this.set({ device: dev.name, driver, listen_port: String(dev.listenPort), public_key: dev.publicKey?.toBase64() ?? '' }, 1);
+      },
+    });
+    new Gauge({
+      name: 'veil_wireguard_peers',
+      help: 'Peers configured on the WireGuard device',
+      registers: [registry],
+      async collect() {
+        this.set((await read())?.peers.length ?? 0);
+      },
+    });
+    perPeer('veil_wireguard_latest_handshake_seconds', 'Unix time of the latest handshake with the peer (0 = never)', (p) =>
+      p.lastHandshake ? Math.floor(p.lastHandshake.getTime() / 1000) : 0,
+    );
+    perPeer('veil_wireguard_received_bytes', 'Bytes received from the peer', (p) => p.rxBytes);
+    perPeer('veil_wireguard_sent_bytes', 'Bytes sent to the peer', (p) => p.txBytes);
   }
 
   async close(): Promise<void> {

@@ -1,3 +1,4 @@
+import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -107,6 +108,18 @@ describePrivileged('WireGuardBackend on wireguard-go, two nodes', ['root', 'netn
     let ok = false;
     for (let i = 0; i < 5 && !ok; i++) ok = a.tryExec('ping', ['-c', '2', '-i', '0.3', '-W', '2', '10.97.2.1'], 15_000).status === 0;
     expect(ok).toBe(true);
+
+    // Prometheus view of the same device: meta, peers, handshake time and bytes per node name.
+    const registry = new Registry();
+    ba.registerMetrics(registry);
+    const scrape = await registry.metrics();
+    expect(scrape).toContain(`veil_wireguard_meta{device="${DEV}",driver="userspace",listen_port="51871",public_key="${keyA}"} 1`);
+    expect(scrape).toMatch(/^veil_wireguard_peers 1$/m);
+    const handshake = new RegExp(`^veil_wireguard_latest_handshake_seconds\\{peer="node-b",public_key="${keyB.replace(/[+/]/g, '\\$&')}"\\} (\\d+)$`, 'm').exec(scrape);
+    expect(Number(handshake?.[1])).toBeGreaterThan(Date.now() / 1000 - 120);
+    expect(Number(/^veil_wireguard_sent_bytes\{peer="node-b".*\} (\d+)$/m.exec(scrape)?.[1])).toBeGreaterThan(0);
+    expect(Number(/^veil_wireguard_received_bytes\{peer="node-b".*\} (\d+)$/m.exec(scrape)?.[1])).toBeGreaterThan(0);
+    expect(scrape).not.toContain((ba as unknown as { keys: { privateKey(): { toBase64(): string } } }).keys.privateKey().toBase64());
 
     const st = await ba.status();
     expect(st).toMatchObject({ backend: 'wireguard', driver: 'userspace (wireguard-go)' });
