@@ -25,7 +25,7 @@ import {
 import { AgentMetrics } from './observability/metrics.js';
 import { Reconciler, type PeerView, type ReconcilerOptions } from './reconciler/reconciler.js';
 import { Backoff } from './util/backoff.js';
-import { NODE_ID_ANNOTATION, type AttachTarget, type BackendStatus, type LocalMaterial } from './types/index.js';
+import { IpcacheFlags, NODE_ID_ANNOTATION, type AttachTarget, type BackendStatus, type LocalMaterial } from './types/index.js';
 
 /** Options for {@link Agent.create}. */
 export interface AgentOptions {
@@ -310,7 +310,12 @@ export class Agent {
   /** `GET /v1/bpf/ipcache`: the kernel map when the datapath can dump it, else derived from its per-node entries. */
   async ipcacheListing(): Promise<IpcacheListing> {
     const datapath = this.container.get(TOKENS.Datapath);
-    if (datapath.ipcacheDump) return { source: 'map', entries: ipcacheRows(await datapath.ipcacheDump()) };
+    if (datapath.ipcacheDump) {
+      // LOCAL prefixes belong to this node; the datapath does not know its own node's name.
+      const me = this.opts.config.nodeName;
+      const rows = (await datapath.ipcacheDump()).map((r) => (r.nodeName === undefined && r.flags & IpcacheFlags.LOCAL ? { ...r, nodeName: me } : r));
+      return { source: 'map', entries: ipcacheRows(rows) };
+    }
     const entries = await datapath.entries();
     return {
       source: 'derived',

@@ -249,6 +249,11 @@ describePrivileged('BpfDatapath on the real kernel', ['root', 'bpf', 'netns'], (
       expect(dp.config.nodeEncryption).toBe(true);
       await dp.configure({ nodeEncryption: false });
       expect(readIpcache().get('192.168.50.1/32')).toMatchObject({ remote: false, encryptReady: false, isNode: true });
+      // The status view reads the map itself (veil bpf ipcache list), with the owning node names.
+      const dump = new Map(dp.ipcacheDump().map((r) => [r.prefix, r]));
+      expect(dump.size).toBe(readIpcache().size);
+      expect(dump.get('10.101.0.0/24')).toEqual({ prefix: '10.101.0.0/24', nodeName: 'peer-1', nodeIP: '192.168.50.1', flags: 0x02 | 0x04, keyIndex: 0, nodeId: 1, ifindex: 0 });
+      expect(dump.get('192.168.50.1/32')).toMatchObject({ nodeName: 'peer-1', flags: 0x10 });
       // An update that moves the pod CIDR deletes the old prefix.
       await dp.upsert(peer(3, { podCIDRs: ['10.103.1.0/24'] }));
       m = readIpcache();

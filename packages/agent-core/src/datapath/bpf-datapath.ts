@@ -31,7 +31,7 @@ import {
   watchLinks,
 } from '@veil/netlink';
 import { attachTc, BpfError, listTc, ObjectSpec, type Program, type TcLink, VerifierError } from 'libbpf-ts';
-import type { AttachTarget, Datapath, DatapathSyncResult, IpcacheEntry, Steering, VerdictCounters } from '../types/index.js';
+import { type AttachTarget, type Datapath, type DatapathSyncResult, type IpcacheEntry, IpcacheFlags, type IpcachePrefixEntry, type Steering, type VerdictCounters } from '../types/index.js';
 import {
   codeOf,
   DatapathArgumentError,
@@ -352,6 +352,30 @@ export class BpfDatapath implements Datapath {
   // ---- local entries -------------------------------------------------------------------------
 
   /** Snapshot of the LOCAL pod host entries: prefix → host-side veth ifindex. */
+  /** The ipcache as the programs see it (read from the pinned map), with owning node names. */
+  ipcacheDump(): IpcachePrefixEntry[] {
+    this.live('ipcacheDump');
+    const rows: IpcachePrefixEntry[] = [];
+    for (const [prefix, v] of this.readAll()) {
+      const flags =
+        (v.local ? IpcacheFlags.LOCAL : 0) |
+        (v.remote ? IpcacheFlags.REMOTE : 0) |
+        (v.encryptReady ? IpcacheFlags.ENCRYPT_READY : 0) |
+        (v.isNode ? IpcacheFlags.IS_NODE : 0);
+      const owner = this.owner.get(prefix);
+      rows.push({
+        prefix,
+        ...(owner !== undefined && !v.local ? { nodeName: owner } : {}),
+        ...(v.nodeIp !== undefined ? { nodeIP: v.nodeIp } : {}),
+        flags,
+        keyIndex: v.keyIndex,
+        nodeId: v.nodeId,
+        ifindex: v.ifindex,
+      });
+    }
+    return rows;
+  }
+
   localEndpoints(): ReadonlyMap<string, number> {
     return new Map(this.localPods);
   }
