@@ -4,6 +4,7 @@ import { isIPv4, isIPv6 } from 'node:net';
 import { AttrSet, attr } from '../attr.js';
 import { NLA_F_NESTED, NLA_HDRLEN, NLMSG_HDRLEN } from '../constants.js';
 import { NetlinkDecodeError, NetlinkValidationError } from '../errors.js';
+import { formatIp, networkOf, parseIp } from '../route/ip.js';
 import { Key, WG_KEY_LEN } from './wireguard-key.js';
 import type { DeviceConfig, DeviceRef, Endpoint, PeerConfig, WireGuardDevice, WireGuardPeer } from './wireguard-types.js';
 
@@ -65,59 +66,14 @@ export const WG_MIN_MAX_MESSAGE = 512;
 
 // ---- addresses -------------------------------------------------------------------------
 
-/** Parses an IPv4 or IPv6 address into 4 or 16 bytes; undefined when it is neither. */
-export function parseIp(text: string): Buffer | undefined {
-  if (isIPv4(text)) return Buffer.from(text.split('.').map(Number));
-  if (!isIPv6(text) || text.includes('%')) return undefined;
-  let s = text;
-  // An embedded dotted quad ("::ffff:1.2.3.4") becomes two hex groups.
-  const dotted = /(\d+\.\d+\.\d+\.\d+)$/.exec(s);
-  if (dotted?.[1]) {
-    const b = dotted[1].split('.').map(Number) as [number, number, number, number];
-    s = `${s.slice(0, -dotted[1].length)}${((b[0] << 8) | b[1]).toString(16)}:${((b[2] << 8) | b[3]).toString(16)}`;
-  }
-  const [head, tail] = s.includes('::') ? (s.split('::') as [string, string]) : [s, undefined];
-  const h = head ? head.split(':') : [];
-  const t = tail ? tail.split(':') : [];
-  const groups = tail === undefined ? h : [...h, ...Array<string>(8 - h.length - t.length).fill('0'), ...t];
-  if (groups.length !== 8) return undefined;
-  const out = Buffer.alloc(16);
-  groups.forEach((g, i) => out.writeUInt16BE(Number.parseInt(g, 16), i * 2));
-  return out;
+/** Address bytes (4 or 16) of an IP literal; undefined when it is neither (route/ip.ts parses). */
+function ipBytes(text: string): Buffer | undefined {
+  return isIPv4(text) || (isIPv6(text) && !text.includes('%')) ? parseIp(text, 'address').bytes : undefined;
 }
 
-/** Formats 4 or 16 address bytes (IPv6 in RFC 5952 form: lower case, longest zero run compressed). */
-export function formatIp(b: Buffer): string {
-  if (b.length === 4) return `${b[0]}.${b[1]}.${b[2]}.${b[3]}`;
-  const g: number[] = [];
-  for (let i = 0; i < 16; i += 2) g.push(b.readUInt16BE(i));
-  let bestAt = -1;
-  let bestLen = 1; // a single zero group is not compressed
-  for (let i = 0; i < 8; ) {
-    if (g[i] !== 0) {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && g[j] === 0) j++;
-    if (j - i > bestLen) {
-      bestAt = i;
-      bestLen = j - i;
-    }
-    i = j;
-  }
-  const hex = (xs: number[]): string => xs.map((x) => x.toString(16)).join(':');
-  if (bestAt < 0) return hex(g);
-  return `${hex(g.slice(0, bestAt))}::${hex(g.slice(bestAt + bestLen))}`;
-}
-
+/** Zeroes the host bits: the form the kernel stores and reports allowed IPs in. */
 function maskBytes(addr: Buffer, cidr: number): Buffer {
-  const out = Buffer.from(addr);
-  for (let i = 0; i < out.length; i++) {
-    const keep = Math.max(0, Math.min(8, cidr - i * 8));
-    out[i] = (out[i] as number) & ((0xff << (8 - keep)) & 0xff);
-  }
-  return out;
+  return networkOf({ family: addr.length === 4 ? 4 : 6, bytes: addr, prefixLen: cidr });
 }
 
 /** Parsed allowed IP: address bytes (4 or 16) and prefix length. */
@@ -130,7 +86,7 @@ export interface Cidr {
 export function parseCidr(text: string, field: string): Cidr {
   if (typeof text !== 'string') throw new NetlinkValidationError(field, 'must be a CIDR string like "10.0.0.0/24"', text);
   const slash = text.indexOf('/');
-  const addr = parseIp(slash < 0 ? text : text.slice(0, slash));
+  const addr = ipBytes(slash < 0 ? text : text.slice(0, slash));
   if (!addr) throw new NetlinkValidationError(field, 'address is not IPv4 or IPv6', text);
   const max = addr.length * 8;
   const lenText = slash < 0 ? String(max) : text.slice(slash + 1);
@@ -153,7 +109,7 @@ function encodeSockaddr(ep: Endpoint, field: string): Buffer {
   const text = ep.address;
   const addr =
     typeof text === 'string'
-      ? (text.indexOf('/') < 0 ? parseCidrV4Fast(text)?.addr : undefined) ?? parseIp(text)
+      ? (text.indexOf('/') < 0 ? parseCidrV4Fast(text)?.addr : undefined) ?? ipBytes(text)
       : undefined;
   if (!addr) throw new NetlinkValidationError(`${field}.address`, 'must be an IPv4 or IPv6 address', ep.address);
   if (!Number.isInteger(ep.port) || ep.port < 1 || ep.port > 0xffff) {
