@@ -1,4 +1,5 @@
 import { isIPv6 } from 'node:net';
+import { formatIp as formatNetlinkIp, parseIp as parseNetlinkIp } from '@veil/netlink';
 import { XfrmValidationError } from './errors.js';
 import { AF_INET, AF_INET6 } from './nl/constants.js';
 
@@ -22,35 +23,6 @@ export function afOf(family: IpFamily): number {
 
 export function familyOfAf(af: number): IpFamily | undefined {
   return af === AF_INET ? 'ipv4' : af === AF_INET6 ? 'ipv6' : undefined;
-}
-
-function parseV6(s: string): Uint8Array {
-  let str = s;
-  // An embedded dotted quad (::ffff:1.2.3.4) is rewritten as its two hex groups first.
-  const lastColon = str.lastIndexOf(':');
-  const last = str.slice(lastColon + 1);
-  if (last.includes('.')) {
-    const q = last.split('.').map(Number);
-    const hi = (((q[0] ?? 0) << 8) | (q[1] ?? 0)).toString(16);
-    const lo = (((q[2] ?? 0) << 8) | (q[3] ?? 0)).toString(16);
-    str = `${str.slice(0, lastColon + 1)}${hi}:${lo}`;
-  }
-  const groupsOf = (p: string): number[] => (p === '' ? [] : p.split(':').map((g) => parseInt(g, 16)));
-  const dbl = str.indexOf('::');
-  let groups: number[];
-  if (dbl < 0) {
-    groups = groupsOf(str);
-  } else {
-    const head = groupsOf(str.slice(0, dbl));
-    const tail = groupsOf(str.slice(dbl + 2));
-    groups = [...head, ...new Array<number>(8 - head.length - tail.length).fill(0), ...tail];
-  }
-  const out = new Uint8Array(16);
-  groups.forEach((g, i) => {
-    out[i * 2] = g >> 8;
-    out[i * 2 + 1] = g & 0xff;
-  });
-  return out;
 }
 
 /** Dotted-quad fast path (hot in bulk policy installs); undefined if `s` is not strict IPv4. */
@@ -84,7 +56,8 @@ export function parseIp(field: string, s: unknown): ParsedIp {
   if (typeof s !== 'string') throw new XfrmValidationError(field, `expected an IP address string, got ${typeof s}`);
   const bytes = new Uint8Array(16);
   if (parseV4(s, bytes)) return { family: 'ipv4', bytes };
-  if (s.includes(':') && !s.includes('%') && isIPv6(s)) return { family: 'ipv6', bytes: parseV6(s) };
+  // IPv6 text goes through @veil/netlink's parser, the one the other netlink families use.
+  if (s.includes(':') && !s.includes('%') && isIPv6(s)) return { family: 'ipv6', bytes: new Uint8Array(parseNetlinkIp(s, field).bytes) };
   throw new XfrmValidationError(field, `${JSON.stringify(s)} is not an IPv4 or IPv6 address`);
 }
 
@@ -139,27 +112,7 @@ function maskBytes(bytes: Uint8Array, prefixLen: number): Uint8Array {
 /** Formats xfrm_address_t bytes: dotted quad, or RFC 5952 compressed IPv6. */
 export function formatIp(family: IpFamily, bytes: Uint8Array): string {
   if (family === 'ipv4') return `${bytes[0]}.${bytes[1]}.${bytes[2]}.${bytes[3]}`;
-  const groups: number[] = [];
-  for (let i = 0; i < 8; i++) groups.push(((bytes[i * 2] ?? 0) << 8) | (bytes[i * 2 + 1] ?? 0));
-  // Longest run of two or more zero groups becomes '::' (first one wins on ties).
-  let bestStart = -1;
-  let bestLen = 1;
-  for (let i = 0; i < 8; ) {
-    if (groups[i] !== 0) {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && groups[j] === 0) j++;
-    if (j - i > bestLen) {
-      bestStart = i;
-      bestLen = j - i;
-    }
-    i = j;
-  }
-  const hex = (g: number[]): string => g.map((x) => x.toString(16)).join(':');
-  if (bestStart < 0) return hex(groups);
-  return `${hex(groups.slice(0, bestStart))}::${hex(groups.slice(bestStart + bestLen))}`;
+  return formatNetlinkIp(Buffer.from(bytes.buffer, bytes.byteOffset, 16));
 }
 
 export function formatCidr(family: IpFamily, bytes: Uint8Array, prefixLen: number): string {
