@@ -12,7 +12,8 @@ export type Capability =
   | 'tcpdump'
   | 'iperf3'
   | 'qemu'
-  | 'bpftool';
+  | 'bpftool'
+  | 'strace';
 
 const binaries: Partial<Record<Capability, string>> = {
   'wireguard-go': 'wireguard-go',
@@ -21,6 +22,7 @@ const binaries: Partial<Record<Capability, string>> = {
   iperf3: 'iperf3',
   qemu: 'qemu-system-x86_64',
   bpftool: 'bpftool',
+  strace: 'strace',
 };
 
 function onPath(bin: string): boolean {

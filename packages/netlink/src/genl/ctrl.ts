@@ -200,6 +200,16 @@ function target(family: GenlFamily | number): { id: number; name: string; versio
   return family;
 }
 
+/** The netlink request for one generic-netlink command (shared by request and dump). */
+function genlMessage(f: Pick<GenlFamily, 'id' | 'name' | 'version'>, cmd: number, attrs: readonly AttrPart[], opts: GenlRequestOptions) {
+  return {
+    type: f.id,
+    flags: opts.flags ?? 0,
+    payload: [encodeGenlmsghdr(cmd, opts.version ?? f.version), opts.familyHeader ?? Buffer.alloc(0), encodeAttrs(attrs)],
+    operation: opts.operation ?? `${f.name} cmd ${cmd}`,
+  };
+}
+
 /** Sends one command to a family and returns the decoded replies (after the ACK). */
 export async function genlRequest(
   sock: NetlinkSocket,
@@ -210,16 +220,7 @@ export async function genlRequest(
 ): Promise<GenlMessage[]> {
   checkGenericSocket(sock);
   const f = target(family);
-  const header = encodeGenlmsghdr(cmd, opts.version ?? f.version);
-  const replies = await sock.request(
-    {
-      type: f.id,
-      flags: opts.flags ?? 0,
-      payload: [header, opts.familyHeader ?? Buffer.alloc(0), encodeAttrs(attrs)],
-      operation: opts.operation ?? `${f.name} cmd ${cmd}`,
-    },
-    opts,
-  );
+  const replies = await sock.request(genlMessage(f, cmd, attrs, opts), opts);
   return replies.map((m) => decodeGenlmsg(m, f.hdrsize));
 }
 
@@ -233,15 +234,6 @@ export async function genlDump(
 ): Promise<GenlMessage[]> {
   checkGenericSocket(sock);
   const f = target(family);
-  const header = encodeGenlmsghdr(cmd, opts.version ?? f.version);
-  const parts = await sock.dump(
-    {
-      type: f.id,
-      flags: opts.flags ?? 0,
-      payload: [header, opts.familyHeader ?? Buffer.alloc(0), encodeAttrs(attrs)],
-      operation: opts.operation ?? `${f.name} cmd ${cmd}`,
-    },
-    opts,
-  );
+  const parts = await sock.dump(genlMessage(f, cmd, attrs, opts), opts);
   return parts.map((m) => decodeGenlmsg(m, f.hdrsize));
 }
