@@ -75,6 +75,9 @@ export interface AgentStatus {
   counters: Record<string, string>;
 }
 
+/** Prefix of the status error naming backend peers no node claims. */
+export const BACKEND_ORPHANS = 'backend peers no node claims';
+
 /**
  * The agent: composes backend, key distributor, datapath, reconciler and observability from an
  * inversify container. `start()` never tears anything down: it adopts backend and datapath state
@@ -245,6 +248,13 @@ export class Agent {
     for (const p of peers) {
       if (p.refusal) errors.push(`${p.name}: refused (${p.refusal.reason}) ${p.refusal.field}: ${p.refusal.message}`);
       if (p.lastError) errors.push(`${p.name}: ${p.lastError}`);
+    }
+    // Programmed in the kernel but claimed by no node (a removal that did not happen, or adopted
+    // state not yet pruned): worth seeing, since such a peer still accepts traffic.
+    if (this.started && this.reconciler.synced) {
+      const known = new Set(peers.map((p) => p.name));
+      const orphans = (bs?.peers ?? []).map((p) => p.name).filter((n) => !known.has(n));
+      if (orphans.length > 0) errors.push(`${BACKEND_ORPHANS}: ${orphans.join(', ')}`);
     }
     const counters: Record<string, string> = {};
     try {

@@ -174,6 +174,26 @@ describe('Agent', () => {
     expect(datapath.steeringConfig).toEqual({ kind: 'redirect', ifindex: 77 });
   });
 
+  it('status names backend peers that no node claims (e.g. a removal that did not happen)', async () => {
+    const cluster = new InMemoryCluster();
+    cluster.upsertNode(node(1));
+    const datapath = new FakeDatapath();
+    const backend = new FakeBackend();
+    agent = await Agent.create({
+      config: testConfig({ status: { socketPath: await socketPath() } }),
+      platformModules: platform(cluster, datapath),
+      backendModule: backendModule(backend),
+      logger: captureLogger().logger,
+      noListeners: true,
+    });
+    await agent.start();
+    await agent.reconciler.whenSynced();
+    await until(() => backend.peers.has('node-1'));
+    expect((await agent.status()).errors.filter((e) => e.startsWith('backend peers no node claims'))).toEqual([]);
+    backend.peers.set('ghost', { ...backend.peers.get('node-1')!, name: 'ghost' });
+    expect((await agent.status()).errors).toContain('backend peers no node claims: ghost');
+  });
+
   it('serves the status JSON on a unix socket, without private keys', async () => {
     const cluster = new InMemoryCluster();
     cluster.upsertNode(node(1));

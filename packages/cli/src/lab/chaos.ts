@@ -12,7 +12,7 @@ import { LabError } from '../errors.js';
 import { pidAlive, pidMatches, sleep, spawnDetached, terminate } from './exec.js';
 import { analyzeCapture, type CaptureAnalysis } from './pcap.js';
 import { UNDERLAY_NETNS, readState, writeState, type LabNode } from './state.js';
-import { startAgent, waitForLine, waitReady } from './up.js';
+import { agentStatus, startAgent, waitForLine, waitReady } from './up.js';
 
 export interface ChaosOptions {
   labDir: string;
@@ -170,6 +170,10 @@ export async function labChaos(opts: ChaosOptions): Promise<ChaosReport> {
   } catch (err) {
     failures.push(err instanceof Error ? err.message : String(err));
   }
+  // Deleted (ghost) nodes must be gone from every agent's peers, not merely outnumbered.
+  const stale = await waitNoStrangers(nodes, 30_000);
+  if (stale.length > 0) failures.push(`peers of deleted nodes still present: ${stale.join(', ')}`);
+  else if (actions.some((a) => a.action === 'node-delete')) log(`${t()} deleted nodes removed from every agent's peers`);
   await sleep(1_000);
   for (const p of pingers) p.child.kill('SIGINT');
   await Promise.all(pingers.map((p) => new Promise<void>((r) => (p.child.exitCode !== null ? r() : p.child.once('exit', () => r())))));
@@ -218,3 +222,18 @@ export function formatChaos(r: ChaosReport): string {
   return lines.join('\n');
 }
 
+/** Waits until every agent's peers are exactly lab nodes; returns `node:peer` pairs still stale. */
+async function waitNoStrangers(nodes: readonly LabNode[], timeoutMs: number): Promise<string[]> {
+  const names = new Set(nodes.map((n) => n.name));
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const views = await Promise.all(nodes.map((n) => agentStatus(n.statusSocket)));
+    const stale = views.flatMap((v, i) => [
+      ...(v?.peers ?? []).filter((p) => !names.has(p.name)).map((p) => `${nodes[i]?.name}:${p.name}`),
+      // agent-core's BACKEND_ORPHANS: a WireGuard peer left on the device that no node claims.
+      ...(v?.errors ?? []).filter((e) => e.startsWith('backend peers no node claims')).map((e) => `${nodes[i]?.name}: ${e}`),
+    ]);
+    if (stale.length === 0 || Date.now() > deadline) return stale;
+    await sleep(500);
+  }
+}
