@@ -52,6 +52,33 @@ Napi::Error SysError(Napi::Env env, const char* syscall, int err, const std::str
   return e;
 }
 
+// The netns argument pair (path string | null, fd number | null) of the JS calls, resolved to an
+// fd. A path is opened here and closed when this goes out of scope, on every exit path.
+class NetnsArg {
+ public:
+  NetnsArg(Napi::Env env, const Napi::Value& path, const Napi::Value& fd) {
+    if (path.IsString()) {
+      std::string p = path.As<Napi::String>().Utf8Value();
+      fd_ = open(p.c_str(), O_RDONLY | O_CLOEXEC);
+      if (fd_ < 0) throw SysError(env, "open", errno, p);
+      owned_ = true;
+    } else if (fd.IsNumber()) {
+      fd_ = fd.As<Napi::Number>().Int32Value();
+    }
+  }
+  ~NetnsArg() {
+    if (owned_) close(fd_);
+  }
+  NetnsArg(const NetnsArg&) = delete;
+  NetnsArg& operator=(const NetnsArg&) = delete;
+  // -1 = stay in the caller's netns.
+  int fd() const { return fd_; }
+
+ private:
+  int fd_ = -1;
+  bool owned_ = false;
+};
+
 // Opens the netlink socket, entering `netnsFd` for the socket() call only. The original netns
 // is restored before returning on every path. Returns the fd or -errno; *failedCall names the
 // syscall that failed.
@@ -123,20 +150,13 @@ class NativeSocket : public Napi::ObjectWrap<NativeSocket> {
     int protocol = info[0].As<Napi::Number>().Int32Value();
     uint32_t groups = info[3].As<Napi::Number>().Uint32Value();
 
-    int nsFd = -1;
-    bool ownNsFd = false;
-    if (info[1].IsString()) {
-      std::string path = info[1].As<Napi::String>().Utf8Value();
-      nsFd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-      if (nsFd < 0) throw SysError(env, "open", errno, path);
-      ownNsFd = true;
-    } else if (info[2].IsNumber()) {
-      nsFd = info[2].As<Napi::Number>().Int32Value();
+    int fd;
+    const char* failed = "socket";
+    {
+      NetnsArg ns(env, info[1], info[2]);
+      fd = OpenInNetns(protocol, ns.fd(), &failed);
     }
 
-    const char* failed = "socket";
-    int fd = OpenInNetns(protocol, nsFd, &failed);
-    if (ownNsFd) close(nsFd);
     if (fd < 0) throw SysError(env, failed, -fd);
 
     int one = 1;
@@ -550,30 +570,19 @@ Napi::Value OpenInNetnsJs(const Napi::CallbackInfo& info) {
   if (info.Length() < 4 || !info[2].IsString() || !info[3].IsNumber()) {
     throw Napi::TypeError::New(env, "openInNetns(netnsPath, netnsFd, path, flags)");
   }
-  int nsFd = -1;
-  bool ownNsFd = false;
-  if (info[0].IsString()) {
-    std::string ns = info[0].As<Napi::String>().Utf8Value();
-    nsFd = open(ns.c_str(), O_RDONLY | O_CLOEXEC);
-    if (nsFd < 0) throw SysError(env, "open", errno, ns);
-    ownNsFd = true;
-  } else if (info[1].IsNumber()) {
-    nsFd = info[1].As<Napi::Number>().Int32Value();
-  }
+  NetnsArg ns(env, info[0], info[1]);
+  const int nsFd = ns.fd();
   std::string path = info[2].As<Napi::String>().Utf8Value();
   int flags = info[3].As<Napi::Number>().Int32Value() | O_CLOEXEC;
   int orig = -1;
   if (nsFd >= 0) {
     orig = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
     if (orig < 0) {
-      int err = errno;
-      if (ownNsFd) close(nsFd);
-      throw SysError(env, "open", err, "/proc/thread-self/ns/net");
+      throw SysError(env, "open", errno, "/proc/thread-self/ns/net");
     }
     if (setns(nsFd, CLONE_NEWNET) != 0) {
       int err = errno;
       close(orig);
-      if (ownNsFd) close(nsFd);
       throw SysError(env, "setns", err);
     }
   }
@@ -583,7 +592,6 @@ Napi::Value OpenInNetnsJs(const Napi::CallbackInfo& info) {
     int rc = setns(orig, CLONE_NEWNET);
     int err = errno;
     close(orig);
-    if (ownNsFd) close(nsFd);
     if (rc != 0) {
       if (fd >= 0) close(fd);
       throw SysError(env, "setns(restore)", err);
