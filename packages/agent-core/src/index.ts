@@ -67,28 +67,3 @@ export {
 export { Agent, type AgentOptions, type AgentStatus } from './agent.js';
 export { Secret } from './util/secret.js';
 export { parseCidr, parseIP } from './util/ip.js';
-export {
-  BpfDatapath,
-  bpfDatapathModule,
-  datapathOptionsFromConfig,
-  steeringConfig,
-  DEFAULT_PIN_DIR,
-  DEFAULT_BPFFS_ROOT,
-  DEFAULT_STATE_FILE,
-  DEFAULT_POD_VETH_PATTERNS,
-  PINNED_MAPS,
-  BpffsError,
-  DatapathError,
-  DatapathArgumentError,
-  DatapathAttachError,
-  DatapathClosedError,
-  DatapathLoadError,
-  DatapathMapError,
-  type Attachment,
-  type AttachRole,
-  type BpfAttachTarget,
-  type BpfDatapathOptions,
-  type CounterDetails,
-  type DatapathLoadStage,
-  type DatapathTuning,
-} from './datapath/index.js';

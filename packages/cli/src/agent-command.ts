@@ -91,6 +91,7 @@ export async function runAgent(argv: readonly string[], env: NodeJS.ProcessEnv =
     debug = cli.debug;
     // Heavy imports (client-node alone is ~70 MB RSS) only once we really run the agent.
     const core = await import('@veil/agent-core');
+    const { bpfDatapathModule } = await import('@veil/datapath');
     const config = await core.loadConfig({ argv: configArgv, env });
     const { KubeConfig, CoreV1Api } = await import('@kubernetes/client-node');
     const kc = new KubeConfig();
@@ -138,7 +139,7 @@ export async function runAgent(argv: readonly string[], env: NodeJS.ProcessEnv =
       logger,
       platformModules: [
         core.kubernetesModule(kc),
-        core.bpfDatapathModule({
+        bpfDatapathModule({
           ...(cli.bpfPinDir ? { pinDir: cli.bpfPinDir } : {}),
           ...(cli.bpffsRoot ? { bpffsRoot: cli.bpffsRoot } : {}),
           ...(podCIDRs ? { localPodCIDRs: podCIDRs } : {}),

@@ -1,6 +1,6 @@
 import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
-import type { IpcacheEntry } from '../types/index.js';
+import type { IpcacheEntry } from '@veil/agent-core';
 
 // Node names are not in the BPF ipcache (it is keyed by prefix). This JSON file records which
 // node owns which prefixes, so a restarted agent can report `entries()` by node name.

@@ -1,6 +1,5 @@
 import { join } from 'node:path';
-import type { AgentConfig } from '../config/schema.js';
-import type { Logger } from '../observability/logger.js';
+import type { AgentConfig, Logger } from '@veil/agent-core';
 import { DatapathArgumentError } from './errors.js';
 import { DEFAULT_BPFFS_ROOT, DEFAULT_PIN_DIR } from './pins.js';
 

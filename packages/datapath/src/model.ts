@@ -1,6 +1,6 @@
 import { isIPv4, isIPv6 } from 'node:net';
 import { formatCidr, type IpcacheValue, type IpcacheValueInput, ipcacheKey, ipcacheValue } from '@veil/bpf';
-import { IpcacheFlags, type IpcacheEntry } from '../types/index.js';
+import { IpcacheFlags, type IpcacheEntry } from '@veil/agent-core';
 import { DatapathArgumentError } from './errors.js';
 
 // The interface's IpcacheEntry is per NODE; the BPF ipcache is per PREFIX. This module maps

@@ -1,4 +1,4 @@
-import { VeilAgentError } from '../errors.js';
+import { VeilAgentError } from '@veil/agent-core';
 
 /** Base class of every error the BPF datapath throws. */
 export class DatapathError extends VeilAgentError {

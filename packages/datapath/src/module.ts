@@ -1,6 +1,5 @@
 import { ContainerModule } from 'inversify';
-import type { AgentConfig } from '../config/schema.js';
-import { TOKENS } from '../di/tokens.js';
+import { type AgentConfig, TOKENS } from '@veil/agent-core';
 import { BpfDatapath } from './bpf-datapath.js';
 import { type BpfDatapathOptions, datapathOptionsFromConfig } from './options.js';
 

@@ -3,18 +3,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ipcacheValue, type IpcacheValue } from '@veil/bpf';
-import { canonicalPrefix, entryPrefixes, namePatternMatcher, normalizeEntry, planSync, sameValue, verifyAdopted } from '../src/datapath/model.js';
-import { readStateFile, StateFileWriter, writeStateFile } from '../src/datapath/state-file.js';
-import { fsTypeOf } from '../src/datapath/pins.js';
-import {
-  BpfDatapath,
-  DatapathArgumentError,
-  DEFAULT_CONFIG,
-  datapathOptionsFromConfig,
-  IpcacheFlags,
-  steeringConfig,
-  type IpcacheEntry,
-} from '../src/index.js';
+import { canonicalPrefix, entryPrefixes, namePatternMatcher, normalizeEntry, planSync, sameValue, verifyAdopted } from '../src/model.js';
+import { readStateFile, StateFileWriter, writeStateFile } from '../src/state-file.js';
+import { fsTypeOf } from '../src/pins.js';
+import { DEFAULT_CONFIG, IpcacheFlags, type IpcacheEntry } from '@veil/agent-core';
+import { BpfDatapath, DatapathArgumentError, datapathOptionsFromConfig, steeringConfig } from '../src/index.js';
 
 const READY = IpcacheFlags.REMOTE | IpcacheFlags.ENCRYPT_READY;
 

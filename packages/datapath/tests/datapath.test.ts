@@ -5,24 +5,20 @@ import { benchObjectPath, datapathConfig, formatCidr, indexKey, ipcacheKey, ipca
 import { describePrivileged, linkName, TestNetns } from '@veil/test-utils';
 import { attachTc, BpfMap, ifNameToIndex, listTc, mountBpffs, unmountBpffs } from 'libbpf-ts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { entryPrefixes, normalizeEntry } from '../src/datapath/model.js';
+import { entryPrefixes, normalizeEntry } from '../src/model.js';
 import { ContainerModule } from 'inversify';
-import { FakeBackend, RecordingEventRecorder } from '../src/fake/index.js';
+import { FakeBackend, RecordingEventRecorder } from '@veil/agent-core/fake';
 import { captureLogger, node as clusterNode, testConfig } from './helpers.js';
+import { Agent, InMemoryCluster, TOKENS, IpcacheFlags, type IpcacheEntry } from '@veil/agent-core';
 import {
-  Agent,
   BpfDatapath,
   bpfDatapathModule,
-  InMemoryCluster,
-  TOKENS,
   BpffsError,
   DatapathArgumentError,
   DatapathAttachError,
   DatapathClosedError,
   DatapathLoadError,
-  IpcacheFlags,
   type BpfDatapathOptions,
-  type IpcacheEntry,
 } from '../src/index.js';
 
 const READY = IpcacheFlags.REMOTE | IpcacheFlags.ENCRYPT_READY;
