@@ -5,7 +5,7 @@ import { Registry } from 'prom-client';
 import type { AgentConfig } from './config/schema.js';
 import { loadBackendModule } from './di/load-backend.js';
 import { TOKENS } from './di/tokens.js';
-import { VeilAgentError } from './errors.js';
+import { errorMessage, VeilAgentError } from './errors.js';
 import { HealthMetricsServer, StatusSocketServer } from './observability/http.js';
 import { createLogger, type Logger } from './observability/logger.js';
 import {
@@ -191,13 +191,13 @@ export class Agent {
     this.unsubscribeSteering = backend.onSteeringChange?.((steering) => {
       datapath.setSteering(steering).then(
         () => log.info({ steering }, 'datapath steering updated'),
-        (err: unknown) => log.error({ err: err instanceof Error ? err.message : String(err) }, 'updating datapath steering failed'),
+        (err: unknown) => log.error({ err: errorMessage(err) }, 'updating datapath steering failed'),
       );
     });
     this.started = true;
     this.reconciler.start({ backendPeers: adoptedPeers, datapathEntries: adoptedEntries });
     void datapath.attach(this.opts.attachTargets ?? []).catch((err: unknown) => {
-      log.error({ err: err instanceof Error ? err.message : String(err) }, 'datapath attach failed');
+      log.error({ err: errorMessage(err) }, 'datapath attach failed');
     });
     this.publish(backend.localMaterial(), new Backoff(200, 30_000));
   }
@@ -219,7 +219,7 @@ export class Agent {
       (err: unknown) => {
         if (this.stopped || generation !== this.publishGeneration) return;
         const delay = backoff.next();
-        this.logger.warn({ err: err instanceof Error ? err.message : String(err), retryInMs: delay }, 'publishing local material failed; retrying');
+        this.logger.warn({ err: errorMessage(err), retryInMs: delay }, 'publishing local material failed; retrying');
         this.publishTimer = setTimeout(() => this.publish(material, backoff, generation), delay);
         this.publishTimer.unref();
       },
@@ -241,7 +241,7 @@ export class Agent {
       bs = await backend.status();
       errors.push(...bs.errors);
     } catch (err) {
-      errors.push(`backend status: ${err instanceof Error ? err.message : String(err)}`);
+      errors.push(`backend status: ${errorMessage(err)}`);
     }
     const byName = new Map((bs?.peers ?? []).map((p) => [p.name, p]));
     const peers = this.started ? this.reconciler.peers() : [];
@@ -260,7 +260,7 @@ export class Agent {
     try {
       for (const [k, v] of Object.entries(await datapath.counters())) counters[k] = v.toString();
     } catch (err) {
-      errors.push(`datapath counters: ${err instanceof Error ? err.message : String(err)}`);
+      errors.push(`datapath counters: ${errorMessage(err)}`);
     }
     const notReady = this.notReadyReason();
     return {
@@ -371,7 +371,7 @@ export class Agent {
         await this.container.get(TOKENS.KeyDistributor).publishLocal(this.fullMaterial(result.material));
         this.published = true;
       } catch (err) {
-        publishError = err instanceof Error ? err.message : String(err);
+        publishError = errorMessage(err);
         this.publish(result.material, new Backoff(200, 30_000), generation);
       }
       const fingerprint = materialFingerprint(result.material);

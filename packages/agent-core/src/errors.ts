@@ -1,3 +1,8 @@
+/** The message of anything thrown (an Error's message, else its string form): the one helper for logs and status. */
+export function errorMessage(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
 /** Base class of every error agent-core throws; carries no secrets by construction. */
 export class VeilAgentError extends Error {
   override name = 'VeilAgentError';

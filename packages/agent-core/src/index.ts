@@ -9,6 +9,7 @@ export {
   NODE_ID_ANNOTATION,
   INTERNAL_IPS_ANNOTATION,
   IpcacheFlags,
+  sameIpcacheEntry,
   type ObservedNode,
   type PeerNode,
   type Cidr,
@@ -33,7 +34,7 @@ export {
   type NodeEvent,
   type EventRecorder,
 } from './types/index.js';
-export { VeilAgentError, ConfigError, BackendLoadError, PeerApplyError, type ConfigIssue, type BackendLoadErrorCode } from './errors.js';
+export { errorMessage, VeilAgentError, ConfigError, BackendLoadError, PeerApplyError, type ConfigIssue, type BackendLoadErrorCode } from './errors.js';
 export { TOKENS } from './di/tokens.js';
 export { loadBackendModule, backendSpecifier, BUILTIN_BACKENDS } from './di/load-backend.js';
 export { InMemoryCluster, InMemoryKeyDistributor } from './distributor/in-memory.js';

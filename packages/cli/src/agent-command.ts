@@ -100,7 +100,7 @@ export async function runAgent(argv: readonly string[], env: NodeJS.ProcessEnv =
       try {
         kc.loadFromFile(kubeconfig);
       } catch (err) {
-        throw new UsageError('--kubeconfig', `cannot load ${kubeconfig}: ${err instanceof Error ? err.message : String(err)}`);
+        throw new UsageError('--kubeconfig', `cannot load ${kubeconfig}: ${core.errorMessage(err)}`);
       }
     } else if (env.KUBERNETES_SERVICE_HOST) {
       kc.loadFromCluster();
@@ -130,7 +130,7 @@ export async function runAgent(argv: readonly string[], env: NodeJS.ProcessEnv =
         ]);
         podCIDRs = node.spec?.podCIDRs?.length ? node.spec.podCIDRs : node.spec?.podCIDR ? [node.spec.podCIDR] : undefined;
       } catch (err) {
-        logger.warn({ node: config.nodeName, err: err instanceof Error ? err.message : String(err) }, 'could not read the local pod CIDRs from the Node object');
+        logger.warn({ node: config.nodeName, err: core.errorMessage(err) }, 'could not read the local pod CIDRs from the Node object');
       }
     }
 

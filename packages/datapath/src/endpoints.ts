@@ -1,3 +1,4 @@
+import { errorMessage } from '@veil/agent-core';
 import {
   decodeRoute,
   type Link,
@@ -16,7 +17,7 @@ import {
   RTNLGRP_IPV6_ROUTE,
   watchLinks,
 } from '@veil/netlink';
-import { codeOf, DatapathAttachError, messageOf } from './errors.js';
+import { codeOf, DatapathAttachError } from './errors.js';
 import type { IpcacheTable } from './ipcache.js';
 import { canonicalPrefix } from './model.js';
 import type { ResolvedOptions } from './options.js';
@@ -60,7 +61,7 @@ export class EndpointDiscovery {
     try {
       return await listLinks(this.sock());
     } catch (e) {
-      throw new DatapathAttachError('(all)', '-', 'ingress', codeOf(e), `listing interfaces${this.tc.where()} failed: ${messageOf(e)}`, { cause: e });
+      throw new DatapathAttachError('(all)', '-', 'ingress', codeOf(e), `listing interfaces${this.tc.where()} failed: ${errorMessage(e)}`, { cause: e });
     }
   }
 
@@ -68,7 +69,7 @@ export class EndpointDiscovery {
   startWatching(): Promise<void> {
     this.watching ??= this.openWatchers().catch((e: unknown) => {
       this.watching = undefined;
-      throw new DatapathAttachError('(watch)', '-', 'ingress', codeOf(e), `watching link/route events${this.tc.where()} failed: ${messageOf(e)}`, { cause: e });
+      throw new DatapathAttachError('(watch)', '-', 'ingress', codeOf(e), `watching link/route events${this.tc.where()} failed: ${errorMessage(e)}`, { cause: e });
     });
     return this.watching;
   }

@@ -98,7 +98,3 @@ export function codeOf(err: unknown): string | undefined {
   }
   return undefined;
 }
-
-export function messageOf(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
-}

@@ -1,7 +1,7 @@
 import { type Datapath as BpfObjectDatapath, formatCidr, type IpcacheValue, type IpcacheValueInput } from '@veil/bpf';
-import { type DatapathSyncResult, type IpcacheEntry, IpcacheFlags, type IpcachePrefixEntry } from '@veil/agent-core';
+import { type DatapathSyncResult, type IpcacheEntry, IpcacheFlags, type IpcachePrefixEntry, errorMessage } from '@veil/agent-core';
 import { BpfError } from 'libbpf-ts';
-import { codeOf, DatapathArgumentError, DatapathMapError, messageOf } from './errors.js';
+import { codeOf, DatapathArgumentError, DatapathMapError } from './errors.js';
 import { canonicalPrefix, entryPrefixes, normalizeEntry, planSync, sameValue, verifyAdopted } from './model.js';
 import type { ResolvedOptions } from './options.js';
 import { readStateFile, StateFileWriter } from './state-file.js';
@@ -55,7 +55,7 @@ export class IpcacheTable {
     try {
       for (const [k, v] of this.bpf.ipcache.entries()) out.set(formatCidr(k), v);
     } catch (e) {
-      throw new DatapathMapError('ipcache', 'read', codeOf(e), `reading the ipcache failed: ${messageOf(e)}`, { cause: e });
+      throw new DatapathMapError('ipcache', 'read', codeOf(e), `reading the ipcache failed: ${errorMessage(e)}`, { cause: e });
     }
     return out;
   }
@@ -186,7 +186,7 @@ export class IpcacheTable {
     try {
       return this.bpf.ipcache.lookup(prefix);
     } catch (e) {
-      throw new DatapathMapError('ipcache', 'lookup', codeOf(e), `ipcache lookup ${prefix} failed: ${messageOf(e)}`, { cause: e });
+      throw new DatapathMapError('ipcache', 'lookup', codeOf(e), `ipcache lookup ${prefix} failed: ${errorMessage(e)}`, { cause: e });
     }
   }
 
@@ -195,7 +195,7 @@ export class IpcacheTable {
     try {
       this.bpf.ipcache.updateMany(updates);
     } catch (e) {
-      throw new DatapathMapError('ipcache', 'update', codeOf(e), `${what}: writing ${updates.length} ipcache entries failed: ${messageOf(e)}`, { cause: e });
+      throw new DatapathMapError('ipcache', 'update', codeOf(e), `${what}: writing ${updates.length} ipcache entries failed: ${errorMessage(e)}`, { cause: e });
     }
   }
 
@@ -214,7 +214,7 @@ export class IpcacheTable {
       }
       for (const p of prefixes) m.delete(p);
     } catch (e) {
-      throw new DatapathMapError('ipcache', 'delete', codeOf(e), `${what}: deleting ${prefixes.length} ipcache entries failed: ${messageOf(e)}`, { cause: e });
+      throw new DatapathMapError('ipcache', 'delete', codeOf(e), `${what}: deleting ${prefixes.length} ipcache entries failed: ${errorMessage(e)}`, { cause: e });
     }
   }
 

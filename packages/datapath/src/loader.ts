@@ -1,7 +1,8 @@
+import { errorMessage } from '@veil/agent-core';
 import { join } from 'node:path';
 import { BpfObjectMissingError, Datapath as BpfObjectDatapath, objectPath as defaultObjectPath } from '@veil/bpf';
 import { ObjectSpec, VerifierError } from 'libbpf-ts';
-import { codeOf, DatapathLoadError, messageOf } from './errors.js';
+import { codeOf, DatapathLoadError } from './errors.js';
 import type { ResolvedOptions } from './options.js';
 import { PINNED_MAPS } from './pins.js';
 
@@ -22,7 +23,7 @@ export function loadPinned(opts: ResolvedOptions): BpfObjectDatapath {
   } catch (e) {
     const missing = codeOf(e) === 'ENOENT';
     throw new DatapathLoadError(missing ? 'object-missing' : 'open', path, opts.pinDir,
-      missing ? `the BPF object ${path} is missing: build it with \`npm run build -w @veil/bpf\`` : `cannot open the BPF object ${path}: ${messageOf(e)}`, { cause: e });
+      missing ? `the BPF object ${path} is missing: build it with \`npm run build -w @veil/bpf\`` : `cannot open the BPF object ${path}: ${errorMessage(e)}`, { cause: e });
   }
   let obj;
   try {
@@ -31,7 +32,7 @@ export function loadPinned(opts: ResolvedOptions): BpfObjectDatapath {
     for (const m of PINNED_MAPS) spec.setPinPath(m, join(opts.pinDir, m));
   } catch (e) {
     spec.close();
-    throw new DatapathLoadError('open', path, opts.pinDir, `preparing ${path} failed: ${messageOf(e)}`, { cause: e });
+    throw new DatapathLoadError('open', path, opts.pinDir, `preparing ${path} failed: ${errorMessage(e)}`, { cause: e });
   }
   try {
     obj = spec.load();
@@ -43,14 +44,14 @@ export function loadPinned(opts: ResolvedOptions): BpfObjectDatapath {
     const incompatible = codeOf(e) === 'EINVAL';
     throw new DatapathLoadError(incompatible ? 'pin-incompatible' : 'load', path, opts.pinDir,
       incompatible
-        ? `loading ${path} failed: a map pinned under ${opts.pinDir} is incompatible (different size or max entries?): purge it (BpfDatapath.purge) and restart: ${messageOf(e)}`
-        : `loading ${path} with maps pinned under ${opts.pinDir} failed: ${messageOf(e)}`,
+        ? `loading ${path} failed: a map pinned under ${opts.pinDir} is incompatible (different size or max entries?): purge it (BpfDatapath.purge) and restart: ${errorMessage(e)}`
+        : `loading ${path} with maps pinned under ${opts.pinDir} failed: ${errorMessage(e)}`,
       { cause: e });
   }
   try {
     return new BpfObjectDatapath(obj);
   } catch (e) {
     obj.close();
-    throw new DatapathLoadError('load', path, opts.pinDir, `${path} lacks Veil's programs or maps: ${messageOf(e)}`, { cause: e });
+    throw new DatapathLoadError('load', path, opts.pinDir, `${path} lacks Veil's programs or maps: ${errorMessage(e)}`, { cause: e });
   }
 }

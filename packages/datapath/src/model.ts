@@ -1,6 +1,6 @@
-import { isIPv4, isIPv6 } from 'node:net';
-import { formatCidr, type IpcacheValue, type IpcacheValueInput, ipcacheKey, ipcacheValue } from '@veil/bpf';
-import { IpcacheFlags, type IpcacheEntry } from '@veil/agent-core';
+import { canonicalCidr, ipFamily } from '@veil/ip';
+import { type IpcacheValue, type IpcacheValueInput, ipcacheValue } from '@veil/bpf';
+import { IpcacheFlags, sameIpcacheEntry, type IpcacheEntry } from '@veil/agent-core';
 import { DatapathArgumentError } from './errors.js';
 
 // The interface's IpcacheEntry is per NODE; the BPF ipcache is per PREFIX. This module maps
@@ -12,18 +12,17 @@ const PEER_FLAGS = IpcacheFlags.REMOTE | IpcacheFlags.ENCRYPT_READY | IpcacheFla
 /** "10.1.0.0/24" / "fd00::/64" with host bits zeroed: the text of an ipcache key. */
 export function canonicalPrefix(text: unknown, field: string): string {
   if (typeof text !== 'string' || text.length === 0) throw new DatapathArgumentError(field, `needs a CIDR or IP string, got ${String(text)}`);
-  const buf = Buffer.alloc(ipcacheKey.size);
-  try {
-    ipcacheKey.encode(text, buf, 0);
-  } catch {
-    throw new DatapathArgumentError(field, `'${text}' is not a valid IP address or CIDR`);
-  }
-  return formatCidr(ipcacheKey.decode(buf, 0));
+  return canonicalCidr(text, () => new DatapathArgumentError(field, `'${text}' is not a valid IP address or CIDR`));
 }
 
 function hostPrefix(ip: unknown, field: string): string {
-  if (typeof ip !== 'string' || !(isIPv4(ip) || isIPv6(ip))) throw new DatapathArgumentError(field, `'${String(ip)}' is not an IP address`);
-  return canonicalPrefix(`${ip}/${isIPv4(ip) ? 32 : 128}`, field);
+  if (ipFamily(ip) === undefined) throw new DatapathArgumentError(field, `'${String(ip)}' is not an IP address`);
+  return canonicalPrefix(ip, field);
+}
+
+/** `ip/32` or `ip/128` for a normalized node IP. */
+function hostCidr(ip: string): string {
+  return `${ip}/${ipFamily(ip) === 4 ? 32 : 128}`;
 }
 
 function checkInt(field: string, v: unknown, max: number): number {
@@ -70,8 +69,8 @@ export function normalizeEntry(e: IpcacheEntry, field = 'entry'): IpcacheEntry {
  */
 export function entryPrefixes(e: IpcacheEntry, encryptNodeIPs = true): Map<string, IpcacheValueInput> {
   const out = new Map<string, IpcacheValueInput>();
-  const v4 = e.nodeIPs.find((ip) => isIPv4(ip));
-  const v6 = e.nodeIPs.find((ip) => isIPv6(ip));
+  const v4 = e.nodeIPs.find((ip) => ipFamily(ip) === 4);
+  const v6 = e.nodeIPs.find((ip) => ipFamily(ip) === 6);
   const base = (flags: number, nodeIp: string | undefined): IpcacheValueInput => ({
     remote: (flags & IpcacheFlags.REMOTE) !== 0,
     encryptReady: (flags & IpcacheFlags.ENCRYPT_READY) !== 0,
@@ -82,7 +81,7 @@ export function entryPrefixes(e: IpcacheEntry, encryptNodeIPs = true): Map<strin
   });
   for (const c of e.podCIDRs) out.set(c, base(e.flags, (c.includes(':') ? v6 : v4) ?? e.nodeIPs[0]));
   const nodeFlags = encryptNodeIPs ? e.flags | IpcacheFlags.IS_NODE : IpcacheFlags.IS_NODE;
-  for (const ip of e.nodeIPs) out.set(`${ip}/${isIPv4(ip) ? 32 : 128}`, base(nodeFlags, ip));
+  for (const ip of e.nodeIPs) out.set(hostCidr(ip), base(nodeFlags, ip));
   return out;
 }
 
@@ -95,18 +94,6 @@ export function sameValue(have: IpcacheValue | IpcacheValueInput | undefined, wa
   ipcacheValue.encode(have, scratchA, 0);
   ipcacheValue.encode(want, scratchB, 0);
   return scratchA.equals(scratchB);
-}
-
-/** Field-wise equality of two normalized entries (order of IPs / CIDRs matters, as given). */
-export function sameEntry(a: IpcacheEntry, b: IpcacheEntry): boolean {
-  return (
-    a.nodeName === b.nodeName &&
-    a.flags === b.flags &&
-    a.keyIndex === b.keyIndex &&
-    a.nodeId === b.nodeId &&
-    a.nodeIPs.join(',') === b.nodeIPs.join(',') &&
-    a.podCIDRs.join(',') === b.podCIDRs.join(',')
-  );
 }
 
 /** A map entry managed as "local" (LOCAL flag): never touched by syncPeers. */
@@ -163,7 +150,7 @@ export function planSync(
   for (const e of desired) {
     const prev = known.get(e.nodeName);
     if (!prev) added.push(e.nodeName);
-    else if (!sameEntry(prev, e) || dirtyNodes.has(e.nodeName)) updated.push(e.nodeName);
+    else if (!sameIpcacheEntry(prev, e) || dirtyNodes.has(e.nodeName)) updated.push(e.nodeName);
     index.set(e.nodeName, e);
   }
   for (const name of known.keys()) if (!index.has(name)) removed.push(name);

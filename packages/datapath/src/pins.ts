@@ -1,7 +1,8 @@
+import { errorMessage } from '@veil/agent-core';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, unlinkSync } from 'node:fs';
 import { join, resolve, sep } from 'node:path';
 import { mountBpffs } from 'libbpf-ts';
-import { BpffsError, codeOf, messageOf } from './errors.js';
+import { BpffsError, codeOf } from './errors.js';
 
 /** The maps of veil.bpf.o that are pinned (file names under the pin dir = map names). */
 export const PINNED_MAPS = ['ipcache', 'strict_cidrs', 'config', 'counters'] as const;
@@ -57,14 +58,14 @@ export function ensureBpffs(pinDir: string, opts: { mount: boolean; bpffsRoot: s
       mkdirSync(root, { recursive: true });
       mountBpffs(root);
     } catch (e) {
-      throw new BpffsError(root, codeOf(e), `cannot mount bpffs at ${root} for the pin dir ${dir}: ${messageOf(e)}`, { cause: e });
+      throw new BpffsError(root, codeOf(e), `cannot mount bpffs at ${root} for the pin dir ${dir}: ${errorMessage(e)}`, { cause: e });
     }
     if (fsTypeOf(dir) !== 'bpf') throw new BpffsError(dir, undefined, `mounted bpffs at ${root}, but ${dir} is still not on it`);
   }
   try {
     mkdirSync(dir, { recursive: true, mode: 0o700 });
   } catch (e) {
-    throw new BpffsError(dir, codeOf(e), `cannot create the pin dir ${dir}: ${messageOf(e)}`, { cause: e });
+    throw new BpffsError(dir, codeOf(e), `cannot create the pin dir ${dir}: ${errorMessage(e)}`, { cause: e });
   }
 }
 
@@ -83,7 +84,7 @@ export function removePins(pinDir: string): string[] {
       removed.push(p);
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'ENOENT') {
-        throw new BpffsError(p, codeOf(e), `cannot remove the pin ${p}: ${messageOf(e)}`, { cause: e });
+        throw new BpffsError(p, codeOf(e), `cannot remove the pin ${p}: ${errorMessage(e)}`, { cause: e });
       }
     }
   }

@@ -1,8 +1,8 @@
 import { type Datapath as BpfObjectDatapath, PROGRAMS } from '@veil/bpf';
-import type { AttachTarget } from '@veil/agent-core';
+import { errorMessage, type AttachTarget } from '@veil/agent-core';
 import type { Link } from '@veil/netlink';
 import { attachTc, listTc, type Program, type TcLink } from 'libbpf-ts';
-import { codeOf, DatapathArgumentError, DatapathAttachError, messageOf } from './errors.js';
+import { codeOf, DatapathArgumentError, DatapathAttachError } from './errors.js';
 import { namePatternMatcher } from './model.js';
 import type { AttachRole, ResolvedOptions } from './options.js';
 
@@ -106,7 +106,7 @@ export class TcAttacher {
       try {
         a.link.detach();
       } catch (e) {
-        throw new DatapathAttachError(a.ifname, a.program, a.direction, codeOf(e), `detaching ${a.program} from ${a.ifname}${this.where()} failed: ${messageOf(e)}`, { cause: e });
+        throw new DatapathAttachError(a.ifname, a.program, a.direction, codeOf(e), `detaching ${a.program} from ${a.ifname}${this.where()} failed: ${errorMessage(e)}`, { cause: e });
       }
       this.suppressed.add(idx);
       this.forget(idx);
@@ -154,7 +154,7 @@ export class TcAttacher {
         ...(this.opts.netns ? { netns: this.opts.netns } : {}),
       });
     } catch (e) {
-      throw new DatapathAttachError(link.name, program.name, direction, codeOf(e), `attaching ${program.name} (tc ${direction}) to ${link.name}${this.where()} failed: ${messageOf(e)}`, { cause: e });
+      throw new DatapathAttachError(link.name, program.name, direction, codeOf(e), `attaching ${program.name} (tc ${direction}) to ${link.name}${this.where()} failed: ${errorMessage(e)}`, { cause: e });
     }
     this.byIfindex.set(link.index, { ifname: link.name, ifindex: link.index, role, program: program.name, direction, progId: tc.progId, link: tc });
     this.opts.logger?.info({ ifname: link.name, ifindex: link.index, program: program.name, direction }, 'datapath attached');

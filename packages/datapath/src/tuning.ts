@@ -1,6 +1,6 @@
 import { type Datapath as BpfObjectDatapath, type DatapathConfig, formatCidr, IPSEC_MARK_ENCRYPT, IPSEC_MARK_MASK } from '@veil/bpf';
-import type { Steering } from '@veil/agent-core';
-import { codeOf, DatapathArgumentError, DatapathMapError, messageOf } from './errors.js';
+import { errorMessage, type Steering } from '@veil/agent-core';
+import { codeOf, DatapathArgumentError, DatapathMapError } from './errors.js';
 import { canonicalPrefix } from './model.js';
 import type { DatapathTuning } from './options.js';
 
@@ -29,7 +29,7 @@ export function writeConfig(bpf: BpfObjectDatapath, patch: Partial<DatapathConfi
   try {
     bpf.setConfig(patch);
   } catch (e) {
-    throw new DatapathMapError('config', 'update', codeOf(e), `writing the datapath config failed: ${messageOf(e)}`, { cause: e });
+    throw new DatapathMapError('config', 'update', codeOf(e), `writing the datapath config failed: ${errorMessage(e)}`, { cause: e });
   }
 }
 
@@ -43,7 +43,7 @@ function syncStrictCidrs(bpf: BpfObjectDatapath, cidrs: readonly string[]): void
     const add = [...want].filter((p) => !have.has(p)).map((p): [string, number] => [p, 1]);
     if (add.length > 0) m.updateMany(add);
   } catch (e) {
-    throw new DatapathMapError('strict_cidrs', 'update', codeOf(e), `syncing strict_cidrs failed: ${messageOf(e)}`, { cause: e });
+    throw new DatapathMapError('strict_cidrs', 'update', codeOf(e), `syncing strict_cidrs failed: ${errorMessage(e)}`, { cause: e });
   }
 }
 

@@ -27,6 +27,18 @@ export const IpcacheFlags = {
   IS_NODE: 0x10,
 } as const;
 
+/** Field-wise equality of two normalized entries (order of IPs / CIDRs matters, as given). */
+export function sameIpcacheEntry(a: IpcacheEntry, b: IpcacheEntry): boolean {
+  return (
+    a.nodeName === b.nodeName &&
+    a.flags === b.flags &&
+    a.keyIndex === b.keyIndex &&
+    a.nodeId === b.nodeId &&
+    a.nodeIPs.join(',') === b.nodeIPs.join(',') &&
+    a.podCIDRs.join(',') === b.podCIDRs.join(',')
+  );
+}
+
 /** What the datapath knows about one remote node. */
 export interface IpcacheEntry {
   readonly nodeName: string;
