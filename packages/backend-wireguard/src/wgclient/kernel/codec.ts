@@ -76,7 +76,7 @@ export const WG_MIN_MAX_MESSAGE = 512;
 
 // ---- addresses -------------------------------------------------------------------------
 
-/** Address bytes (4 or 16) of an IP literal; undefined when it is neither (route/ip.ts parses). */
+/** Address bytes (4 or 16) of an IP literal; undefined when it is neither (@veil/netlink's parseIp parses). */
 function ipBytes(text: string): Buffer | undefined {
   return isIPv4(text) || (isIPv6(text) && !text.includes('%')) ? parseIp(text, 'address').bytes : undefined;
 }
