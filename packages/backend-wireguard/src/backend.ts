@@ -13,12 +13,14 @@ import type {
   PeerProgramResult,
   Steering,
 } from '@veil/agent-core';
-import { Key, NetlinkSocket, getLink, type WireGuardDevice } from '@veil/netlink';
+import { NetlinkSocket, getLink } from '@veil/netlink';
 import { Gauge, type Registry } from 'prom-client';
 import { WgBackendError } from './errors.js';
 import { KeyStore } from './keys.js';
 import { PeerReconciler, type DesiredPeer } from './peers.js';
 import { setupDevice, type WgDeviceHandle } from './device.js';
+import { Key } from './wgtypes/key.js';
+import type { WireGuardDevice } from './wgtypes/types.js';
 
 /** Annotation carrying a node's WireGuard public key (base64). */
 export const PUBLIC_KEY_ANNOTATION = 'veil.io/wireguard-public-key';

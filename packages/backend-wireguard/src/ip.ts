@@ -1,6 +1,7 @@
 import { isIPv4, isIPv6 } from 'node:net';
-import { formatIp, parsePrefix, type Endpoint } from '@veil/netlink';
+import { formatIp, parsePrefix } from '@veil/netlink';
 import { WgValidationError } from './errors.js';
+import type { Endpoint } from './wgtypes/types.js';
 
 const V4_CIDR = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})(?:\/(\d{1,2}))?$/;
 

@@ -1,6 +1,13 @@
-import { NetlinkBaseError, NetlinkError, NetlinkValidationError } from '../errors.js';
-import { NetlinkSocket } from '../socket.js';
-import { FamilyNotFoundError, type GenlFamily, resolveFamily } from './ctrl.js';
+import {
+  FamilyNotFoundError,
+  NetlinkBaseError,
+  NetlinkError,
+  NetlinkSocket,
+  NetlinkValidationError,
+  resolveFamily,
+  type GenlFamily,
+} from '@veil/netlink';
+import type { DeviceConfig, DeviceRef, WireGuardDevice } from '../../wgtypes/types.js';
 import {
   checkMaxMessageSize,
   WG_DEFAULT_MAX_MESSAGE,
@@ -9,8 +16,11 @@ import {
   encodeGetDevice,
   encodeSetDevice,
   toWireGuardDevice,
-} from './wireguard-codec.js';
-import type { DeviceConfig, DeviceRef, WireGuardDevice } from './wireguard-types.js';
+} from './codec.js';
+
+// The genetlink layer's errors derive from @veil/netlink's NetlinkBaseError, as they did when this
+// file lived there: KernelDriver maps them to WgDeviceNotFoundError, and callers of the low-level
+// client can catch every netlink failure with one class.
 
 /** The kernel has no `wireguard` generic netlink family (module not loaded or not built). */
 export class WireGuardUnavailableError extends NetlinkBaseError {

@@ -1,5 +1,7 @@
 import { createPrivateKey, createPublicKey, randomBytes, timingSafeEqual } from 'node:crypto';
-import { NetlinkValidationError } from '../errors.js';
+// Errors stay @veil/netlink's NetlinkValidationError, as before the move, so callers that catch it
+// keep working.
+import { NetlinkValidationError } from '@veil/netlink';
 
 /** Length of every WireGuard key (Curve25519 private/public keys and preshared keys). */
 export const WG_KEY_LEN = 32;

@@ -1,14 +1,8 @@
-import {
-  NetlinkSocket,
-  WireGuardClient,
-  WireGuardDeviceNotFoundError,
-  WireGuardUnavailableError,
-  listLinks,
-  type DeviceConfig,
-  type WireGuardDevice,
-} from '@veil/netlink';
-import { WgDeviceNotFoundError } from '../errors.js';
-import type { DeviceReadOptions, WgDriver } from './driver.js';
+import { NetlinkSocket, listLinks } from '@veil/netlink';
+import { WgDeviceNotFoundError } from '../../errors.js';
+import type { DeviceConfig, WireGuardDevice } from '../../wgtypes/types.js';
+import type { DeviceReadOptions, WgDriver } from '../driver.js';
+import { WireGuardClient, WireGuardDeviceNotFoundError, WireGuardUnavailableError } from './genl.js';
 
 /** Options of the kernel driver. */
 export interface KernelDriverOptions {
@@ -17,7 +11,7 @@ export interface KernelDriverOptions {
 }
 
 /**
- * Kernel WireGuard over generic netlink, wrapping @veil/netlink's WireGuardClient
+ * Kernel WireGuard over generic netlink, wrapping the genetlink WireGuardClient beside it
  * (wgctrl-go's wglinux). Exists only when the kernel has the `wireguard` genl family.
  */
 export class KernelDriver implements WgDriver {

@@ -1,6 +1,7 @@
-import { Key, type DeviceConfig, type PeerConfig } from '@veil/netlink';
-import { WgValidationError } from '../errors.js';
-import { canonicalCidr, checkEndpoint, formatEndpoint } from '../ip.js';
+import { WgValidationError } from '../../errors.js';
+import { canonicalCidr, checkEndpoint, formatEndpoint } from '../../ip.js';
+import { Key } from '../../wgtypes/key.js';
+import type { DeviceConfig, PeerConfig } from '../../wgtypes/types.js';
 
 // The UAPI `set=1` writer (https://www.wireguard.com/xplatform/). One line per key, keys in hex,
 // terminated by an empty line. The text is built in memory and validated while it is built, so a

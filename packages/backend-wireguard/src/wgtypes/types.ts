@@ -1,4 +1,4 @@
-import type { Key } from './wireguard-key.js';
+import type { Key } from './key.js';
 
 /** A UDP endpoint. `address` is an IPv4 dotted quad or an IPv6 address (no brackets). */
 export interface Endpoint {

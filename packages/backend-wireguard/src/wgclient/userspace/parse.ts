@@ -1,6 +1,7 @@
-import { Key, type WireGuardDevice, type WireGuardPeer } from '@veil/netlink';
-import { UapiError, UapiProtocolError } from '../errors.js';
-import { canonicalCidr, parseEndpoint } from '../ip.js';
+import { UapiError, UapiProtocolError } from '../../errors.js';
+import { canonicalCidr, parseEndpoint } from '../../ip.js';
+import { Key } from '../../wgtypes/key.js';
+import type { WireGuardDevice, WireGuardPeer } from '../../wgtypes/types.js';
 
 /** Options of parseGet. */
 export interface ParseGetOptions {

@@ -1,6 +1,6 @@
 // Kernel-lane benchmark: configure N peers on a fresh kernel WireGuard device in one call through
 // WireGuardClient (generic netlink) vs `wg setconf` of the same configuration, in the same guest.
-// Run with `npm run bench:kernel -w @veil/netlink` (boots one VM). Reports ratios, not absolute times:
+// Run with `npm run bench:kernel -w @veil/backend-wireguard` (boots one VM). Reports ratios, not absolute times:
 // the guest is emulated (TCG) and the host is shared.
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -8,7 +8,11 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
-import { type DeviceConfig, Key, type PeerConfig, WireGuardClient, encodeSetDevice } from '../src/index.js';
+// The kernel driver's own files, not the package entry: the guest needs no DI or agent-core.
+import { encodeSetDevice } from '../src/wgclient/kernel/codec.js';
+import { WireGuardClient } from '../src/wgclient/kernel/genl.js';
+import { Key } from '../src/wgtypes/key.js';
+import type { DeviceConfig, PeerConfig } from '../src/wgtypes/types.js';
 
 const gc = (globalThis as { gc?: () => void }).gc;
 const PEERS = Number(process.env.WG_BENCH_PEERS ?? 5000);

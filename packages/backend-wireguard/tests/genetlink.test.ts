@@ -2,9 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { attr } from '../src/attr.js';
-import { NLA_HDRLEN, NLMSG_HDRLEN } from '../src/constants.js';
-import { NetlinkValidationError } from '../src/errors.js';
+import { NLA_HDRLEN, NLMSG_HDRLEN, NetlinkValidationError, attr, formatIp, parseIp } from '@veil/netlink';
 import {
   WGDEVICE_A_FLAGS,
   WGDEVICE_A_IFINDEX,
@@ -31,14 +29,13 @@ import {
   encodeGetDevice,
   encodeSetDevice,
   toWireGuardDevice,
-} from '../src/genl/wireguard-codec.js';
-import { formatIp, parseIp } from '../src/route/ip.js';
+} from '../src/wgclient/kernel/codec.js';
 
-/** Address bytes via the package's one IP parser (route/ip.ts), which the WireGuard codec uses. */
+/** Address bytes via @veil/netlink's IP parser (route/ip.ts), which the WireGuard codec uses. */
 const bytesOf = (ip: string): Buffer => parseIp(ip, 'ip').bytes;
-import { Key } from '../src/genl/wireguard-key.js';
-import type { DeviceConfig, PeerConfig } from '../src/genl/wireguard-types.js';
-import { WireGuardClient, WireGuardUnavailableError } from '../src/genl/wireguard.js';
+import { Key } from '../src/wgtypes/key.js';
+import type { DeviceConfig, PeerConfig } from '../src/wgtypes/types.js';
+import { WireGuardClient, WireGuardUnavailableError } from '../src/wgclient/kernel/genl.js';
 
 // RFC 7748 section 6.1 test vector (Alice).
 const ALICE_PRIV = '77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a';

@@ -2,10 +2,10 @@
 // configured only through WireGuardClient. `ip` creates the links; `wg` is used only to cross-check.
 import { describePrivileged, TestNetns } from '@veil/test-utils';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { canonicalCidr } from '../../src/genl/wireguard-codec.js';
-import { Key } from '../../src/genl/wireguard-key.js';
-import { WireGuardClient, WireGuardDeviceNotFoundError } from '../../src/genl/wireguard.js';
-import type { PeerConfig } from '../../src/genl/wireguard-types.js';
+import { canonicalCidr } from '../../src/wgclient/kernel/codec.js';
+import { Key } from '../../src/wgtypes/key.js';
+import { WireGuardClient, WireGuardDeviceNotFoundError } from '../../src/wgclient/kernel/genl.js';
+import type { PeerConfig } from '../../src/wgtypes/types.js';
 
 describePrivileged('kernel WireGuard over generic netlink', ['root', 'netns'], () => {
   let ns1: TestNetns;

@@ -1,11 +1,11 @@
 import { createConnection } from 'node:net';
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { DeviceConfig, WireGuardDevice } from '@veil/netlink';
-import { UapiProtocolError, UapiTransportError, WgDeviceNotFoundError, WgValidationError } from '../errors.js';
-import { GET_REQUEST, encodeSet } from '../userspace/configure.js';
-import { parseGet, parseSetReply } from '../userspace/parse.js';
-import type { DeviceReadOptions, WgDriver } from './driver.js';
+import { UapiProtocolError, UapiTransportError, WgDeviceNotFoundError, WgValidationError } from '../../errors.js';
+import type { DeviceConfig, WireGuardDevice } from '../../wgtypes/types.js';
+import type { DeviceReadOptions, WgDriver } from '../driver.js';
+import { GET_REQUEST, encodeSet } from './configure.js';
+import { parseGet, parseSetReply } from './parse.js';
 
 /** Where wireguard-go and wg(8) put UAPI sockets by default. */
 export const DEFAULT_SOCKET_DIR = '/var/run/wireguard';

@@ -1,12 +1,27 @@
-// Wire format of the WireGuard generic netlink family (include/uapi/linux/wireguard.h).
+// Wire format of the WireGuard generic netlink family (include/uapi/linux/wireguard.h), built
+// on @veil/netlink's generic pieces only (attributes, genlmsghdr, IP bytes); @veil/netlink itself
+// knows nothing about WireGuard (wgctrl-go's internal/wglinux over mdlayher/genetlink).
 // Encoders validate everything first and throw NetlinkValidationError naming the field.
 import { isIPv4, isIPv6 } from 'node:net';
-import { AttrSet, attr } from '../attr.js';
-import { NLA_F_NESTED, NLA_HDRLEN, NLMSG_HDRLEN } from '../constants.js';
-import { NetlinkDecodeError, NetlinkValidationError } from '../errors.js';
-import { formatIp, networkOf, parseIp } from '../route/ip.js';
-import { Key, WG_KEY_LEN } from './wireguard-key.js';
-import type { DeviceConfig, DeviceRef, Endpoint, PeerConfig, WireGuardDevice, WireGuardPeer } from './wireguard-types.js';
+import {
+  AF_INET,
+  AF_INET6,
+  AttrSet,
+  GENL_HDRLEN,
+  IFNAME_MAX,
+  NLA_F_NESTED,
+  NLA_HDRLEN,
+  NLMSG_HDRLEN,
+  NetlinkDecodeError,
+  NetlinkValidationError,
+  attr,
+  encodeGenlmsghdr,
+  formatIp,
+  networkOf,
+  parseIp,
+} from '@veil/netlink';
+import { Key, WG_KEY_LEN } from '../../wgtypes/key.js';
+import type { DeviceConfig, DeviceRef, Endpoint, PeerConfig, WireGuardDevice, WireGuardPeer } from '../../wgtypes/types.js';
 
 export const WG_GENL_NAME = 'wireguard';
 export const WG_GENL_VERSION = 1;
@@ -50,11 +65,6 @@ export const WGALLOWEDIP_A_FAMILY = 1; // NLA_U16
 export const WGALLOWEDIP_A_IPADDR = 2; // struct in_addr or in6_addr
 export const WGALLOWEDIP_A_CIDR_MASK = 3; // NLA_U8
 
-const AF_INET = 2;
-const AF_INET6 = 10;
-const GENL_HDRLEN = 4;
-const IFNAMSIZ = 16;
-
 /**
  * Default upper bound of one WG_CMD_SET_DEVICE message (nlmsghdr included). `wg` uses one page;
  * larger messages mean fewer round trips, and 64 KiB stays far below the default socket send
@@ -66,7 +76,7 @@ export const WG_MIN_MAX_MESSAGE = 512;
 
 // ---- addresses -------------------------------------------------------------------------
 
-/** Address bytes (4 or 16) of an IP literal; undefined when it is neither (route/ip.ts parses). */
+/** Address bytes (4 or 16) of an IP literal; undefined when it is neither (@veil/netlink's parseIp parses). */
 function ipBytes(text: string): Buffer | undefined {
   return isIPv4(text) || (isIPv6(text) && !text.includes('%')) ? parseIp(text, 'address').bytes : undefined;
 }
@@ -151,11 +161,6 @@ function decodeSockaddr(d: Buffer, offset: number): Endpoint | undefined {
 
 // ---- requests --------------------------------------------------------------------------
 
-/** struct genlmsghdr { u8 cmd; u8 version; u16 reserved; } */
-function genlHeader(cmd: number): Buffer {
-  return Buffer.from([cmd, WG_GENL_VERSION, 0, 0]);
-}
-
 /** WGDEVICE_A_IFINDEX or WGDEVICE_A_IFNAME for a device reference. */
 export function encodeDeviceRef(device: DeviceRef, field = 'device'): Buffer {
   if (typeof device === 'number') {
@@ -164,15 +169,15 @@ export function encodeDeviceRef(device: DeviceRef, field = 'device'): Buffer {
     }
     return attr.u32(WGDEVICE_A_IFINDEX, device);
   }
-  if (typeof device !== 'string' || device.length === 0 || Buffer.byteLength(device) >= IFNAMSIZ || /[\s/\0]/.test(device)) {
-    throw new NetlinkValidationError(field, `must be an interface name (1–${IFNAMSIZ - 1} bytes, no spaces or '/') or an ifindex`, device);
+  if (typeof device !== 'string' || device.length === 0 || Buffer.byteLength(device) > IFNAME_MAX || /[\s/\0]/.test(device)) {
+    throw new NetlinkValidationError(field, `must be an interface name (1–${IFNAME_MAX} bytes, no spaces or '/') or an ifindex`, device);
   }
   return attr.string(WGDEVICE_A_IFNAME, device);
 }
 
 /** Payload (genlmsghdr + attributes) of the WG_CMD_GET_DEVICE dump request. */
 export function encodeGetDevice(device: DeviceRef): Buffer {
-  return Buffer.concat([genlHeader(WG_CMD_GET_DEVICE), encodeDeviceRef(device)]);
+  return Buffer.concat([encodeGenlmsghdr(WG_CMD_GET_DEVICE, WG_GENL_VERSION), encodeDeviceRef(device)]);
 }
 
 function keyBytes(k: unknown, field: string): Buffer {
