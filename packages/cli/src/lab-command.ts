@@ -31,6 +31,17 @@ export class LabNotInstalledError extends VeilCliError {
   }
 }
 
+/** @veil/lab is installed but cannot be loaded (not built, or not a lab package); exit code 1. */
+export class LabLoadError extends VeilCliError {
+  override name = 'LabLoadError';
+  constructor(
+    readonly packageName: string,
+    cause: unknown,
+  ) {
+    super(`${packageName} is installed but cannot be loaded (build it: npm run build): ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
+  }
+}
+
 /** True when `pkg` resolves from this module (its package.json is exported for exactly this). */
 function installed(pkg: string): boolean {
   try {
@@ -43,24 +54,31 @@ function installed(pkg: string): boolean {
 }
 
 /**
- * Registers `veil lab` from @veil/lab when it is installed. An installed but broken package (not
- * built, wrong exports) is an error, not "not installed".
+ * Registers `veil lab` from @veil/lab when it is installed. Otherwise, or when it is installed but
+ * cannot be loaded (not built yet), a `lab` command that fails with the reason: the other commands
+ * must keep working either way.
  */
 export async function registerLabCommand(program: Command, setExit: ExitSetter, pkg = LAB_PACKAGE): Promise<void> {
+  let failure: LabLoadError | LabNotInstalledError = new LabNotInstalledError(pkg);
   if (installed(pkg)) {
-    const mod = (await import(pkg)) as Partial<LabPlugin>;
-    if (typeof mod.registerLab !== 'function') throw new VeilCliError(`${pkg} does not export registerLab()`);
-    mod.registerLab(program, setExit);
-    return;
+    try {
+      const mod = (await import(pkg)) as Partial<LabPlugin>;
+      if (typeof mod.registerLab !== 'function') throw new Error(`${pkg} does not export registerLab()`);
+      mod.registerLab(program, setExit);
+      return;
+    } catch (err) {
+      failure = new LabLoadError(pkg, err);
+    }
   }
+  const installedHere = failure instanceof LabLoadError;
   program
     .command('lab')
-    .description(`a multi-node Veil lab in network namespaces (development tool, ${pkg}: not installed here)`)
+    .description(`a multi-node Veil lab in network namespaces (development tool, ${pkg}: ${installedHere ? 'cannot be loaded' : 'not installed here'})`)
     .helpOption(false)
     .allowUnknownOption()
     .allowExcessArguments()
     .argument('[args...]')
     .action(() => {
-      throw new LabNotInstalledError(pkg);
+      throw failure;
     });
 }
