@@ -70,12 +70,19 @@ export interface AgentStatus {
   synced: boolean;
   datapathAttached: boolean;
   peers: (PeerView & { backend?: { detail?: string; keyIndex?: number; stats?: Readonly<Record<string, number | string>> } })[];
+  /** Human-readable problems, one line each (`veil status` lists them). */
   errors: string[];
+  /**
+   * Peers the backend has programmed that no node claims (a removal that did not happen, or
+   * adopted state not yet pruned), by name; only once the reconciler is synced. Also one line in
+   * `errors` (prefixed {@link BACKEND_ORPHANS}). Tools check this field, not the text.
+   */
+  orphanPeers: string[];
   backendDetails: Readonly<Record<string, unknown>> | undefined;
   counters: Record<string, string>;
 }
 
-/** Prefix of the status error naming backend peers no node claims. */
+/** Prefix of the status error naming backend peers no node claims (see `AgentStatus.orphanPeers`). */
 export const BACKEND_ORPHANS = 'backend peers no node claims';
 
 /**
@@ -251,10 +258,11 @@ export class Agent {
     }
     // Programmed in the kernel but claimed by no node (a removal that did not happen, or adopted
     // state not yet pruned): worth seeing, since such a peer still accepts traffic.
+    let orphanPeers: string[] = [];
     if (this.started && this.reconciler.synced) {
       const known = new Set(peers.map((p) => p.name));
-      const orphans = (bs?.peers ?? []).map((p) => p.name).filter((n) => !known.has(n));
-      if (orphans.length > 0) errors.push(`${BACKEND_ORPHANS}: ${orphans.join(', ')}`);
+      orphanPeers = (bs?.peers ?? []).map((p) => p.name).filter((n) => !known.has(n));
+      if (orphanPeers.length > 0) errors.push(`${BACKEND_ORPHANS}: ${orphanPeers.join(', ')}`);
     }
     const counters: Record<string, string> = {};
     try {
@@ -278,6 +286,7 @@ export class Agent {
         return b ? { ...p, backend: { ...(b.detail ? { detail: b.detail } : {}), ...(b.keyIndex !== undefined ? { keyIndex: b.keyIndex } : {}), ...(b.stats ? { stats: b.stats } : {}) } } : p;
       }),
       errors,
+      orphanPeers,
       backendDetails: bs?.details,
       counters,
     };

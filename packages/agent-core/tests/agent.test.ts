@@ -190,8 +190,10 @@ describe('Agent', () => {
     await agent.reconciler.whenSynced();
     await until(() => backend.peers.has('node-1'));
     expect((await agent.status()).errors.filter((e) => e.startsWith('backend peers no node claims'))).toEqual([]);
+    expect((await agent.status()).orphanPeers).toEqual([]);
     backend.peers.set('ghost', { ...backend.peers.get('node-1')!, name: 'ghost' });
     expect((await agent.status()).errors).toContain('backend peers no node claims: ghost');
+    expect((await agent.status()).orphanPeers).toEqual(['ghost']);
   });
 
   it('serves the status JSON on a unix socket, without private keys', async () => {

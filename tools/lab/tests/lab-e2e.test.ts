@@ -1,13 +1,14 @@
 import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
+import { VEIL_MAIN } from '@veil/cli';
 import { describePrivileged } from '@veil/test-utils';
 import { afterAll, expect, it } from 'vitest';
-import type { LabSummary } from '../src/lab/up.js';
-import type { LabState } from '../src/lab/state.js';
-import type { ChaosReport } from '../src/lab/chaos.js';
+import type { LabSummary } from '../src/up.js';
+import type { LabState } from '../src/state.js';
+import type { ChaosReport } from '../src/chaos.js';
 
-const MAIN = fileURLToPath(new URL('../dist/main.js', import.meta.url));
+// The `veil` CLI's dist/main.js: `veil lab` as a user types it (the CLI loads this package).
+const MAIN = VEIL_MAIN;
 const STATE = '/run/veil-lab/state.json';
 
 function veil(args: string[], timeoutMs = 200_000): Promise<{ code: number | null; stdout: string; stderr: string }> {

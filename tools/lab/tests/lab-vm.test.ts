@@ -1,10 +1,11 @@
 import { spawn } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
+import { VEIL_MAIN } from '@veil/cli';
 import { describePrivileged } from '@veil/test-utils';
 import { expect, it } from 'vitest';
-import type { LabSummary } from '../src/lab/up.js';
+import type { LabSummary } from '../src/up.js';
 
-const MAIN = fileURLToPath(new URL('../dist/main.js', import.meta.url));
+// The `veil` CLI's dist/main.js: `veil lab` as a user types it (the CLI loads this package).
+const MAIN = VEIL_MAIN;
 
 // One qemu boot: the whole lab re-runs inside Debian's 6.1 kernel, where WireGuard is the kernel's.
 describePrivileged('veil lab --kernel vm (kernel WireGuard under qemu)', ['root', 'qemu', 'netns', 'bpf', 'tcpdump'], () => {

@@ -19,12 +19,15 @@
  */
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const PKG_DIR = fileURLToPath(new URL('../../', import.meta.url));
-const VEIL = join(PKG_DIR, 'dist', 'main.js');
+// The `veil` CLI (it loads this package for `veil lab`); resolved without importing it, so a
+// missing build is reported below rather than as an import failure.
+const VEIL = join(dirname(createRequire(import.meta.url).resolve('@veil/cli/package.json')), 'dist', 'main.js');
 const LAB_DIR = '/run/veil-lab';
 const WG_DEV = 'veil_wg0';
 const UNDERLAY_DEV = 'eth0';
@@ -66,7 +69,7 @@ async function mustRun(step: string, cmd: string, args: readonly string[], timeo
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const log = (msg: string) => process.stderr.write(`[tput ${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
 
-// ---- lab state (the subset of packages/cli/src/lab/state.ts this bench reads) ---------------
+// ---- lab state (the subset of tools/lab/src/state.ts this bench reads) ---------------
 
 interface LabPod { name: string; netns: string; ip: string }
 interface LabNode { name: string; netns: string; underlayIP: string; podCIDR: string; pods: LabPod[]; statusSocket: string; pinDir: string }

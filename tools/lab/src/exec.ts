@@ -1,6 +1,6 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { openSync, closeSync, readFileSync } from 'node:fs';
-import { LabError } from '../errors.js';
+import { LabError } from './errors.js';
 
 /** Result of a finished command. */
 export interface RunResult {

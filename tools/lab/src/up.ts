@@ -7,7 +7,8 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { LabError, LabUnsupportedError, UsageError } from '../errors.js';
+import { UsageError, VEIL_MAIN } from '@veil/cli';
+import { LabError, LabUnsupportedError } from './errors.js';
 import { mapLimit, pidAlive, run, sleep, spawnDetached, terminate } from './exec.js';
 import { analyzeCapture, type CaptureAnalysis } from './pcap.js';
 import {
@@ -27,8 +28,8 @@ import { createNode, createUnderlay, destroyLab, labNamespaces, mountBpffs } fro
 /** Every lab pod CIDR (10.244.<i>.0/24) is inside this. */
 export const LAB_POD_SUPERNET = '10.244.0.0/16';
 
-/** dist/main.js: every process the lab starts is this same CLI. */
-export const MAIN_JS = fileURLToPath(new URL('../main.js', import.meta.url));
+/** The CLI's dist/main.js: every process the lab starts is the `veil` CLI (which loads this package for `lab`). */
+export const MAIN_JS = VEIL_MAIN;
 
 export interface LabUpOptions {
   nodes: number;
@@ -170,6 +171,8 @@ export interface AgentView {
   peers: { name: string; state: string }[];
   notReadyReason?: string;
   errors: string[];
+  /** Backend peers no node claims (agent-core's `AgentStatus.orphanPeers`). */
+  orphanPeers: string[];
 }
 
 export async function agentStatus(socket: string): Promise<AgentView | undefined> {

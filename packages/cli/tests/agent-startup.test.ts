@@ -50,22 +50,3 @@ describe('veil agent start-up errors', () => {
     expect(r.stderr.trim()).toMatch(/^veil agent: BackendLoadError: backend "no-such-backend-pkg" not found/);
   });
 });
-
-describe('veil lab argument errors', () => {
-  it('--backend ipsec on the host kernel says it needs --kernel vm (exit 2)', () => {
-    const r = veil(['lab', 'up', '--backend', 'ipsec']);
-    expect(r.code).toBe(2);
-    expect(r.stderr).toMatch(/needs ESP.*--kernel vm/);
-  });
-
-  it('bad numbers and unknown options are usage errors (exit 2) before anything is created', () => {
-    const r = veil(['lab', 'up', '--nodes', '1']);
-    expect(r.code).toBe(2);
-    expect(r.stderr).toMatch(/--nodes needs an integer in \[2, 50\]/);
-    const u = veil(['lab', 'up', '--bogus']);
-    expect(u.code).toBe(2);
-    expect(u.stderr).toMatch(/unknown option '--bogus'/);
-    expect(veil(['lab', 'chaos', '--duration', 'soon']).stderr).toMatch(/--duration: needs a duration/);
-    expect(veil(['--help']).code).toBe(0);
-  });
-});

@@ -1,4 +1,5 @@
-import { UsageError, LabUnsupportedError } from '../errors.js';
+import { UsageError } from '@veil/cli';
+import { LabUnsupportedError } from './errors.js';
 import { MAIN_JS, resolveBackend } from './up.js';
 
 /**

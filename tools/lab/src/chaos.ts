@@ -8,7 +8,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { LabError } from '../errors.js';
+import { LabError } from './errors.js';
 import { pidAlive, pidMatches, sleep, spawnDetached, terminate } from './exec.js';
 import { analyzeCapture, type CaptureAnalysis } from './pcap.js';
 import { UNDERLAY_NETNS, readState, writeState, type LabNode } from './state.js';
@@ -113,7 +113,7 @@ export async function labChaos(opts: ChaosOptions): Promise<ChaosReport> {
       switch (action) {
         case 'key-rotate': {
           // Through the agent's status socket, like `veil keys rotate`: new key, new public key published.
-          const { StatusClient } = await import('../status-client.js');
+          const { StatusClient } = await import('@veil/cli');
           try {
             await new StatusClient({ socketPath: node.statusSocket, timeoutMs: 30_000 }).rotateKeys();
           } catch (err) {
@@ -230,8 +230,9 @@ async function waitNoStrangers(nodes: readonly LabNode[], timeoutMs: number): Pr
     const views = await Promise.all(nodes.map((n) => agentStatus(n.statusSocket)));
     const stale = views.flatMap((v, i) => [
       ...(v?.peers ?? []).filter((p) => !names.has(p.name)).map((p) => `${nodes[i]?.name}:${p.name}`),
-      // agent-core's BACKEND_ORPHANS: a WireGuard peer left on the device that no node claims.
-      ...(v?.errors ?? []).filter((e) => e.startsWith('backend peers no node claims')).map((e) => `${nodes[i]?.name}: ${e}`),
+      // agent-core's orphanPeers: a peer the backend still has programmed (e.g. on the WireGuard
+      // device) that no node claims.
+      ...(v?.orphanPeers ?? []).map((p) => `${nodes[i]?.name}:${p} (backend only)`),
     ]);
     if (stale.length === 0 || Date.now() > deadline) return stale;
     await sleep(500);

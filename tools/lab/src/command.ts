@@ -1,12 +1,9 @@
 import { spawn } from 'node:child_process';
+import { UsageError, type ExitSetter } from '@veil/cli';
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { UsageError } from '../errors.js';
 import { pidAlive } from './exec.js';
 import { runApiserver, runEcho, runProbe } from './helpers.js';
 import { DEFAULT_LAB_DIR, LAB_NETNS_PREFIX, readState } from './state.js';
-
-/** Sets the exit code for the whole program (main.ts exits with it after the action). */
-export type ExitSetter = (code: number) => void;
 
 function int(name: string, min: number, max: number) {
   return (v: string): number => {

@@ -1,5 +1,5 @@
 import { mkdirSync, rmSync } from 'node:fs';
-import { LabError } from '../errors.js';
+import { LabError } from './errors.js';
 import { ipBatch, mustRun, pidMatches, run, terminate } from './exec.js';
 import { APISERVER_IP, LAB_NETNS_PREFIX, POD_GATEWAY, POD_MTU, UNDERLAY_NETNS, type LabNode, type LabState } from './state.js';
 

@@ -1,11 +1,6 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { defaultRouteDevice, splitAgentArgs } from '../src/agent-command.js';
-import { UsageError } from '../src/errors.js';
-import { analyzeCapture, pcapFrames } from '../src/lab/pcap.js';
-import { planLab } from '../src/lab/state.js';
+import { analyzeCapture, pcapFrames } from '../src/pcap.js';
+import { planLab } from '../src/state.js';
 
 /** A classic little-endian pcap (Ethernet) holding `frames`. */
 function pcap(frames: Buffer[]): Buffer {
@@ -80,33 +75,6 @@ describe('underlay capture analysis', () => {
   });
 });
 
-describe('veil agent argument split', () => {
-  it('takes its own flags and passes config flags through', () => {
-    const r = splitAgentArgs(['--config', 'a.yaml', '--kubeconfig=/k', '--underlay-device', 'eth0', '--encryption.wireguard.port=1', '--debug', '--pod-cidrs', '10.0.0.0/24, 10.1.0.0/24']);
-    expect(r.cli).toEqual({ debug: true, kubeconfig: '/k', underlayDevice: 'eth0', podCIDRs: ['10.0.0.0/24', '10.1.0.0/24'] });
-    expect(r.configArgv).toEqual(['--config', 'a.yaml', '--encryption.wireguard.port=1']);
-  });
-
-  it('names a flag without a value or with a bad CIDR', () => {
-    expect(() => splitAgentArgs(['--kubeconfig'])).toThrow(UsageError);
-    expect(() => splitAgentArgs(['--bpf-pin-dir', '--debug'])).toThrow(/--bpf-pin-dir: needs a value/);
-    expect(() => splitAgentArgs(['--pod-cidrs=10.0.0.0'])).toThrow(/--pod-cidrs: "10.0.0.0" is not a CIDR/);
-  });
-
-  it('finds the default route device in /proc/net/route format', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'veil-lab-route-'));
-    const f = join(dir, 'route');
-    writeFileSync(
-      f,
-      'Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\n' +
-        'eth1\t0000A8C0\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0\n' +
-        'eth0\t00000000\t0100A8C0\t0003\t0\t0\t0\t00000000\t0\t0\t0\n',
-    );
-    expect(defaultRouteDevice(f)).toBe('eth0');
-    expect(defaultRouteDevice(join(dir, 'missing'))).toBeUndefined();
-  });
-});
-
 describe('lab plan', () => {
   it('gives every node a /24, an underlay address, and pods with lxc host veths', () => {
     const nodes = planLab(3, 2, '/run/x', '/run/x/bpf');
@@ -126,7 +94,7 @@ describe('lab plan', () => {
 
 describe('chaos ping statistics', () => {
   it('counts lost pings and the longest run of them', async () => {
-    const { pingStats } = await import('../src/lab/chaos.js');
+    const { pingStats } = await import('../src/chaos.js');
     const out = [1, 2, 5, 6, 9].map((s) => `64 bytes from 10.244.2.11: icmp_seq=${s} ttl=62 time=0.5 ms`).join('\n') + '\n10 packets transmitted, 5 received, 50% packet loss, time 900ms\n';
     expect(pingStats('a', 'b', out)).toEqual({ from: 'a', to: 'b', sent: 10, received: 5, lost: 5, longestGapS: 0.2 });
   });
