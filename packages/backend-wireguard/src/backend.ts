@@ -46,6 +46,9 @@ function validatePublicKey(value: string): string | undefined {
   }
 }
 
+/** The backend's WireGuard device unless `options.device` names another. */
+export const DEFAULT_DEVICE = 'veil_wg0';
+
 /**
  * The WireGuard EncryptionBackend: one device (kernel WireGuard or supervised wireguard-go),
  * the node key from the state dir, one peer per remote node keyed by its published public key.
@@ -73,7 +76,7 @@ export class WireGuardBackend implements EncryptionBackend {
     private readonly options: WireGuardBackendOptions = {},
   ) {
     this.log = logger.child({ component: 'backend-wireguard' });
-    this.deviceName = options.device ?? 'veil_wg0';
+    this.deviceName = options.device ?? DEFAULT_DEVICE;
   }
 
   async init(): Promise<readonly string[]> {

@@ -48,7 +48,7 @@ export {
   type PeerDeviceClient,
 } from './peers.js';
 export { canonicalCidr, formatEndpoint, parseEndpoint } from './ip.js';
-export { WireGuardBackend, PUBLIC_KEY_ANNOTATION, type WireGuardBackendOptions } from './backend.js';
+export { WireGuardBackend, DEFAULT_DEVICE, PUBLIC_KEY_ANNOTATION, type WireGuardBackendOptions } from './backend.js';
 export { wireguardModule } from './module.js';
 
 import { wireguardModule } from './module.js';

@@ -32,8 +32,6 @@ const CLI_FLAGS: Record<string, StringFlag | 'podCIDRs'> = {
   'pod-cidrs': 'podCIDRs',
 };
 
-/** Default tunnel device of the WireGuard backend (@veil/backend-wireguard's `veil_wg0`). */
-export const WIREGUARD_DEVICE = 'veil_wg0';
 
 /**
  * Splits `veil agent` arguments into the CLI's own flags and the rest (config flags for
@@ -111,7 +109,7 @@ export async function runAgent(argv: readonly string[], env: NodeJS.ProcessEnv =
 
     const logger = core.createLogger({ level: config.logLevel });
     const underlay = cli.underlayDevice ?? defaultRouteDevice();
-    const tunnel = cli.tunnelDevice ?? (config.encryption.type === 'wireguard' ? WIREGUARD_DEVICE : undefined);
+    const tunnel = cli.tunnelDevice ?? (config.encryption.type === 'wireguard' ? (await import('@veil/backend-wireguard')).DEFAULT_DEVICE : undefined);
     // Explicit roles: from-tunnel on the tunnel's tc ingress, to-wire on the underlay's tc egress
     // (devices that do not exist yet, like the WireGuard device before the backend's init, are
     // attached when they appear).

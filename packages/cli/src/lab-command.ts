@@ -7,6 +7,7 @@
  */
 import { createRequire } from 'node:module';
 import type { Command } from 'commander';
+import { errorMessage } from '@veil/agent-core/errors';
 import { VeilCliError } from './errors.js';
 
 /** Sets the exit code for the whole program (main.ts exits with it after the action). */
@@ -38,7 +39,7 @@ export class LabLoadError extends VeilCliError {
     readonly packageName: string,
     cause: unknown,
   ) {
-    super(`${packageName} is installed but cannot be loaded (build it: npm run build): ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
+    super(`${packageName} is installed but cannot be loaded (build it: npm run build): ${errorMessage(cause)}`, { cause });
   }
 }
 

@@ -23,13 +23,14 @@ import { createRequire } from 'node:module';
 import { loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { DEFAULT_DEVICE } from '@veil/backend-wireguard';
 
 const PKG_DIR = fileURLToPath(new URL('../../', import.meta.url));
 // The `veil` CLI (it loads this package for `veil lab`); resolved without importing it, so a
 // missing build is reported below rather than as an import failure.
 const VEIL = join(dirname(createRequire(import.meta.url).resolve('@veil/cli/package.json')), 'dist', 'main.js');
 const LAB_DIR = '/run/veil-lab';
-const WG_DEV = 'veil_wg0';
+const WG_DEV = DEFAULT_DEVICE;
 const UNDERLAY_DEV = 'eth0';
 const IPERF_PORT = 5299;
 const TARGET_RATIO = 0.95;

@@ -13,6 +13,7 @@ import { pidAlive, pidMatches, sleep, spawnDetached, terminate } from './exec.js
 import { analyzeCapture, type CaptureAnalysis } from './pcap.js';
 import { UNDERLAY_NETNS, readState, writeState, type LabNode } from './state.js';
 import { agentStatus, startAgent, waitForLine, waitReady } from './up.js';
+import { errorMessage } from '@veil/agent-core/errors';
 
 export interface ChaosOptions {
   labDir: string;
@@ -117,7 +118,7 @@ export async function labChaos(opts: ChaosOptions): Promise<ChaosReport> {
           try {
             await new StatusClient({ socketPath: node.statusSocket, timeoutMs: 30_000 }).rotateKeys();
           } catch (err) {
-            error = err instanceof Error ? err.message : String(err);
+            error = errorMessage(err);
           }
           break;
         }
@@ -168,7 +169,7 @@ export async function labChaos(opts: ChaosOptions): Promise<ChaosReport> {
     await waitReady(nodes, 60_000, (l) => log(`${t()} ${l}`));
     readyAtEnd = nodes.length;
   } catch (err) {
-    failures.push(err instanceof Error ? err.message : String(err));
+    failures.push(errorMessage(err));
   }
   // Deleted (ghost) nodes must be gone from every agent's peers, not merely outnumbered.
   const stale = await waitNoStrangers(nodes, 30_000);

@@ -5,6 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createConnection, createServer } from 'node:net';
+import { errorMessage } from '@veil/agent-core/errors';
 
 /** `veil lab apiserver`: the Kubernetes API double holding the lab's Node objects until SIGTERM. */
 export async function runApiserver(opts: { host: string; port: number; nodesFile: string }): Promise<number> {
@@ -34,7 +35,7 @@ export async function runApiserver(opts: { host: string; port: number; nodesFile
       for (const o of api.list('nodes')) if (o.metadata?.name && !names.has(o.metadata.name)) api.delete('nodes', o.metadata.name);
       process.stdout.write(`apiserver nodes synced: ${[...names].join(',')}\n`);
     } catch (err) {
-      process.stdout.write(`apiserver nodes sync failed: ${err instanceof Error ? err.message : String(err)}\n`);
+      process.stdout.write(`apiserver nodes sync failed: ${errorMessage(err)}\n`);
     }
   });
   await new Promise<void>((resolve) => {

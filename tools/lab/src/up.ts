@@ -24,6 +24,7 @@ import {
   type LabState,
 } from './state.js';
 import { createNode, createUnderlay, destroyLab, labNamespaces, mountBpffs } from './topology.js';
+import { errorMessage } from '@veil/agent-core/errors';
 
 /** Every lab pod CIDR (10.244.<i>.0/24) is inside this. */
 export const LAB_POD_SUPERNET = '10.244.0.0/16';
@@ -95,7 +96,7 @@ export async function resolveBackend(backend: string, requested: 'host' | 'vm'):
   try {
     await loadBackendModule(type);
   } catch (err) {
-    const msg = err instanceof Error ? err.message : String(err);
+    const msg = errorMessage(err);
     if (backend === 'ipsec') throw new LabUnsupportedError(`the IPsec backend is not available yet: ${msg}`);
     throw new LabUnsupportedError(`backend "${backend}" cannot be loaded: ${msg}`);
   }
