@@ -3,7 +3,8 @@ import { readFileSync } from 'node:fs';
 import { Container, type ContainerModule } from 'inversify';
 import { Registry } from 'prom-client';
 import type { AgentConfig } from './config/schema.js';
-import { loadBackendModule } from './di/load-backend.js';
+import { backendSection } from './config/backend.js';
+import { loadBackend } from './di/load-backend.js';
 import { TOKENS } from './di/tokens.js';
 import { errorMessage, VeilAgentError } from './errors.js';
 import { HealthMetricsServer, StatusSocketServer } from './observability/http.js';
@@ -149,7 +150,14 @@ export class Agent {
       })
       .inSingletonScope();
     await container.loadAsync(...opts.platformModules);
-    await container.loadAsync(opts.backendModule ?? (await loadBackendModule(opts.config.encryption.type)));
+    let backendModule = opts.backendModule;
+    if (!backendModule) {
+      const loaded = await loadBackend(opts.config.encryption.type);
+      // A bad backend section fails here, naming its keys, before anything touches the kernel.
+      if (loaded.config) backendSection(opts.config, loaded.config);
+      backendModule = loaded.module;
+    }
+    await container.loadAsync(backendModule);
     for (const token of [TOKENS.EncryptionBackend, TOKENS.KeyDistributor, TOKENS.Datapath, TOKENS.EventRecorder]) {
       if (!container.isBound(token)) throw new VeilAgentError(`nothing is bound to ${String(token)}: the platform or backend module is incomplete`);
     }

@@ -36,7 +36,7 @@ export {
 } from './types/index.js';
 export { errorMessage, VeilAgentError, ConfigError, BackendLoadError, PeerApplyError, type ConfigIssue, type BackendLoadErrorCode } from './errors.js';
 export { TOKENS } from './di/tokens.js';
-export { loadBackendModule, backendSpecifier, BUILTIN_BACKENDS } from './di/load-backend.js';
+export { loadBackend, loadBackendModule, backendSpecifier, BUILTIN_BACKENDS, type LoadedBackend } from './di/load-backend.js';
 export { InMemoryCluster, InMemoryKeyDistributor } from './distributor/in-memory.js';
 export { KubernetesKeyDistributor, type KubernetesKeyDistributorOptions } from './distributor/kubernetes.js';
 export { KubernetesEventRecorder } from './distributor/k8s-events.js';
@@ -44,8 +44,17 @@ export { kubernetesModule } from './distributor/module.js';
 export { observeNode, type NodeLike } from './distributor/node-object.js';
 export { Reconciler, type ReconcilerOptions, type PeerView, type Refusal } from './reconciler/reconciler.js';
 export { validateNode, samePeer, type ValidationResult } from './reconciler/validate.js';
-export { AgentConfigSchema, DEFAULT_CONFIG, parseDuration, type AgentConfig } from './config/schema.js';
-export { loadConfig, envName, type ConfigSources } from './config/load.js';
+export { AgentConfigSchema, DEFAULT_CONFIG, parseDuration, durationRe, type AgentConfig, type BackendSections } from './config/schema.js';
+export { loadConfig, loadAgentConfig, envName, type ConfigSources, type LoadConfigOptions, type AgentConfigAndBackend } from './config/load.js';
+export {
+  defineBackendConfig,
+  backendSection,
+  validateSection,
+  CORE_ENCRYPTION_KEYS,
+  type BackendConfigSpec,
+  type SectionSchema,
+  type SectionResult,
+} from './config/backend.js';
 export { createLogger, REDACTED_FIELDS, type Logger } from './observability/logger.js';
 export { AgentMetrics, PEER_STATES, type PeerState, type RefusalReason } from './observability/metrics.js';
 export { getJsonOverUnixSocket, type StatusRoutes } from './observability/http.js';

@@ -13,8 +13,10 @@ import type {
   PeerProgramResult,
   Steering,
 } from '@veil/agent-core';
+import { backendSection } from '@veil/agent-core';
 import { NetlinkSocket, getLink } from '@veil/netlink';
 import { Gauge, type Registry } from 'prom-client';
+import { type WireGuardConfig, wireguardConfig } from './config.js';
 import { WgBackendError } from './errors.js';
 import { KeyStore } from './keys.js';
 import { PeerReconciler, type DesiredPeer } from './peers.js';
@@ -62,6 +64,8 @@ export class WireGuardBackend implements EncryptionBackend {
   ];
   private readonly log: Logger;
   private readonly deviceName: string;
+  /** The validated `encryption.wireguard` section. */
+  private readonly wg: WireGuardConfig;
   private keys: KeyStore | undefined;
   private handle: WgDeviceHandle | undefined;
   private reconciler: PeerReconciler | undefined;
@@ -77,10 +81,11 @@ export class WireGuardBackend implements EncryptionBackend {
   ) {
     this.log = logger.child({ component: 'backend-wireguard' });
     this.deviceName = options.device ?? DEFAULT_DEVICE;
+    this.wg = backendSection(config, wireguardConfig);
   }
 
   async init(): Promise<readonly string[]> {
-    const wg = this.config.encryption.wireguard;
+    const wg = this.wg;
     const dir = join(this.config.stateDir, 'wireguard');
     this.keys = await KeyStore.open({ dir });
     this.handle = await setupDevice({
@@ -127,8 +132,8 @@ export class WireGuardBackend implements EncryptionBackend {
       if (peer.internalIPv4) allowed.push(`${peer.internalIPv4}/32`);
       if (peer.internalIPv6) allowed.push(`${peer.internalIPv6}/128`);
     }
-    const want: DesiredPeer = { publicKey, allowedIPs: allowed, persistentKeepalive: this.config.encryption.wireguard.persistentKeepalive };
-    if (endpointIp) want.endpoint = { address: endpointIp, port: this.config.encryption.wireguard.port };
+    const want: DesiredPeer = { publicKey, allowedIPs: allowed, persistentKeepalive: this.wg.persistentKeepalive };
+    if (endpointIp) want.endpoint = { address: endpointIp, port: this.wg.port };
     const prev = this.peers.get(peer.name);
     if (prev && !prev.publicKey.equals(publicKey)) {
       // The node rotated its key: the old peer must go, or it would keep the allowed IPs.
@@ -173,7 +178,7 @@ export class WireGuardBackend implements EncryptionBackend {
   steering(): Steering {
     if (!this.ifindex) throw new WgBackendError('steering() before init()');
     // The device MTU bounds what the BPF redirect may hand it (bpf_redirect bypasses PMTU checks).
-    return { kind: 'redirect', ifindex: this.ifindex, ...(this.handle?.mtu ? { mtu: this.handle.mtu } : {}) };
+    return { kind: 'redirect', ifindex: this.ifindex, udpPort: this.wg.port, ...(this.handle?.mtu ? { mtu: this.handle.mtu } : {}) };
   }
 
   /**

@@ -17,7 +17,7 @@ function configFor(stateDir: string): AgentConfig {
     ...DEFAULT_CONFIG,
     nodeName: 'n',
     stateDir,
-    encryption: { ...DEFAULT_CONFIG.encryption, enabled: true, wireguard: { ...DEFAULT_CONFIG.encryption.wireguard, userspaceFallback: true } },
+    encryption: { ...DEFAULT_CONFIG.encryption, enabled: true, wireguard: { userspaceFallback: true } },
   };
 }
 

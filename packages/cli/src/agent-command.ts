@@ -90,7 +90,8 @@ export async function runAgent(argv: readonly string[], env: NodeJS.ProcessEnv =
     // Heavy imports (client-node alone is ~70 MB RSS) only once we really run the agent.
     const core = await import('@veil/agent-core');
     const { bpfDatapathModule } = await import('@veil/datapath');
-    const config = await core.loadConfig({ argv: configArgv, env });
+    // Core's keys first, then the backend `encryption.type` names validates its own section.
+    const { config, backend } = await core.loadAgentConfig({ argv: configArgv, env });
     const { KubeConfig, CoreV1Api } = await import('@kubernetes/client-node');
     const kc = new KubeConfig();
     const kubeconfig = cli.kubeconfig ?? env.KUBECONFIG;
@@ -134,6 +135,7 @@ export async function runAgent(argv: readonly string[], env: NodeJS.ProcessEnv =
 
     const agent = await core.Agent.create({
       config,
+      backendModule: backend.module,
       logger,
       platformModules: [
         core.kubernetesModule(kc),

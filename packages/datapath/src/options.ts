@@ -160,14 +160,13 @@ export function resolveOptions(o: BpfDatapathOptions): ResolvedOptions {
 }
 
 /**
- * Datapath options derived from the agent configuration: state file in `stateDir`, pod veth
- * patterns, strict mode (only with encryption enabled), node encryption, and for the WireGuard
- * backend its port (to-wire exemption) and MTU (0 = auto: the backend reports the device MTU it
- * resolved in `steering().mtu`, which `setSteering` writes).
+ * Datapath options derived from core's configuration: state file in `stateDir`, pod veth
+ * patterns, strict mode (only with encryption enabled) and node encryption. Nothing here reads a
+ * backend's section: the backend hands its MTU and its own UDP port (the to-wire exemption) over
+ * through its steering, which `setSteering` writes.
  */
 export function datapathOptionsFromConfig(config: AgentConfig): BpfDatapathOptions {
   const enc = config.encryption;
-  const wg = enc.type === 'wireguard';
   return {
     stateFile: join(config.stateDir, 'datapath-ipcache.json'),
     podVethPatterns: config.podVethPatterns,
@@ -177,8 +176,5 @@ export function datapathOptionsFromConfig(config: AgentConfig): BpfDatapathOptio
       allowRemoteNodeIdentities: enc.strictMode.allowRemoteNodeIdentities,
     },
     nodeEncryption: enc.enabled && enc.nodeEncryption,
-    // 0 = auto: leave the pinned value; the backend reports the device MTU through its steering.
-    ...(wg && enc.wireguard.mtu !== 0 ? { mtu: enc.wireguard.mtu } : {}),
-    wgPort: wg ? enc.wireguard.port : 0,
   };
 }

@@ -48,7 +48,7 @@ function syncStrictCidrs(bpf: BpfObjectDatapath, cidrs: readonly string[]): void
 }
 
 /** The config fields a steering mode sets. */
-export function steeringConfig(s: Steering): Pick<DatapathConfig, 'backend' | 'wgIfindex'> & Partial<Pick<DatapathConfig, 'mtu'>> {
+export function steeringConfig(s: Steering): Pick<DatapathConfig, 'backend' | 'wgIfindex'> & Partial<Pick<DatapathConfig, 'mtu' | 'wgPort'>> {
   if (s === null || typeof s !== 'object') throw new DatapathArgumentError('steering', 'needs an object');
   if (s.kind !== 'none' && s.mtu !== undefined) {
     if (!Number.isInteger(s.mtu) || s.mtu < 68 || s.mtu > 65535) throw new DatapathArgumentError('steering.mtu', `needs an integer in [68, 65535], got ${String(s.mtu)}`);
@@ -60,7 +60,10 @@ export function steeringConfig(s: Steering): Pick<DatapathConfig, 'backend' | 'w
       if (!Number.isInteger(s.ifindex) || s.ifindex < 1 || s.ifindex > 0x7fffffff) {
         throw new DatapathArgumentError('steering.ifindex', `needs a positive ifindex, got ${String(s.ifindex)}`);
       }
-      return { backend: 'wireguard', wgIfindex: s.ifindex };
+      if (s.udpPort !== undefined && (!Number.isInteger(s.udpPort) || s.udpPort < 1 || s.udpPort > 65535)) {
+        throw new DatapathArgumentError('steering.udpPort', `needs a port in [1, 65535], got ${String(s.udpPort)}`);
+      }
+      return { backend: 'wireguard', wgIfindex: s.ifindex, ...(s.udpPort !== undefined ? { wgPort: s.udpPort } : {}) };
     case 'mark':
       // The programs compute the mark themselves (bpf/src/mark.ts); another layout cannot be honoured.
       if (s.value !== IPSEC_MARK_ENCRYPT || s.keyIndexShift !== 12 || s.nodeIdShift !== 16 || s.mask >>> 0 !== IPSEC_MARK_MASK) {

@@ -150,10 +150,12 @@ describe('datapath steering and options', () => {
       podVethPatterns: ['lxc*', 'veth*'],
       strict: { enabled: true, cidrs: ['10.0.0.0/8'], allowRemoteNodeIdentities: true },
       nodeEncryption: false,
-      wgPort: 51871,
     });
-    // An explicit WireGuard MTU is written at open; 0 (auto) leaves it to the backend's steering.
-    expect(datapathOptionsFromConfig({ ...cfg, encryption: { ...cfg.encryption, wireguard: { ...cfg.encryption.wireguard, mtu: 1380 } } }).mtu).toBe(1380);
+    // A backend's section is the backend's: the datapath reads none of it, whatever it says.
+    expect(datapathOptionsFromConfig({ ...cfg, encryption: { ...cfg.encryption, wireguard: { mtu: 1380, port: 1 } } })).toEqual(datapathOptionsFromConfig(cfg));
+    // The backend's MTU and its own UDP port reach the datapath through its steering.
+    expect(steeringConfig({ kind: 'redirect', ifindex: 7, mtu: 1380, udpPort: 51871 })).toEqual({ backend: 'wireguard', wgIfindex: 7, mtu: 1380, wgPort: 51871 });
+    expect(() => steeringConfig({ kind: 'redirect', ifindex: 7, udpPort: 0 })).toThrow(/steering\.udpPort/);
     // Strict mode without encryption would drop all remote traffic: off.
     expect(datapathOptionsFromConfig({ ...cfg, encryption: { ...cfg.encryption, enabled: false } }).strict?.enabled).toBe(false);
   });

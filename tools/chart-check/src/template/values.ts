@@ -36,6 +36,19 @@ export function goTypeName(v: unknown): string {
   return typeof v;
 }
 
+/** reflect.Kind's name, as Sprig's kindOf/kindIs give it. */
+export function goKindName(v: unknown): string {
+  if (v === undefined || v === null) return 'invalid';
+  if (v instanceof GoStruct) return 'struct';
+  if (v instanceof GoInt) return 'int';
+  if (typeof v === 'string') return 'string';
+  if (typeof v === 'number') return 'float64';
+  if (typeof v === 'boolean') return 'bool';
+  if (Array.isArray(v)) return 'slice';
+  if (typeof v === 'object') return 'map';
+  return typeof v;
+}
+
 export function isMap(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v) && !(v instanceof GoStruct) && !(v instanceof GoInt);
 }
