@@ -1,4 +1,14 @@
-import { type IpFailure, describeIpProblem, formatIPv4, formatIPv6, parseIPv4Into, parseIPv6Into, parsePrefix } from '@veil/ip';
+import {
+  type IpFailure,
+  describeIpProblem,
+  formatIPv4,
+  formatIPv6,
+  hasHostBits,
+  parseIPv4Into,
+  parseIPv6Into,
+  parsePrefix,
+  parsePrefixLength,
+} from '@veil/ip';
 import { XfrmValidationError } from './errors.js';
 import { AF_INET, AF_INET6 } from './nl/constants.js';
 
@@ -54,6 +64,17 @@ function cidrFailure(field: string): IpFailure {
  * rejected: the kernel keeps them verbatim, which makes later lookups by selector surprising.
  */
 export function parseCidr(field: string, s: unknown): ParsedCidr {
+  if (typeof s === 'string') {
+    // Hot in bulk policy installs: @veil/ip's allocation-free pieces, straight into xfrm_address_t.
+    const slash = s.indexOf('/');
+    const addr = slash < 0 ? s : s.slice(0, slash);
+    const bytes = new Uint8Array(16);
+    const family = parseIPv4Into(addr, bytes) ? 'ipv4' : parseIPv6Into(addr, bytes) ? 'ipv6' : undefined;
+    const max = family === 'ipv4' ? 32 : 128;
+    const prefixLen = slash < 0 ? max : parsePrefixLength(s.slice(slash + 1));
+    if (family !== undefined && prefixLen >= 0 && prefixLen <= max && !hasHostBits(bytes, prefixLen)) return { family, bytes, prefixLen };
+  }
+  // Anything else: @veil/ip's parser names the problem (it throws for every input the path above refuses).
   const p = parsePrefix(s, { hostBits: 'reject' }, cidrFailure(field));
   const bytes = new Uint8Array(16);
   bytes.set(p.bytes);
