@@ -37,6 +37,7 @@ export {
   STRUCT_LAYOUTS,
   strictCidrValue,
 } from './layouts.js';
+export { type IpPrefix, ipv4, ipv6, lpmIPv4, lpmIPv6, parsePrefix } from './ip-codecs.js';
 export { decodeIpsecMark, IPSEC_MARK_ENCRYPT, IPSEC_MARK_MASK, type IpsecMarkFields, ipsecMark } from './mark.js';
 export { type TraceKind, type TraceRecord, traceLayout, traceValue } from './trace.js';
 export { type FieldLayout, fieldAt, type StructLayout, StructLayoutError, structLayout } from './struct-layout.js';

@@ -1,5 +1,6 @@
-import { isIPv4, isIPv6 } from 'node:net';
-import { ArgumentError, type Codec, ipv4, ipv6, parsePrefix, struct, u16, u32, u64 } from 'libbpf-ts';
+import { type IpPrefix, formatIPv4, formatIPv6, maskInPlace, parseIPv4Into, parseIPv6Into, tryParseIp } from '@veil/ip';
+import { ArgumentError, type Codec, struct, u16, u32, u64 } from 'libbpf-ts';
+import { parsePrefixBytes } from './ip-codecs.js';
 import { fieldAt, type StructLayout, structLayout } from './struct-layout.js';
 import { traceLayout } from './trace.js';
 
@@ -51,20 +52,18 @@ const K = ipcacheKeyLayout.fields;
 export const ipcacheKey: Codec<IpcacheKey, IpcacheKeyInput> = {
   size: ipcacheKeyLayout.size,
   encode(v, buf, off) {
-    const p = typeof v === 'string' ? parsePrefix(v, undefined, 'key') : checkPrefixObject(v);
-    const family = isIPv4(p.addr) ? FAMILY_IPV4 : FAMILY_IPV6;
+    const p = typeof v === 'string' ? parsePrefixBytes(v, undefined, 'key') : checkPrefixObject(v);
     buf.fill(0, off, off + ipcacheKeyLayout.size);
     buf.writeUInt32LE(PREFIX_BASE + p.prefixLen, off + K.prefixlen.offset);
-    buf[off + K.family.offset] = family;
-    if (family === FAMILY_IPV4) ipv4.encode(p.addr, buf, off + K.addr.offset);
-    else ipv6.encode(p.addr, buf, off + K.addr.offset);
-    maskHostBits(buf, off + K.addr.offset, family === FAMILY_IPV4 ? 4 : 16, p.prefixLen);
+    buf[off + K.family.offset] = p.family === 4 ? FAMILY_IPV4 : FAMILY_IPV6;
+    buf.set(p.bytes, off + K.addr.offset);
+    maskInPlace(buf, p.prefixLen, off + K.addr.offset, p.bytes.length);
   },
   decode(buf, off) {
     const family = buf[off + K.family.offset] === FAMILY_IPV6 ? 6 : 4;
     return {
       family,
-      addr: family === 4 ? ipv4.decode(buf, off + K.addr.offset) : ipv6.decode(buf, off + K.addr.offset),
+      addr: family === 4 ? formatIPv4(buf, off + K.addr.offset) : formatIPv6(buf, off + K.addr.offset),
       prefixLen: buf.readUInt32LE(off + K.prefixlen.offset) - PREFIX_BASE,
     };
   },
@@ -75,21 +74,15 @@ export function formatCidr(k: IpcacheKey): string {
   return `${k.addr}/${k.prefixLen}`;
 }
 
-function checkPrefixObject(v: { addr: string; prefixLen: number }): { addr: string; prefixLen: number } {
+function checkPrefixObject(v: { addr: string; prefixLen: number }): IpPrefix {
   if (v === null || typeof v !== 'object') throw new ArgumentError('key', 'needs a CIDR string or {addr, prefixLen}');
-  const bits = isIPv4(v.addr) ? 32 : isIPv6(v.addr) ? 128 : undefined;
-  if (bits === undefined) throw new ArgumentError('key.addr', `'${String(v.addr)}' is not an IP address`);
+  const ip = typeof v.addr === 'string' ? tryParseIp(v.addr) : undefined;
+  if (ip === undefined) throw new ArgumentError('key.addr', `'${String(v.addr)}' is not an IP address`);
+  const bits = ip.family === 4 ? 32 : 128;
   if (!Number.isInteger(v.prefixLen) || v.prefixLen < 0 || v.prefixLen > bits) {
     throw new ArgumentError('key.prefixLen', `needs an integer in [0, ${bits}], got ${String(v.prefixLen)}`);
   }
-  return v;
-}
-
-function maskHostBits(buf: Buffer, off: number, len: number, prefixLen: number): void {
-  for (let i = 0; i < len; i++) {
-    const keep = Math.max(0, Math.min(8, prefixLen - i * 8));
-    buf[off + i] = (buf[off + i] as number) & ((0xff00 >> keep) & 0xff);
-  }
+  return { ...ip, prefixLen: v.prefixLen };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -182,11 +175,13 @@ export const ipcacheValue: Codec<IpcacheValue, IpcacheValueInput> = {
     buf.fill(0, off, off + ipcacheValueLayout.size);
     const ipOff = off + V.node_ip.offset;
     if (v.nodeIp !== undefined) {
-      if (isIPv4(v.nodeIp)) ipv4.encode(v.nodeIp, buf, ipOff);
-      else if (isIPv6(v.nodeIp)) {
-        ipv6.encode(v.nodeIp, buf, ipOff);
+      // Parsed straight into node_ip[16] (zeroed above): IPv4 fills the first 4 bytes.
+      const text: unknown = v.nodeIp;
+      if (typeof text !== 'string') throw new ArgumentError('value.nodeIp', `'${String(text)}' is not an IP address`);
+      if (!parseIPv4Into(text, buf, ipOff)) {
+        if (!parseIPv6Into(text, buf, ipOff)) throw new ArgumentError('value.nodeIp', `'${text}' is not an IP address`);
         flags |= IpcacheFlag.NODE_IP_V6;
-      } else throw new ArgumentError('value.nodeIp', `'${String(v.nodeIp)}' is not an IP address`);
+      }
     }
     buf.writeUInt32LE(ifindex, off + V.ifindex.offset);
     buf.writeUInt16LE(nodeId, off + V.node_id.offset);
@@ -203,7 +198,7 @@ export const ipcacheValue: Codec<IpcacheValue, IpcacheValueInput> = {
       remote: (flags & IpcacheFlag.REMOTE) !== 0,
       encryptReady: (flags & IpcacheFlag.ENCRYPT_READY) !== 0,
       isNode: (flags & IpcacheFlag.IS_NODE) !== 0,
-      nodeIp: ipBytes.every((b) => b === 0) ? undefined : v6 ? ipv6.decode(buf, ipOff) : ipv4.decode(buf, ipOff),
+      nodeIp: ipBytes.every((b) => b === 0) ? undefined : v6 ? formatIPv6(buf, ipOff) : formatIPv4(buf, ipOff),
       ifindex: buf.readUInt32LE(off + V.ifindex.offset),
       nodeId: buf.readUInt16LE(off + V.node_id.offset),
       keyIndex: buf[off + V.key_index.offset] as number,

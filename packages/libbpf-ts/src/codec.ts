@@ -2,7 +2,7 @@ import { ArgumentError } from './errors.js';
 
 /**
  * A fixed-size binary layout. `T` is what decode() returns, `In` what encode() accepts
- * (usually the same; LPM codecs also accept "10.0.0.0/24" strings).
+ * (usually the same; a codec may accept a looser input form, e.g. text it parses).
  */
 export interface Codec<T, In = T> {
   /** Exact byte size; checked against the map's key/value size. */
