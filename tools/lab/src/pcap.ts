@@ -1,3 +1,4 @@
+import { parseIp } from '@veil/ip';
 /** What an underlay capture shows about encryption. */
 export interface CaptureAnalysis {
   packets: number;
@@ -39,7 +40,7 @@ export function* pcapFrames(buf: Buffer): Generator<Buffer> {
  * cleartext pod traffic.
  */
 export function analyzeCapture(buf: Buffer, wgPort: number, podIPs: readonly string[]): CaptureAnalysis {
-  const needles = podIPs.map((ip) => Buffer.from(ip.split('.').map(Number)));
+  const needles = podIPs.map((ip) => parseIp(ip).bytes);
   const out: CaptureAnalysis = { packets: 0, encryptedPackets: 0, plaintextPackets: 0, plaintextBytes: 0 };
   for (const frame of pcapFrames(buf)) {
     out.packets++;

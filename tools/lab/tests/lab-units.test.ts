@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { analyzeCapture, pcapFrames } from '../src/pcap.js';
 import { planLab } from '../src/state.js';
+import { parseIp } from '@veil/ip';
 
 /** A classic little-endian pcap (Ethernet) holding `frames`. */
 function pcap(frames: Buffer[]): Buffer {
@@ -27,8 +28,8 @@ function ipv4(proto: number, src: string, dst: string, l4: Uint8Array, payload: 
   ip[0] = 0x45;
   ip.writeUInt16BE(20 + l4.length + payload.length, 2);
   ip[9] = proto;
-  Buffer.from(src.split('.').map(Number)).copy(ip, 12);
-  Buffer.from(dst.split('.').map(Number)).copy(ip, 16);
+  parseIp(src).bytes.copy(ip, 12);
+  parseIp(dst).bytes.copy(ip, 16);
   return Buffer.concat([eth, ip, l4, payload]);
 }
 function udp(sport: number, dport: number): Buffer {
