@@ -55,16 +55,14 @@ module.exports = {
     {
       name: 'backend-agent-core-public-entry',
       severity: 'error',
-      comment:
-        "A backend uses @veil/agent-core only through the entries of its exports map, never its dist/ or src/ internals.",
+      comment: 'A backend uses @veil/agent-core only through the entries of its exports map, never its dist/ or src/ internals.',
       from: { path: '^packages/backend-[^/]+/' },
       to: { path: pkgPath('@veil/agent-core'), pathNot: entryFiles('@veil/agent-core') },
     },
     {
       name: 'no-relative-cross-package',
       severity: 'error',
-      comment:
-        'Another package is reached through its name (and so its exports map), not a relative path into its files.',
+      comment: 'Another package is reached through its name (and so its exports map), not a relative path into its files.',
       from: { path: anyPackage },
       to: { dependencyTypes: ['local'], path: anyPackage, pathNot: '^$1/' },
     },

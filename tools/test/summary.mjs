@@ -3,11 +3,11 @@
 import { readFileSync, readdirSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 
-const roots = ['packages', 'tools'].flatMap((d) =>
-  existsSync(d) ? readdirSync(d).map((p) => join(d, p)) : [],
-);
+const roots = ['packages', 'tools'].flatMap((d) => (existsSync(d) ? readdirSync(d).map((p) => join(d, p)) : []));
 roots.push('bpf');
-let passed = 0, failed = 0, skipped = 0;
+let passed = 0,
+  failed = 0,
+  skipped = 0;
 const failures = [];
 const checksFile = join('test-results', 'checks.json');
 if (existsSync(checksFile)) {
