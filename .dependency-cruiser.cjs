@@ -91,7 +91,9 @@ module.exports = {
     },
   ],
   options: {
-    exclude: { path: '(^|/)(node_modules|dist|dist-bench|build|obj|test-results|coverage)/' },
+    // Anchored on paths inside a workspace, so a deep import such as `@veil/agent-core/dist/x.js` is still
+    // seen (and refused) rather than dropped as if it were build output.
+    exclude: { path: ['(^|/)node_modules/', `${anyPackage}(dist|dist-bench|build|obj|test-results|coverage)/`] },
     doNotFollow: { path: 'node_modules' },
     // Type-only imports count: a type cycle still couples modules, and the kernel/dev-tool rules are about
     // what a package knows of, not only what it loads.

@@ -3,29 +3,28 @@
 // linted without editing this file. Type information comes from each package's tsconfig.json (a solution
 // file referencing tsconfig.build.json and tsconfig.spec.json) through typescript-eslint's project service.
 import js from '@eslint/js';
+import { defineConfig, globalIgnores } from 'eslint/config';
 import globals from 'globals';
 import tseslint from 'typescript-eslint';
 
 const workspaces = '{packages/*,tools/*,bpf}';
 
-export default tseslint.config(
-  {
-    ignores: [
-      '**/node_modules/**',
-      '**/dist/**',
-      '**/dist-bench/**',
-      '**/build/**',
-      '**/obj/**',
-      '**/test-results/**',
-      '**/coverage/**',
-      '.nx/**',
-      // Test fixtures are deliberately broken or minimal modules (a plugin that throws, one without a default export).
-      '**/tests/fixtures/**',
-    ],
-  },
+export default defineConfig(
+  globalIgnores([
+    '**/node_modules/**',
+    '**/dist/**',
+    '**/dist-bench/**',
+    '**/build/**',
+    '**/obj/**',
+    '**/test-results/**',
+    '**/coverage/**',
+    '.nx/**',
+    // Test fixtures are deliberately broken or minimal modules (a plugin that throws, one without a default export).
+    '**/tests/fixtures/**',
+  ]),
   {
     files: [`${workspaces}/{src,tests,bench}/**/*.ts`],
-    extends: [js.configs.recommended, ...tseslint.configs.recommendedTypeChecked],
+    extends: [js.configs.recommended, tseslint.configs.recommendedTypeChecked],
     languageOptions: {
       parserOptions: {
         projectService: true,
