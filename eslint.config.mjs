@@ -52,19 +52,6 @@ export default defineConfig(
     },
   },
   {
-    // These tests walk rendered Kubernetes manifests (parsed YAML) by path; a wrong path fails the assertion.
-    // TODO: type them with kubernetes-models (already a devDependency) and drop this override.
-    files: ['tools/chart-check/tests/**/*.ts'],
-    rules: {
-      '@typescript-eslint/no-explicit-any': 'off',
-      '@typescript-eslint/no-unsafe-argument': 'off',
-      '@typescript-eslint/no-unsafe-assignment': 'off',
-      '@typescript-eslint/no-unsafe-call': 'off',
-      '@typescript-eslint/no-unsafe-member-access': 'off',
-      '@typescript-eslint/no-unsafe-return': 'off',
-    },
-  },
-  {
     // Plain JS (scripts, bins, the example plugin, this config): recommended rules without type information.
     files: ['**/*.{js,mjs,cjs}'],
     extends: [js.configs.recommended, tseslint.configs.disableTypeChecked],
