@@ -160,7 +160,7 @@ export const policy: fc.Arbitrary<XfrmPolicy> = selector.chain(({ family, sel })
       },
       { requiredKeys: ['dir'] },
     )
-    .map((p) => ({ selector: sel, ...p }) as XfrmPolicy),
+    .map((p) => ({ selector: sel, ...p })),
 );
 
 export function normalizePolicy(p: XfrmPolicy): XfrmPolicy {

@@ -105,7 +105,8 @@ function formatV(v: unknown): string {
     const o = v as Record<string, unknown>;
     return `map[${Object.keys(o).sort().map((k) => `${k}:${formatV(o[k])}`).join(' ')}]`;
   }
-  return String(v);
+  if (typeof v === 'bigint' || typeof v === 'symbol') return v.toString();
+  return '<func>'; // parsed YAML holds no functions
 }
 
 /** Sprig's strval: strings as-is, everything else with %v. */
