@@ -43,7 +43,11 @@ export default defineConfig(
       '@typescript-eslint/no-floating-promises': 'error',
       '@typescript-eslint/no-misused-promises': 'error',
       '@typescript-eslint/await-thenable': 'error',
-      '@typescript-eslint/require-await': 'error',
+      // Off on purpose: Veil's fakes and facades implement Promise-returning interfaces (Datapath,
+      // EncryptionBackend) with `async` methods that have nothing to await, so that a synchronous throw
+      // (a closed datapath, a bad argument) still reaches the caller as a rejection. Dropping `async` to
+      // satisfy this rule would turn those rejections into synchronous throws.
+      '@typescript-eslint/require-await': 'off',
       '@typescript-eslint/no-unsafe-argument': 'error',
       '@typescript-eslint/no-unsafe-assignment': 'error',
       '@typescript-eslint/no-unsafe-call': 'error',

@@ -111,10 +111,10 @@ function request<T>(child: ChildProcess, msg: object, reply: string): Promise<T>
   });
 }
 
-function startChild(mode: string, extra: string[] = [], execArgv: string[] = process.execArgv): { child: ChildProcess; ready: Promise<{ options: Parameters<KubeConfig['loadFromOptions']>[0] }> } {
+function startChild(mode: string, extra: string[] = [], execArgv: string[] = process.execArgv): { child: ChildProcess; ready: Promise<{ options: Record<string, unknown> }> } {
   const child = fork(self, [mode, ...extra], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv });
-  const ready = new Promise<{ options: Parameters<KubeConfig['loadFromOptions']>[0] }>((resolve) => {
-    child.once('message', (m: { options: Parameters<KubeConfig['loadFromOptions']>[0] }) => resolve(m));
+  const ready = new Promise<{ options: Record<string, unknown> }>((resolve) => {
+    child.once('message', (m: { options: Record<string, unknown> }) => resolve(m));
   });
   return { child, ready };
 }

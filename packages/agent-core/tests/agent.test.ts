@@ -273,7 +273,7 @@ describe('Agent', () => {
     log.logger.info({ privateKey: secret, peer: { privateKey: secret }, wg: { peer: { presharedKey: secret } } }, 'config');
     log.logger.info({ key: backend.privateKey }, 'secret object');
     log.logger.info({ status: await backend.status() }, 'status');
-    log.logger.error({ err: new Error(`failed with ${backend.privateKey}`) }, 'error with secret in message');
+    log.logger.error({ err: new Error(`failed with ${String(backend.privateKey)}`) }, 'error with secret in message');
     backend.failUpsert.clear();
     await until(() => agent!.ready);
     expect(log.lines.length).toBeGreaterThan(5);
@@ -298,6 +298,7 @@ describe('Agent', () => {
       await agent.start();
       await until(() => agent!.ready && agent!.materialPublished);
       expect([...backend.peers.keys()]).toEqual(['node-1']);
+      // eslint-disable-next-line @typescript-eslint/no-unsafe-assignment -- vitest's asymmetric matchers (expect.any/stringMatching) are typed any
       expect(server.get('nodes', 'local')?.metadata.annotations).toMatchObject({ [NODE_ID_ANNOTATION]: '12', 'veil.io/fake-public-key': expect.any(String) });
       await until(() => server.list('events').length === 1);
       expect(server.list('events')[0]).toMatchObject({ involvedObject: { name: 'node-2' }, reason: 'PeerRefused' });

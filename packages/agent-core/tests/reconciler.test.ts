@@ -179,6 +179,7 @@ for (const makeDriver of [async () => inMemoryDriver(), kubernetesDriver]) {
       expect(backend.callsOf('upsertPeer').every((c) => !c.changed)).toBe(true);
       expect(datapath.calls.filter((c) => c.op === 'upsert' || c.op === 'remove')).toEqual([]);
       // Exactly one prune, after sync, removing only the stale one.
+      // eslint-disable-next-line @typescript-eslint/no-unsafe-assignment -- vitest's asymmetric matchers (expect.any/stringMatching) are typed any
       expect(backend.callsOf('prune')).toEqual([{ op: 'prune', keep: expect.arrayContaining(['node-1', 'node-2']), removed: ['node-9'] }]);
       expect([...backend.peers.keys()].sort()).toEqual(['node-1', 'node-2']);
       expect([...datapath.ipcache.keys()].sort()).toEqual(['node-1', 'node-2']);

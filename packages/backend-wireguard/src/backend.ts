@@ -266,7 +266,8 @@ export class WireGuardBackend implements EncryptionBackend {
         },
       });
     };
-    const backend = this;
+    // collect() runs with `this` bound to the gauge; the driver is read through a closure.
+    const driverOf = (): 'kernel' | 'userspace' => (this.handle?.driver === 'kernel' ? 'kernel' : 'userspace');
     new Gauge({
       name: 'veil_wireguard_meta',
       help: 'WireGuard device info (value 1): device, driver (kernel|userspace), listen port, public key',
@@ -276,7 +277,7 @@ export class WireGuardBackend implements EncryptionBackend {
         this.reset();
         const dev = await read();
         if (!dev) return;
-        const driver = backend.handle?.driver === 'kernel' ? 'kernel' : 'userspace';
+        const driver = driverOf();
         this.set({ device: dev.name, driver, listen_port: String(dev.listenPort), public_key: dev.publicKey?.toBase64() ?? '' }, 1);
       },
     });

@@ -164,7 +164,7 @@ export async function setupDevice(opts: DeviceSetupOptions): Promise<WgDeviceHan
 
   const kernel = opts.preferKernel === false ? undefined : await KernelDriver.tryOpen(netns ? { netns } : {});
   let driver: DriverKind;
-  let adopted = false;
+  let adopted: boolean;
   let supervisor: WireGuardGoSupervisor | undefined;
   let client: WgClient;
 

@@ -85,7 +85,7 @@ describe('diffPeers', () => {
     want[1234] = { ...want[1234]!, allowedIPs: ['172.99.0.0/24'] };
     const change = diffPeers(want, cur);
     expect(change).toHaveLength(1);
-    expect(change[0]).toMatchObject({ publicKey: want[1234]!.publicKey, replaceAllowedIPs: true, allowedIPs: ['172.99.0.0/24'] });
+    expect(change[0]).toMatchObject({ publicKey: want[1234].publicKey, replaceAllowedIPs: true, allowedIPs: ['172.99.0.0/24'] });
   });
 
   it('refuses duplicate public keys and bad CIDRs, naming the field', () => {

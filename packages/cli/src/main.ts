@@ -33,7 +33,7 @@ export async function buildProgram(setExit: (code: number) => void): Promise<Com
     .argument('[flags...]', 'agent and config flags')
     .action(async (flags: string[]) => {
       // `--debug` is also the program's own option, and commander takes it wherever it appears.
-      const debug = (program.opts() as { debug?: boolean }).debug === true;
+      const debug = program.opts<{ debug?: boolean }>().debug === true;
       setExit(await runAgent(debug ? [...flags, '--debug'] : flags));
     });
   await registerLabCommand(program, setExit);
@@ -50,7 +50,7 @@ async function main(argv: readonly string[]): Promise<number> {
     const program = await buildProgram((c) => {
       code = c;
     });
-    await program.parseAsync(argv as string[]);
+    await program.parseAsync(argv);
   } catch (err) {
     if (err instanceof CommanderError) {
       // commander has printed the message; help/version are not errors, bad usage is exit 2.

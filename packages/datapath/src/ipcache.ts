@@ -152,7 +152,7 @@ export class IpcacheTable {
    */
   syncPeers(entries: readonly IpcacheEntry[]): DatapathSyncResult {
     if (!Array.isArray(entries)) throw new DatapathArgumentError('entries', 'needs an array');
-    const desired = entries.map((e, i) => normalizeEntry(e, `entries[${i}]`));
+    const desired = entries.map((e: IpcacheEntry, i) => normalizeEntry(e, `entries[${i}]`));
     const seen = new Set<string>();
     for (const [i, e] of desired.entries()) {
       if (seen.has(e.nodeName)) throw new DatapathArgumentError(`entries[${i}].nodeName`, `'${e.nodeName}' appears twice`);

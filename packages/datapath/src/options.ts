@@ -95,7 +95,7 @@ function str(field: string, v: unknown, dflt: string): string {
 
 function int(field: string, v: unknown, min: number, max: number): void {
   if (v !== undefined && (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max)) {
-    throw new DatapathArgumentError(`options.${field}`, `needs an integer in [${min}, ${max}], got ${String(v)}`);
+    throw new DatapathArgumentError(`options.${field}`, `needs an integer in [${min}, ${max}], got ${describeValue(v)}`);
   }
 }
 
@@ -114,7 +114,7 @@ export function checkTuning(t: DatapathTuning, prefix = 'options'): void {
   }
   const g = (n: keyof DatapathTuning, v: unknown, max: number) => {
     if (v !== undefined && (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > max)) {
-      throw new DatapathArgumentError(f(n), `needs an integer in [0, ${max}], got ${String(v)}`);
+      throw new DatapathArgumentError(f(n), `needs an integer in [0, ${max}], got ${describeValue(v)}`);
     }
   };
   g('wgPort', t.wgPort, 0xffff);
@@ -177,4 +177,11 @@ export function datapathOptionsFromConfig(config: AgentConfig): BpfDatapathOptio
     },
     nodeEncryption: enc.enabled && enc.nodeEncryption,
   };
+}
+
+/** A bad option value as an error shows it: JSON where it has a shape (objects, strings), else its text. */
+function describeValue(v: unknown): string {
+  if (typeof v === 'object' && v !== null) return JSON.stringify(v);
+  if (typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean' || typeof v === 'bigint' || v === undefined || v === null) return String(v);
+  return typeof v;
 }

@@ -179,6 +179,7 @@ describe('datapath state file', () => {
     const f = join(dir, 'sub', 'state.json');
     writeStateFile(f, '/pins/a', [entry(1), entry(2)]);
     expect(readStateFile(f, '/pins/a').nodes.map((e) => e.nodeName)).toEqual(['node-1', 'node-2']);
+    // eslint-disable-next-line @typescript-eslint/no-unsafe-assignment -- vitest's asymmetric matchers (expect.any/stringMatching) are typed any
     expect(readStateFile(f, '/pins/b')).toMatchObject({ nodes: [], problem: expect.stringMatching(/pin dir/) });
     expect(readStateFile(join(dir, 'absent.json'), '/pins/a')).toEqual({ nodes: [] });
     writeFileSync(f, '{"version": 9, "nodes": []}');

@@ -172,7 +172,7 @@ async function iperf(server: { netns: string; ip: string }, client: { netns: str
     const out = await run('ip', ['netns', 'exec', client.netns, 'iperf3', '-c', server.ip, '-B', client.ip, '-p', String(IPERF_PORT), '-t', String(seconds), '-O', '1', '-J'], (seconds + 30) * 1000);
     let j: { error?: string; end?: { sum_received?: { bits_per_second?: number }; sum_sent?: { retransmits?: number }; cpu_utilization_percent?: { host_total?: number } } };
     try {
-      j = JSON.parse(out.stdout);
+      j = JSON.parse(out.stdout) as typeof j;
     } catch {
       throw new BenchError('iperf3', `client exited ${out.code} without JSON: ${out.stderr.trim()}`);
     }

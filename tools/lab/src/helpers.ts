@@ -12,8 +12,7 @@ export async function runApiserver(opts: { host: string; port: number; nodesFile
   const { KubeApiServerDouble } = await import('@veil/kube-apiserver-double');
   const nodes = JSON.parse(readFileSync(opts.nodesFile, 'utf8')) as { metadata: { name: string } }[];
   const api = await KubeApiServerDouble.start({ host: opts.host, port: opts.port, bookmarkIntervalMs: 5_000 });
-  type Obj = Parameters<typeof api.apply>[1];
-  for (const n of nodes) api.apply('nodes', n as Obj);
+  for (const n of nodes) api.apply('nodes', n);
   process.stdout.write(`apiserver listening on ${api.url} with ${nodes.length} nodes\n`);
   // Chaos hooks (veil lab chaos): SIGUSR1 = the API server restarts (state kept, like etcd);
   // SIGUSR2 = the node list file changed: create new nodes, delete the ones gone (others untouched,
@@ -31,7 +30,7 @@ export async function runApiserver(opts: { host: string; port: number; nodesFile
     try {
       const want = JSON.parse(readFileSync(opts.nodesFile, 'utf8')) as { metadata: { name: string } }[];
       const names = new Set(want.map((n) => n.metadata.name));
-      for (const n of want) if (!api.get('nodes', n.metadata.name)) api.create('nodes', n as Obj);
+      for (const n of want) if (!api.get('nodes', n.metadata.name)) api.create('nodes', n);
       for (const o of api.list('nodes')) if (o.metadata?.name && !names.has(o.metadata.name)) api.delete('nodes', o.metadata.name);
       process.stdout.write(`apiserver nodes synced: ${[...names].join(',')}\n`);
     } catch (err) {

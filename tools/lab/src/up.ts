@@ -375,9 +375,10 @@ async function runTraffic(nodes: readonly LabNode[], log: (l: string) => void): 
     const r = await run('ip', ['netns', 'exec', netns, process.execPath, MAIN_JS, 'lab', '_probe', '--size', String(32 * 1024), '--timeout', String(8000 * SLOW), ...targets], {
       timeoutMs: 30_000 * SLOW,
     });
-    let results: { target: string; ok: boolean; bytes: number; error?: string }[] = [];
+    type ProbeResult = { target: string; ok: boolean; bytes: number; error?: string };
+    let results: ProbeResult[];
     try {
-      results = JSON.parse(r.stdout.trim().split('\n').pop() ?? '[]');
+      results = JSON.parse(r.stdout.trim().split('\n').pop() ?? '[]') as ProbeResult[];
     } catch {
       results = targets.map((target) => ({ target, ok: false, bytes: 0, error: `probe failed: ${r.stderr.trim().split('\n').pop() ?? r.code}` }));
     }

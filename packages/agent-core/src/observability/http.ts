@@ -155,7 +155,7 @@ export function getJsonOverUnixSocket(socketPath: string, path = '/v1/status'): 
         try {
           resolve(JSON.parse(Buffer.concat(chunks).toString('utf8')));
         } catch (err) {
-          reject(err);
+          reject(err instanceof Error ? err : new Error(String(err)));
         }
       });
       res.on('error', reject);

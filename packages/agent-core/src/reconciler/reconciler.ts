@@ -472,7 +472,7 @@ export class Reconciler {
       const value = peer.backend[spec.key];
       if (value === undefined) continue;
       let m = this.uniqueIndex.get(spec.key);
-      if (!m) this.uniqueIndex.set(spec.key, (m = new Map()));
+      if (!m) this.uniqueIndex.set(spec.key, (m = new Map<string, string>()));
       if (op === 'add') m.set(value, peer.name);
       else if (m.get(value) === peer.name) m.delete(value);
     }

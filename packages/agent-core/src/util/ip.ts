@@ -85,7 +85,7 @@ export class CidrIndex {
   add(c: Cidr, owner: string): void {
     const lens = this.byLen.get(c.family)!;
     let m = lens.get(c.prefixLength);
-    if (!m) lens.set(c.prefixLength, (m = new Map()));
+    if (!m) lens.set(c.prefixLength, (m = new Map<bigint, string>()));
     m.set(c.network, owner);
   }
 
