@@ -10,13 +10,13 @@ import {
   InMemoryCluster,
   loadAgentConfig,
   TOKENS,
-  backendSpecifier,
-  NODE_ID_ANNOTATION,
   getJsonOverUnixSocket,
   kubernetesModule,
   loadBackendModule,
   type AgentStatus,
 } from '../src/index.js';
+import { backendSpecifier } from '../src/di/load-backend.js';
+import { NODE_ID_ANNOTATION } from '../src/types/peer.js';
 import { KubeApiServerDouble } from '@veil/kube-apiserver-double';
 import { FakeBackend, FakeDatapath, RecordingEventRecorder } from '../src/fake/index.js';
 import { kubeConfigFor, toNodeObject } from './drivers.js';
