@@ -16,7 +16,8 @@ import 'reflect-metadata';
 import { Container } from 'inversify';
 import { Writable } from 'node:stream';
 import { Registry } from 'prom-client';
-import { AgentMetrics, DEFAULT_CONFIG, KubernetesKeyDistributor, Reconciler, TOKENS, createLogger } from '../src/index.js';
+import { DEFAULT_CONFIG, KubernetesKeyDistributor, Reconciler, TOKENS, createLogger } from '../src/index.js';
+import { AgentMetrics } from '../src/observability/metrics.js';
 import { FAKE_KEY_ANNOTATION, FakeBackend, FakeDatapath, RecordingEventRecorder } from '../src/fake/index.js';
 
 const self = fileURLToPath(import.meta.url);

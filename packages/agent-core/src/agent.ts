@@ -84,7 +84,7 @@ export interface AgentStatus {
 }
 
 /** Prefix of the status error naming backend peers no node claims (see `AgentStatus.orphanPeers`). */
-export const BACKEND_ORPHANS = 'backend peers no node claims';
+const BACKEND_ORPHANS = 'backend peers no node claims';
 
 /**
  * The agent: composes backend, key distributor, datapath, reconciler and observability from an
@@ -100,7 +100,6 @@ export class Agent {
   private readonly statusServer: StatusSocketServer;
   private reconcilerInstance: Reconciler | undefined;
   private publishTimer: NodeJS.Timeout | undefined;
-  private published = false;
   /** Bumped by every key rotation: retries of older material stop. */
   private publishGeneration = 0;
   private rotating = false;
@@ -228,7 +227,6 @@ export class Agent {
     const distributor = this.container.get(TOKENS.KeyDistributor);
     distributor.publishLocal(full).then(
       () => {
-        this.published = true;
         this.logger.info({ node: this.opts.config.nodeName, keys: Object.keys(full) }, 'published local key material');
       },
       (err: unknown) => {
@@ -239,11 +237,6 @@ export class Agent {
         this.publishTimer.unref();
       },
     );
-  }
-
-  /** True once the local material was published. */
-  get materialPublished(): boolean {
-    return this.published;
   }
 
   /** The status document (also served on the status socket). Never contains private keys. */
@@ -386,7 +379,6 @@ export class Agent {
       let publishError: string | null = null;
       try {
         await this.container.get(TOKENS.KeyDistributor).publishLocal(this.fullMaterial(result.material));
-        this.published = true;
       } catch (err) {
         publishError = errorMessage(err);
         this.publish(result.material, new Backoff(200, 30_000), generation);

@@ -10,13 +10,13 @@ import {
   InMemoryCluster,
   loadAgentConfig,
   TOKENS,
-  backendSpecifier,
-  NODE_ID_ANNOTATION,
   getJsonOverUnixSocket,
   kubernetesModule,
   loadBackendModule,
   type AgentStatus,
 } from '../src/index.js';
+import { backendSpecifier } from '../src/di/load-backend.js';
+import { NODE_ID_ANNOTATION } from '../src/types/peer.js';
 import { KubeApiServerDouble } from '@veil/kube-apiserver-double';
 import { FakeBackend, FakeDatapath, RecordingEventRecorder } from '../src/fake/index.js';
 import { kubeConfigFor, toNodeObject } from './drivers.js';
@@ -134,7 +134,7 @@ describe('Agent', () => {
     expect(st).toMatchObject({ backend: 'plaintext', driver: 'none', ready: true });
     expect(st.peers).toEqual([expect.objectContaining({ name: 'node-1', state: 'active', backend: { detail: 'unencrypted' } })]);
     expect(datapath.steeringConfig).toEqual({ kind: 'none' });
-    await until(() => agent!.materialPublished);
+    await until(() => cluster.getNode('local')?.annotations['veil.io/plaintext-enabled'] !== undefined);
     expect(cluster.getNode('local')?.annotations).toEqual({ 'veil.io/plaintext-enabled': 'true' });
   });
 
@@ -296,7 +296,8 @@ describe('Agent', () => {
         logger: captureLogger().logger,
       });
       await agent.start();
-      await until(() => agent!.ready && agent!.materialPublished);
+      const localAnnotations = () => server.get('nodes', 'local')?.metadata.annotations as Record<string, string> | undefined;
+      await until(() => agent!.ready && localAnnotations()?.['veil.io/fake-public-key'] !== undefined);
       expect([...backend.peers.keys()]).toEqual(['node-1']);
       // eslint-disable-next-line @typescript-eslint/no-unsafe-assignment -- vitest's asymmetric matchers (expect.any/stringMatching) are typed any
       expect(server.get('nodes', 'local')?.metadata.annotations).toMatchObject({ [NODE_ID_ANNOTATION]: '12', 'veil.io/fake-public-key': expect.any(String) });

@@ -3,7 +3,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { backendSection, ConfigError, defineBackendConfig, durationRe, envName, loadConfig, parseDuration } from '../src/index.js';
+import { backendSection, ConfigError, defineBackendConfig, loadConfig, parseDuration } from '../src/index.js';
+import { envName } from '../src/config/load.js';
+import { durationRe } from '../src/config/schema.js';
 
 // Two sections declared the way backend packages declare theirs (core knows neither): the
 // WireGuard and IPsec shapes, so the old flat-schema cases below keep their exact expectations.

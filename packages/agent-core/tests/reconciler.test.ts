@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { INTERNAL_IPS_ANNOTATION, IpcacheFlags, NODE_ID_ANNOTATION, parseCidr, type Cidr, type IpcacheEntry, type PeerNode } from '../src/index.js';
+import { IpcacheFlags, parseCidr, type Cidr, type IpcacheEntry, type PeerNode } from '../src/index.js';
+import { INTERNAL_IPS_ANNOTATION, NODE_ID_ANNOTATION } from '../src/types/peer.js';
 import { FAKE_KEY_ANNOTATION, FakeBackend, FakeDatapath } from '../src/fake/index.js';
 import { inMemoryDriver, kubernetesDriver, type ClusterDriver } from './drivers.js';
 import { harness, type Harness } from './harness.js';

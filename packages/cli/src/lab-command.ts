@@ -19,7 +19,7 @@ export interface LabPlugin {
 }
 
 /** The package holding `veil lab`. */
-export const LAB_PACKAGE = '@veil/lab';
+const LAB_PACKAGE = '@veil/lab';
 
 /** `veil lab …` where @veil/lab is not installed (the container image); exit code 2. */
 export class LabNotInstalledError extends VeilCliError {

@@ -18,7 +18,7 @@ import { registerLabCommand } from './lab-command.js';
 const VERSION = (createRequire(import.meta.url)('../package.json') as { version: string }).version;
 
 /** Builds the program; `setExit` records the exit code an action wants. */
-export async function buildProgram(setExit: (code: number) => void): Promise<Command> {
+async function buildProgram(setExit: (code: number) => void): Promise<Command> {
   const program = new Command('veil')
     .description('Veil: transparent encryption of Kubernetes pod-to-pod traffic')
     .version(VERSION)

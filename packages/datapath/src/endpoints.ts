@@ -9,12 +9,7 @@ import {
   NetlinkSocket,
   type NlMsg,
   type Route,
-  RT_TABLE_MAIN,
-  RTM_DELROUTE,
-  RTM_NEWROUTE,
-  RTN_UNICAST,
-  RTNLGRP_IPV4_ROUTE,
-  RTNLGRP_IPV6_ROUTE,
+  rtnl,
   watchLinks,
 } from '@veil/netlink';
 import { codeOf, DatapathAttachError } from './errors.js';
@@ -87,7 +82,7 @@ export class EndpointDiscovery {
       await this.reconcileRoutes();
     }));
     this.linkWatcher.on('error', (e) => this.hooks.recordError('link watcher', e));
-    this.routeSock = NetlinkSocket.open('ROUTE', { ...netnsOpt, groups: [RTNLGRP_IPV4_ROUTE, RTNLGRP_IPV6_ROUTE] });
+    this.routeSock = NetlinkSocket.open('ROUTE', { ...netnsOpt, groups: [rtnl.RTNLGRP_IPV4_ROUTE, rtnl.RTNLGRP_IPV6_ROUTE] });
     this.routeSock.on('message', (msg: NlMsg) => this.onRouteMessage(msg));
     this.routeSock.on('overrun', () => this.background('route resync', () => this.reconcileRoutes()));
     this.routeSock.on('error', (e: Error) => this.hooks.recordError('route watcher', e));
@@ -110,12 +105,12 @@ export class EndpointDiscovery {
   }
 
   private onRouteMessage(msg: NlMsg): void {
-    if (this.hooks.isClosed() || (msg.type !== RTM_NEWROUTE && msg.type !== RTM_DELROUTE)) return;
+    if (this.hooks.isClosed() || (msg.type !== rtnl.RTM_NEWROUTE && msg.type !== rtnl.RTM_DELROUTE)) return;
     try {
       const r = decodeRoute(msg);
       const prefix = podRoutePrefix(r);
       if (!prefix || r.oif === undefined) return;
-      if (msg.type === RTM_DELROUTE) this.ipcache.dropLocalPod(prefix, r.oif);
+      if (msg.type === rtnl.RTM_DELROUTE) this.ipcache.dropLocalPod(prefix, r.oif);
       else if (this.tc.roleOn(r.oif) === 'pod') this.ipcache.setLocalPod(prefix, r.oif);
     } catch (e) {
       this.hooks.recordError('route event', e);
@@ -128,7 +123,7 @@ export class EndpointDiscovery {
    */
   async reconcileRoutes(onlyIfindex?: number): Promise<void> {
     const routes: Route[] = [];
-    for (const family of [4, 6] as const) routes.push(...(await listRoutes(this.sock(), { family, table: RT_TABLE_MAIN })));
+    for (const family of [4, 6] as const) routes.push(...(await listRoutes(this.sock(), { family, table: rtnl.RT_TABLE_MAIN })));
     if (this.hooks.isClosed()) return;
     const want = new Map<string, number>();
     for (const r of routes) {
@@ -157,7 +152,7 @@ export class EndpointDiscovery {
 
 /** `<ip>/32|128` for a main-table unicast host route out of one interface, else undefined. */
 function podRoutePrefix(r: Route): string | undefined {
-  if (r.table !== RT_TABLE_MAIN || r.type !== RTN_UNICAST || r.gateway !== undefined || r.oif === undefined) return undefined;
+  if (r.table !== rtnl.RT_TABLE_MAIN || r.type !== rtnl.RTN_UNICAST || r.gateway !== undefined || r.oif === undefined) return undefined;
   if (r.dstLen !== (r.family === 4 ? 32 : 128) || r.dst === 'default') return undefined;
   return canonicalPrefix(r.dst, 'route.dst');
 }

@@ -96,11 +96,6 @@ export function sameValue(have: IpcacheValue | IpcacheValueInput | undefined, wa
   return scratchA.equals(scratchB);
 }
 
-/** A map entry managed as "local" (LOCAL flag): never touched by syncPeers. */
-export function isLocalValue(v: IpcacheValue): boolean {
-  return v.local;
-}
-
 /** What one full sync must write and delete, plus the node-level result. */
 export interface SyncPlan {
   readonly updates: [string, IpcacheValueInput][];

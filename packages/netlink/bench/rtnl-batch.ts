@@ -8,21 +8,10 @@
  */
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import {
-  AF_INET,
-  NLM_F_CREATE,
-  NLM_F_EXCL,
-  NetlinkSocket,
-  RTM_NEWROUTE,
-  RTN_BLACKHOLE,
-  RTPROT_BOOT,
-  addRoute,
-  attr,
-  encodeRtmsg,
-  listRoutes,
-  parseIp,
-} from '../src/index.js';
-import { RTA_DST, RTA_TABLE } from '../src/route/constants.js';
+import { AF_INET, NetlinkSocket, addRoute, attr, listRoutes, parseIp } from '../src/index.js';
+import { NLM_F_CREATE, NLM_F_EXCL } from '../src/constants.js';
+import { RTA_DST, RTA_TABLE, RTM_NEWROUTE, RTN_BLACKHOLE, RTPROT_BOOT } from '../src/route/constants.js';
+import { encodeRtmsg } from '../src/route/route.js';
 
 const N = Number(process.argv[2] ?? 10_000);
 

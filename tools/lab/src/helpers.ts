@@ -74,7 +74,7 @@ export interface ProbeResult {
 }
 
 /** Sends `size` random bytes to an echo server and checks every byte comes back. */
-export function probeOnce(host: string, port: number, size: number, timeoutMs: number): Promise<ProbeResult> {
+function probeOnce(host: string, port: number, size: number, timeoutMs: number): Promise<ProbeResult> {
   const target = `${host}:${port}`;
   const payload = randomBytes(size);
   const started = Date.now();

@@ -8,7 +8,7 @@ export const UNDERLAY_NETNS = `${LAB_NETNS_PREFIX}ul`;
 /** Root of everything the lab writes (state, logs, configs, bpffs). */
 export const DEFAULT_LAB_DIR = '/run/veil-lab';
 /** Underlay /24; node i is .i, the bridge (and the API server) .254. */
-export const UNDERLAY_PREFIX = '198.18.0.';
+const UNDERLAY_PREFIX = '198.18.0.';
 export const APISERVER_IP = `${UNDERLAY_PREFIX}254`;
 export const APISERVER_PORT = 6443;
 /** Pods route everything via this link-local gateway, answered by proxy ARP on the node side. */
@@ -57,7 +57,7 @@ export interface LabState {
   helperPids: number[];
 }
 
-export function statePath(labDir: string): string {
+function statePath(labDir: string): string {
   return join(labDir, 'state.json');
 }
 

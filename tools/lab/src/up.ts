@@ -27,7 +27,7 @@ import { createNode, createUnderlay, destroyLab, labNamespaces, mountBpffs } fro
 import { errorMessage } from '@veil/agent-core/errors';
 
 /** Every lab pod CIDR (10.244.<i>.0/24) is inside this. */
-export const LAB_POD_SUPERNET = '10.244.0.0/16';
+const LAB_POD_SUPERNET = '10.244.0.0/16';
 
 /** The CLI's dist/main.js: every process the lab starts is the `veil` CLI (which loads this package for `lab`). */
 export const MAIN_JS = VEIL_MAIN;
@@ -73,7 +73,7 @@ export interface LabSummary {
 }
 
 /** The example backend shipped with agent-core, for exercising the lab without encryption. */
-export function plaintextBackendPath(): string {
+function plaintextBackendPath(): string {
   const coreEntry = fileURLToPath(import.meta.resolve('@veil/agent-core'));
   return join(dirname(coreEntry), '..', 'examples', 'plaintext-backend');
 }
@@ -189,7 +189,7 @@ export async function agentStatus(socket: string): Promise<AgentView | undefined
 }
 
 /** Removes a previous lab (state file, `veil-lab-*` namespaces); returns true if there was one. */
-export async function cleanupStaleLab(labDir: string): Promise<boolean> {
+async function cleanupStaleLab(labDir: string): Promise<boolean> {
   const state = readState(labDir);
   const namespaces = await labNamespaces();
   if (!state && namespaces.length === 0 && !existsSync(labDir)) return false;

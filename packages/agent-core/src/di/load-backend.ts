@@ -6,7 +6,7 @@ import { type BackendConfigSpec, isBackendConfigSpec } from '../config/backend.j
 import { BackendLoadError } from '../errors.js';
 
 /** Built-in backend names and the packages that implement them. */
-export const BUILTIN_BACKENDS: Readonly<Record<string, string>> = {
+const BUILTIN_BACKENDS: Readonly<Record<string, string>> = {
   wireguard: '@veil/backend-wireguard',
   ipsec: '@veil/backend-ipsec',
 };

@@ -11,7 +11,7 @@ export type RefusalReason =
   | 'no-internal-ip';
 
 /** Peer states (label values of `veil_peers`). */
-export const PEER_STATES = ['active', 'pending', 'refused', 'error'] as const;
+const PEER_STATES = ['active', 'pending', 'refused', 'error'] as const;
 export type PeerState = (typeof PEER_STATES)[number];
 
 /** The agent's metrics, all registered on one Registry. */

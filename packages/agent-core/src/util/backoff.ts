@@ -16,10 +16,6 @@ export class Backoff {
   reset(): void {
     this.attempt = 0;
   }
-
-  get attempts(): number {
-    return this.attempt;
-  }
 }
 
 /** Deterministic exponential delay for attempt n (0-based), capped. */

@@ -192,13 +192,6 @@ export class TemplateSet {
     if (!file) throw new TemplateError('EXEC', name, 0, `no template "${name}"`);
     return new Exec(this.defines, name, data).run(file.root);
   }
-
-  /** Renders a `define`d template (what `include` does). */
-  renderDefine(define: string, data: unknown): string {
-    const d = this.defines.get(define);
-    if (!d) throw new TemplateError('EXEC', define, 0, `no template "${define}" associated with template`);
-    return new Exec(this.defines, d.file, data).run(d.nodes);
-  }
 }
 
 class Exec {
