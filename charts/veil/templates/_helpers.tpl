@@ -54,6 +54,12 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end -}}
 {{- end -}}
 
+{{/* Where the agent posts Events about Nodes: core/v1 Events about a cluster-scoped object are
+accepted only in `default` (apiserver validation), so this is not a value. */}}
+{{- define "veil.eventsNamespace" -}}
+default
+{{- end -}}
+
 {{- define "veil.image" -}}
 {{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
 {{- end -}}
@@ -93,4 +99,5 @@ health:
 status:
   socketPath: "/run/veil/status.sock"
 logLevel: {{ .Values.logLevel | toJson }}
+eventsNamespace: {{ include "veil.eventsNamespace" . | toJson }}
 {{- end -}}

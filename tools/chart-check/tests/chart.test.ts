@@ -2,9 +2,10 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { loadConfig, type AgentConfig } from '@veil/agent-core';
+import { describePrivileged } from '@veil/test-utils';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
-import { loadChart, mergeValueFiles, renderChart, ValuesValidator, type Chart, type Manifest, type Rendered } from '../src/index.js';
+import { coalesceValues, loadChart, mergeValueFiles, renderChart, ValuesValidator, type Chart, type Manifest, type Rendered } from '../src/index.js';
 import { CHART_DIR, ciValueFiles } from './helpers.js';
 
 const RELEASE = { name: 'veil', namespace: 'kube-system' };
@@ -19,11 +20,12 @@ afterAll(async () => {
   await rm(tmp, { recursive: true, force: true });
 });
 
-async function renderWith(files: string[], extra: Record<string, unknown> = {}): Promise<{ values: Record<string, any>; out: Rendered }> {
+/** Renders with the real helm; `values` are what the templates saw (for the expectations). */
+async function renderWith(files: string[], extra?: Record<string, unknown>): Promise<{ values: Record<string, any>; out: Rendered }> {
   const merged = await mergeValueFiles(chart, files);
-  const values = { ...merged, ...extra } as Record<string, any>;
+  const values = coalesceValues(merged, extra ?? {}) as Record<string, any>;
   new ValuesValidator(chart.schema as Record<string, unknown>).validate(values, files.join(',') || 'values.yaml');
-  return { values, out: renderChart(chart, values, RELEASE) };
+  return { values, out: await renderChart(CHART_DIR, { release: RELEASE, valueFiles: files, ...(extra ? { values: extra } : {}) }) };
 }
 
 function one(out: Rendered, kind: string): Manifest & Record<string, any> {
@@ -51,6 +53,7 @@ async function agentConfigFrom(out: Rendered, tag: string): Promise<AgentConfig>
   return loadConfig({ argv: ['--config', file], env });
 }
 
+describePrivileged('the chart rendered by the real helm', ['helm'], () => {
 describe.each(ciValueFiles().map((f) => [basename(f), f]))('ci/%s', (_name, file) => {
   let values: Record<string, any>;
   let out: Rendered;
@@ -67,7 +70,10 @@ describe.each(ciValueFiles().map((f) => [basename(f), f]))('ci/%s', (_name, file
       expect(labels['app.kubernetes.io/managed-by']).toBe('Helm');
       expect(labels['helm.sh/chart']).toBe('veil-0.1.0');
       expect(m.metadata.name).toMatch(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/);
-      if (!m.kind.startsWith('Cluster')) expect(m.metadata.namespace).toBe('kube-system');
+      // Cluster-scoped: Cluster*, the admission policy; the events Role lives where Node events may.
+      if (m.kind.startsWith('Cluster') || m.kind.startsWith('ValidatingAdmissionPolicy')) expect(m.metadata.namespace).toBeUndefined();
+      else if (m.metadata.name === 'veil-events') expect(m.metadata.namespace).toBe('default');
+      else expect(m.metadata.namespace).toBe('kube-system');
     }
     const names = out.manifests.map((m) => `${m.kind}/${m.metadata.name}`);
     expect(new Set(names).size).toBe(names.length);
@@ -131,28 +137,24 @@ describe.each(ciValueFiles().map((f) => [basename(f), f]))('ci/%s', (_name, file
     expect(['VEIL_NODE_NAME', 'K8S_NODE_NAME']).toContain(nodeEnv.name);
   });
 
-  it('IPsec Secret mount and Role exist only for type=ipsec; TUN only for the userspace fallback', () => {
+  it('IPsec Secret mount only for type=ipsec, and no Secret RBAC (the kubelet mounts it); TUN only for the userspace fallback', () => {
     const pod = one(out, 'DaemonSet').spec.template.spec;
     const agent = pod.containers.find((c: any) => c.name === 'agent');
     const ipsec = values.encryption.type === 'ipsec';
     const secretVol = pod.volumes.find((v: any) => v.secret);
-    const roles = out.manifests.filter((m) => m.kind === 'Role');
+    // The agent reads the keys from the mounted file, never through the API.
+    const rules = out.manifests.filter((m) => m.kind === 'Role' || m.kind === 'ClusterRole').flatMap((m: any) => m.rules);
+    expect(rules.filter((r: any) => r.resources.includes('secrets'))).toEqual([]);
     if (ipsec) {
       expect(secretVol.secret.secretName).toBe(values.encryption.ipsec.secretName);
       // Owner read-only; YAML 1.1 (Kubernetes) reads 0400 as octal.
       expect(secretVol.secret.defaultMode).toBe(0o400);
       const mount = agent.volumeMounts.find((m: any) => m.name === secretVol.name);
       expect(`${mount.mountPath}/keys`).toBe(values.encryption.ipsec.keyFile);
-      expect(roles).toHaveLength(1);
-      expect((roles[0] as any).rules).toEqual([
-        { apiGroups: [''], resources: ['secrets'], resourceNames: [values.encryption.ipsec.secretName], verbs: ['get', 'watch'] },
-      ]);
-      expect(one(out, 'RoleBinding').roleRef.name).toBe(roles[0]?.metadata.name);
       expect(out.notes).toContain('create secret generic veil-ipsec-keys');
       expect(out.notes).toContain('<keyIndex>[+] <algo> <hexkey> <icvbits>');
     } else {
       expect(secretVol).toBeUndefined();
-      expect(roles).toHaveLength(0);
       expect(out.notes).not.toContain('create secret');
     }
     const tun = pod.volumes.find((v: any) => v.hostPath?.path === '/dev/net/tun');
@@ -167,11 +169,13 @@ describe.each(ciValueFiles().map((f) => [basename(f), f]))('ci/%s', (_name, file
         for (const v of r[field] ?? []) expect(v, `${field} in ${JSON.stringify(r)}`).not.toContain('*');
       }
     }
+    // Exactly what the agent calls: list/watch/get Nodes, patch its own; create Events in `default`.
     const cr = one(out, 'ClusterRole') as any;
-    expect(cr.rules).toEqual([
-      { apiGroups: [''], resources: ['nodes'], verbs: ['get', 'list', 'watch', 'patch'] },
-      { apiGroups: [''], resources: ['events'], verbs: ['create', 'patch'] },
-    ]);
+    expect(cr.rules).toEqual([{ apiGroups: [''], resources: ['nodes'], verbs: ['get', 'list', 'watch', 'patch'] }]);
+    const role = one(out, 'Role') as any;
+    expect(role.metadata.namespace).toBe('default');
+    expect(role.rules).toEqual([{ apiGroups: [''], resources: ['events'], verbs: ['create'] }]);
+    expect(one(out, 'RoleBinding').roleRef).toEqual({ apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: role.metadata.name });
     const sa = one(out, 'DaemonSet').spec.template.spec.serviceAccountName;
     for (const b of out.manifests.filter((m) => m.kind.endsWith('RoleBinding')) as any[]) {
       expect(b.subjects).toEqual([{ kind: 'ServiceAccount', name: sa, namespace: 'kube-system' }]);
@@ -216,6 +220,17 @@ describe.each(ciValueFiles().map((f) => [basename(f), f]))('ci/%s', (_name, file
     expect(agent.env.find((e: any) => e.name === 'VEIL_STATUS_SOCKET').value).toBe(cfg.status.socketPath);
     expect(cfg.status.socketPath.startsWith(agent.volumeMounts.find((m: any) => m.name === 'run-veil').mountPath + '/')).toBe(true);
     expect(cfg.logLevel).toBe(values.logLevel);
+    // Events about Nodes (cluster-scoped) are legal only in `default`; the Role is there too.
+    expect(cfg.eventsNamespace).toBe('default');
+  });
+
+  it('node restriction: the admission policy matches only the agent ServiceAccount and is bound', () => {
+    const vap = one(out, 'ValidatingAdmissionPolicy') as any;
+    const sa = one(out, 'DaemonSet').spec.template.spec.serviceAccountName;
+    expect(vap.spec.failurePolicy).toBe('Fail');
+    expect(vap.spec.matchConditions).toEqual([{ name: 'veil-agent', expression: `request.userInfo.username == "system:serviceaccount:kube-system:${sa}"` }]);
+    expect(vap.spec.matchConstraints.resourceRules[0].resources).toEqual(['nodes', 'nodes/status']);
+    expect(one(out, 'ValidatingAdmissionPolicyBinding').spec).toEqual({ policyName: vap.metadata.name, validationActions: ['Deny'] });
   });
 
   it('NOTES.txt tells how to check status', () => {
@@ -274,10 +289,20 @@ describe('values flow into the agent config', () => {
   });
 
   it('fullname: release "veil" → veil, other releases → <release>-veil, override wins', async () => {
-    const values = await mergeValueFiles(chart, []);
-    const name = (rel: string, v = values): string => one(renderChart(chart, v, { name: rel, namespace: 'x' }), 'DaemonSet').metadata.name;
-    expect(name('veil')).toBe('veil');
-    expect(name('prod')).toBe('prod-veil');
-    expect(name('prod', { ...values, fullnameOverride: 'enc' })).toBe('enc');
+    const name = async (rel: string, values?: Record<string, unknown>): Promise<string> =>
+      one(await renderChart(CHART_DIR, { release: { name: rel, namespace: 'x' }, ...(values ? { values } : {}) }), 'DaemonSet').metadata.name;
+    expect(await name('veil')).toBe('veil');
+    expect(await name('prod')).toBe('prod-veil');
+    expect(await name('prod', { fullnameOverride: 'enc' })).toBe('enc');
   });
+
+  it('rbac.nodeRestriction=false leaves the admission policy out; rbac.create=false leaves all RBAC out', async () => {
+    const kinds = async (rbac: Record<string, unknown>): Promise<string[]> => (await renderWith([], { rbac })).out.manifests.map((m) => m.kind);
+    const off = await kinds({ nodeRestriction: false });
+    expect(off).toContain('ClusterRole');
+    expect(off).not.toContain('ValidatingAdmissionPolicy');
+    const none = await kinds({ create: false });
+    for (const k of ['ClusterRole', 'ClusterRoleBinding', 'Role', 'RoleBinding', 'ValidatingAdmissionPolicy', 'ValidatingAdmissionPolicyBinding']) expect(none).not.toContain(k);
+  });
+});
 });
