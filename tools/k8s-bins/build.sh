@@ -63,6 +63,7 @@ build_one() {
   # is never found.
   local tmp
   tmp=$(mktemp -d "$cache/.$name-$version.XXXXXX")
+  chmod 755 "$tmp"
   log "first build of $name $version (cached afterwards in $dir)"
   "$fn" "$tmp" "$version"
   echo "$stamp_in" > "$tmp/.stamp"

@@ -1,6 +1,6 @@
 {{/*
-Names and labels shared by every template. Keep templates to the Go-template/Sprig subset that
-tools/chart-check renders (see charts/veil/README.md); anything else fails its tests loudly.
+Names and labels shared by every template. The tests render the chart with the real helm
+(tools/chart-check), so any Helm/Sprig function may be used.
 */}}
 
 {{/* Chart name, overridable. */}}

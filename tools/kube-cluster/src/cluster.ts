@@ -57,6 +57,8 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 class Proc {
   private exited: Promise<number | null>;
   exitCode: number | null | undefined;
+  /** Why the process could not be started at all (ENOENT, EACCES). */
+  spawnError: string | undefined;
 
   constructor(
     readonly component: 'etcd' | 'kube-apiserver',
@@ -66,6 +68,12 @@ class Proc {
     this.exited = new Promise((resolve) => {
       child.once('exit', (code, signal) => {
         this.exitCode = code ?? (signal ? -1 : null);
+        resolve(this.exitCode);
+      });
+      child.once('error', (err) => {
+        if (this.exitCode !== undefined) return;
+        this.spawnError = `${child.spawnfile}: ${err.message}`;
+        this.exitCode = -1;
         resolve(this.exitCode);
       });
     });
@@ -264,8 +272,11 @@ export class KubeCluster {
     return rev;
   }
 
-  /** A kubeconfig document for these credentials (what `helm` or `kubectl --kubeconfig` reads). */
-  kubeconfigYaml(creds: Credentials): string {
+  /**
+   * A kubeconfig document for these credentials (what `helm` or `kubectl --kubeconfig` reads).
+   * `server` overrides the URL (a test's proxy in front of the apiserver); the CA stays.
+   */
+  kubeconfigYaml(creds: Credentials, server = this.server): string {
     if (!this.pem) throw new KubeClusterError('cluster not started', 'api');
     const b64 = (s: string): string => Buffer.from(s).toString('base64');
     const user = 'token' in creds ? `    token: ${creds.token}` : `    client-certificate-data: ${b64(this.pem.cert)}\n    client-key-data: ${b64(this.pem.key)}`;
@@ -275,7 +286,7 @@ export class KubeCluster {
       'clusters:',
       '- name: veil-test',
       '  cluster:',
-      `    server: ${this.server}`,
+      `    server: ${server}`,
       `    certificate-authority-data: ${b64(this.pem.ca)}`,
       'users:',
       '- name: veil-test-user',
@@ -292,9 +303,9 @@ export class KubeCluster {
   }
 
   /** A @kubernetes/client-node KubeConfig for these credentials. */
-  kubeConfig(creds: Credentials = ADMIN): KubeConfig {
+  kubeConfig(creds: Credentials = ADMIN, server = this.server): KubeConfig {
     const kc = new KubeConfig();
-    kc.loadFromString(this.kubeconfigYaml(creds));
+    kc.loadFromString(this.kubeconfigYaml(creds, server));
     return kc;
   }
 
@@ -453,6 +464,7 @@ export class KubeCluster {
 async function waitFor(proc: Proc, timeoutMs: number, ready: () => Promise<boolean>): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
+    if (proc.spawnError) throw new KubeClusterError(`could not start: ${proc.spawnError}`, proc.component, proc.logFile);
     if (!proc.running) {
       throw new KubeClusterError(`exited with code ${proc.exitCode} before it was ready:\n${await tail(proc.logFile)}`, proc.component, proc.logFile);
     }

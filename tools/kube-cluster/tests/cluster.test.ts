@@ -36,6 +36,8 @@ describe('KubeCluster.start without the programs', () => {
     const err = await KubeCluster.start({ etcdBinary: '/nonexistent/etcd', apiserverBinary: '/nonexistent/kube-apiserver', readyTimeoutMs: 5_000 }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(KubeClusterError);
     expect((err as KubeClusterError).component).toBe('etcd');
+    expect((err as KubeClusterError).message).toContain('/nonexistent/etcd');
+    expect((err as KubeClusterError).message).toContain('ENOENT');
   });
 });
 
