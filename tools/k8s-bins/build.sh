@@ -24,6 +24,7 @@ run_with_progress() {
   local start=$SECONDS pid next=30
   "$@" >"$logf" 2>&1 &
   pid=$!
+  build_pid=$pid
   while kill -0 "$pid" 2>/dev/null; do
     sleep 1
     if (( SECONDS - start >= next )); then
@@ -31,9 +32,12 @@ run_with_progress() {
       next=$(( next + 30 ))
     fi
   done
+  build_pid=
   if ! wait "$pid"; then
     tail -n 40 "$logf" >&2
-    die "building $what failed after $(( SECONDS - start ))s (full log: $logf)"
+    # The temp dir goes on exit; keep its log.
+    cp "$logf" "$cache/failed-build.log"
+    die "building $what failed after $(( SECONDS - start ))s (full log: $cache/failed-build.log)"
   fi
   log "built $what in $(( SECONDS - start ))s"
 }
@@ -64,15 +68,23 @@ build_one() {
   local tmp
   tmp=$(mktemp -d "$cache/.$name-$version.XXXXXX")
   chmod 755 "$tmp"
+  building_tmp=$tmp
   log "first build of $name $version (cached afterwards in $dir)"
   "$fn" "$tmp" "$version"
   echo "$stamp_in" > "$tmp/.stamp"
   rm -rf "$dir"
   mv "$tmp" "$dir"
+  building_tmp=
   exec {lock_fd}>&-
   log "$name $version: $(du -sh "$dir/$name" | cut -f1)"
   echo "$dir/$name"
 }
+
+# A failed or interrupted build leaves no half-built directory behind.
+building_tmp=
+build_pid=
+trap '[ -z "$building_tmp" ] || rm -rf "$building_tmp"' EXIT
+trap '[ -z "$build_pid" ] || kill "$build_pid" 2>/dev/null; exit 130' INT TERM
 
 sum_of() { cat "$@" | sha256sum | cut -c1-16; }
 gobuild() { nice -n 10 env CGO_ENABLED=0 GOFLAGS=-buildvcs=false "$@"; }
