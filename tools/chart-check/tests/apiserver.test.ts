@@ -35,7 +35,7 @@ describePrivileged('the chart judged by the real kube-apiserver (server-side dry
   it.each(cases)('%s: every object is accepted, with no warnings', async (_n, files, values) => {
     const { manifests } = await renderChart(CHART_DIR, { release: RELEASE, valueFiles: files, ...(values ? { values } : {}) });
     const judged = manifests.filter((m) => !NOT_SERVED.has(`${m.apiVersion}/${m.kind}`));
-    expect(judged.map((m) => m.kind)).toEqual(expect.arrayContaining(['DaemonSet', 'ConfigMap', 'ServiceAccount', 'ClusterRole', 'Role', 'ValidatingAdmissionPolicy']));
+    expect(judged.map((m) => m.kind)).toEqual(expect.arrayContaining(['DaemonSet', 'ConfigMap', 'ClusterRole', 'Role', 'ValidatingAdmissionPolicy']));
     const refused: string[] = [];
     for (const m of judged) {
       const r = await dryRunCreate(m);

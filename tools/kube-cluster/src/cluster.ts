@@ -198,6 +198,8 @@ export class KubeCluster {
       const args = [
         '--bind-address=127.0.0.1',
         '--advertise-address=127.0.0.1',
+        // The `kubernetes` Service's endpoints may not be loopback; nothing here needs them.
+        '--endpoint-reconciler-type=none',
         `--secure-port=${apiPort}`,
         `--etcd-servers=${etcdUrl}`,
         `--cert-dir=${join(dir, 'certs')}`,
