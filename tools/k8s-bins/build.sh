@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Builds (or reuses) the real programs the Kubernetes tests run: helm, kube-apiserver and etcd, at the
-# exact versions in versions.env, from the Go module proxy. Each lands in
+# Builds (or reuses) the real programs the Kubernetes tests run, at the exact versions in versions.env:
+# helm and kube-apiserver from the Go module proxy, etcd from Debian's etcd-server package (the
+# apiserver accepts its 3.4 release; see README.md). Each lands in
 #   $VEIL_K8S_BINS/<name>-<version>/<name>      (default /var/cache/veil/k8s-bins, or .veil-cache/)
 # with a stamp of its build inputs, so a second run only compares stamps (seconds).
 # Go builds run under `nice` because the machines are shared; a long build prints progress.
@@ -16,7 +17,7 @@ if ! mkdir -p "$cache" 2>/dev/null || [ ! -w "$cache" ]; then
   cache="$here/../../.veil-cache/k8s-bins"
   mkdir -p "$cache"
 fi
-command -v go >/dev/null || die "the Go toolchain (go) is not on PATH; it builds helm, kube-apiserver and etcd"
+need_go() { command -v go >/dev/null || die "the Go toolchain (go) is not on PATH; it builds helm and kube-apiserver"; }
 
 # Runs a build in the background and reports which program and the elapsed time every 30 s.
 run_with_progress() {
@@ -97,8 +98,8 @@ build_helm() {
       "helm.sh/helm/v4/cmd/helm@$version"
 }
 
-# kube-apiserver and etcd: our build modules under $here pin the staging/sibling modules that the
-# upstream go.mod files point at local directories (see each go.mod).
+# kube-apiserver: our build module under $here pins the staging modules that the upstream go.mod
+# points at local directories (see kube-apiserver/go.mod).
 build_module_tool() {
   local out=$1 modir=$2 pkg=$3 name=$4 ldflags=$5
   run_with_progress "$name" "$out/build.log" \
@@ -109,17 +110,28 @@ build_kube_apiserver() {
   build_module_tool "$1" "$here/kube-apiserver" k8s.io/kubernetes/cmd/kube-apiserver kube-apiserver \
     "-X k8s.io/component-base/version.gitVersion=$v -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$(echo "$v" | cut -d. -f2)"
 }
+# etcd: the exact Debian package version, downloaded and unpacked here (not installed: its
+# maintainer scripts would enable a system etcd service on 127.0.0.1:2379 that nothing needs).
 build_etcd() {
-  build_module_tool "$1" "$here/etcd" go.etcd.io/etcd/server/v3 etcd \
-    "-X go.etcd.io/etcd/api/v3/version.GitSHA=veil-$2"
+  local out=$1 version=$2
+  command -v apt-get >/dev/null || die "etcd comes from Debian's etcd-server package; apt-get is missing"
+  if ! (cd "$out" && apt-get download -qq "etcd-server=$version" 2>"$out/build.log"); then
+    log "etcd-server=$version not in the package lists; apt-get update"
+    apt-get update -qq >>"$out/build.log" 2>&1 || true
+    (cd "$out" && apt-get download -qq "etcd-server=$version" 2>>"$out/build.log") ||
+      die "apt-get download etcd-server=$version failed: $(tail -n 3 "$out/build.log")"
+  fi
+  dpkg-deb -x "$out"/etcd-server_*.deb "$out/deb"
+  mv "$out/deb/usr/bin/etcd" "$out/etcd"
+  rm -rf "$out/deb" "$out"/etcd-server_*.deb
 }
 
 want=${*:-helm kube-apiserver etcd}
 for w in $want; do
   case $w in
-    helm) build_one helm "$HELM_VERSION" "$(echo "$HELM_VERSION" | sha256sum | cut -c1-16)" build_helm ;;
-    kube-apiserver) build_one kube-apiserver "$KUBERNETES_VERSION" "$(sum_of "$here/kube-apiserver/go.mod" "$here/kube-apiserver/go.sum")" build_kube_apiserver ;;
-    etcd) build_one etcd "$ETCD_VERSION" "$(sum_of "$here/etcd/go.mod" "$here/etcd/go.sum")" build_etcd ;;
+    helm) need_go; build_one helm "$HELM_VERSION" "$(echo "$HELM_VERSION" | sha256sum | cut -c1-16)" build_helm ;;
+    kube-apiserver) need_go; build_one kube-apiserver "$KUBERNETES_VERSION" "$(sum_of "$here/kube-apiserver/go.mod" "$here/kube-apiserver/go.sum")" build_kube_apiserver ;;
+    etcd) build_one etcd "$ETCD_VERSION" "$(echo "debian $ETCD_VERSION" | sha256sum | cut -c1-16)" build_etcd ;;
     *) die "unknown program '$w' (helm, kube-apiserver, etcd)" ;;
   esac
 done

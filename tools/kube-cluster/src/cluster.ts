@@ -185,8 +185,6 @@ export class KubeCluster {
           `--initial-advertise-peer-urls=${peerUrl}`,
           `--initial-cluster=veil-test=${peerUrl}`,
           '--log-level=warn',
-          // Throwaway data: no fsync keeps the shared disk out of the test's timings.
-          '--unsafe-no-fsync',
         ],
         join(dir, 'etcd.log'),
       );
