@@ -1,6 +1,6 @@
 {{/*
-Names and labels shared by every template. Keep templates to the Go-template/Sprig subset that
-tools/chart-check renders (see charts/veil/README.md); anything else fails its tests loudly.
+Names and labels shared by every template. The tests render the chart with the real helm
+(tools/chart-check), so any Helm/Sprig function may be used.
 */}}
 
 {{/* Chart name, overridable. */}}
@@ -54,6 +54,12 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end -}}
 {{- end -}}
 
+{{/* Where the agent posts Events about Nodes: core/v1 Events about a cluster-scoped object are
+accepted only in `default` (apiserver validation), so this is not a value. */}}
+{{- define "veil.eventsNamespace" -}}
+default
+{{- end -}}
+
 {{- define "veil.image" -}}
 {{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
 {{- end -}}
@@ -94,4 +100,5 @@ health:
 status:
   socketPath: "/run/veil/status.sock"
 logLevel: {{ .Values.logLevel | toJson }}
+eventsNamespace: {{ include "veil.eventsNamespace" . | toJson }}
 {{- end -}}

@@ -3,28 +3,6 @@ export class ChartCheckError extends Error {
   override name = 'ChartCheckError';
 }
 
-/** Where a template problem is, as `file:line`. */
-export interface TemplatePos {
-  readonly template: string;
-  readonly line: number;
-}
-
-/** Code is `PARSE` (bad or unsupported syntax), `EXEC` (failed while rendering) or `UNSUPPORTED`. */
-export type TemplateErrorCode = 'PARSE' | 'EXEC' | 'UNSUPPORTED';
-
-/** A template that cannot be parsed or rendered. Message is Go-like: `template: file:line: …`. */
-export class TemplateError extends ChartCheckError {
-  override name = 'TemplateError';
-  constructor(
-    readonly code: TemplateErrorCode,
-    readonly template: string,
-    readonly line: number,
-    readonly detail: string,
-  ) {
-    super(`template: ${template}:${line}: ${detail}`);
-  }
-}
-
 /** One schema violation: the values path (`encryption.wireguard.port`) and what is wrong. */
 export interface ValuesIssue {
   readonly path: string;
@@ -50,5 +28,16 @@ export class ManifestError extends ChartCheckError {
     readonly detail: string,
   ) {
     super(`${template}: ${detail}`);
+  }
+}
+
+/** helm refused the chart or its values (lint finding, schema violation, template error). */
+export class HelmError extends ChartCheckError {
+  override name = 'HelmError';
+  constructor(
+    readonly args: readonly string[],
+    readonly output: string,
+  ) {
+    super(`helm ${args.slice(0, 2).join(' ')} failed:\n${output}`);
   }
 }

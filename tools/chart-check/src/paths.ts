@@ -1,4 +1,4 @@
-import { isMap } from './template/values.js';
+import { isMap } from './chart.js';
 
 /** A `.Values.a.b` reference found in a template. */
 export interface ValuesRef {

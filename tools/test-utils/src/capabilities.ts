@@ -1,5 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { accessSync, constants, existsSync } from 'node:fs';
+import { k8sBinary, k8sVersions } from './k8s-bins.js';
 
 /** Things a privileged suite may need from the machine. */
 export type Capability =
@@ -13,7 +14,11 @@ export type Capability =
   | 'iperf3'
   | 'qemu'
   | 'bpftool'
-  | 'strace';
+  | 'strace'
+  /** The pinned programs built by tools/k8s-bins/build.sh (see k8s-bins.ts). */
+  | 'helm'
+  | 'kube-apiserver'
+  | 'etcd';
 
 const binaries: Partial<Record<Capability, string>> = {
   'wireguard-go': 'wireguard-go',
@@ -58,6 +63,11 @@ export function missingReason(cap: Capability): string | undefined {
       break;
     case 'tun':
       reason = existsSync('/dev/net/tun') ? undefined : '/dev/net/tun is missing';
+      break;
+    case 'helm':
+    case 'kube-apiserver':
+    case 'etcd':
+      reason = k8sBinary(cap) ? undefined : `${cap} ${k8sVersions()[cap]} is not built (bash tools/k8s-bins/build.sh)`;
       break;
     default: {
       const bin = binaries[cap];
