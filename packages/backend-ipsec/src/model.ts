@@ -177,7 +177,9 @@ export function peerObjects(local: LocalNode, peer: RemoteNode, keys: readonly I
 export type Owner = { readonly kind: 'base' } | { readonly kind: 'peer'; readonly nodeId: number };
 
 export function isOurState(s: XfrmState): boolean {
-  return s.reqid === VEIL_REQID && (s.proto ?? 'esp') === 'esp';
+  // SPI 0: a larval (ACQUIRE) state the kernel made for a template without an SA; it expires
+  // on its own and cannot be deleted by SPI.
+  return s.reqid === VEIL_REQID && (s.proto ?? 'esp') === 'esp' && s.spi !== 0;
 }
 
 export function isOurPolicy(p: XfrmPolicy): boolean {
