@@ -1,5 +1,6 @@
 import { execFile } from 'node:child_process';
-import { readFile } from 'node:fs/promises';
+import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import {
   parseDuration,
@@ -40,7 +41,7 @@ import {
   type XfrmObjects,
 } from './model.js';
 import { DEFAULT_BOOT_ID_PATH, deviceMtuOf, discoverTunnelIPs, espInnerMtu, formatTunnelIPs, parseTunnelIPs, readBootId, type TunnelIPs } from './node.js';
-import { applyPlan, dumpXfrm, planDiff, planSize, type XfrmChange } from './xfrm-sync.js';
+import { applyPlan, dumpXfrm, planDiff, planSize, stateId, type XfrmChange, type XfrmPlan } from './xfrm-sync.js';
 
 /** This node's boot ID (a reboot changes every key derived with it). */
 export const BOOT_ID_ANNOTATION = 'veil.io/ipsec-boot-id';
@@ -48,6 +49,8 @@ export const BOOT_ID_ANNOTATION = 'veil.io/ipsec-boot-id';
 export const TUNNEL_IPS_ANNOTATION = 'veil.io/ipsec-tunnel-ips';
 /** "Ready for key index n": the node has inbound states for index n from every peer. */
 export const KEY_INDEX_ANNOTATION = 'veil.io/ipsec-key-index';
+/** The node's key epoch (u32, part of every key it derives); bumped when an outbound SA had to be re-created. */
+export const EPOCH_ANNOTATION = 'veil.io/ipsec-epoch';
 
 /** Sequence numbers above this are reported (status error + metric) long before ESN's 2^64. */
 export const SEQ_WARN_THRESHOLD = 2n ** 62n;
@@ -91,6 +94,10 @@ function keyIndexProblem(v: string): string | undefined {
   return n >= MIN_KEY_INDEX && n <= MAX_KEY_INDEX ? undefined : `must be a key index ${MIN_KEY_INDEX}..${MAX_KEY_INDEX}`;
 }
 
+function epochProblem(v: string): string | undefined {
+  return /^\d{1,10}$/.test(v) && Number(v) <= 0xffffffff ? undefined : 'must be an integer 0..4294967295';
+}
+
 function tunnelIPsProblem(v: string): string | undefined {
   const t = parseTunnelIPs(v);
   return typeof t === 'string' ? t : undefined;
@@ -120,6 +127,7 @@ export class IpsecBackend implements EncryptionBackend {
     { key: BOOT_ID_ANNOTATION, required: true, unique: false, validate: bootIdProblem },
     { key: TUNNEL_IPS_ANNOTATION, required: true, unique: true, validate: tunnelIPsProblem },
     { key: KEY_INDEX_ANNOTATION, required: true, unique: false, validate: keyIndexProblem },
+    { key: EPOCH_ANNOTATION, required: true, unique: false, validate: epochProblem },
   ];
   private readonly log: Logger;
   private readonly keyFile: string;
@@ -137,6 +145,9 @@ export class IpsecBackend implements EncryptionBackend {
   private readonly retained = new Set<number>();
   private retainedSince = 0;
   private readonly peers = new Map<string, PeerRecord>();
+  /** Outbound SAs this agent installed or adopted: one missing later was deleted behind its back. */
+  private readonly programmedOut = new Set<string>();
+  private readonly epochFile: string;
   private pruned = false;
   private keyError: string | undefined;
   private driftRepairs = 0;
@@ -163,6 +174,7 @@ export class IpsecBackend implements EncryptionBackend {
     this.log = logger.child({ component: 'backend-ipsec' });
     this.keyFile = options.keyFile ?? config.encryption.ipsec.keyFile;
     this.rotationMs = options.keyRotationDurationMs ?? parseDuration(config.encryption.ipsec.keyRotationDuration);
+    this.epochFile = join(config.stateDir, 'ipsec', 'epoch');
   }
 
   // ---- lifecycle ----------------------------------------------------------------------------
@@ -179,9 +191,11 @@ export class IpsecBackend implements EncryptionBackend {
     if (!tunnel.ipv4 && !tunnel.ipv6) {
       throw new IpsecConfigError('tunnelIPs', 'no tunnel address: no default route to take it from; set VEIL_IPSEC_TUNNEL_IPS=<ipv4>[,<ipv6>]');
     }
-    this.local = { nodeId, ipv4: tunnel.ipv4, ipv6: tunnel.ipv6, bootId };
-    const key = parseKeyFile(await this.readKeyText(), this.keyFile);
+    this.local = { nodeId, ipv4: tunnel.ipv4, ipv6: tunnel.ipv6, bootId, epoch: await this.readEpoch() };
+    const text = await this.readKeyText();
+    const key = parseKeyFile(text, this.keyFile);
     this.current = key;
+    this.currentText = text;
     this.keys.set(key.spi, key);
 
     this.x = XfrmClient.open(this.options.netns ? { netns: this.options.netns } : {});
@@ -193,6 +207,7 @@ export class IpsecBackend implements EncryptionBackend {
       // Adopt states of other key indexes a previous agent left (e.g. mid-rotation): keep them
       // until they are reclaimed like any previous index.
       for (const s of dump.states) if (isOurState(s) && stateKeyIndex(s) !== key.spi) this.retained.add(stateKeyIndex(s));
+      for (const s of dump.states) if (isOurState(s) && s.mark) this.programmedOut.add(stateId(s));
       if (this.retained.size > 0) {
         this.retainedSince = Date.now();
         this.log.info({ indexes: [...this.retained], current: key.spi }, 'adopted states of other key indexes; they are reclaimed after keyRotationDuration');
@@ -226,8 +241,14 @@ export class IpsecBackend implements EncryptionBackend {
       const dump = await dumpXfrm(x);
       const owners = new Set([rec.nodeId, ...(prior && prior.nodeId !== rec.nodeId ? [prior.nodeId] : [])]);
       const plan = planDiff(objects, dump, (o) => o.kind === 'peer' && owners.has(o.nodeId), (o) => this.isRetained(o));
-      const changes = await applyPlan(x, plan);
       this.peers.set(peer.name, rec);
+      let changes: XfrmChange[];
+      if (this.lostOutbound(plan)) {
+        await this.bumpEpoch();
+        changes = await this.syncAll();
+      } else {
+        changes = await this.write(plan);
+      }
       if (changes.length > 0) this.log.debug({ peer: peer.name, changes: changes.length }, 'programmed IPsec peer');
       return { keyIndex: this.outIndex(rec) };
     });
@@ -277,6 +298,7 @@ export class IpsecBackend implements EncryptionBackend {
       [BOOT_ID_ANNOTATION]: local.bootId,
       [TUNNEL_IPS_ANNOTATION]: formatTunnelIPs(local),
       [KEY_INDEX_ANNOTATION]: String(this.currentKey().spi),
+      [EPOCH_ANNOTATION]: String(local.epoch),
     };
   }
 
@@ -570,7 +592,7 @@ export class IpsecBackend implements EncryptionBackend {
       spi: 0xffffff00 + key.spi,
       reqid: VEIL_REQID - 1,
       mode: 'tunnel',
-      ...xfrmTransform(key, deriveDirectionalKey(key, { ip: '192.0.2.1', bootId: this.localNode().bootId }, { ip: '192.0.2.2', bootId: this.localNode().bootId })),
+      ...xfrmTransform(key, deriveDirectionalKey(key, { ip: '192.0.2.1', bootId: this.localNode().bootId, epoch: 0 }, { ip: '192.0.2.2', bootId: this.localNode().bootId, epoch: 0 })),
       esn: true,
       replayWindow: 32,
     };
@@ -583,12 +605,14 @@ export class IpsecBackend implements EncryptionBackend {
     const bootId = ann[BOOT_ID_ANNOTATION];
     const tunnel = ann[TUNNEL_IPS_ANNOTATION];
     const ready = ann[KEY_INDEX_ANNOTATION];
-    if (bootId === undefined || tunnel === undefined || ready === undefined) {
-      throw new IpsecPeerError(peer.name, `misses annotation ${[BOOT_ID_ANNOTATION, TUNNEL_IPS_ANNOTATION, KEY_INDEX_ANNOTATION].find((k) => ann[k] === undefined)}`);
+    const missing = [BOOT_ID_ANNOTATION, TUNNEL_IPS_ANNOTATION, KEY_INDEX_ANNOTATION, EPOCH_ANNOTATION].find((k) => ann[k] === undefined);
+    if (missing !== undefined || bootId === undefined || tunnel === undefined || ready === undefined) {
+      throw new IpsecPeerError(peer.name, `misses annotation ${missing ?? BOOT_ID_ANNOTATION}`);
     }
     const t = parseTunnelIPs(tunnel);
     if (typeof t === 'string') throw new IpsecPeerError(peer.name, `${TUNNEL_IPS_ANNOTATION}: ${t}`);
-    return { name: peer.name, nodeId: peer.nodeId, ipv4: t.ipv4, ipv6: t.ipv6, bootId, readyIndex: Number(ready) };
+    const epoch = Number(ann[EPOCH_ANNOTATION]);
+    return { name: peer.name, nodeId: peer.nodeId, ipv4: t.ipv4, ipv6: t.ipv6, bootId, epoch, readyIndex: Number(ready) };
   }
 
   /** The key index to send to `p` with: the one it reports ready if we have it, else ours. */
@@ -609,11 +633,18 @@ export class IpsecBackend implements EncryptionBackend {
 
   private async deleteNodeIds(ids: ReadonlySet<number>): Promise<void> {
     const x = this.client();
-    await applyPlan(x, planDiff({ states: [], policies: [] }, await dumpXfrm(x), (o) => o.kind === 'peer' && ids.has(o.nodeId)));
+    await this.write(planDiff({ states: [], policies: [] }, await dumpXfrm(x), (o) => o.kind === 'peer' && ids.has(o.nodeId)));
   }
 
   /** Full compare-and-write: base policies plus every known peer (caller holds the chain). */
   private async syncAll(): Promise<XfrmChange[]> {
+    const plan = await this.planAll();
+    if (!this.lostOutbound(plan)) return planSize(plan) === 0 ? [] : this.write(plan);
+    await this.bumpEpoch();
+    return this.write(await this.planAll());
+  }
+
+  private async planAll(): Promise<XfrmPlan> {
     const x = this.client();
     const keys = [...this.keys.values()];
     const states: XfrmState[] = [];
@@ -625,8 +656,49 @@ export class IpsecBackend implements EncryptionBackend {
     }
     const known = new Set([...this.peers.values()].map((p) => p.nodeId));
     // Before the initial prune, objects of node IDs no peer claimed yet are left for prune().
-    const plan = planDiff({ states, policies }, await dumpXfrm(x), (o) => o.kind === 'base' || known.has(o.nodeId) || this.pruned, (o) => this.isRetained(o));
-    return planSize(plan) === 0 ? [] : applyPlan(x, plan);
+    return planDiff({ states, policies }, await dumpXfrm(x), (o) => o.kind === 'base' || known.has(o.nodeId) || this.pruned, (o) => this.isRetained(o));
+  }
+
+  /** applyPlan, keeping track of the outbound SAs in the kernel. */
+  private async write(plan: XfrmPlan): Promise<XfrmChange[]> {
+    const changes = await applyPlan(this.client(), plan);
+    for (const s of [...plan.addStates, ...plan.replaceStates]) if (s.mark) this.programmedOut.add(stateId(s));
+    for (const s of plan.deleteStates) this.programmedOut.delete(stateId(s));
+    return changes;
+  }
+
+  /**
+   * True when the plan re-adds an outbound SA this agent had installed: it was deleted behind
+   * its back, and the peer's inbound SA has seen its sequence numbers. Re-adding it with the same
+   * key would restart at 1 (refused as replays by the peer), so the node moves to a new key epoch.
+   */
+  private lostOutbound(plan: XfrmPlan): boolean {
+    return plan.addStates.some((s) => s.mark !== undefined && this.programmedOut.has(stateId(s)));
+  }
+
+  /** New key epoch: every key this node derives changes; peers follow when they see the annotation. */
+  private async bumpEpoch(): Promise<void> {
+    const local = this.localNode();
+    const epoch = (local.epoch + 1) >>> 0;
+    await mkdir(dirname(this.epochFile), { recursive: true });
+    await writeFile(`${this.epochFile}.tmp`, `${epoch}\n`, { mode: 0o600 });
+    await rename(`${this.epochFile}.tmp`, this.epochFile);
+    this.local = { ...local, epoch };
+    this.log.warn({ epoch }, 'an outbound SA was removed behind the agent; moving to a new key epoch (peers re-key when they see it)');
+    for (const l of this.materialListeners) l(this.localMaterial());
+  }
+
+  private async readEpoch(): Promise<number> {
+    let text: string;
+    try {
+      text = await readFile(this.epochFile, 'utf8');
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return 0;
+      throw new IpsecConfigError(`epoch file ${this.epochFile}`, errText(e));
+    }
+    const p = epochProblem(text.trim());
+    if (p) throw new IpsecConfigError(`epoch file ${this.epochFile}`, p);
+    return Number(text.trim());
   }
 
   private emitReprogram(): void {

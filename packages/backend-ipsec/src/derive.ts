@@ -9,6 +9,12 @@ export interface PairEndpoint {
   readonly ip: string;
   /** `/proc/sys/kernel/random/boot_id`, a UUID; changes on every reboot. */
   readonly bootId: string;
+  /**
+   * The node's key epoch (u32): bumped when the node must re-create an outbound SA whose peer has
+   * already seen sequence numbers from it (a state deleted behind the agent's back), so the new SA
+   * never restarts its sequence numbers under a key the peer's replay window has seen.
+   */
+  readonly epoch: number;
 }
 
 /** HKDF salt: fixed, names the scheme and its version (a new scheme gets a new salt). */
@@ -27,6 +33,13 @@ function bootIdBytes(field: string, v: string): Buffer {
   return Buffer.from(v.replaceAll('-', ''), 'hex');
 }
 
+function epochBytes(field: string, v: number): Buffer {
+  if (!Number.isInteger(v) || v < 0 || v > 0xffffffff) throw new IpsecConfigError(field, `must be an integer 0..4294967295, got ${String(v)}`);
+  const b = Buffer.alloc(4);
+  b.writeUInt32BE(v);
+  return b;
+}
+
 function ipBytes(field: string, v: string): { family: 4 | 6; bytes: Buffer } {
   try {
     const ip = parseIp(v, field);
@@ -39,7 +52,7 @@ function ipBytes(field: string, v: string): { family: 4 | 6; bytes: Buffer } {
 /**
  * The key for traffic `from` → `to` under the global `key`: HKDF-SHA256 with the global key
  * material as input keying material and, as info, the key index, the algorithm, both tunnel
- * addresses and both boot IDs in direction order. So every node pair, each direction, each key
+ * addresses, both boot IDs and both key epochs in direction order. So every node pair, each direction, each key
  * index and each boot of either node gets its own key: sequence numbers that restart at 1 after
  * a reboot never reuse a nonce under the same key (GHSA-pwqm-x5x6-5586).
  * Output length equals the global material's (AEAD key + salt, or auth key + encryption key).
@@ -58,6 +71,8 @@ export function deriveDirectionalKey(key: IpsecKey, from: PairEndpoint, to: Pair
     b.bytes,
     bootIdBytes('from.bootId', from.bootId),
     bootIdBytes('to.bootId', to.bootId),
+    epochBytes('from.epoch', from.epoch),
+    epochBytes('to.epoch', to.epoch),
   ]);
   return Buffer.from(hkdfSync('sha256', key.material, DERIVATION_SALT, info, key.material.length));
 }

@@ -30,6 +30,7 @@ export {
   BOOT_ID_ANNOTATION,
   TUNNEL_IPS_ANNOTATION,
   KEY_INDEX_ANNOTATION,
+  EPOCH_ANNOTATION,
   SEQ_WARN_THRESHOLD,
   type IpsecBackendOptions,
 } from './backend.js';

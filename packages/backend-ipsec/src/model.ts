@@ -32,6 +32,8 @@ export interface LocalNode {
   readonly ipv4?: string | undefined;
   readonly ipv6?: string | undefined;
   readonly bootId: string;
+  /** Key epoch (see {@link PairEndpoint.epoch}). */
+  readonly epoch: number;
 }
 
 /** A peer node, as the states need it. */
@@ -41,6 +43,7 @@ export interface RemoteNode {
   readonly ipv4?: string | undefined;
   readonly ipv6?: string | undefined;
   readonly bootId: string;
+  readonly epoch: number;
 }
 
 /** A set of XFRM objects. */
@@ -133,8 +136,8 @@ export function peerObjects(local: LocalNode, peer: RemoteNode, keys: readonly I
   const states: XfrmState[] = [];
   const policies: XfrmPolicy[] = [];
   for (const f of families) {
-    const me = { ip: ipOf(local, f), bootId: local.bootId };
-    const them = { ip: ipOf(peer, f), bootId: peer.bootId };
+    const me = { ip: ipOf(local, f), bootId: local.bootId, epoch: local.epoch };
+    const them = { ip: ipOf(peer, f), bootId: peer.bootId, epoch: peer.epoch };
     for (const key of keys) {
       const mark = { value: encryptMark(key.spi, peer.nodeId), mask: MARK_MASK_PEER };
       states.push({

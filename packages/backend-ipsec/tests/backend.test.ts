@@ -8,6 +8,7 @@ import { XfrmClient } from 'node-xfrm-bindings';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import backendModule, {
   BOOT_ID_ANNOTATION,
+  EPOCH_ANNOTATION,
   IpsecBackend,
   IpsecConfigError,
   IpsecNotSupportedError,
@@ -26,7 +27,7 @@ writeFileSync(keyFile, `${keygen({ spi: 3 })}\n`);
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 function configFor(nodeId: number): AgentConfig {
-  return { ...DEFAULT_CONFIG, nodeName: 'n1', nodeId, encryption: { ...DEFAULT_CONFIG.encryption, enabled: true, type: 'ipsec', ipsec: { ...DEFAULT_CONFIG.encryption.ipsec, keyFile } } };
+  return { ...DEFAULT_CONFIG, nodeName: 'n1', nodeId, stateDir: dir, encryption: { ...DEFAULT_CONFIG.encryption, enabled: true, type: 'ipsec', ipsec: { ...DEFAULT_CONFIG.encryption.ipsec, keyFile } } };
 }
 
 describe('ContainerModule', () => {
@@ -38,7 +39,7 @@ describe('ContainerModule', () => {
       await c.load(mod);
       const b = c.get(TOKENS.EncryptionBackend);
       expect(b.name).toBe('ipsec');
-      expect(b.peerAnnotations.map((a) => a.key)).toEqual([BOOT_ID_ANNOTATION, TUNNEL_IPS_ANNOTATION, KEY_INDEX_ANNOTATION]);
+      expect(b.peerAnnotations.map((a) => a.key)).toEqual([BOOT_ID_ANNOTATION, TUNNEL_IPS_ANNOTATION, KEY_INDEX_ANNOTATION, EPOCH_ANNOTATION]);
       expect(c.get(TOKENS.EncryptionBackend)).toBe(b);
     }
   });
@@ -52,6 +53,9 @@ describe('ContainerModule', () => {
     expect(v[TUNNEL_IPS_ANNOTATION]!('host')).toMatch(/not an IP/);
     expect(v[KEY_INDEX_ANNOTATION]!('15')).toBeUndefined();
     expect(v[KEY_INDEX_ANNOTATION]!('0')).toMatch(/1\.\.15/);
+    expect(v[EPOCH_ANNOTATION]!('0')).toBeUndefined();
+    expect(v[EPOCH_ANNOTATION]!('4294967295')).toBeUndefined();
+    expect(v[EPOCH_ANNOTATION]!('4294967296')).toMatch(/0\.\.4294967295/);
     expect(parseTunnelIPs('fd00::1')).toEqual({ ipv6: 'fd00::1' });
   });
 });

@@ -3,10 +3,10 @@ import { bootIdProblem, deriveDirectionalKey, xfrmTransform } from '../src/deriv
 import { IpsecConfigError } from '../src/errors.js';
 import { parseKeyLine } from '../src/keyfile.js';
 
-const A = { ip: '192.168.10.1', bootId: '0b1e5c1d-3f0a-4c7e-9d2b-6a5f4e3d2c1b' };
-const B = { ip: '192.168.10.2', bootId: 'f7e6d5c4-b3a2-4190-8877-665544332211' };
-const A6 = { ip: 'fd00:10::1', bootId: A.bootId };
-const B6 = { ip: 'fd00:10::2', bootId: B.bootId };
+const A = { ip: '192.168.10.1', bootId: '0b1e5c1d-3f0a-4c7e-9d2b-6a5f4e3d2c1b', epoch: 0 };
+const B = { ip: '192.168.10.2', bootId: 'f7e6d5c4-b3a2-4190-8877-665544332211', epoch: 0 };
+const A6 = { ip: 'fd00:10::1', bootId: A.bootId, epoch: 0 };
+const B6 = { ip: 'fd00:10::2', bootId: B.bootId, epoch: 0 };
 const gcm = parseKeyLine('3+ rfc4106(gcm(aes)) 000102030405060708090a0b0c0d0e0f10111213 128');
 const chacha = parseKeyLine(`4+ rfc7539esp(chacha20,poly1305) ${Buffer.from(Array.from({ length: 36 }, (_, i) => i + 0x40)).toString('hex')} 128`);
 const hmacCbc = parseKeyLine(`5 hmac(sha256) ${'11'.repeat(32)} cbc(aes) ${'22'.repeat(16)}`);
@@ -15,11 +15,11 @@ describe('per-node-pair key derivation (HKDF-SHA256)', () => {
   // Computed once and checked in; the first was cross-checked with an independent HKDF
   // (Python hmac/hashlib, RFC 5869) over the same salt and info layout.
   it('fixed test vectors', () => {
-    expect(deriveDirectionalKey(gcm, A, B).toString('hex')).toBe('3db0f568e7b1dcd13a43672b653685e6c9ef9cea');
-    expect(deriveDirectionalKey(gcm, B, A).toString('hex')).toBe('375d52185d74b35cc9eb4f23b009cccce480cb7d');
-    expect(deriveDirectionalKey(chacha, A6, B6).toString('hex')).toBe('ef3a95a7d891154d260e5cf7cabad315891b1856da4ed149b7342c47cab800005ffadaa0');
+    expect(deriveDirectionalKey(gcm, A, B).toString('hex')).toBe('d8826cb90ae3c3399af75f8582c26a9921a85daa');
+    expect(deriveDirectionalKey(gcm, B, A).toString('hex')).toBe('61aa56fc78d42e1ce9431d26e8a5977b57942a98');
+    expect(deriveDirectionalKey(chacha, A6, B6).toString('hex')).toBe('4ee5c6ce3664488d9977b2de6c9a0047a9b72002086ebbfebe0bfb240b25c9df21ebe9c9');
     expect(deriveDirectionalKey(hmacCbc, A, B).toString('hex')).toBe(
-      '46491c65d9fc3a8c8effd7407f4861a9554e3eb6cb1e77ea0bdaccc6e04a87a64496db56a4c4031d26dcf4b342ef0bbd',
+      '7af94dc73ade2ae4b327b28e4514959dee0f9710daa70c36e4e81f35fdfda53b87785b8148698aef52b6ef7fb333bdc5',
     );
   });
   it('output length equals the global material (key + salt, or auth + enc)', () => {
@@ -35,8 +35,15 @@ describe('per-node-pair key derivation (HKDF-SHA256)', () => {
     expect(deriveDirectionalKey(gcm, A, rebootedB).equals(deriveDirectionalKey(gcm, A, B))).toBe(false);
     expect(deriveDirectionalKey(gcm, rebootedB, A).equals(deriveDirectionalKey(gcm, B, A))).toBe(false);
   });
+  it('a new key epoch of either node changes both directions', () => {
+    const bumped = { ...A, epoch: 1 };
+    expect(deriveDirectionalKey(gcm, bumped, B).equals(deriveDirectionalKey(gcm, A, B))).toBe(false);
+    expect(deriveDirectionalKey(gcm, B, bumped).equals(deriveDirectionalKey(gcm, B, A))).toBe(false);
+    expect(() => deriveDirectionalKey(gcm, { ...A, epoch: -1 }, B)).toThrow(/from\.epoch/);
+    expect(() => deriveDirectionalKey(gcm, A, { ...B, epoch: 2 ** 32 }, )).toThrow(/to\.epoch/);
+  });
   it('another pair, key index or global key gives another key; the same inputs the same key', () => {
-    const C = { ip: '192.168.10.3', bootId: B.bootId };
+    const C = { ip: '192.168.10.3', bootId: B.bootId, epoch: 0 };
     expect(deriveDirectionalKey(gcm, A, C).equals(deriveDirectionalKey(gcm, A, B))).toBe(false);
     const gcm4 = parseKeyLine('4+ rfc4106(gcm(aes)) 000102030405060708090a0b0c0d0e0f10111213 128');
     expect(deriveDirectionalKey(gcm4, A, B).equals(deriveDirectionalKey(gcm, A, B))).toBe(false);

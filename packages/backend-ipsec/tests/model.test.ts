@@ -24,8 +24,8 @@ import { planDiff, planSize } from '../src/xfrm-sync.js';
 
 const key3 = parseKeyLine(`3+ rfc4106(gcm(aes)) ${'a1'.repeat(20)} 128`);
 const key4 = parseKeyLine(`4+ rfc4106(gcm(aes)) ${'b2'.repeat(20)} 128`);
-const local = { nodeId: 1, ipv4: '192.168.50.1', ipv6: 'fd50::1', bootId: '0b1e5c1d-3f0a-4c7e-9d2b-6a5f4e3d2c1b' };
-const peer = { name: 'n2', nodeId: 2, ipv4: '192.168.50.2', ipv6: 'fd50::2', bootId: 'f7e6d5c4-b3a2-4190-8877-665544332211' };
+const local = { nodeId: 1, ipv4: '192.168.50.1', ipv6: 'fd50::1', bootId: '0b1e5c1d-3f0a-4c7e-9d2b-6a5f4e3d2c1b', epoch: 0 };
+const peer = { name: 'n2', nodeId: 2, ipv4: '192.168.50.2', ipv6: 'fd50::2', bootId: 'f7e6d5c4-b3a2-4190-8877-665544332211', epoch: 0 };
 
 describe('mark layout', () => {
   it('equals the BPF programs\' (bpf/src/mark.ts) for every key index and sample node IDs', () => {

@@ -12,8 +12,8 @@ describePrivileged('XFRM policies by diff in a netns (host kernel)', ['root', 'n
   let ns: TestNetns;
   let x: XfrmClient;
   const key = parseKeyLine(`3+ rfc4106(gcm(aes)) ${'a1'.repeat(20)} 128`);
-  const local = { nodeId: 1, ipv4: '192.168.60.1', ipv6: 'fd60::1', bootId: '0b1e5c1d-3f0a-4c7e-9d2b-6a5f4e3d2c1b' };
-  const peers = [2, 3].map((id) => ({ name: `n${id}`, nodeId: id, ipv4: `192.168.60.${id}`, ipv6: `fd60::${id}`, bootId: 'f7e6d5c4-b3a2-4190-8877-665544332211' }));
+  const local = { nodeId: 1, ipv4: '192.168.60.1', ipv6: 'fd60::1', bootId: '0b1e5c1d-3f0a-4c7e-9d2b-6a5f4e3d2c1b', epoch: 0 };
+  const peers = [2, 3].map((id) => ({ name: `n${id}`, nodeId: id, ipv4: `192.168.60.${id}`, ipv6: `fd60::${id}`, bootId: 'f7e6d5c4-b3a2-4190-8877-665544332211', epoch: 0 }));
   const policiesOnly = () => ({ states: [], policies: [...basePolicies(), ...peers.flatMap((p) => peerObjects(local, p, [key]).policies)] });
 
   beforeAll(() => {
