@@ -84,8 +84,10 @@ describePrivileged('IPsec backend: ESP between two netns nodes (kernel lane)', [
 
   function capture(n: Node): { ready: Promise<void>; stop: () => Promise<string> } {
     const file = join(dir, `${n.name}-${Date.now()}.pcap`);
-    // Everything but ARP and IPv6 neighbour discovery (types 133..137) on the underlay.
-    const p = n.ns.spawn('tcpdump', ['-i', n.underlay, '-n', '-U', '-w', file, 'not arp and not (icmp6 and ip6[40] >= 133 and ip6[40] <= 137)']);
+    // What the node sends on the underlay (egress only: on ingress the kernel re-injects the
+    // decrypted inner packet on the same device, which tcpdump would show although it never was on
+    // the wire), except ARP and IPv6 neighbour discovery (types 133..137).
+    const p = n.ns.spawn('tcpdump', ['-i', n.underlay, '-Q', 'out', '-n', '-U', '-w', file, 'not arp and not (icmp6 and ip6[40] >= 133 and ip6[40] <= 137)']);
     children.push(p);
     let err = '';
     const listening = new Promise<void>((resolve) => {
@@ -195,11 +197,12 @@ describePrivileged('IPsec backend: ESP between two netns nodes (kernel lane)', [
   it('programs both nodes; IPv4 and IPv6 pod pings cross the underlay as ESP only', async () => {
     const [a, b] = nodes as [Node, Node];
     expect(await exchange()).toEqual([3, 3]);
-    const cap = capture(b);
-    await cap.ready;
+    // The wire is what either end sends.
+    const caps = [capture(a), capture(b)];
+    await Promise.all(caps.map((c) => c.ready));
     const r4 = a.pod.tryExec('ping', ['-c', '3', '-i', '0.2', '-W', '5', b.podV4], 60_000);
     const r6 = a.pod.tryExec('ping', ['-6', '-c', '3', '-i', '0.2', '-W', '5', b.podV6], 60_000);
-    const text = await cap.stop();
+    const text = (await Promise.all(caps.map((c) => c.stop()))).join('');
     expect(r4.stdout + r4.stderr).toContain('3 received');
     expect(r6.stdout + r6.stderr).toContain('3 received');
     const lines = text.split('\n').filter((l) => l.trim() !== '');
@@ -227,7 +230,7 @@ describePrivileged('IPsec backend: ESP between two netns nodes (kernel lane)', [
     try {
       const outs = (await x.listStates()).filter((s) => isOurState(s) && s.mark !== undefined);
       for (const s of outs) await x.deleteState({ dst: s.dst, spi: s.spi, mark: s.mark! });
-      const cap = capture(b);
+      const cap = capture(a);
       await cap.ready;
       const r = a.pod.tryExec('ping', ['-c', '2', '-i', '0.2', '-W', '1', b.podV4], 30_000);
       const text = await cap.stop();
