@@ -159,6 +159,7 @@ export class IpsecBackend implements EncryptionBackend {
   private closed = false;
   private readonly materialListeners = new Set<(m: LocalMaterial) => void>();
   private readonly reprogramListeners = new Set<(names: readonly string[]) => void>();
+  private readonly steeringListeners = new Set<(s: Steering) => void>();
   private metrics:
     | {
         repairs: Counter<'op'>;
@@ -307,6 +308,12 @@ export class IpsecBackend implements EncryptionBackend {
     return () => this.materialListeners.delete(listener);
   }
 
+  /** The steering's MTU changes when a rotation changes the algorithm (and so the ESP overhead). */
+  onSteeringChange(listener: (steering: Steering) => void): () => void {
+    this.steeringListeners.add(listener);
+    return () => this.steeringListeners.delete(listener);
+  }
+
   onReprogramPeers(listener: (peerNames: readonly string[]) => void): () => void {
     this.reprogramListeners.add(listener);
     return () => this.reprogramListeners.delete(listener);
@@ -364,7 +371,12 @@ export class IpsecBackend implements EncryptionBackend {
       // Step 1: the new inbound states for every peer before anyone is told.
       await this.syncAll();
     });
-    this.mtu = await this.innerMtu(key);
+    const mtu = await this.innerMtu(key);
+    if (mtu !== this.mtu) {
+      // Another algorithm, another ESP overhead: the datapath's MTU check follows.
+      this.mtu = mtu;
+      for (const l of this.steeringListeners) l(this.steering());
+    }
     this.log.info({ from: cur.spi, to: key.spi, peers: this.peers.size }, 'IPsec key rotation: new states installed, publishing ready index');
     // Step 2: publish "ready for n". Step 3 happens per peer in upsertPeer (outIndex).
     for (const l of this.materialListeners) l(this.localMaterial());

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { DEFAULT_CONFIG, createLogger, parseCidr, type AgentConfig, type Cidr, type LocalMaterial, type PeerNode } from '@veil/agent-core';
 import { TestNetns, describePrivileged, linkName } from '@veil/test-utils';
 import { XfrmClient } from 'node-xfrm-bindings';
+import { Registry } from 'prom-client';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { EPOCH_ANNOTATION, IpsecBackend, KEY_INDEX_ANNOTATION } from '../../src/backend.js';
 import { keygen } from '../../src/keyfile.js';
@@ -274,7 +275,8 @@ describePrivileged('IPsec backend: ESP between two netns nodes (kernel lane)', [
     writeFileSync(b.keyFile, `${next}\n`);
     expect(await b.backend.reloadKeyFile()).toBe(true);
     expect(await exchange()).toEqual([4, 4]);
-    const during = await a.backend.status();
+    // n2's rotation has just begun (n1's may already be reclaimed by its timer on a slow VM).
+    const during = await b.backend.status();
     expect(during.details).toMatchObject({ currentIndex: 4, previousIndex: 3, rotation: { from: 3, to: 4, peersReady: 1, peersTotal: 1 } });
     // Not before keyRotationDuration (n2's rotation has just begun).
     expect(await b.backend.reclaim()).toEqual([]);
@@ -334,6 +336,37 @@ describePrivileged('IPsec backend: ESP between two netns nodes (kernel lane)', [
     } finally {
       x.close();
     }
+  });
+
+  it('`ip xfrm state deleteall` during a ping: the periodic compare restores it under a new epoch and counts it', async () => {
+    const [a, b] = nodes as [Node, Node];
+    await a.backend.close();
+    const registry = new Registry();
+    const watched = new IpsecBackend(configFor(1, a.keyFile), silent, { netns: a.ns.name, tunnelIPs: { ipv4: a.v4, ipv6: a.v6 }, bootId: BOOT.n1, driftIntervalMs: 300, keyPollIntervalMs: 3_600_000 });
+    a.backend = watched;
+    watched.registerMetrics(registry);
+    await watched.init();
+    expect(await exchange()).toEqual([4, 4]);
+    const epoch = watched.localMaterial()[EPOCH_ANNOTATION];
+    const ping = a.pod.spawn('ping', ['-i', '0.1', '-c', '40', '-W', '1', b.podV4]);
+    children.push(ping);
+    const done = new Promise<void>((r) => ping.on('exit', () => r()));
+    await new Promise((r) => setTimeout(r, 500));
+    a.ns.exec('ip', ['xfrm', 'state', 'deleteall']);
+    const deadline = Date.now() + 20_000;
+    while (watched.localMaterial()[EPOCH_ANNOTATION] === epoch) {
+      expect(Date.now()).toBeLessThan(deadline);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    // The agent publishes the new epoch; n2 re-keys its side.
+    expect(await exchange()).toEqual([4, 4]);
+    await done;
+    const ok = a.pod.tryExec('ping', ['-c', '2', '-i', '0.2', '-W', '5', b.podV4], 30_000);
+    expect(ok.stdout).toContain('2 received');
+    const metric = await registry.getSingleMetric('veil_ipsec_xfrm_repairs_total')!.get();
+    const adds = metric.values.find((v) => v.labels.op === 'state add')?.value ?? 0;
+    expect(adds).toBeGreaterThanOrEqual(4);
+    expect((await watched.status()).details).toMatchObject({ driftRepairs: expect.any(Number) });
   });
 
   it('removing a peer removes exactly its states and policies', async () => {
