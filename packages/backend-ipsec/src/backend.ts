@@ -41,7 +41,9 @@ import {
   type XfrmObjects,
 } from './model.js';
 import { DEFAULT_BOOT_ID_PATH, deviceMtuOf, discoverTunnelIPs, espInnerMtu, formatTunnelIPs, parseTunnelIPs, readBootId, type TunnelIPs } from './node.js';
-import { applyPlan, dumpXfrm, planDiff, planSize, stateId, type XfrmChange, type XfrmPlan } from './xfrm-sync.js';
+import { applyPlan, dumpXfrm, planDiff, planSize, stateId, type XfrmChange, type XfrmOps, type XfrmPlan } from './xfrm-sync.js';
+
+export type { XfrmOps } from './xfrm-sync.js';
 
 /** This node's boot ID (a reboot changes every key derived with it). */
 export const BOOT_ID_ANNOTATION = 'veil.io/ipsec-boot-id';
@@ -76,6 +78,8 @@ export interface IpsecBackendOptions {
   keyRotationDurationMs?: number;
   /** Underlay MTU. Default: the MTU of the device holding the tunnel address, else 1500. */
   underlayMtu?: number;
+  /** XFRM operations to use instead of a netlink XfrmClient (tests). */
+  xfrm?: XfrmOps;
 }
 
 interface PeerRecord extends RemoteNode {
@@ -132,7 +136,7 @@ export class IpsecBackend implements EncryptionBackend {
   private readonly log: Logger;
   private readonly keyFile: string;
   private readonly rotationMs: number;
-  private x: XfrmClient | undefined;
+  private x: XfrmOps | undefined;
   private local: LocalNode | undefined;
   private mtu: number | undefined;
   /** Key index → key, for every index whose states are wanted (current + previous during rotation). */
@@ -199,7 +203,7 @@ export class IpsecBackend implements EncryptionBackend {
     this.currentText = text;
     this.keys.set(key.spi, key);
 
-    this.x = XfrmClient.open(this.options.netns ? { netns: this.options.netns } : {});
+    this.x = this.options.xfrm ?? XfrmClient.open(this.options.netns ? { netns: this.options.netns } : {});
     await this.serial(async () => {
       const x = this.client();
       // Fail-closed before anything else: the BLOCK (and IN/FWD) policies.
@@ -535,7 +539,7 @@ export class IpsecBackend implements EncryptionBackend {
 
   // ---- internals ------------------------------------------------------------------------------
 
-  private client(): XfrmClient {
+  private client(): XfrmOps {
     if (!this.x) throw new IpsecError('IPsec backend is not initialised (call init) or was closed');
     return this.x;
   }
@@ -597,7 +601,7 @@ export class IpsecBackend implements EncryptionBackend {
    * kernel without ESP or the cipher is reported at start as IpsecNotSupportedError instead of
    * at the first peer.
    */
-  private async probeEsp(x: XfrmClient, key: IpsecKey): Promise<void> {
+  private async probeEsp(x: XfrmOps, key: IpsecKey): Promise<void> {
     const probe: XfrmState = {
       src: '192.0.2.1',
       dst: '192.0.2.2',

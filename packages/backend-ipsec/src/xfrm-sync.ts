@@ -2,6 +2,9 @@ import { XfrmKernelError, type XfrmClient, type XfrmPolicy, type XfrmState, type
 import { IpsecNotSupportedError, IpsecXfrmError } from './errors.js';
 import { isOurPolicy, isOurState, policyOwner, stateOwner, type Owner, type XfrmObjects } from './model.js';
 
+/** The XfrmClient operations the backend uses (tests substitute an in-memory SAD/SPD). */
+export type XfrmOps = Pick<XfrmClient, 'addState' | 'deleteState' | 'listStates' | 'addPolicy' | 'updatePolicy' | 'deletePolicy' | 'listPolicies' | 'close'>;
+
 /** Identity of a state in the kernel: destination, SPI (always ESP here). */
 export function stateId(s: Pick<XfrmState, 'dst' | 'spi'>): string {
   return `${s.dst}/spi 0x${s.spi.toString(16)}`;
@@ -156,7 +159,7 @@ export interface XfrmChange {
  * per-peer policies; deletions last, policies before their states. A marked packet therefore
  * always meets either a working SA or the BLOCK policy.
  */
-export async function applyPlan(x: XfrmClient, plan: XfrmPlan): Promise<XfrmChange[]> {
+export async function applyPlan(x: XfrmOps, plan: XfrmPlan): Promise<XfrmChange[]> {
   const done: XfrmChange[] = [];
   const step = async (op: XfrmChange['op'], object: string, f: () => Promise<void>): Promise<void> => {
     try {
@@ -198,7 +201,7 @@ export async function applyPlan(x: XfrmClient, plan: XfrmPlan): Promise<XfrmChan
 }
 
 /** Dumps the kernel's states and policies. */
-export async function dumpXfrm(x: XfrmClient): Promise<XfrmObjects> {
+export async function dumpXfrm(x: XfrmOps): Promise<XfrmObjects> {
   const [states, policies] = await Promise.all([x.listStates(), x.listPolicies()]);
   return { states, policies };
 }
