@@ -14,6 +14,7 @@ import {
   kubernetesModule,
   loadBackendModule,
   type AgentStatus,
+  type LocalMaterial,
 } from '../src/index.js';
 import { KubeApiServerDouble } from '@veil/kube-apiserver-double';
 import { FakeBackend, FakeDatapath, RecordingEventRecorder } from '../src/fake/index.js';
@@ -308,17 +309,17 @@ describe('backend-initiated material changes and reprogramming', () => {
   /** A backend that changes its material and per-peer key index on its own (as IPsec rotation does). */
   class RotatingBackend extends FakeBackend {
     private material: Record<string, string> = {};
-    private readonly materialListeners = new Set<(m: Record<string, string>) => void>();
+    private readonly materialListeners = new Set<(m: LocalMaterial) => void>();
     private readonly reprogramListeners = new Set<(n: readonly string[]) => void>();
     index = 3;
-    override localMaterial(): Record<string, string> {
+    override localMaterial(): LocalMaterial {
       return { ...super.localMaterial(), ...this.material };
     }
     override async upsertPeer(peer: Parameters<FakeBackend['upsertPeer']>[0]): Promise<{ keyIndex: number }> {
       await super.upsertPeer(peer);
       return { keyIndex: this.index };
     }
-    onMaterialChange(l: (m: Record<string, string>) => void): () => void {
+    onMaterialChange(l: (m: LocalMaterial) => void): () => void {
       this.materialListeners.add(l);
       return () => this.materialListeners.delete(l);
     }
