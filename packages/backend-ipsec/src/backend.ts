@@ -8,6 +8,7 @@ import {
   type BackendPeerStatus,
   type BackendStatus,
   type EncryptionBackend,
+  type EventRecorder,
   type LocalMaterial,
   type Logger,
   type PeerAnnotationSpec,
@@ -155,6 +156,7 @@ export class IpsecBackend implements EncryptionBackend {
   private pruned = false;
   private keyError: string | undefined;
   private driftRepairs = 0;
+  private seqWarned = false;
   private lastDriftError: string | undefined;
   private chain: Promise<unknown> = Promise.resolve();
   private keyTimer: NodeJS.Timeout | undefined;
@@ -175,6 +177,8 @@ export class IpsecBackend implements EncryptionBackend {
     private readonly config: AgentConfig,
     logger: Logger,
     private readonly options: IpsecBackendOptions = {},
+    /** Where refused key files and high sequence numbers are reported as Warning Events on this Node. */
+    private readonly events?: EventRecorder,
   ) {
     this.log = logger.child({ component: 'backend-ipsec' });
     this.keyFile = options.keyFile ?? config.encryption.ipsec.keyFile;
@@ -451,7 +455,13 @@ export class IpsecBackend implements EncryptionBackend {
       const q = seqOf(s);
       if (q > highest) highest = q;
     }
-    if (highest >= SEQ_WARN_THRESHOLD) errors.push(`highest ESP sequence number ${highest} is past 2^62: rotate the key`);
+    if (highest >= SEQ_WARN_THRESHOLD) {
+      errors.push(`highest ESP sequence number ${highest} is past 2^62: rotate the key`);
+      if (!this.seqWarned) {
+        this.seqWarned = true;
+        this.events?.record({ node: this.config.nodeName, type: 'Warning', reason: 'IPsecSequenceNumberHigh', message: `highest ESP sequence number ${highest} is past 2^62: rotate the key` });
+      }
+    }
     const peers: BackendPeerStatus[] = [...this.peers.values()].map((p) => {
       const states = byNode.get(p.nodeId) ?? [];
       const out = states.filter((s) => s.mark !== undefined);
@@ -522,6 +532,41 @@ export class IpsecBackend implements EncryptionBackend {
       },
     });
     new Gauge({
+      name: 'veil_ipsec_xfrm_objects',
+      help: "This backend's XFRM states and policies in the kernel, by kind and direction",
+      labelNames: ['kind', 'dir'] as const,
+      registers: [registry],
+      collect: async () => {
+        const g = registry.getSingleMetric('veil_ipsec_xfrm_objects') as Gauge<'kind' | 'dir'>;
+        if (!this.x) return;
+        try {
+          const d = await dumpXfrm(this.x);
+          const states = d.states.filter(isOurState);
+          g.set({ kind: 'state', dir: 'out' }, states.filter((s) => s.mark !== undefined).length);
+          g.set({ kind: 'state', dir: 'in' }, states.filter((s) => s.mark === undefined).length);
+          const pols = d.policies.filter(isOurPolicy);
+          for (const dir of ['out', 'in', 'fwd'] as const) g.set({ kind: 'policy', dir }, pols.filter((p) => p.dir === dir).length);
+        } catch {
+          // The dump failed; status() reports it.
+        }
+      },
+    });
+    new Gauge({
+      name: 'veil_ipsec_highest_seq',
+      help: "Highest ESP sequence number of any of this node's SAs (ESN, 64-bit; status warns past 2^62)",
+      registers: [registry],
+      collect: async () => {
+        if (!this.x) return;
+        try {
+          let highest = 0n;
+          for (const s of (await this.x.listStates()).filter(isOurState)) if (seqOf(s) > highest) highest = seqOf(s);
+          (registry.getSingleMetric('veil_ipsec_highest_seq') as Gauge).set(Number(highest));
+        } catch {
+          // The dump failed; status() reports it.
+        }
+      },
+    });
+    new Gauge({
       name: 'veil_ipsec_xfrm_errors',
       help: 'XFRM error counters from /proc/net/xfrm_stat, by type',
       labelNames: ['type'] as const,
@@ -571,6 +616,7 @@ export class IpsecBackend implements EncryptionBackend {
     if (fresh) {
       this.metrics?.keyFileErrors.inc();
       this.log.error({ keyFile: this.keyFile, reason, keyIndex: this.current?.spi }, 'IPsec key file refused; the running keys stay in use');
+      this.events?.record({ node: this.config.nodeName, type: 'Warning', reason: 'IPsecKeyFileRefused', message: `${reason} (key index ${this.current?.spi ?? '?'} stays in use)` });
     }
   }
 

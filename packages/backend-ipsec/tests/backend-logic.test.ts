@@ -7,6 +7,7 @@ import { afterAll, beforeEach, describe, expect, it } from 'vitest';
 import { BOOT_ID_ANNOTATION, EPOCH_ANNOTATION, IpsecBackend, KEY_INDEX_ANNOTATION, TUNNEL_IPS_ANNOTATION } from '../src/backend.js';
 import { keygen } from '../src/keyfile.js';
 import { encryptMark, isOurState, spiFor, stateKeyIndex } from '../src/model.js';
+import { RecordingEventRecorder } from '@veil/agent-core/fake';
 import { FakeXfrm } from './fake-xfrm.js';
 
 // The backend's decisions (rotation steps, reclaim, refusals, drift, epochs, prune) against an
@@ -43,6 +44,7 @@ describe('IpsecBackend logic (in-memory XFRM)', () => {
   let materials: LocalMaterial[];
   let reprogrammed: (readonly string[])[];
   let registry: Registry;
+  let events: RecordingEventRecorder;
 
   async function start(opts: { rotationMs?: number } = {}): Promise<void> {
     const config: AgentConfig = { ...DEFAULT_CONFIG, nodeName: 'n1', nodeId: 1, stateDir: join(dir, 'state'), encryption: { ...DEFAULT_CONFIG.encryption, type: 'ipsec', ipsec: { ...DEFAULT_CONFIG.encryption.ipsec, keyFile } } };
@@ -54,7 +56,7 @@ describe('IpsecBackend logic (in-memory XFRM)', () => {
       keyPollIntervalMs: 3_600_000,
       keyRotationDurationMs: opts.rotationMs ?? 1000,
       underlayMtu: 1500,
-    });
+    }, events);
     registry = new Registry();
     b.registerMetrics(registry);
     materials = [];
@@ -72,6 +74,7 @@ describe('IpsecBackend logic (in-memory XFRM)', () => {
     keyFile = join(dir, 'keys');
     writeFileSync(keyFile, `${keygen({ spi: 3 })}\n`);
     x = new FakeXfrm();
+    events = new RecordingEventRecorder();
   });
 
   it('init: base policies, material, mark steering with the ESP MTU; upsert is idempotent', async () => {
@@ -91,6 +94,12 @@ describe('IpsecBackend logic (in-memory XFRM)', () => {
     const writes = x.writes;
     expect(await b.upsertPeer(peer('n2', 2, 3))).toEqual({ keyIndex: 3 });
     expect(x.writes).toBe(writes);
+    const text = await registry.metrics();
+    expect(text).toContain('veil_ipsec_xfrm_objects{kind="state",dir="out"} 1');
+    expect(text).toContain('veil_ipsec_xfrm_objects{kind="state",dir="in"} 1');
+    expect(text).toContain('veil_ipsec_xfrm_objects{kind="policy",dir="out"} 3');
+    expect(text).toContain('veil_ipsec_key_index{which="current"} 3');
+    expect(text).toContain('veil_ipsec_highest_seq 0');
     await b.close();
   });
 
@@ -140,6 +149,11 @@ describe('IpsecBackend logic (in-memory XFRM)', () => {
     expect(b.localMaterial()[KEY_INDEX_ANNOTATION]).toBe('3');
     const metric = await registry.getSingleMetric('veil_ipsec_key_file_errors_total')!.get();
     expect(metric.values[0]?.value).toBe(2);
+    expect(events.events.map((e) => [e.node, e.type, e.reason])).toEqual([
+      ['n1', 'Warning', 'IPsecKeyFileRefused'],
+      ['n1', 'Warning', 'IPsecKeyFileRefused'],
+    ]);
+    expect(events.events[0]!.message).toMatch(/line 1: aead-key.*key index 3 stays in use/);
     // Rotating to 4 and straight back to 3 while 3 is not yet reclaimed is refused too.
     writeFileSync(keyFile, `${keygen({ spi: 4 })}\n`);
     expect(await b.reloadKeyFile()).toBe(true);
