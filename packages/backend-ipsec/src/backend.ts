@@ -42,6 +42,7 @@ import {
   type XfrmObjects,
 } from './model.js';
 import { DEFAULT_BOOT_ID_PATH, deviceMtuOf, discoverTunnelIPs, espInnerMtu, formatTunnelIPs, parseTunnelIPs, readBootId, type TunnelIPs } from './node.js';
+import { watchXfrm, type XfrmWatch } from './watch.js';
 import { applyPlan, dumpXfrm, planDiff, planSize, stateId, type XfrmChange, type XfrmOps, type XfrmPlan } from './xfrm-sync.js';
 
 export type { XfrmOps } from './xfrm-sync.js';
@@ -81,6 +82,13 @@ export interface IpsecBackendOptions {
   underlayMtu?: number;
   /** XFRM operations to use instead of a netlink XfrmClient (tests). */
   xfrm?: XfrmOps;
+  /**
+   * React to XFRM notifications (deletions, updates, flushes: `ip xfrm monitor`) with a repair
+   * within `repairDebounceMs`, besides the periodic compare. Default: true unless `xfrm` is given.
+   */
+  watchNotifications?: boolean;
+  /** Delay between a notification and the repair it triggers (coalesces bursts). Default 200 ms. */
+  repairDebounceMs?: number;
 }
 
 interface PeerRecord extends RemoteNode {
@@ -162,6 +170,8 @@ export class IpsecBackend implements EncryptionBackend {
   private keyTimer: NodeJS.Timeout | undefined;
   private driftTimer: NodeJS.Timeout | undefined;
   private reclaimTimer: NodeJS.Timeout | undefined;
+  private repairTimer: NodeJS.Timeout | undefined;
+  private watch: XfrmWatch | undefined;
   private closed = false;
   private readonly materialListeners = new Set<(m: LocalMaterial) => void>();
   private readonly reprogramListeners = new Set<(names: readonly string[]) => void>();
@@ -226,6 +236,13 @@ export class IpsecBackend implements EncryptionBackend {
     this.mtu = await this.innerMtu(key);
     this.startTimers();
     this.scheduleReclaim();
+    if (this.options.watchNotifications ?? this.options.xfrm === undefined) {
+      this.watch = watchXfrm(
+        this.options.netns ? { netns: this.options.netns } : {},
+        (what) => this.scheduleRepair(what),
+        (err) => this.log.error({ err: err.message }, 'XFRM notification socket failed; the periodic compare still runs'),
+      );
+    }
     this.log.info({ nodeId, tunnel: formatTunnelIPs(tunnel), keyIndex: key.spi, mtu: this.mtu }, 'IPsec backend ready');
     // Peers are known by node ID in the kernel, not by name; prune() removes what no peer claims.
     return [];
@@ -233,7 +250,9 @@ export class IpsecBackend implements EncryptionBackend {
 
   async close(): Promise<void> {
     this.closed = true;
-    for (const t of [this.keyTimer, this.driftTimer, this.reclaimTimer]) if (t) clearInterval(t);
+    for (const t of [this.keyTimer, this.driftTimer, this.reclaimTimer, this.repairTimer]) if (t) clearInterval(t);
+    this.watch?.close();
+    this.watch = undefined;
     await this.chain.catch(() => undefined);
     this.x?.close();
     this.x = undefined;
@@ -812,6 +831,26 @@ export class IpsecBackend implements EncryptionBackend {
       }, driftMs);
       this.driftTimer.unref();
     }
+  }
+
+  /** A deletion/update/flush was announced: compare and repair soon (our own writes cause no-op compares). */
+  private scheduleRepair(what: string): void {
+    if (this.closed || this.repairTimer) return;
+    this.repairTimer = setTimeout(() => {
+      this.repairTimer = undefined;
+      if (this.closed) return;
+      this.repairDrift().then(
+        (changes) => {
+          this.lastDriftError = undefined;
+          if (changes.length > 0) this.log.info({ trigger: what, repaired: changes.length }, 'repaired XFRM state after a notification');
+        },
+        (e: unknown) => {
+          this.lastDriftError = errText(e);
+          this.log.error({ err: errText(e), trigger: what }, 'XFRM drift repair failed');
+        },
+      );
+    }, this.options.repairDebounceMs ?? 200);
+    this.repairTimer.unref();
   }
 
   private scheduleReclaim(): void {

@@ -34,6 +34,8 @@ export {
   SEQ_WARN_THRESHOLD,
   type IpsecBackendOptions,
 } from './backend.js';
+export { watchXfrm, XFRMNLGRP_SA, XFRMNLGRP_POLICY, type XfrmWatch } from './watch.js';
+export { type XfrmOps } from './xfrm-sync.js';
 export { ipsecModule } from './module.js';
 
 import { ipsecModule } from './module.js';

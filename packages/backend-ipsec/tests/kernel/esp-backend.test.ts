@@ -179,6 +179,8 @@ describePrivileged('IPsec backend: ESP between two netns nodes (kernel lane)', [
         bootId: BOOT[n.name as 'n1' | 'n2'],
         keyPollIntervalMs: 3_600_000,
         driftIntervalMs: 0,
+        // The repairs below are driven by the test, step by step; a later test turns this on.
+        watchNotifications: false,
         keyRotationDurationMs: 4000,
       });
       await n.backend.init();
@@ -336,6 +338,28 @@ describePrivileged('IPsec backend: ESP between two netns nodes (kernel lane)', [
     } finally {
       x.close();
     }
+  });
+
+  it('a state deleted by hand is restored on the XFRM notification alone (no periodic compare)', async () => {
+    const [a, b] = nodes as [Node, Node];
+    // The restarted backend has driftIntervalMs 0 and listens to notifications (the default).
+    const spi = `0x${((2 << 8) | 4).toString(16)}`;
+    const epoch = a.backend.localMaterial()[EPOCH_ANNOTATION];
+    a.ns.exec('ip', ['xfrm', 'state', 'delete', 'src', b.v4, 'dst', a.v4, 'proto', 'esp', 'spi', spi]);
+    const x = XfrmClient.open({ netns: a.ns.name });
+    try {
+      const deadline = Date.now() + 10_000;
+      while (!(await x.getState({ dst: a.v4, spi: Number(spi) }))) {
+        expect(Date.now()).toBeLessThan(deadline);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    } finally {
+      x.close();
+    }
+    // An inbound SA comes back under the same key: no new epoch, nothing for n2 to do.
+    expect(a.backend.localMaterial()[EPOCH_ANNOTATION]).toBe(epoch);
+    const ok = a.pod.tryExec('ping', ['-c', '2', '-i', '0.2', '-W', '5', b.podV4], 30_000);
+    expect(ok.stdout).toContain('2 received');
   });
 
   it('`ip xfrm state deleteall` during a ping: the periodic compare restores it under a new epoch and counts it', async () => {
