@@ -9,6 +9,7 @@ export {
   NODE_ID_ANNOTATION,
   INTERNAL_IPS_ANNOTATION,
   IpcacheFlags,
+  sameIpcacheEntry,
   type ObservedNode,
   type PeerNode,
   type Cidr,
@@ -33,9 +34,9 @@ export {
   type NodeEvent,
   type EventRecorder,
 } from './types/index.js';
-export { VeilAgentError, ConfigError, BackendLoadError, PeerApplyError, type ConfigIssue, type BackendLoadErrorCode } from './errors.js';
+export { errorMessage, VeilAgentError, ConfigError, BackendLoadError, PeerApplyError, type ConfigIssue, type BackendLoadErrorCode } from './errors.js';
 export { TOKENS } from './di/tokens.js';
-export { loadBackendModule, backendSpecifier, BUILTIN_BACKENDS } from './di/load-backend.js';
+export { loadBackend, loadBackendModule, backendSpecifier, BUILTIN_BACKENDS, type LoadedBackend } from './di/load-backend.js';
 export { InMemoryCluster, InMemoryKeyDistributor } from './distributor/in-memory.js';
 export { KubernetesKeyDistributor, type KubernetesKeyDistributorOptions } from './distributor/kubernetes.js';
 export { KubernetesEventRecorder } from './distributor/k8s-events.js';
@@ -43,8 +44,17 @@ export { kubernetesModule } from './distributor/module.js';
 export { observeNode, type NodeLike } from './distributor/node-object.js';
 export { Reconciler, type ReconcilerOptions, type PeerView, type Refusal } from './reconciler/reconciler.js';
 export { validateNode, samePeer, type ValidationResult } from './reconciler/validate.js';
-export { AgentConfigSchema, DEFAULT_CONFIG, parseDuration, type AgentConfig } from './config/schema.js';
-export { loadConfig, envName, type ConfigSources } from './config/load.js';
+export { AgentConfigSchema, DEFAULT_CONFIG, parseDuration, durationRe, type AgentConfig, type BackendSections } from './config/schema.js';
+export { loadConfig, loadAgentConfig, envName, type ConfigSources, type LoadConfigOptions, type AgentConfigAndBackend } from './config/load.js';
+export {
+  defineBackendConfig,
+  backendSection,
+  validateSection,
+  CORE_ENCRYPTION_KEYS,
+  type BackendConfigSpec,
+  type SectionSchema,
+  type SectionResult,
+} from './config/backend.js';
 export { createLogger, REDACTED_FIELDS, type Logger } from './observability/logger.js';
 export { AgentMetrics, PEER_STATES, type PeerState, type RefusalReason } from './observability/metrics.js';
 export { getJsonOverUnixSocket, type StatusRoutes } from './observability/http.js';
@@ -67,28 +77,3 @@ export {
 export { Agent, type AgentOptions, type AgentStatus } from './agent.js';
 export { Secret } from './util/secret.js';
 export { parseCidr, parseIP } from './util/ip.js';
-export {
-  BpfDatapath,
-  bpfDatapathModule,
-  datapathOptionsFromConfig,
-  steeringConfig,
-  DEFAULT_PIN_DIR,
-  DEFAULT_BPFFS_ROOT,
-  DEFAULT_STATE_FILE,
-  DEFAULT_POD_VETH_PATTERNS,
-  PINNED_MAPS,
-  BpffsError,
-  DatapathError,
-  DatapathArgumentError,
-  DatapathAttachError,
-  DatapathClosedError,
-  DatapathLoadError,
-  DatapathMapError,
-  type Attachment,
-  type AttachRole,
-  type BpfAttachTarget,
-  type BpfDatapathOptions,
-  type CounterDetails,
-  type DatapathLoadStage,
-  type DatapathTuning,
-} from './datapath/index.js';

@@ -6,7 +6,9 @@ import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import {
   Agent,
   BackendLoadError,
+  ConfigError,
   InMemoryCluster,
+  loadAgentConfig,
   TOKENS,
   backendSpecifier,
   NODE_ID_ANNOTATION,
@@ -62,6 +64,33 @@ describe('loadBackendModule', () => {
     for (const spec of [EXAMPLE, join(EXAMPLE, 'index.js')]) {
       const mod = await loadBackendModule(spec);
       expect(typeof mod.load).toBe('function');
+    }
+  });
+
+  it('validates the example backend’s own config section and hands it to the backend', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'veil-plain-'));
+    let agent: Agent | undefined;
+    try {
+      const { config, backend } = await loadAgentConfig({ env: {}, argv: ['--nodeName=n1', `--encryption.type=${EXAMPLE}`, '--encryption.plaintext.banner=ops@example know'] });
+      expect(backend.config?.section).toBe('plaintext');
+      expect(config.encryption.plaintext).toEqual({ banner: 'ops@example know' });
+      const cluster = new InMemoryCluster();
+      const log = captureLogger();
+      agent = await Agent.create({
+        config: { ...config, metrics: { enabled: false, port: 0, host: '127.0.0.1' }, health: { port: 0, host: '127.0.0.1' }, status: { socketPath: join(dir, 's.sock') } },
+        platformModules: platform(cluster, new FakeDatapath()),
+        logger: log.logger,
+      });
+      await agent.start();
+      expect((await agent.status()).backendDetails).toMatchObject({ banner: 'ops@example know' });
+      expect(log.text()).toContain('plaintext backend: ops@example know');
+      // A bad value is refused naming the full key path, before any backend runs.
+      const err = await loadAgentConfig({ env: {}, argv: ['--nodeName=n1', `--encryption.type=${EXAMPLE}`, '--encryption.plaintext.banner='] }).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(ConfigError);
+      expect((err as ConfigError).issues.map((i) => i.key)).toEqual(['encryption.plaintext.banner']);
+    } finally {
+      await agent?.stop();
+      await rm(dir, { recursive: true, force: true });
     }
   });
 
@@ -191,8 +220,10 @@ describe('Agent', () => {
     await agent.reconciler.whenSynced();
     await until(() => backend.peers.has('node-1'));
     expect((await agent.status()).errors.filter((e) => e.startsWith('backend peers no node claims'))).toEqual([]);
+    expect((await agent.status()).orphanPeers).toEqual([]);
     backend.peers.set('ghost', { ...backend.peers.get('node-1')!, name: 'ghost' });
     expect((await agent.status()).errors).toContain('backend peers no node claims: ghost');
+    expect((await agent.status()).orphanPeers).toEqual(['ghost']);
   });
 
   it('serves the status JSON on a unix socket, without private keys', async () => {

@@ -7,7 +7,7 @@ import { inspect } from 'node:util';
 import { Container } from 'inversify';
 import { DEFAULT_CONFIG, TOKENS, createLogger, loadBackendModule, parseCidr, type AgentConfig, type Cidr, type PeerNode } from '@veil/agent-core';
 import { describePrivileged, TestNetns } from '@veil/test-utils';
-import { Key } from '@veil/netlink';
+import { Key } from '../src/index.js';
 import backendModule, { PUBLIC_KEY_ANNOTATION, WireGuardBackend } from '../src/index.js';
 
 const DEV = 'wgbk0';
@@ -17,7 +17,7 @@ function configFor(stateDir: string): AgentConfig {
     ...DEFAULT_CONFIG,
     nodeName: 'n',
     stateDir,
-    encryption: { ...DEFAULT_CONFIG.encryption, enabled: true, wireguard: { ...DEFAULT_CONFIG.encryption.wireguard, userspaceFallback: true } },
+    encryption: { ...DEFAULT_CONFIG.encryption, enabled: true, wireguard: { userspaceFallback: true } },
   };
 }
 

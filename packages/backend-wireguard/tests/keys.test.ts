@@ -3,7 +3,7 @@ import { chmodSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, wr
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { inspect } from 'node:util';
-import { Key } from '@veil/netlink';
+import { Key } from '../src/index.js';
 import { KeyFileError, KeyStore } from '../src/index.js';
 
 let root: string;

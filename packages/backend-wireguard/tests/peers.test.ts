@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { Key, type DeviceConfig, type WireGuardPeer } from '@veil/netlink';
+import { Key, type DeviceConfig, type WireGuardPeer } from '../src/index.js';
 import { PeerReconciler, WgValidationError, diffPeers, peerFromNode, type DesiredPeer } from '../src/index.js';
 import { applySet, emptyDevice, getReply } from './fake-uapi.js';
 import { encodeSet, parseGet } from '../src/index.js';

@@ -20,6 +20,7 @@ import {
   attr,
   encodeRtmsg,
   listRoutes,
+  parseIp,
 } from '../src/index.js';
 import { RTA_DST, RTA_TABLE } from '../src/route/constants.js';
 
@@ -72,7 +73,7 @@ async function main(): Promise<void> {
           flags: NLM_F_CREATE | NLM_F_EXCL,
           payload: [
             encodeRtmsg({ family: AF_INET, dstLen: 32, table: 0, protocol: RTPROT_BOOT, type: RTN_BLACKHOLE }),
-            attr.binary(RTA_DST, Buffer.from(dst(i).split('.').map(Number))),
+            attr.binary(RTA_DST, parseIp(dst(i), 'dst').bytes),
             attr.u32(RTA_TABLE, 4242),
           ],
         }));

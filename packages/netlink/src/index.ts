@@ -165,7 +165,7 @@ export {
   AF_INET6,
 } from './route/constants.js';
 export { type LinkRef, type NetnsRef, IFNAME_MAX } from './route/validate.js';
-export { type IpFamily, type IpAddr, type IpPrefix, parseIp, parsePrefix, formatIp } from './route/ip.js';
+export { type IpFamily, type IpAddr, type IpPrefix, parseIp, parsePrefix, formatIp, networkOf } from './route/ip.js';
 export {
   type Link,
   type IfInfoMsg,
@@ -231,15 +231,3 @@ export {
   setIpForwarding,
   setRpFilter,
 } from './route/sysctl.js';
-
-// WireGuard over generic netlink (owned by helper QEMU, built on the genl core above)
-export { Key, WG_KEY_LEN } from './genl/wireguard-key.js';
-export {
-  WireGuardClient,
-  WireGuardUnavailableError,
-  WireGuardDeviceNotFoundError,
-  type WireGuardClientOptions,
-  type GetDeviceOptions,
-} from './genl/wireguard.js';
-export type { DeviceConfig, PeerConfig, WireGuardDevice, WireGuardPeer, Endpoint, DeviceRef } from './genl/wireguard-types.js';
-export { encodeSetDevice, WG_DEFAULT_MAX_MESSAGE } from './genl/wireguard-codec.js';

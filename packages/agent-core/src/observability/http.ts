@@ -3,6 +3,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { dirname } from 'node:path';
 import type { Registry } from 'prom-client';
+import { errorMessage } from '../errors.js';
 import { StatusRouteError, type StatusErrorBody } from './status-api.js';
 
 /** Serves `/metrics`, `/healthz` and `/readyz` on a TCP port. */
@@ -48,7 +49,7 @@ export class HealthMetricsServer {
         res.writeHead(404, { 'Content-Type': 'text/plain' }).end('not found\n');
       }
     } catch (err) {
-      res.writeHead(500, { 'Content-Type': 'text/plain' }).end(`error: ${err instanceof Error ? err.message : String(err)}\n`);
+      res.writeHead(500, { 'Content-Type': 'text/plain' }).end(`error: ${errorMessage(err)}\n`);
     }
   }
 
@@ -113,7 +114,7 @@ export class StatusSocketServer {
       const body = JSON.stringify(await this.status(), null, 2);
       res.writeHead(200, { 'Content-Type': 'application/json' }).end(body);
     } catch (err) {
-      res.writeHead(500, { 'Content-Type': 'application/json' }).end(JSON.stringify({ error: err instanceof Error ? err.message : String(err) }));
+      res.writeHead(500, { 'Content-Type': 'application/json' }).end(JSON.stringify({ error: errorMessage(err) }));
     }
   }
 
@@ -126,7 +127,7 @@ export class StatusSocketServer {
     } catch (err) {
       const status = err instanceof StatusRouteError ? err.statusCode : 500;
       const body: StatusErrorBody = {
-        error: err instanceof Error ? err.message : String(err),
+        error: errorMessage(err),
         ...(err instanceof StatusRouteError ? { code: err.code } : { code: 'INTERNAL' }),
       };
       res.writeHead(status, { 'Content-Type': 'application/json' }).end(JSON.stringify(body));

@@ -1,6 +1,6 @@
 import 'reflect-metadata';
 import { inject, injectable } from 'inversify';
-import { PeerApplyError } from '../errors.js';
+import { errorMessage, PeerApplyError } from '../errors.js';
 import { TOKENS } from '../di/tokens.js';
 import type { Logger } from '../observability/logger.js';
 import { type AgentMetrics, type PeerState, type RefusalReason } from '../observability/metrics.js';
@@ -8,6 +8,7 @@ import { CidrIndex } from '../util/ip.js';
 import type { AgentConfig } from '../config/schema.js';
 import {
   IpcacheFlags,
+  sameIpcacheEntry,
   type Datapath,
   type DistributorEvent,
   type EncryptionBackend,
@@ -278,7 +279,7 @@ export class Reconciler {
     try {
       removed = await this.backend.prune(keep);
     } catch (err) {
-      throw new PeerApplyError('(prune)', 'backend', `backend ${this.backend.name}: prune: ${errMessage(err)}`, { cause: err });
+      throw new PeerApplyError('(prune)', 'backend', `backend ${this.backend.name}: prune: ${errorMessage(err)}`, { cause: err });
     }
     if (removed.length > 0) this.log.info({ removed }, 'pruned stale backend peers after initial sync');
     const desired: IpcacheEntry[] = [];
@@ -291,7 +292,7 @@ export class Reconciler {
     try {
       res = await this.datapath.syncPeers(desired);
     } catch (err) {
-      throw new PeerApplyError('(prune)', 'datapath', `datapath: sync after initial list: ${errMessage(err)}`, { cause: err });
+      throw new PeerApplyError('(prune)', 'datapath', `datapath: sync after initial list: ${errorMessage(err)}`, { cause: err });
     }
     if (res.removed.length > 0) this.log.info({ removed: res.removed }, 'pruned stale ipcache entries after initial sync');
     for (const name of this.adoptedPeers) if (!keep.has(name)) this.dropRecordIfGone(name);
@@ -329,11 +330,11 @@ export class Reconciler {
         this.metrics.reconcileErrors.inc({ stage });
         const r = this.records.get(key);
         if (r) {
-          r.lastError = err instanceof Error ? err.message : String(err);
+          r.lastError = errorMessage(err);
           this.setState(r, 'error');
         }
         const delay = this.queue.retry(key);
-        this.log.warn({ node: key === PRUNE_KEY ? '(initial-sync prune)' : key, stage, err: err instanceof Error ? err.message : String(err), retryInMs: delay }, 'peer reconcile failed; will retry');
+        this.log.warn({ node: key === PRUNE_KEY ? '(initial-sync prune)' : key, stage, err: errorMessage(err), retryInMs: delay }, 'peer reconcile failed; will retry');
       } finally {
         this.queue.done(key);
       }
@@ -401,7 +402,7 @@ export class Reconciler {
     try {
       result = await this.backend.upsertPeer(peer);
     } catch (err) {
-      throw new PeerApplyError(name, 'backend', `backend ${this.backend.name}: upsert ${name}: ${errMessage(err)}`, { cause: err });
+      throw new PeerApplyError(name, 'backend', `backend ${this.backend.name}: upsert ${name}: ${errorMessage(err)}`, { cause: err });
     }
     const entry: IpcacheEntry = {
       nodeName: name,
@@ -412,11 +413,11 @@ export class Reconciler {
       nodeId: peer.nodeId,
     };
     const prior = r.applied?.entry ?? this.adoptedEntries.get(name);
-    if (!prior || !sameEntry(prior, entry)) {
+    if (!prior || !sameIpcacheEntry(prior, entry)) {
       try {
         await this.datapath.upsert(entry);
       } catch (err) {
-        throw new PeerApplyError(name, 'datapath', `datapath: upsert ${name}: ${errMessage(err)}`, { cause: err });
+        throw new PeerApplyError(name, 'datapath', `datapath: upsert ${name}: ${errorMessage(err)}`, { cause: err });
       }
     }
     r.applied = { peer, entry };
@@ -436,12 +437,12 @@ export class Reconciler {
       try {
         await this.backend.removePeer(name);
       } catch (err) {
-        throw new PeerApplyError(name, 'backend', `backend ${this.backend.name}: remove ${name}: ${errMessage(err)}`, { cause: err });
+        throw new PeerApplyError(name, 'backend', `backend ${this.backend.name}: remove ${name}: ${errorMessage(err)}`, { cause: err });
       }
       try {
         await this.datapath.remove(name);
       } catch (err) {
-        throw new PeerApplyError(name, 'datapath', `datapath: remove ${name}: ${errMessage(err)}`, { cause: err });
+        throw new PeerApplyError(name, 'datapath', `datapath: remove ${name}: ${errorMessage(err)}`, { cause: err });
       }
       this.adoptedPeers.delete(name);
       this.adoptedEntries.delete(name);
@@ -557,17 +558,4 @@ export class Reconciler {
   }
 }
 
-function sameEntry(a: IpcacheEntry, b: IpcacheEntry): boolean {
-  return (
-    a.nodeName === b.nodeName &&
-    a.flags === b.flags &&
-    a.keyIndex === b.keyIndex &&
-    a.nodeId === b.nodeId &&
-    a.nodeIPs.join(',') === b.nodeIPs.join(',') &&
-    a.podCIDRs.join(',') === b.podCIDRs.join(',')
-  );
-}
 
-function errMessage(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
-}
