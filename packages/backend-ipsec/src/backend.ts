@@ -3,6 +3,7 @@ import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import {
+  backendSection,
   parseDuration,
   type AgentConfig,
   type BackendPeerStatus,
@@ -18,6 +19,7 @@ import {
 } from '@veil/agent-core';
 import { XfrmClient, parseXfrmStat, readXfrmStat, type XfrmPolicy, type XfrmProcStats, type XfrmState } from 'node-xfrm-bindings';
 import { Counter, Gauge, type Registry } from 'prom-client';
+import { ipsecConfig } from './config.js';
 import { bootIdProblem, deriveDirectionalKey, xfrmTransform } from './derive.js';
 import { IpsecConfigError, IpsecError, IpsecKeyFileError, IpsecPeerError } from './errors.js';
 import { MAX_KEY_INDEX, MIN_KEY_INDEX, parseKeyFile, type IpsecKey } from './keyfile.js';
@@ -41,7 +43,16 @@ import {
   type RemoteNode,
   type XfrmObjects,
 } from './model.js';
-import { DEFAULT_BOOT_ID_PATH, deviceMtuOf, discoverTunnelIPs, espInnerMtu, formatTunnelIPs, parseTunnelIPs, readBootId, type TunnelIPs } from './node.js';
+import {
+  DEFAULT_BOOT_ID_PATH,
+  deviceMtuOf,
+  discoverTunnelIPs,
+  espInnerMtu,
+  formatTunnelIPs,
+  parseTunnelIPs,
+  readBootId,
+  type TunnelIPs,
+} from './node.js';
 import { watchXfrm, type XfrmWatch } from './watch.js';
 import { applyPlan, dumpXfrm, planDiff, planSize, stateId, type XfrmChange, type XfrmOps, type XfrmPlan } from './xfrm-sync.js';
 
@@ -191,8 +202,9 @@ export class IpsecBackend implements EncryptionBackend {
     private readonly events?: EventRecorder,
   ) {
     this.log = logger.child({ component: 'backend-ipsec' });
-    this.keyFile = options.keyFile ?? config.encryption.ipsec.keyFile;
-    this.rotationMs = options.keyRotationDurationMs ?? parseDuration(config.encryption.ipsec.keyRotationDuration);
+    const section = backendSection(config, ipsecConfig);
+    this.keyFile = options.keyFile ?? section.keyFile;
+    this.rotationMs = options.keyRotationDurationMs ?? parseDuration(section.keyRotationDuration);
     this.epochFile = join(config.stateDir, 'ipsec', 'epoch');
   }
 
@@ -201,14 +213,20 @@ export class IpsecBackend implements EncryptionBackend {
   async init(): Promise<readonly string[]> {
     const nodeId = this.config.nodeId;
     if (!Number.isInteger(nodeId) || nodeId < 1 || nodeId > 0xffff) {
-      throw new IpsecConfigError('nodeId', `IPsec needs a cluster-unique node ID 1..65535 (published as veil.io/node-id, it goes into the mark and the SPI); got ${nodeId}`);
+      throw new IpsecConfigError(
+        'nodeId',
+        `IPsec needs a cluster-unique node ID 1..65535 (published as veil.io/node-id, it goes into the mark and the SPI); got ${nodeId}`,
+      );
     }
     const bootId = this.options.bootId ?? (await readBootId(this.options.bootIdPath ?? DEFAULT_BOOT_ID_PATH));
     const bp = bootIdProblem(bootId);
     if (bp) throw new IpsecConfigError('bootId', bp);
     const tunnel = await this.tunnelIPs();
     if (!tunnel.ipv4 && !tunnel.ipv6) {
-      throw new IpsecConfigError('tunnelIPs', 'no tunnel address: no default route to take it from; set VEIL_IPSEC_TUNNEL_IPS=<ipv4>[,<ipv6>]');
+      throw new IpsecConfigError(
+        'tunnelIPs',
+        'no tunnel address: no default route to take it from; set VEIL_IPSEC_TUNNEL_IPS=<ipv4>[,<ipv6>]',
+      );
     }
     this.local = { nodeId, ipv4: tunnel.ipv4, ipv6: tunnel.ipv6, bootId, epoch: await this.readEpoch() };
     const text = await this.readKeyText();
@@ -222,14 +240,20 @@ export class IpsecBackend implements EncryptionBackend {
       const x = this.client();
       // Fail-closed before anything else: the BLOCK (and IN/FWD) policies.
       const dump = await dumpXfrm(x);
-      await applyPlan(x, planDiff({ states: [], policies: basePolicies() }, dump, (o) => o.kind === 'base'));
+      await applyPlan(
+        x,
+        planDiff({ states: [], policies: basePolicies() }, dump, (o) => o.kind === 'base'),
+      );
       // Adopt states of other key indexes a previous agent left (e.g. mid-rotation): keep them
       // until they are reclaimed like any previous index.
       for (const s of dump.states) if (isOurState(s) && stateKeyIndex(s) !== key.spi) this.retained.add(stateKeyIndex(s));
       for (const s of dump.states) if (isOurState(s) && s.mark) this.programmedOut.add(stateId(s));
       if (this.retained.size > 0) {
         this.retainedSince = Date.now();
-        this.log.info({ indexes: [...this.retained], current: key.spi }, 'adopted states of other key indexes; they are reclaimed after keyRotationDuration');
+        this.log.info(
+          { indexes: [...this.retained], current: key.spi },
+          'adopted states of other key indexes; they are reclaimed after keyRotationDuration',
+        );
       }
       await this.probeEsp(x, key);
     });
@@ -268,7 +292,12 @@ export class IpsecBackend implements EncryptionBackend {
       const objects = peerObjects(this.localNode(), rec, [...this.keys.values()]);
       const dump = await dumpXfrm(x);
       const owners = new Set([rec.nodeId, ...(prior && prior.nodeId !== rec.nodeId ? [prior.nodeId] : [])]);
-      const plan = planDiff(objects, dump, (o) => o.kind === 'peer' && owners.has(o.nodeId), (o) => this.isRetained(o));
+      const plan = planDiff(
+        objects,
+        dump,
+        (o) => o.kind === 'peer' && owners.has(o.nodeId),
+        (o) => this.isRetained(o),
+      );
       this.peers.set(peer.name, rec);
       let changes: XfrmChange[];
       if (this.lostOutbound(plan)) {
@@ -305,9 +334,10 @@ export class IpsecBackend implements EncryptionBackend {
       const dump = await dumpXfrm(this.client());
       const stale = new Set<number>();
       for (const s of dump.states) if (isOurState(s)) this.addIfStale(stateOwner(s), live, stale);
-      for (const p of dump.policies) if (isOurPolicy(p) && p.mark && (p.mark.value & 0x0f00) === MARK_ENCRYPT && policyKeyIndex(p) !== undefined) {
-        this.addIfStale({ kind: 'peer', nodeId: p.mark.value >>> NODE_ID_SHIFT }, live, stale);
-      }
+      for (const p of dump.policies)
+        if (isOurPolicy(p) && p.mark && (p.mark.value & 0x0f00) === MARK_ENCRYPT && policyKeyIndex(p) !== undefined) {
+          this.addIfStale({ kind: 'peer', nodeId: p.mark.value >>> NODE_ID_SHIFT }, live, stale);
+        }
       if (stale.size > 0) await this.deleteNodeIds(stale);
       this.pruned = true;
       return removed;
@@ -317,7 +347,14 @@ export class IpsecBackend implements EncryptionBackend {
   // ---- datapath + material --------------------------------------------------------------------
 
   steering(): Steering {
-    return { kind: 'mark', value: MARK_ENCRYPT, mask: MARK_MASK_PEER, keyIndexShift: KEY_INDEX_SHIFT, nodeIdShift: NODE_ID_SHIFT, ...(this.mtu ? { mtu: this.mtu } : {}) };
+    return {
+      kind: 'mark',
+      value: MARK_ENCRYPT,
+      mask: MARK_MASK_PEER,
+      keyIndexShift: KEY_INDEX_SHIFT,
+      nodeIdShift: NODE_ID_SHIFT,
+      ...(this.mtu ? { mtu: this.mtu } : {}),
+    };
   }
 
   localMaterial(): LocalMaterial {
@@ -375,7 +412,9 @@ export class IpsecBackend implements EncryptionBackend {
     const cur = this.currentKey();
     if (key.spi === cur.spi) {
       if (!key.material.equals(cur.material) || JSON.stringify(key.algorithm) !== JSON.stringify(cur.algorithm)) {
-        this.refuseKeyFile(`key index ${key.spi} is in use with another key; a new key needs a new index (next: ${cur.spi === MAX_KEY_INDEX ? MIN_KEY_INDEX : cur.spi + 1})`);
+        this.refuseKeyFile(
+          `key index ${key.spi} is in use with another key; a new key needs a new index (next: ${cur.spi === MAX_KEY_INDEX ? MIN_KEY_INDEX : cur.spi + 1})`,
+        );
         return false;
       }
       this.currentText = text;
@@ -404,7 +443,10 @@ export class IpsecBackend implements EncryptionBackend {
       this.mtu = mtu;
       for (const l of this.steeringListeners) l(this.steering());
     }
-    this.log.info({ from: cur.spi, to: key.spi, peers: this.peers.size }, 'IPsec key rotation: new states installed, publishing ready index');
+    this.log.info(
+      { from: cur.spi, to: key.spi, peers: this.peers.size },
+      'IPsec key rotation: new states installed, publishing ready index',
+    );
     // Step 2: publish "ready for n". Step 3 happens per peer in upsertPeer (outIndex).
     for (const l of this.materialListeners) l(this.localMaterial());
     this.emitReprogram();
@@ -478,19 +520,31 @@ export class IpsecBackend implements EncryptionBackend {
       errors.push(`highest ESP sequence number ${highest} is past 2^62: rotate the key`);
       if (!this.seqWarned) {
         this.seqWarned = true;
-        this.events?.record({ node: this.config.nodeName, type: 'Warning', reason: 'IPsecSequenceNumberHigh', message: `highest ESP sequence number ${highest} is past 2^62: rotate the key` });
+        this.events?.record({
+          node: this.config.nodeName,
+          type: 'Warning',
+          reason: 'IPsecSequenceNumberHigh',
+          message: `highest ESP sequence number ${highest} is past 2^62: rotate the key`,
+        });
       }
     }
     const peers: BackendPeerStatus[] = [...this.peers.values()].map((p) => {
       const states = byNode.get(p.nodeId) ?? [];
       const out = states.filter((s) => s.mark !== undefined);
       const seq = states.reduce((m, s) => (seqOf(s) > m ? seqOf(s) : m), 0n);
-      const families = commonFamilies(this.localNode(), p).map((f) => `v${f}`).join('+');
+      const families = commonFamilies(this.localNode(), p)
+        .map((f) => `v${f}`)
+        .join('+');
       return {
         name: p.name,
         keyIndex: this.outIndex(p),
         detail: `${states.length} states (${out.length} out), ${families}, peer ready for index ${p.readyIndex}`,
-        stats: { nodeId: p.nodeId, states: states.length, highestSeq: seq.toString(), packets: Number(states.reduce((n, s) => n + (s.current?.packets ?? 0n), 0n)) },
+        stats: {
+          nodeId: p.nodeId,
+          states: states.length,
+          highestSeq: seq.toString(),
+          packets: Number(states.reduce((n, s) => n + (s.current?.packets ?? 0n), 0n)),
+        },
       };
     });
     let xfrmStat: XfrmProcStats = {};
@@ -510,12 +564,21 @@ export class IpsecBackend implements EncryptionBackend {
         nodeId: this.local?.nodeId,
         tunnelIPs: this.local ? formatTunnelIPs(this.local) : undefined,
         bootId: this.local?.bootId,
-        keysInUse: [...this.keys.values()].map((k) => ({ index: k.spi, algorithm: k.algorithm.kind === 'aead' ? k.algorithm.name : `${k.algorithm.auth}+${k.algorithm.enc}`, fingerprint: k.fingerprint, perTunnel: k.perTunnel })),
+        keysInUse: [...this.keys.values()].map((k) => ({
+          index: k.spi,
+          algorithm: k.algorithm.kind === 'aead' ? k.algorithm.name : `${k.algorithm.auth}+${k.algorithm.enc}`,
+          fingerprint: k.fingerprint,
+          perTunnel: k.perTunnel,
+        })),
         retainedIndexes: [...this.retained],
         currentIndex: cur?.spi,
         previousIndex: this.previousIndex,
         rotation: this.rotationStatus(),
-        states: { total: ours.length, out: ours.filter((s) => s.mark !== undefined).length, in: ours.filter((s) => s.mark === undefined).length },
+        states: {
+          total: ours.length,
+          out: ours.filter((s) => s.mark !== undefined).length,
+          in: ours.filter((s) => s.mark === undefined).length,
+        },
         policies: dump.policies.filter(isOurPolicy).length,
         highestSeq: highest.toString(),
         xfrmStat,
@@ -526,8 +589,17 @@ export class IpsecBackend implements EncryptionBackend {
   }
 
   registerMetrics(registry: Registry): void {
-    const repairs = new Counter({ name: 'veil_ipsec_xfrm_repairs_total', help: 'XFRM writes that repaired drift (objects changed or removed behind the agent)', labelNames: ['op'] as const, registers: [registry] });
-    const keyFileErrors = new Counter({ name: 'veil_ipsec_key_file_errors_total', help: 'Key file loads refused (the running keys stayed in use)', registers: [registry] });
+    const repairs = new Counter({
+      name: 'veil_ipsec_xfrm_repairs_total',
+      help: 'XFRM writes that repaired drift (objects changed or removed behind the agent)',
+      labelNames: ['op'] as const,
+      registers: [registry],
+    });
+    const keyFileErrors = new Counter({
+      name: 'veil_ipsec_key_file_errors_total',
+      help: 'Key file loads refused (the running keys stayed in use)',
+      registers: [registry],
+    });
     this.metrics = { repairs, keyFileErrors };
     new Gauge({
       name: 'veil_ipsec_key_index',
@@ -547,7 +619,9 @@ export class IpsecBackend implements EncryptionBackend {
       registers: [registry],
       collect: () => {
         const cur = this.current?.spi;
-        (registry.getSingleMetric('veil_ipsec_rotation_peers_ready') as Gauge).set([...this.peers.values()].filter((p) => p.readyIndex === cur).length);
+        (registry.getSingleMetric('veil_ipsec_rotation_peers_ready') as Gauge).set(
+          [...this.peers.values()].filter((p) => p.readyIndex === cur).length,
+        );
       },
     });
     new Gauge({
@@ -564,7 +638,8 @@ export class IpsecBackend implements EncryptionBackend {
           g.set({ kind: 'state', dir: 'out' }, states.filter((s) => s.mark !== undefined).length);
           g.set({ kind: 'state', dir: 'in' }, states.filter((s) => s.mark === undefined).length);
           const pols = d.policies.filter(isOurPolicy);
-          for (const dir of ['out', 'in', 'fwd'] as const) g.set({ kind: 'policy', dir }, pols.filter((p) => p.dir === dir).length);
+          for (const dir of ['out', 'in', 'fwd'] as const)
+            g.set({ kind: 'policy', dir }, pols.filter((p) => p.dir === dir).length);
         } catch {
           // The dump failed; status() reports it.
         }
@@ -634,8 +709,16 @@ export class IpsecBackend implements EncryptionBackend {
     this.keyError = reason;
     if (fresh) {
       this.metrics?.keyFileErrors.inc();
-      this.log.error({ keyFile: this.keyFile, reason, keyIndex: this.current?.spi }, 'IPsec key file refused; the running keys stay in use');
-      this.events?.record({ node: this.config.nodeName, type: 'Warning', reason: 'IPsecKeyFileRefused', message: `${reason} (key index ${this.current?.spi ?? '?'} stays in use)` });
+      this.log.error(
+        { keyFile: this.keyFile, reason, keyIndex: this.current?.spi },
+        'IPsec key file refused; the running keys stay in use',
+      );
+      this.events?.record({
+        node: this.config.nodeName,
+        type: 'Warning',
+        reason: 'IPsecKeyFileRefused',
+        message: `${reason} (key index ${this.current?.spi ?? '?'} stays in use)`,
+      });
     }
   }
 
@@ -653,9 +736,13 @@ export class IpsecBackend implements EncryptionBackend {
   private async innerMtu(key: IpsecKey): Promise<number> {
     const local = this.localNode();
     let mtu = Infinity;
-    for (const [f, ip] of [[4, local.ipv4], [6, local.ipv6]] as [Family, string | undefined][]) {
+    for (const [f, ip] of [
+      [4, local.ipv4],
+      [6, local.ipv6],
+    ] as [Family, string | undefined][]) {
       if (!ip) continue;
-      const under = this.options.underlayMtu ?? (await deviceMtuOf(ip, this.options.netns).catch(() => undefined)) ?? DEFAULT_UNDERLAY_MTU;
+      const under =
+        this.options.underlayMtu ?? (await deviceMtuOf(ip, this.options.netns).catch(() => undefined)) ?? DEFAULT_UNDERLAY_MTU;
       mtu = Math.min(mtu, espInnerMtu(under, key.algorithm, f));
     }
     return Math.max(68, mtu === Infinity ? espInnerMtu(DEFAULT_UNDERLAY_MTU, key.algorithm, 4) : mtu);
@@ -673,11 +760,25 @@ export class IpsecBackend implements EncryptionBackend {
       spi: 0xffffff00 + key.spi,
       reqid: VEIL_REQID - 1,
       mode: 'tunnel',
-      ...xfrmTransform(key, deriveDirectionalKey(key, { ip: '192.0.2.1', bootId: this.localNode().bootId, epoch: 0 }, { ip: '192.0.2.2', bootId: this.localNode().bootId, epoch: 0 })),
+      ...xfrmTransform(
+        key,
+        deriveDirectionalKey(
+          key,
+          { ip: '192.0.2.1', bootId: this.localNode().bootId, epoch: 0 },
+          { ip: '192.0.2.2', bootId: this.localNode().bootId, epoch: 0 },
+        ),
+      ),
       esn: true,
       replayWindow: 32,
     };
-    await applyPlan(x, { addStates: [probe], replaceStates: [], deleteStates: [], addPolicies: [], updatePolicies: [], deletePolicies: [] });
+    await applyPlan(x, {
+      addStates: [probe],
+      replaceStates: [],
+      deleteStates: [],
+      addPolicies: [],
+      updatePolicies: [],
+      deletePolicies: [],
+    });
     await x.deleteState({ dst: probe.dst, spi: probe.spi });
   }
 
@@ -686,7 +787,9 @@ export class IpsecBackend implements EncryptionBackend {
     const bootId = ann[BOOT_ID_ANNOTATION];
     const tunnel = ann[TUNNEL_IPS_ANNOTATION];
     const ready = ann[KEY_INDEX_ANNOTATION];
-    const missing = [BOOT_ID_ANNOTATION, TUNNEL_IPS_ANNOTATION, KEY_INDEX_ANNOTATION, EPOCH_ANNOTATION].find((k) => ann[k] === undefined);
+    const missing = [BOOT_ID_ANNOTATION, TUNNEL_IPS_ANNOTATION, KEY_INDEX_ANNOTATION, EPOCH_ANNOTATION].find(
+      (k) => ann[k] === undefined,
+    );
     if (missing !== undefined || bootId === undefined || tunnel === undefined || ready === undefined) {
       throw new IpsecPeerError(peer.name, `misses annotation ${missing ?? BOOT_ID_ANNOTATION}`);
     }
@@ -737,7 +840,12 @@ export class IpsecBackend implements EncryptionBackend {
     }
     const known = new Set([...this.peers.values()].map((p) => p.nodeId));
     // Before the initial prune, objects of node IDs no peer claimed yet are left for prune().
-    return planDiff({ states, policies }, await dumpXfrm(x), (o) => o.kind === 'base' || known.has(o.nodeId) || this.pruned, (o) => this.isRetained(o));
+    return planDiff(
+      { states, policies },
+      await dumpXfrm(x),
+      (o) => o.kind === 'base' || known.has(o.nodeId) || this.pruned,
+      (o) => this.isRetained(o),
+    );
   }
 
   /** applyPlan, keeping track of the outbound SAs in the kernel. */
@@ -765,7 +873,10 @@ export class IpsecBackend implements EncryptionBackend {
     await writeFile(`${this.epochFile}.tmp`, `${epoch}\n`, { mode: 0o600 });
     await rename(`${this.epochFile}.tmp`, this.epochFile);
     this.local = { ...local, epoch };
-    this.log.warn({ epoch }, 'an outbound SA was removed behind the agent; moving to a new key epoch (peers re-key when they see it)');
+    this.log.warn(
+      { epoch },
+      'an outbound SA was removed behind the agent; moving to a new key epoch (peers re-key when they see it)',
+    );
     for (const l of this.materialListeners) l(this.localMaterial());
   }
 
@@ -842,7 +953,8 @@ export class IpsecBackend implements EncryptionBackend {
       this.repairDrift().then(
         (changes) => {
           this.lastDriftError = undefined;
-          if (changes.length > 0) this.log.info({ trigger: what, repaired: changes.length }, 'repaired XFRM state after a notification');
+          if (changes.length > 0)
+            this.log.info({ trigger: what, repaired: changes.length }, 'repaired XFRM state after a notification');
         },
         (e: unknown) => {
           this.lastDriftError = errText(e);

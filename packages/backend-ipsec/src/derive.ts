@@ -1,5 +1,5 @@
 import { hkdfSync } from 'node:crypto';
-import { parseIp } from '@veil/netlink';
+import { describeIpProblem, parseIp } from '@veil/ip';
 import type { XfrmAead, XfrmAuth, XfrmCrypt } from 'node-xfrm-bindings';
 import { IpsecConfigError } from './errors.js';
 import type { IpsecKey } from './keyfile.js';
@@ -34,19 +34,18 @@ function bootIdBytes(field: string, v: string): Buffer {
 }
 
 function epochBytes(field: string, v: number): Buffer {
-  if (!Number.isInteger(v) || v < 0 || v > 0xffffffff) throw new IpsecConfigError(field, `must be an integer 0..4294967295, got ${String(v)}`);
+  if (!Number.isInteger(v) || v < 0 || v > 0xffffffff)
+    throw new IpsecConfigError(field, `must be an integer 0..4294967295, got ${String(v)}`);
   const b = Buffer.alloc(4);
   b.writeUInt32BE(v);
   return b;
 }
 
 function ipBytes(field: string, v: string): { family: 4 | 6; bytes: Buffer } {
-  try {
-    const ip = parseIp(v, field);
-    return { family: ip.family, bytes: Buffer.from(ip.bytes) };
-  } catch (e) {
-    throw new IpsecConfigError(field, `must be an IP address (${e instanceof Error ? e.message : String(e)})`);
-  }
+  return parseIp(
+    v,
+    (problem, input) => new IpsecConfigError(field, `must be an IP address (${describeIpProblem(problem, input)})`),
+  );
 }
 
 /**
@@ -62,7 +61,10 @@ export function deriveDirectionalKey(key: IpsecKey, from: PairEndpoint, to: Pair
   const b = ipBytes('to.ip', to.ip);
   if (a.family !== b.family) throw new IpsecConfigError('to.ip', `family ${b.family} differs from from.ip's ${a.family}`);
   if (a.bytes.equals(b.bytes)) throw new IpsecConfigError('to.ip', 'equals from.ip (a node does not tunnel to itself)');
-  const algo = key.algorithm.kind === 'aead' ? `${key.algorithm.name}/${key.algorithm.icvBits}` : `${key.algorithm.auth}+${key.algorithm.enc}`;
+  const algo =
+    key.algorithm.kind === 'aead'
+      ? `${key.algorithm.name}/${key.algorithm.icvBits}`
+      : `${key.algorithm.auth}+${key.algorithm.enc}`;
   const info = Buffer.concat([
     Buffer.from('veil-ipsec\0'),
     Buffer.from([key.spi, a.family]),

@@ -1,7 +1,24 @@
 // Curated public API of @veil/backend-ipsec.
 
-export { IpsecError, IpsecKeyFileError, IpsecConfigError, IpsecPeerError, IpsecNotSupportedError, IpsecXfrmError } from './errors.js';
-export { parseKeyFile, parseKeyLine, keygen, nextKeyIndex, MIN_KEY_INDEX, MAX_KEY_INDEX, type IpsecKey, type IpsecAlgorithm, type KeygenAlgorithm } from './keyfile.js';
+export {
+  IpsecError,
+  IpsecKeyFileError,
+  IpsecConfigError,
+  IpsecPeerError,
+  IpsecNotSupportedError,
+  IpsecXfrmError,
+} from './errors.js';
+export {
+  parseKeyFile,
+  parseKeyLine,
+  keygen,
+  nextKeyIndex,
+  MIN_KEY_INDEX,
+  MAX_KEY_INDEX,
+  type IpsecKey,
+  type IpsecAlgorithm,
+  type KeygenAlgorithm,
+} from './keyfile.js';
 export { deriveDirectionalKey, xfrmTransform, bootIdProblem, DERIVATION_SALT, type PairEndpoint } from './derive.js';
 export {
   MARK_ENCRYPT,
@@ -37,6 +54,9 @@ export {
 export { watchXfrm, XFRMNLGRP_SA, XFRMNLGRP_POLICY, type XfrmWatch } from './watch.js';
 export { type XfrmOps } from './xfrm-sync.js';
 export { ipsecModule } from './module.js';
+export { ipsecConfig, IpsecConfigSchema, type IpsecConfig } from './config.js';
+/** This backend's `encryption.ipsec` section, loaded by agent-core beside the default export. */
+export { ipsecConfig as config } from './config.js';
 
 import { ipsecModule } from './module.js';
 /** What `encryption.type: ipsec` loads (agent-core's loadBackendModule). */

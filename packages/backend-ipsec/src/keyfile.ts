@@ -41,7 +41,11 @@ interface AeadSpec {
 // rfc4106: AES-128 or AES-256 key + 4-byte salt (FIPS-approved sizes; Cilium's keygen uses 20 bytes).
 // rfc7539esp: 256-bit key + 4-byte salt; the kernel implements only the 16-byte tag.
 const AEAD: Readonly<Record<string, AeadSpec>> = {
-  'rfc4106(gcm(aes))': { keyBytes: [20, 36], icvBits: [64, 96, 128], what: '16 or 32 key bytes + 4 salt bytes (40 or 72 hex digits)' },
+  'rfc4106(gcm(aes))': {
+    keyBytes: [20, 36],
+    icvBits: [64, 96, 128],
+    what: '16 or 32 key bytes + 4 salt bytes (40 or 72 hex digits)',
+  },
   'rfc7539esp(chacha20,poly1305)': { keyBytes: [36], icvBits: [128], what: '32 key bytes + 4 salt bytes (72 hex digits)' },
 };
 const AUTH: Readonly<Record<string, number>> = { 'hmac(sha256)': 32, 'hmac(sha384)': 48, 'hmac(sha512)': 64 };
@@ -74,13 +78,23 @@ export function parseKeyLine(text: string, line = 1, path = '<key>'): IpsecKey {
       throw new IpsecKeyFileError(path, line, 'spi', `must be ${MIN_KEY_INDEX}..${MAX_KEY_INDEX} (got ${m[1]})`);
     }
   } else if (/^[\d+-]/.test(tok[0] ?? '')) {
-    throw new IpsecKeyFileError(path, line, 'spi', `must be a number ${MIN_KEY_INDEX}..${MAX_KEY_INDEX}, optionally followed by '+'`);
+    throw new IpsecKeyFileError(
+      path,
+      line,
+      'spi',
+      `must be a number ${MIN_KEY_INDEX}..${MAX_KEY_INDEX}, optionally followed by '+'`,
+    );
   }
   const algo = tok[0] ?? '';
   const aead = Object.hasOwn(AEAD, algo) ? AEAD[algo] : undefined;
   if (aead) {
     if (tok.length !== 3) {
-      throw new IpsecKeyFileError(path, line, 'line', `an AEAD line is '[spi][+] ${algo} <key-hex> <icv-bits>' (got ${tok.length} fields after the SPI)`);
+      throw new IpsecKeyFileError(
+        path,
+        line,
+        'line',
+        `an AEAD line is '[spi][+] ${algo} <key-hex> <icv-bits>' (got ${tok.length} fields after the SPI)`,
+      );
     }
     const key = parseHex(path, line, 'aead-key', tok[1]!);
     if (!aead.keyBytes.includes(key.length)) {
@@ -103,20 +117,39 @@ export function parseKeyLine(text: string, line = 1, path = '<key>'): IpsecKey {
   const authBytes = Object.hasOwn(AUTH, algo) ? AUTH[algo] : undefined;
   if (authBytes !== undefined) {
     if (tok.length !== 4) {
-      throw new IpsecKeyFileError(path, line, 'line', `an auth+enc line is '[spi][+] ${algo} <auth-key-hex> <enc-algo> <enc-key-hex>' (got ${tok.length} fields after the SPI)`);
+      throw new IpsecKeyFileError(
+        path,
+        line,
+        'line',
+        `an auth+enc line is '[spi][+] ${algo} <auth-key-hex> <enc-algo> <enc-key-hex>' (got ${tok.length} fields after the SPI)`,
+      );
     }
     const authKey = parseHex(path, line, 'auth-key', tok[1]!);
-    if (authKey.length !== authBytes) throw new IpsecKeyFileError(path, line, 'auth-key', `${algo} needs ${authBytes} bytes; got ${authKey.length}`);
+    if (authKey.length !== authBytes)
+      throw new IpsecKeyFileError(path, line, 'auth-key', `${algo} needs ${authBytes} bytes; got ${authKey.length}`);
     const enc = tok[2]!;
     const encSizes = Object.hasOwn(ENC, enc) ? ENC[enc] : undefined;
-    if (!encSizes) throw new IpsecKeyFileError(path, line, 'enc-algo', `unsupported ${JSON.stringify(enc)}; use one of ${Object.keys(ENC).join(', ')}`);
+    if (!encSizes)
+      throw new IpsecKeyFileError(
+        path,
+        line,
+        'enc-algo',
+        `unsupported ${JSON.stringify(enc)}; use one of ${Object.keys(ENC).join(', ')}`,
+      );
     const encKey = parseHex(path, line, 'enc-key', tok[3]!);
-    if (!encSizes.includes(encKey.length)) throw new IpsecKeyFileError(path, line, 'enc-key', `${enc} needs ${encSizes.join('/')} bytes; got ${encKey.length}`);
+    if (!encSizes.includes(encKey.length))
+      throw new IpsecKeyFileError(path, line, 'enc-key', `${enc} needs ${encSizes.join('/')} bytes; got ${encKey.length}`);
     const material = Buffer.concat([authKey, encKey]);
     return {
       spi,
       perTunnel,
-      algorithm: { kind: 'auth-enc', auth: algo as AuthAlgorithmName, authKeyBytes: authKey.length, enc: enc as CryptAlgorithmName, encKeyBytes: encKey.length },
+      algorithm: {
+        kind: 'auth-enc',
+        auth: algo as AuthAlgorithmName,
+        authKeyBytes: authKey.length,
+        enc: enc as CryptAlgorithmName,
+        encKeyBytes: encKey.length,
+      },
       material,
       line,
       fingerprint: fingerprint(material),
@@ -139,7 +172,8 @@ export function parseKeyFile(text: string, path = '<key>'): IpsecKey {
     const raw = lines[i]!.trim();
     if (raw === '' || raw.startsWith('#')) continue;
     const key = parseKeyLine(raw, i + 1, path);
-    if (found) throw new IpsecKeyFileError(path, i + 1, 'line', `a second key line (the first is line ${found.line}); keep exactly one`);
+    if (found)
+      throw new IpsecKeyFileError(path, i + 1, 'line', `a second key line (the first is line ${found.line}); keep exactly one`);
     found = key;
   }
   if (!found) throw new IpsecKeyFileError(path, 0, 'file', 'no key line');

@@ -132,7 +132,8 @@ export function peerObjects(local: LocalNode, peer: RemoteNode, keys: readonly I
   }
   if (peer.nodeId === local.nodeId) throw new IpsecPeerError(peer.name, `has this node's own node ID ${peer.nodeId}`);
   const families = commonFamilies(local, peer);
-  if (families.length === 0) throw new IpsecPeerError(peer.name, 'shares no address family (IPv4/IPv6 InternalIP) with this node');
+  if (families.length === 0)
+    throw new IpsecPeerError(peer.name, 'shares no address family (IPv4/IPv6 InternalIP) with this node');
   const states: XfrmState[] = [];
   const policies: XfrmPolicy[] = [];
   for (const f of families) {

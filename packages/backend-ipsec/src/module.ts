@@ -6,7 +6,15 @@ import { IpsecBackend, type IpsecBackendOptions } from './backend.js';
 export function ipsecModule(options: IpsecBackendOptions = {}): ContainerModule {
   return new ContainerModule(({ bind }) => {
     bind(TOKENS.EncryptionBackend)
-      .toDynamicValue((ctx) => new IpsecBackend(ctx.get(TOKENS.Config), ctx.get(TOKENS.Logger), options, ctx.get(TOKENS.EventRecorder, { optional: true })))
+      .toDynamicValue(
+        (ctx) =>
+          new IpsecBackend(
+            ctx.get(TOKENS.Config),
+            ctx.get(TOKENS.Logger),
+            options,
+            ctx.get(TOKENS.EventRecorder, { optional: true }),
+          ),
+      )
       .inSingletonScope();
   });
 }

@@ -1,5 +1,6 @@
 import { readFile } from 'node:fs/promises';
-import { NetlinkSocket, getLink, listAddresses, listRoutes, parseIp, RT_SCOPE_UNIVERSE } from '@veil/netlink';
+import { tryParseIp } from '@veil/ip';
+import { NetlinkSocket, getLink, listAddresses, listRoutes, RT_SCOPE_UNIVERSE } from '@veil/netlink';
 import { bootIdProblem } from './derive.js';
 import { IpsecConfigError } from './errors.js';
 import type { IpsecAlgorithm } from './keyfile.js';
@@ -25,12 +26,8 @@ export interface TunnelIPs {
 export function parseTunnelIPs(text: string): TunnelIPs | string {
   const out: { ipv4?: string; ipv6?: string } = {};
   for (const part of text.split(',').map((s) => s.trim())) {
-    let ip;
-    try {
-      ip = parseIp(part, 'address');
-    } catch {
-      return `${JSON.stringify(part)} is not an IP address`;
-    }
+    const ip = tryParseIp(part);
+    if (!ip) return `${JSON.stringify(part)} is not an IP address`;
     const key = ip.family === 4 ? 'ipv4' : 'ipv6';
     if (out[key] !== undefined) return `two IPv${ip.family} addresses`;
     out[key] = part;
@@ -73,8 +70,11 @@ export async function discoverTunnelIPs(netns?: string): Promise<TunnelIPs> {
 export async function deviceMtuOf(ip: string, netns?: string): Promise<number | undefined> {
   const sock = routeSocket(netns);
   try {
-    const want = parseIp(ip, 'ip');
-    const addr = (await listAddresses(sock, { family: want.family })).find((a) => parseIp(a.address, 'address').bytes.equals(want.bytes));
+    const want = tryParseIp(ip);
+    if (!want) return undefined;
+    const addr = (await listAddresses(sock, { family: want.family })).find((a) =>
+      tryParseIp(a.address)?.bytes.equals(want.bytes),
+    );
     if (!addr) return undefined;
     return (await getLink(sock, addr.index))?.mtu;
   } finally {

@@ -25,8 +25,15 @@ export interface XfrmWatch {
  * announces a deletion, update or flush of an SA or policy (`ip xfrm monitor`). Additions are
  * not reported: they cannot remove or change what this backend installed.
  */
-export function watchXfrm(opts: { netns?: string }, onChange: (what: string) => void, onError: (err: Error) => void = () => undefined): XfrmWatch {
-  const sock = NetlinkSocket.open('XFRM', { ...(opts.netns ? { netns: opts.netns } : {}), groups: [XFRMNLGRP_SA, XFRMNLGRP_POLICY] });
+export function watchXfrm(
+  opts: { netns?: string },
+  onChange: (what: string) => void,
+  onError: (err: Error) => void = () => undefined,
+): XfrmWatch {
+  const sock = NetlinkSocket.open('XFRM', {
+    ...(opts.netns ? { netns: opts.netns } : {}),
+    groups: [XFRMNLGRP_SA, XFRMNLGRP_POLICY],
+  });
   sock.on('message', (msg) => {
     const what = CHANGES[msg.type];
     if (what) onChange(what);

@@ -3,7 +3,10 @@ import { IpsecNotSupportedError, IpsecXfrmError } from './errors.js';
 import { isOurPolicy, isOurState, policyOwner, stateOwner, type Owner, type XfrmObjects } from './model.js';
 
 /** The XfrmClient operations the backend uses (tests substitute an in-memory SAD/SPD). */
-export type XfrmOps = Pick<XfrmClient, 'addState' | 'deleteState' | 'listStates' | 'addPolicy' | 'updatePolicy' | 'deletePolicy' | 'listPolicies' | 'close'>;
+export type XfrmOps = Pick<
+  XfrmClient,
+  'addState' | 'deleteState' | 'listStates' | 'addPolicy' | 'updatePolicy' | 'deletePolicy' | 'listPolicies' | 'close'
+>;
 
 /** Identity of a state in the kernel: destination, SPI (always ESP here). */
 export function stateId(s: Pick<XfrmState, 'dst' | 'spi'>): string {
@@ -93,7 +96,14 @@ export interface XfrmPlan {
 }
 
 export function planSize(p: XfrmPlan): number {
-  return p.addStates.length + p.replaceStates.length + p.deleteStates.length + p.addPolicies.length + p.updatePolicies.length + p.deletePolicies.length;
+  return (
+    p.addStates.length +
+    p.replaceStates.length +
+    p.deleteStates.length +
+    p.addPolicies.length +
+    p.updatePolicies.length +
+    p.deletePolicies.length
+  );
 }
 
 /**
@@ -107,7 +117,14 @@ export function planDiff(
   inScope: (o: Owner) => boolean,
   keep: (o: XfrmState | XfrmPolicy) => boolean = () => false,
 ): XfrmPlan {
-  const plan: XfrmPlan = { addStates: [], replaceStates: [], deleteStates: [], addPolicies: [], updatePolicies: [], deletePolicies: [] };
+  const plan: XfrmPlan = {
+    addStates: [],
+    replaceStates: [],
+    deleteStates: [],
+    addPolicies: [],
+    updatePolicies: [],
+    deletePolicies: [],
+  };
   const haveStates = new Map<string, XfrmState>();
   for (const s of actual.states) if (isOurState(s) && inScope(stateOwner(s))) haveStates.set(stateId(s), s);
   const wantStates = new Set<string>();

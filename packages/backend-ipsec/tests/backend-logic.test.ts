@@ -1,13 +1,28 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { DEFAULT_CONFIG, createLogger, parseCidr, type AgentConfig, type Cidr, type LocalMaterial, type PeerNode } from '@veil/agent-core';
+import {
+  DEFAULT_CONFIG,
+  createLogger,
+  parseCidr,
+  type AgentConfig,
+  type Cidr,
+  type LocalMaterial,
+  type PeerNode,
+} from '@veil/agent-core';
 import { Registry } from 'prom-client';
 import { afterAll, beforeEach, describe, expect, it } from 'vitest';
-import { BOOT_ID_ANNOTATION, EPOCH_ANNOTATION, IpsecBackend, KEY_INDEX_ANNOTATION, TUNNEL_IPS_ANNOTATION } from '../src/backend.js';
+import {
+  BOOT_ID_ANNOTATION,
+  EPOCH_ANNOTATION,
+  IpsecBackend,
+  KEY_INDEX_ANNOTATION,
+  TUNNEL_IPS_ANNOTATION,
+} from '../src/backend.js';
 import { keygen } from '../src/keyfile.js';
 import { encryptMark, isOurState, spiFor, stateKeyIndex } from '../src/model.js';
 import { RecordingEventRecorder } from '@veil/agent-core/fake';
+import { ipsecConfig } from '../src/config.js';
 import { FakeXfrm } from './fake-xfrm.js';
 
 // The backend's decisions (rotation steps, reclaim, refusals, drift, epochs, prune) against an
@@ -47,16 +62,27 @@ describe('IpsecBackend logic (in-memory XFRM)', () => {
   let events: RecordingEventRecorder;
 
   async function start(opts: { rotationMs?: number } = {}): Promise<void> {
-    const config: AgentConfig = { ...DEFAULT_CONFIG, nodeName: 'n1', nodeId: 1, stateDir: join(dir, 'state'), encryption: { ...DEFAULT_CONFIG.encryption, type: 'ipsec', ipsec: { ...DEFAULT_CONFIG.encryption.ipsec, keyFile } } };
-    b = new IpsecBackend(config, silent, {
-      xfrm: x,
-      tunnelIPs: { ipv4: '192.168.90.1' },
-      bootId: '0b1e5c1d-3f0a-4c7e-9d2b-6a5f4e3d2c1b',
-      driftIntervalMs: 0,
-      keyPollIntervalMs: 3_600_000,
-      keyRotationDurationMs: opts.rotationMs ?? 1000,
-      underlayMtu: 1500,
-    }, events);
+    const config: AgentConfig = {
+      ...DEFAULT_CONFIG,
+      nodeName: 'n1',
+      nodeId: 1,
+      stateDir: join(dir, 'state'),
+      encryption: { ...DEFAULT_CONFIG.encryption, type: 'ipsec', ipsec: { ...ipsecConfig.defaults, keyFile } },
+    };
+    b = new IpsecBackend(
+      config,
+      silent,
+      {
+        xfrm: x,
+        tunnelIPs: { ipv4: '192.168.90.1' },
+        bootId: '0b1e5c1d-3f0a-4c7e-9d2b-6a5f4e3d2c1b',
+        driftIntervalMs: 0,
+        keyPollIntervalMs: 3_600_000,
+        keyRotationDurationMs: opts.rotationMs ?? 1000,
+        underlayMtu: 1500,
+      },
+      events,
+    );
     registry = new Registry();
     b.registerMetrics(registry);
     materials = [];
@@ -86,7 +112,14 @@ describe('IpsecBackend logic (in-memory XFRM)', () => {
       [KEY_INDEX_ANNOTATION]: '3',
       [EPOCH_ANNOTATION]: '0',
     });
-    expect(b.steering()).toEqual({ kind: 'mark', value: 0x0e00, mask: 0xffffff00, keyIndexShift: 12, nodeIdShift: 16, mtu: 1446 });
+    expect(b.steering()).toEqual({
+      kind: 'mark',
+      value: 0x0e00,
+      mask: 0xffffff00,
+      keyIndexShift: 12,
+      nodeIdShift: 16,
+      mtu: 1446,
+    });
     expect(await b.upsertPeer(peer('n2', 2, 3))).toEqual({ keyIndex: 3 });
     expect(x.states.size).toBe(2);
     expect(x.states.has(`192.168.90.2/${spiFor(1, 3)}`)).toBe(true);
@@ -119,7 +152,11 @@ describe('IpsecBackend logic (in-memory XFRM)', () => {
     // The OUT policy for the new index matches the new mark.
     expect([...x.policies.values()].some((p) => p.mark?.value === encryptMark(4, 2))).toBe(true);
     const st = await b.status();
-    expect(st.details).toMatchObject({ currentIndex: 4, previousIndex: 3, rotation: { from: 3, to: 4, peersReady: 1, peersTotal: 2, waitingFor: ['n3'] } });
+    expect(st.details).toMatchObject({
+      currentIndex: 4,
+      previousIndex: 3,
+      rotation: { from: 3, to: 4, peersReady: 1, peersTotal: 2, waitingFor: ['n3'] },
+    });
     expect(st.peers.map((p) => [p.name, p.keyIndex])).toEqual([
       ['n2', 4],
       ['n3', 3],
@@ -230,8 +267,12 @@ describe('IpsecBackend logic (in-memory XFRM)', () => {
   it('refuses a peer without the annotations or a family in common', async () => {
     await start();
     const p = peer('n2', 2, 3);
-    await expect(b.upsertPeer({ ...p, backend: { ...p.backend, [EPOCH_ANNOTATION]: undefined as unknown as string } })).rejects.toThrow(/misses annotation veil.io\/ipsec-epoch/);
-    await expect(b.upsertPeer({ ...p, backend: { ...p.backend, [TUNNEL_IPS_ANNOTATION]: 'fd90::2' } })).rejects.toThrow(/no address family/);
+    await expect(
+      b.upsertPeer({ ...p, backend: { ...p.backend, [EPOCH_ANNOTATION]: undefined as unknown as string } }),
+    ).rejects.toThrow(/misses annotation veil.io\/ipsec-epoch/);
+    await expect(b.upsertPeer({ ...p, backend: { ...p.backend, [TUNNEL_IPS_ANNOTATION]: 'fd90::2' } })).rejects.toThrow(
+      /no address family/,
+    );
     await b.close();
   });
 });

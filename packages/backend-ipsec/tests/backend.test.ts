@@ -10,6 +10,7 @@ import backendModule, {
   BOOT_ID_ANNOTATION,
   EPOCH_ANNOTATION,
   IpsecBackend,
+  ipsecConfig,
   IpsecConfigError,
   IpsecNotSupportedError,
   KEY_INDEX_ANNOTATION,
@@ -27,25 +28,36 @@ writeFileSync(keyFile, `${keygen({ spi: 3 })}\n`);
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 function configFor(nodeId: number): AgentConfig {
-  return { ...DEFAULT_CONFIG, nodeName: 'n1', nodeId, stateDir: dir, encryption: { ...DEFAULT_CONFIG.encryption, enabled: true, type: 'ipsec', ipsec: { ...DEFAULT_CONFIG.encryption.ipsec, keyFile } } };
+  return {
+    ...DEFAULT_CONFIG,
+    nodeName: 'n1',
+    nodeId,
+    stateDir: dir,
+    encryption: { ...DEFAULT_CONFIG.encryption, enabled: true, type: 'ipsec', ipsec: { ...ipsecConfig.defaults, keyFile } },
+  };
 }
 
 describe('ContainerModule', () => {
-  it('is the default export, loadable by agent-core by name, and binds agent-core\'s real token', async () => {
+  it("is the default export, loadable by agent-core by name, and binds agent-core's real token", async () => {
     for (const mod of [await loadBackendModule('ipsec'), backendModule]) {
       const c = new Container();
       c.bind(TOKENS.Config).toConstantValue(configFor(1));
       c.bind(TOKENS.Logger).toConstantValue(silent);
-      await c.load(mod);
+      await c.loadAsync(mod);
       const b = c.get(TOKENS.EncryptionBackend);
       expect(b.name).toBe('ipsec');
-      expect(b.peerAnnotations.map((a) => a.key)).toEqual([BOOT_ID_ANNOTATION, TUNNEL_IPS_ANNOTATION, KEY_INDEX_ANNOTATION, EPOCH_ANNOTATION]);
+      expect(b.peerAnnotations.map((a) => a.key)).toEqual([
+        BOOT_ID_ANNOTATION,
+        TUNNEL_IPS_ANNOTATION,
+        KEY_INDEX_ANNOTATION,
+        EPOCH_ANNOTATION,
+      ]);
       expect(c.get(TOKENS.EncryptionBackend)).toBe(b);
     }
   });
   it('validates peer annotations', () => {
     const b = new IpsecBackend(configFor(1), silent);
-    const v = Object.fromEntries(b.peerAnnotations.map((a) => [a.key, a.validate]));
+    const v = Object.fromEntries(b.peerAnnotations.map((a) => [a.key, (value: string) => a.validate(value)]));
     expect(v[BOOT_ID_ANNOTATION]!('0b1e5c1d-3f0a-4c7e-9d2b-6a5f4e3d2c1b')).toBeUndefined();
     expect(v[BOOT_ID_ANNOTATION]!('xyz')).toMatch(/UUID/);
     expect(v[TUNNEL_IPS_ANNOTATION]!('192.168.1.1,fd00::1')).toBeUndefined();
@@ -77,7 +89,10 @@ describe('ESP MTU overhead', () => {
 
 describe('init refusals', () => {
   it('needs a node ID', async () => {
-    const b = new IpsecBackend(configFor(0), silent, { bootId: '0b1e5c1d-3f0a-4c7e-9d2b-6a5f4e3d2c1b', tunnelIPs: { ipv4: '192.0.2.10' } });
+    const b = new IpsecBackend(configFor(0), silent, {
+      bootId: '0b1e5c1d-3f0a-4c7e-9d2b-6a5f4e3d2c1b',
+      tunnelIPs: { ipv4: '192.0.2.10' },
+    });
     await expect(b.init()).rejects.toThrow(IpsecConfigError);
     await expect(b.init()).rejects.toThrow(/node ID 1\.\.65535/);
   });
@@ -103,7 +118,12 @@ describePrivileged('init on a kernel without ESP (host, netns)', ['root', 'netns
     const x = XfrmClient.open({ netns: ns.name });
     try {
       const pols = await x.listPolicies();
-      expect(pols.filter((p) => p.action === 'block').map((p) => p.selector.dst).sort()).toEqual(['0.0.0.0/0', '::/0']);
+      expect(
+        pols
+          .filter((p) => p.action === 'block')
+          .map((p) => p.selector.dst)
+          .sort(),
+      ).toEqual(['0.0.0.0/0', '::/0']);
       expect(pols).toHaveLength(6);
       expect(await x.listStates()).toEqual([]);
     } finally {

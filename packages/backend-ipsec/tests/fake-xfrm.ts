@@ -1,7 +1,11 @@
 import { XfrmKernelError, type XfrmPolicy, type XfrmPolicyId, type XfrmState, type XfrmStateId } from 'node-xfrm-bindings';
 import type { XfrmOps } from '../src/xfrm-sync.js';
 
-function polKey(p: { dir: string; selector: { src: string; dst: string }; mark?: { value: number; mask?: number } | undefined }): string {
+function polKey(p: {
+  dir: string;
+  selector: { src: string; dst: string };
+  mark?: { value: number; mask?: number } | undefined;
+}): string {
   return `${p.dir}|${p.selector.src}|${p.selector.dst}|${p.mark ? `${p.mark.value}/${p.mark.mask ?? 0xffffffff}` : ''}`;
 }
 
@@ -15,36 +19,42 @@ export class FakeXfrm implements XfrmOps {
   readonly policies = new Map<string, XfrmPolicy>();
   writes = 0;
 
-  async addState(s: XfrmState): Promise<void> {
+  addState(s: XfrmState): Promise<void> {
     const k = `${s.dst}/${s.spi}`;
-    if (this.states.has(k)) throw new XfrmKernelError('state add', 17, 'EEXIST', undefined);
+    if (this.states.has(k)) return Promise.reject(new XfrmKernelError('state add', 17, 'EEXIST', undefined));
     this.writes++;
     this.states.set(k, structuredClone({ ...s, proto: s.proto ?? 'esp', reqid: s.reqid ?? 0 }));
+    return Promise.resolve();
   }
-  async deleteState(id: XfrmStateId): Promise<void> {
-    const k = `${id.dst}/${id.spi}`;
-    if (!this.states.delete(k)) throw new XfrmKernelError('state delete', 3, 'ESRCH', undefined);
+  deleteState(id: XfrmStateId): Promise<void> {
+    if (!this.states.delete(`${id.dst}/${id.spi}`))
+      return Promise.reject(new XfrmKernelError('state delete', 3, 'ESRCH', undefined));
     this.writes++;
+    return Promise.resolve();
   }
-  async listStates(): Promise<XfrmState[]> {
-    return [...this.states.values()].map((s) => structuredClone(s));
+  listStates(): Promise<XfrmState[]> {
+    return Promise.resolve([...this.states.values()].map((s) => structuredClone(s)));
   }
-  async addPolicy(p: XfrmPolicy): Promise<void> {
+  addPolicy(p: XfrmPolicy): Promise<void> {
     const k = polKey(p);
-    if (this.policies.has(k)) throw new XfrmKernelError('policy add', 17, 'EEXIST', undefined);
+    if (this.policies.has(k)) return Promise.reject(new XfrmKernelError('policy add', 17, 'EEXIST', undefined));
     this.writes++;
     this.policies.set(k, structuredClone(p));
+    return Promise.resolve();
   }
-  async updatePolicy(p: XfrmPolicy): Promise<void> {
+  updatePolicy(p: XfrmPolicy): Promise<void> {
     this.writes++;
     this.policies.set(polKey(p), structuredClone(p));
+    return Promise.resolve();
   }
-  async deletePolicy(id: XfrmPolicyId): Promise<void> {
-    if (!('selector' in id) || !this.policies.delete(polKey(id))) throw new XfrmKernelError('policy delete', 2, 'ENOENT', undefined);
+  deletePolicy(id: XfrmPolicyId): Promise<void> {
+    if (!('selector' in id) || !this.policies.delete(polKey(id)))
+      return Promise.reject(new XfrmKernelError('policy delete', 2, 'ENOENT', undefined));
     this.writes++;
+    return Promise.resolve();
   }
-  async listPolicies(): Promise<XfrmPolicy[]> {
-    return [...this.policies.values()].map((p) => structuredClone(p));
+  listPolicies(): Promise<XfrmPolicy[]> {
+    return Promise.resolve([...this.policies.values()].map((p) => structuredClone(p)));
   }
   close(): void {}
 }

@@ -44,7 +44,11 @@ describe('parseKeyFile: accepted forms', () => {
     expect(k.perTunnel).toBe(false);
   });
   it('auth + enc form: hmac(sha256|sha384|sha512) with cbc(aes) 128/192/256', () => {
-    for (const [auth, bytes] of [['hmac(sha256)', 32], ['hmac(sha384)', 48], ['hmac(sha512)', 64]] as const) {
+    for (const [auth, bytes] of [
+      ['hmac(sha256)', 32],
+      ['hmac(sha384)', 48],
+      ['hmac(sha512)', 64],
+    ] as const) {
       for (const encBytes of [16, 24, 32]) {
         const k = parseKeyFile(`2+ ${auth} ${'1'.repeat(bytes * 2)} cbc(aes) ${'2'.repeat(encBytes * 2)}`);
         expect(k.algorithm).toEqual({ kind: 'auth-enc', auth, authKeyBytes: bytes, enc: 'cbc(aes)', encKeyBytes: encBytes });

@@ -25,10 +25,17 @@ import { planDiff, planSize } from '../src/xfrm-sync.js';
 const key3 = parseKeyLine(`3+ rfc4106(gcm(aes)) ${'a1'.repeat(20)} 128`);
 const key4 = parseKeyLine(`4+ rfc4106(gcm(aes)) ${'b2'.repeat(20)} 128`);
 const local = { nodeId: 1, ipv4: '192.168.50.1', ipv6: 'fd50::1', bootId: '0b1e5c1d-3f0a-4c7e-9d2b-6a5f4e3d2c1b', epoch: 0 };
-const peer = { name: 'n2', nodeId: 2, ipv4: '192.168.50.2', ipv6: 'fd50::2', bootId: 'f7e6d5c4-b3a2-4190-8877-665544332211', epoch: 0 };
+const peer = {
+  name: 'n2',
+  nodeId: 2,
+  ipv4: '192.168.50.2',
+  ipv6: 'fd50::2',
+  bootId: 'f7e6d5c4-b3a2-4190-8877-665544332211',
+  epoch: 0,
+};
 
 describe('mark layout', () => {
-  it('equals the BPF programs\' (bpf/src/mark.ts) for every key index and sample node IDs', () => {
+  it("equals the BPF programs' (bpf/src/mark.ts) for every key index and sample node IDs", () => {
     expect(MARK_ENCRYPT).toBe(IPSEC_MARK_ENCRYPT);
     expect(MARK_MASK_PEER).toBe(IPSEC_MARK_MASK);
     for (let keyIndex = 0; keyIndex <= 15; keyIndex++) {
@@ -52,13 +59,26 @@ describe('desired objects', () => {
     expect(o.states).toHaveLength(4);
     expect(o.policies).toHaveLength(2);
     const out4 = o.states.find((s) => s.dst === peer.ipv4)!;
-    expect(out4).toMatchObject({ src: local.ipv4, spi: 0x103, reqid: VEIL_REQID, mode: 'tunnel', esn: true, replayWindow: REPLAY_WINDOW, mark: { value: encryptMark(3, 2), mask: MARK_MASK_PEER } });
+    expect(out4).toMatchObject({
+      src: local.ipv4,
+      spi: 0x103,
+      reqid: VEIL_REQID,
+      mode: 'tunnel',
+      esn: true,
+      replayWindow: REPLAY_WINDOW,
+      mark: { value: encryptMark(3, 2), mask: MARK_MASK_PEER },
+    });
     const in6 = o.states.find((s) => s.dst === local.ipv6)!;
     expect(in6).toMatchObject({ src: peer.ipv6, spi: 0x203, esn: true });
     expect(in6.mark).toBeUndefined();
     expect(in6.aead?.key).not.toEqual(o.states.find((s) => s.dst === peer.ipv6)!.aead?.key);
     const pol4 = o.policies.find((p) => p.selector.dst === '0.0.0.0/0')!;
-    expect(pol4).toMatchObject({ dir: 'out', priority: PRIORITY_PEER, mark: { value: encryptMark(3, 2) }, templates: [{ src: local.ipv4, dst: peer.ipv4, mode: 'tunnel', reqid: VEIL_REQID }] });
+    expect(pol4).toMatchObject({
+      dir: 'out',
+      priority: PRIORITY_PEER,
+      mark: { value: encryptMark(3, 2) },
+      templates: [{ src: local.ipv4, dst: peer.ipv4, mode: 'tunnel', reqid: VEIL_REQID }],
+    });
     for (const s of o.states) {
       expect(isOurState(s)).toBe(true);
       expect(stateOwner(s)).toEqual({ kind: 'peer', nodeId: 2 });
@@ -117,7 +137,14 @@ describe('planDiff', () => {
 
     const withOld = peerObjects(local, peer, [key3, key4]);
     const foreign = { src: '10.9.9.1', dst: '10.9.9.2', spi: 0x999, reqid: 7, mode: 'tunnel' as const };
-    const q = planDiff(desired, { states: [...withOld.states, foreign], policies: [...withOld.policies, { selector: { src: '10.0.0.0/8', dst: '10.0.0.0/8' }, dir: 'out' as const, priority: 5 }] }, all);
+    const q = planDiff(
+      desired,
+      {
+        states: [...withOld.states, foreign],
+        policies: [...withOld.policies, { selector: { src: '10.0.0.0/8', dst: '10.0.0.0/8' }, dir: 'out' as const, priority: 5 }],
+      },
+      all,
+    );
     expect(q.deleteStates.map((s) => s.spi).sort()).toEqual([0x104, 0x104, 0x204, 0x204]);
     expect(q.deletePolicies).toHaveLength(2);
     expect(planSize(q)).toBe(6);
@@ -125,7 +152,9 @@ describe('planDiff', () => {
   it('scope and keep restrict what may be deleted', () => {
     const withOld = peerObjects(local, peer, [key3, key4]);
     expect(planSize(planDiff({ states: [], policies: [] }, withOld, (o) => o.kind === 'peer' && o.nodeId === 9))).toBe(0);
-    const keep4 = planDiff(desired, withOld, all, (o) => ('spi' in o ? stateKeyIndex(o) === 4 : o.mark !== undefined && ((o.mark.value >>> 12) & 0xf) === 4));
+    const keep4 = planDiff(desired, withOld, all, (o) =>
+      'spi' in o ? stateKeyIndex(o) === 4 : o.mark !== undefined && ((o.mark.value >>> 12) & 0xf) === 4,
+    );
     expect(planSize(keep4)).toBe(0);
   });
 });

@@ -13,8 +13,18 @@ describePrivileged('XFRM policies by diff in a netns (host kernel)', ['root', 'n
   let x: XfrmClient;
   const key = parseKeyLine(`3+ rfc4106(gcm(aes)) ${'a1'.repeat(20)} 128`);
   const local = { nodeId: 1, ipv4: '192.168.60.1', ipv6: 'fd60::1', bootId: '0b1e5c1d-3f0a-4c7e-9d2b-6a5f4e3d2c1b', epoch: 0 };
-  const peers = [2, 3].map((id) => ({ name: `n${id}`, nodeId: id, ipv4: `192.168.60.${id}`, ipv6: `fd60::${id}`, bootId: 'f7e6d5c4-b3a2-4190-8877-665544332211', epoch: 0 }));
-  const policiesOnly = () => ({ states: [], policies: [...basePolicies(), ...peers.flatMap((p) => peerObjects(local, p, [key]).policies)] });
+  const peers = [2, 3].map((id) => ({
+    name: `n${id}`,
+    nodeId: id,
+    ipv4: `192.168.60.${id}`,
+    ipv6: `fd60::${id}`,
+    bootId: 'f7e6d5c4-b3a2-4190-8877-665544332211',
+    epoch: 0,
+  }));
+  const policiesOnly = () => ({
+    states: [],
+    policies: [...basePolicies(), ...peers.flatMap((p) => peerObjects(local, p, [key]).policies)],
+  });
 
   beforeAll(() => {
     ns = TestNetns.create('ipsx');
@@ -42,8 +52,50 @@ describePrivileged('XFRM policies by diff in a netns (host kernel)', ['root', 'n
   });
 
   it('a policy deleted or changed behind our back is found and repaired; the foreign one is untouched', async () => {
-    ns.exec('ip', ['xfrm', 'policy', 'delete', 'dir', 'out', 'src', '0.0.0.0/0', 'dst', '0.0.0.0/0', 'mark', `0x${encryptMark(3, 3).toString(16)}`, 'mask', '0xffffff00']);
-    ns.exec('ip', ['-6', 'xfrm', 'policy', 'update', 'dir', 'out', 'src', '::/0', 'dst', '::/0', 'mark', `0x${encryptMark(3, 2).toString(16)}`, 'mask', '0xffffff00', 'priority', '30288', 'tmpl', 'src', 'fd60::1', 'dst', 'fd60::9', 'proto', 'esp', 'reqid', String(0x7665696c), 'mode', 'tunnel']);
+    ns.exec('ip', [
+      'xfrm',
+      'policy',
+      'delete',
+      'dir',
+      'out',
+      'src',
+      '0.0.0.0/0',
+      'dst',
+      '0.0.0.0/0',
+      'mark',
+      `0x${encryptMark(3, 3).toString(16)}`,
+      'mask',
+      '0xffffff00',
+    ]);
+    ns.exec('ip', [
+      '-6',
+      'xfrm',
+      'policy',
+      'update',
+      'dir',
+      'out',
+      'src',
+      '::/0',
+      'dst',
+      '::/0',
+      'mark',
+      `0x${encryptMark(3, 2).toString(16)}`,
+      'mask',
+      '0xffffff00',
+      'priority',
+      '30288',
+      'tmpl',
+      'src',
+      'fd60::1',
+      'dst',
+      'fd60::9',
+      'proto',
+      'esp',
+      'reqid',
+      String(0x7665696c),
+      'mode',
+      'tunnel',
+    ]);
     const plan = planDiff(policiesOnly(), await dumpXfrm(x), () => true);
     expect(plan.addPolicies).toHaveLength(1);
     expect(plan.updatePolicies).toHaveLength(1);
@@ -65,7 +117,12 @@ describePrivileged('XFRM policies by diff in a netns (host kernel)', ['root', 'n
 
   it('installing states fails with IpsecNotSupportedError naming the state (no ESP here)', async () => {
     const want = peerObjects(local, peers[0]!, [key]);
-    const plan = planDiff({ states: want.states, policies: [] }, await dumpXfrm(x), (o) => o.kind === 'peer' && o.nodeId === 2, () => true);
+    const plan = planDiff(
+      { states: want.states, policies: [] },
+      await dumpXfrm(x),
+      (o) => o.kind === 'peer' && o.nodeId === 2,
+      () => true,
+    );
     const err = await applyPlan(x, plan).then(
       () => undefined,
       (e: unknown) => e,
