@@ -19,17 +19,11 @@ import {
   type PeerNode,
 } from '../types/index.js';
 import { samePeer, validateNode } from './validate.js';
+import type { ReconcilerOptions } from './options.js';
 import { WorkQueue } from './workqueue.js';
 
-/** Reconciler timings. */
-export interface ReconcilerOptions {
-  /** First retry delay after a failed apply (doubles per failure). Default 100 ms. */
-  initialRetryMs?: number;
-  /** Retry delay cap. Default 30 s. */
-  maxRetryMs?: number;
-  /** Period of the level-triggered full resync (re-queue every node); 0 disables. Default 5 min. */
-  resyncIntervalMs?: number;
-}
+export type { ReconcilerOptions } from './options.js';
+
 
 /** A refusal, as reported in status and events. */
 export interface Refusal {
