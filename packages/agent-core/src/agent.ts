@@ -107,6 +107,8 @@ export class Agent {
   private started = false;
   private stopped = false;
   private unsubscribeSteering: (() => void) | undefined;
+  private unsubscribeMaterial: (() => void) | undefined;
+  private unsubscribeReprogram: (() => void) | undefined;
   /** Bound ports after start (0 when not listening). */
   metricsPort = 0;
   healthPort = 0;
@@ -208,6 +210,13 @@ export class Agent {
         (err: unknown) => log.error({ err: errorMessage(err) }, 'updating datapath steering failed'),
       );
     });
+    this.unsubscribeMaterial = backend.onMaterialChange?.((material) => {
+      // A newer material supersedes any publish still retrying.
+      const generation = ++this.publishGeneration;
+      if (this.publishTimer) clearTimeout(this.publishTimer);
+      this.publish(material, new Backoff(200, 30_000), generation);
+    });
+    this.unsubscribeReprogram = backend.onReprogramPeers?.((names) => this.reconciler.reprogram(names));
     this.started = true;
     this.reconciler.start({ backendPeers: adoptedPeers, datapathEntries: adoptedEntries });
     void datapath.attach(this.opts.attachTargets ?? []).catch((err: unknown) => {
@@ -412,6 +421,8 @@ export class Agent {
     if (this.started) await this.reconciler.stop();
     await c.get(TOKENS.EventRecorder).flush();
     this.unsubscribeSteering?.();
+    this.unsubscribeMaterial?.();
+    this.unsubscribeReprogram?.();
     await c.get(TOKENS.EncryptionBackend).close();
     await c.get(TOKENS.Datapath).close();
     await this.statusServer.close();

@@ -14,6 +14,7 @@ import {
   kubernetesModule,
   loadBackendModule,
   type AgentStatus,
+  type LocalMaterial,
 } from '../src/index.js';
 import { backendSpecifier } from '../src/di/load-backend.js';
 import { NODE_ID_ANNOTATION } from '../src/types/peer.js';
@@ -334,5 +335,63 @@ describe('Agent', () => {
     expect(backend2.callsOf('prune')[0]?.removed).toEqual(['node-2']);
     expect(datapath2.calls.filter((c) => c.op === 'upsert')).toEqual([]);
     expect([...datapath2.ipcache.keys()]).toEqual(['node-1']);
+  });
+});
+
+describe('backend-initiated material changes and reprogramming', () => {
+  /** A backend that changes its material and per-peer key index on its own (as IPsec rotation does). */
+  class RotatingBackend extends FakeBackend {
+    private material: Record<string, string> = {};
+    private readonly materialListeners = new Set<(m: LocalMaterial) => void>();
+    private readonly reprogramListeners = new Set<(n: readonly string[]) => void>();
+    index = 3;
+    override localMaterial(): LocalMaterial {
+      return { ...super.localMaterial(), ...this.material };
+    }
+    override async upsertPeer(peer: Parameters<FakeBackend['upsertPeer']>[0]): Promise<{ keyIndex: number }> {
+      await super.upsertPeer(peer);
+      return { keyIndex: this.index };
+    }
+    onMaterialChange(l: (m: LocalMaterial) => void): () => void {
+      this.materialListeners.add(l);
+      return () => this.materialListeners.delete(l);
+    }
+    onReprogramPeers(l: (n: readonly string[]) => void): () => void {
+      this.reprogramListeners.add(l);
+      return () => this.reprogramListeners.delete(l);
+    }
+    rotate(): void {
+      this.index = 4;
+      this.material = { 'veil.io/fake-ready-index': '4' };
+      for (const l of this.materialListeners) l(this.localMaterial());
+      for (const l of this.reprogramListeners) l(['node-1', 'no-such-node']);
+    }
+  }
+
+  it('publishes the new material and programs unchanged peers again, applying the new key index', async () => {
+    const cluster = new InMemoryCluster();
+    cluster.upsertNode(node(1));
+    const datapath = new FakeDatapath();
+    const backend = new RotatingBackend();
+    const a = await Agent.create({
+      config: testConfig({ status: { socketPath: await socketPath() } }),
+      platformModules: platform(cluster, datapath),
+      backendModule: backendModule(backend),
+      logger: captureLogger().logger,
+      noListeners: true,
+    });
+    try {
+      await a.start();
+      await until(async () => (await datapath.entries()).get('node-1')?.keyIndex === 3);
+      const upserts = backend.callsOf('upsertPeer').length;
+      backend.rotate();
+      await until(() => cluster.getNode('local')?.annotations['veil.io/fake-ready-index'] === '4');
+      await until(async () => (await datapath.entries()).get('node-1')?.keyIndex === 4);
+      const again = backend.callsOf('upsertPeer').slice(upserts);
+      expect(again.map((c) => c.name)).toEqual(['node-1']);
+      expect(again[0]!.changed).toBe(false);
+    } finally {
+      await a.stop();
+    }
   });
 });

@@ -60,6 +60,8 @@ interface NodeRecord {
   refusal: Refusal | undefined;
   pendingOn: string | undefined;
   lastError: string | undefined;
+  /** The backend asked for this peer to be programmed again although it did not change. */
+  reprogram?: boolean;
 }
 
 /** Work-queue key of the initial-sync prune (node names cannot contain NUL). */
@@ -127,6 +129,19 @@ export class Reconciler {
   /** True after the initial sync finished and stale peers were pruned. */
   get synced(): boolean {
     return this.isSynced;
+  }
+
+  /**
+   * Programs these peers again on the next pass even if unchanged (the backend's
+   * {@link EncryptionBackend.onReprogramPeers}); unknown names are ignored.
+   */
+  reprogram(names: readonly string[]): void {
+    for (const name of names) {
+      const r = this.records.get(name);
+      if (!r || name === this.config.nodeName) continue;
+      r.reprogram = true;
+      this.queue.add(name);
+    }
   }
 
   /** Resolves once {@link synced}. */
@@ -373,7 +388,7 @@ export class Reconciler {
   }
 
   private async apply(name: string, r: NodeRecord, peer: PeerNode): Promise<void> {
-    if (r.applied && samePeer(r.applied.peer, peer) && r.state !== 'error') {
+    if (r.applied && samePeer(r.applied.peer, peer) && r.state !== 'error' && !r.reprogram) {
       this.setState(r, 'active');
       return;
     }
@@ -400,6 +415,7 @@ export class Reconciler {
       }
     }
     r.applied = { peer, entry };
+    r.reprogram = false;
     r.lastError = undefined;
     this.setState(r, 'active');
   }

@@ -103,6 +103,19 @@ export interface EncryptionBackend {
    * unsubscribe function.
    */
   onSteeringChange?(listener: (steering: Steering) => void): () => void;
+  /**
+   * Optional: subscribe to changes of {@link localMaterial} the backend makes on its own (e.g.
+   * IPsec publishing "ready for key index n" once its new inbound states exist). The agent
+   * publishes each new material, as after `rotateKeys`. Returns an unsubscribe function.
+   */
+  onMaterialChange?(listener: (material: LocalMaterial) => void): () => void;
+  /**
+   * Optional: subscribe to requests to program peers again although they did not change (e.g.
+   * IPsec switching a peer's key index once both sides are ready). The agent calls `upsertPeer`
+   * for each named peer it knows and applies the returned {@link PeerProgramResult}.
+   * Returns an unsubscribe function.
+   */
+  onReprogramPeers?(listener: (peerNames: readonly string[]) => void): () => void;
   /** Optional hook: register backend metrics on the agent's registry. */
   registerMetrics?(registry: Registry): void;
   /** Releases handles only: kernel state stays (the next agent adopts it). */
