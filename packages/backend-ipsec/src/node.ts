@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { tryParseIp } from '@veil/ip';
-import { NetlinkSocket, getLink, listAddresses, listRoutes, RT_SCOPE_UNIVERSE } from '@veil/netlink';
+import { NetlinkSocket, getLink, listAddresses, listRoutes, rtnl } from '@veil/netlink';
 import { bootIdProblem } from './derive.js';
 import { IpsecConfigError } from './errors.js';
 import type { IpsecAlgorithm } from './keyfile.js';
@@ -56,7 +56,7 @@ export async function discoverTunnelIPs(netns?: string): Promise<TunnelIPs> {
       if (!def) continue;
       let ip = def.prefsrc;
       if (!ip && def.oif !== undefined) {
-        ip = (await listAddresses(sock, { family, link: def.oif })).find((a) => a.scope === RT_SCOPE_UNIVERSE)?.address;
+        ip = (await listAddresses(sock, { family, link: def.oif })).find((a) => a.scope === rtnl.RT_SCOPE_UNIVERSE)?.address;
       }
       if (ip) out[family === 4 ? 'ipv4' : 'ipv6'] = ip;
     }

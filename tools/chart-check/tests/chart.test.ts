@@ -2,6 +2,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { loadConfig, type AgentConfig } from '@veil/agent-core';
+import { ipsecConfig } from '@veil/backend-ipsec';
 import { wireguardConfig } from '@veil/backend-wireguard';
 import { describePrivileged } from '@veil/test-utils';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -53,7 +54,7 @@ async function agentConfigFrom(out: Rendered, tag: string): Promise<AgentConfig>
   expect(args[2]).toBe(agent.volumeMounts.find((m: any) => m.name === 'config').mountPath);
   // Core's keys plus the built-in backends' own sections, each validated by its backend's schema;
   // a contributor backend's section (not installed here) passes through as rendered.
-  return loadConfig({ argv: ['--config', file], env }, { backends: [wireguardConfig] });
+  return loadConfig({ argv: ['--config', file], env }, { backends: [wireguardConfig, ipsecConfig] });
 }
 
 describePrivileged('the chart rendered by the real helm', ['helm'], () => {
