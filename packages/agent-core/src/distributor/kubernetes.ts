@@ -179,7 +179,8 @@ export function projectNode(n: V1Node): V1Node {
   const annotations: Record<string, string> = {};
   for (const [k, v] of Object.entries(n.metadata?.annotations ?? {})) if (k.startsWith(ANNOTATION_PREFIX)) annotations[k] = v;
   const out: V1Node = {
-    metadata: { name: n.metadata?.name, resourceVersion: n.metadata?.resourceVersion, annotations },
+    // creationTimestamp decides conflicts between nodes (the older one wins).
+    metadata: { name: n.metadata?.name, resourceVersion: n.metadata?.resourceVersion, creationTimestamp: n.metadata?.creationTimestamp, annotations },
   };
   if (n.spec) out.spec = { podCIDR: n.spec.podCIDR, podCIDRs: n.spec.podCIDRs };
   if (n.status?.addresses) out.status = { addresses: n.status.addresses.filter((a) => a.type === 'InternalIP') };

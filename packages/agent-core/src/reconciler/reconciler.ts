@@ -8,6 +8,7 @@ import { CidrIndex } from '../util/ip.js';
 import type { AgentConfig } from '../config/schema.js';
 import {
   IpcacheFlags,
+  NODE_ID_ANNOTATION,
   type Datapath,
   type DistributorEvent,
   type EncryptionBackend,
@@ -52,6 +53,12 @@ export interface PeerView {
   readonly refusal?: Refusal;
   readonly pendingOn?: string;
   readonly lastError?: string;
+  /**
+   * Refused, and its traffic is affected: its last good ipcache entry is kept (encrypt-ready, so
+   * nothing leaves in clear) but the backend no longer carries it (another node won its key), so
+   * packets to its pods are dropped until the conflict clears.
+   */
+  readonly trafficAffected?: boolean;
 }
 
 interface NodeRecord {
@@ -61,6 +68,12 @@ interface NodeRecord {
   accepted: PeerNode | undefined;
   /** What backend + datapath were last successfully programmed with. */
   applied: { peer: PeerNode; entry: IpcacheEntry } | undefined;
+  /**
+   * The ipcache entry of a node displaced by an older node's conflicting claim: kept in the
+   * datapath so its traffic is never downgraded to plaintext, while `applied` is cleared so that
+   * the next acceptance reprograms backend and datapath in full.
+   */
+  stranded: IpcacheEntry | undefined;
   state: PeerState | 'local';
   refusal: Refusal | undefined;
   pendingOn: string | undefined;
@@ -190,6 +203,7 @@ export class Reconciler {
         ...(r.refusal ? { refusal: r.refusal } : {}),
         ...(r.pendingOn ? { pendingOn: r.pendingOn } : {}),
         ...(r.lastError ? { lastError: r.lastError } : {}),
+        ...(r.stranded && !r.applied ? { trafficAffected: true } : {}),
       });
     }
     return out.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
@@ -234,7 +248,7 @@ export class Reconciler {
   private record(name: string): NodeRecord {
     let r = this.records.get(name);
     if (!r) {
-      r = { observed: undefined, accepted: undefined, applied: undefined, state: 'pending', refusal: undefined, pendingOn: undefined, lastError: undefined };
+      r = { observed: undefined, accepted: undefined, applied: undefined, stranded: undefined, state: 'pending', refusal: undefined, pendingOn: undefined, lastError: undefined };
       this.records.set(name, r);
       this.count(r.state, +1);
     }
@@ -269,7 +283,7 @@ export class Reconciler {
     const desired: IpcacheEntry[] = [];
     for (const name of keep) {
       const r = this.records.get(name)!;
-      const e = r.applied?.entry ?? this.adoptedEntries.get(name);
+      const e = r.applied?.entry ?? r.stranded ?? this.adoptedEntries.get(name);
       if (e) desired.push(e);
     }
     let res;
@@ -357,11 +371,14 @@ export class Reconciler {
       else await this.apply(name, r, peer);
       return;
     }
-    const conflict = this.findConflict(peer);
-    if (conflict) {
-      this.refuse(name, r, conflict);
+    const { refusal, displace } = this.findConflicts(peer);
+    if (refusal) {
+      this.refuse(name, r, refusal);
       return;
     }
+    // This node is older than every holder it conflicts with: they give way (same rule on every
+    // agent and across restarts, whatever order the nodes were listed in).
+    for (const d of displace) await this.displace(d.owner, d.refusal);
     if (r.accepted !== undefined) this.index(r.accepted, 'remove');
     this.index(peer, 'add');
     const hadAccepted = r.accepted !== undefined;
@@ -396,7 +413,8 @@ export class Reconciler {
       keyIndex: result?.keyIndex ?? 0,
       nodeId: peer.nodeId,
     };
-    const prior = r.applied?.entry ?? this.adoptedEntries.get(name);
+    // A stranded entry may have been overwritten by the winner's prefixes: always rewrite it.
+    const prior = r.applied?.entry ?? (r.stranded ? undefined : this.adoptedEntries.get(name));
     if (!prior || !sameEntry(prior, entry)) {
       try {
         await this.datapath.upsert(entry);
@@ -405,6 +423,7 @@ export class Reconciler {
       }
     }
     r.applied = { peer, entry };
+    r.stranded = undefined;
     r.lastError = undefined;
     this.setState(r, 'active');
   }
@@ -416,7 +435,7 @@ export class Reconciler {
       r.accepted = undefined;
       this.requeueConflicted(name);
     }
-    if (name !== this.config.nodeName && (r.applied || this.adoptedPeers.has(name) || this.adoptedEntries.has(name))) {
+    if (name !== this.config.nodeName && (r.applied || r.stranded || this.adoptedPeers.has(name) || this.adoptedEntries.has(name))) {
       try {
         await this.backend.removePeer(name);
       } catch (err) {
@@ -429,6 +448,8 @@ export class Reconciler {
       }
       this.adoptedPeers.delete(name);
       this.adoptedEntries.delete(name);
+      r.applied = undefined;
+      r.stranded = undefined;
       this.log.info({ node: name }, 'peer removed');
     }
     // A re-add that raced the removal keeps the record.
@@ -440,34 +461,88 @@ export class Reconciler {
 
   // ---- cross-node checks ------------------------------------------------------------------
 
-  private findConflict(peer: PeerNode): Refusal | undefined {
+  /**
+   * Conflicts of `peer` with the nodes currently holding its unique values. The older node (then
+   * the smaller name) wins: when `peer` loses any conflict it is refused; otherwise every holder
+   * it conflicts with is to be displaced.
+   */
+  private findConflicts(peer: PeerNode): { refusal?: Refusal; displace: { owner: string; refusal: Refusal }[] } {
+    const found: { owner: string; mine: Refusal; theirs: Refusal }[] = [];
     for (const spec of this.backend.peerAnnotations) {
       if (!spec.unique) continue;
       const value = peer.backend[spec.key];
       if (value === undefined) continue;
       const owner = this.uniqueIndex.get(spec.key)?.get(value);
       if (owner !== undefined && owner !== peer.name) {
-        return {
-          reason: 'duplicate-key',
-          field: `annotations[${spec.key}]`,
-          message: `value already used by node ${owner} (first holder keeps it)`,
-          conflictsWith: owner,
-        };
+        const field = `annotations[${spec.key}]`;
+        found.push({
+          owner,
+          mine: { reason: 'duplicate-key', field, message: `value already used by node ${owner}, an older node (the older node keeps it)`, conflictsWith: owner },
+          theirs: { reason: 'duplicate-key', field, message: `value also published by node ${peer.name}, an older node (the older node keeps it)`, conflictsWith: peer.name },
+        });
       }
     }
     if (peer.nodeId !== 0) {
       const owner = this.nodeIdIndex.get(peer.nodeId);
       if (owner !== undefined && owner !== peer.name) {
-        return { reason: 'duplicate-node-id', field: 'annotations[veil.io/node-id]', message: `node ID ${peer.nodeId} already used by node ${owner}`, conflictsWith: owner };
+        const field = `annotations[${NODE_ID_ANNOTATION}]`;
+        found.push({
+          owner,
+          mine: { reason: 'duplicate-node-id', field, message: `node ID ${peer.nodeId} already used by node ${owner}`, conflictsWith: owner },
+          theirs: { reason: 'duplicate-node-id', field, message: `node ID ${peer.nodeId} also used by node ${peer.name}, an older node`, conflictsWith: peer.name },
+        });
       }
     }
     for (const c of peer.podCIDRs) {
       const owner = this.cidrIndex.overlapping(c, peer.name);
       if (owner !== undefined) {
-        return { reason: 'cidr-overlap', field: 'spec.podCIDRs', message: `${c.text} overlaps a pod CIDR of node ${owner}`, conflictsWith: owner };
+        found.push({
+          owner,
+          mine: { reason: 'cidr-overlap', field: 'spec.podCIDRs', message: `${c.text} overlaps a pod CIDR of node ${owner}`, conflictsWith: owner },
+          theirs: { reason: 'cidr-overlap', field: 'spec.podCIDRs', message: `overlaps pod CIDR ${c.text} of node ${peer.name}, an older node`, conflictsWith: peer.name },
+        });
       }
     }
-    return undefined;
+    const displace: { owner: string; refusal: Refusal }[] = [];
+    for (const f of found) {
+      if (this.olderThan(f.owner, peer.name)) return { refusal: f.mine, displace: [] };
+      if (!displace.some((d) => d.owner === f.owner)) displace.push({ owner: f.owner, refusal: f.theirs });
+    }
+    return { displace };
+  }
+
+  /** The durable tie-break every agent computes alike: older creationTimestamp, then smaller name. */
+  private olderThan(a: string, b: string): boolean {
+    const ta = createdMs(this.records.get(a)?.observed);
+    const tb = createdMs(this.records.get(b)?.observed);
+    if (ta !== tb) return ta < tb;
+    return a < b;
+  }
+
+  /**
+   * An older node won one of `name`'s values. Its accepted state is released; its ipcache entry
+   * stays (encrypt-ready: never plaintext) but stops counting as programmed; a lost key also leaves
+   * the backend (a device cannot give one key to two peers).
+   */
+  private async displace(name: string, refusal: Refusal): Promise<void> {
+    const r = this.records.get(name);
+    if (!r) return;
+    if (r.accepted) {
+      this.index(r.accepted, 'remove');
+      r.accepted = undefined;
+    }
+    if (r.applied && name !== this.config.nodeName) {
+      if (refusal.reason === 'duplicate-key') {
+        try {
+          await this.backend.removePeer(name);
+        } catch (err) {
+          throw new PeerApplyError(name, 'backend', `backend ${this.backend.name}: remove displaced ${name}: ${errMessage(err)}`, { cause: err });
+        }
+      }
+      r.stranded = r.applied.entry;
+      r.applied = undefined;
+    }
+    this.refuse(name, r, refusal);
   }
 
   /** Adds/removes a peer's unique values to/from the indexes. */
@@ -539,6 +614,11 @@ export class Reconciler {
         (r.applied ? '; keeping its last good state' : ''),
     });
   }
+}
+
+function createdMs(n: ObservedNode | undefined): number {
+  const t = n?.createdAt !== undefined ? Date.parse(n.createdAt) : NaN;
+  return Number.isNaN(t) ? Number.POSITIVE_INFINITY : t;
 }
 
 function sameEntry(a: IpcacheEntry, b: IpcacheEntry): boolean {
