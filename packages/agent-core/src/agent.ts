@@ -1,5 +1,6 @@
 import 'reflect-metadata';
 import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { Container, type ContainerModule } from 'inversify';
 import { Registry } from 'prom-client';
 import type { AgentConfig } from './config/schema.js';
@@ -133,7 +134,9 @@ export class Agent {
     container.bind(TOKENS.Config).toConstantValue(opts.config);
     container.bind(TOKENS.Logger).toConstantValue(logger);
     container.bind(TOKENS.MetricsRegistry).toConstantValue(registry);
-    container.bind(TOKENS.ReconcilerOptions).toConstantValue(opts.reconciler ?? {});
+    // The last good peers survive restarts in the state dir (issue 12: a refused update must not
+    // cost a restarted agent what ran before).
+    container.bind(TOKENS.ReconcilerOptions).toConstantValue({ stateFile: join(opts.config.stateDir, 'peers-last-good.json'), ...opts.reconciler });
     container
       .bind(TOKENS.AgentMetrics)
       .toDynamicValue((ctx) => {

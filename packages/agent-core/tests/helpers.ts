@@ -1,3 +1,6 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { Registry } from 'prom-client';
 import { DEFAULT_CONFIG, createLogger, type AgentConfig, type Logger, type ObservedNode } from '../src/index.js';
@@ -24,8 +27,9 @@ export function node(i: number, over: Partial<ObservedNode> & { key?: string | u
   };
 }
 
+/** A config for tests; stateDir is a fresh temporary directory (the agent saves peer state there). */
 export function testConfig(over: Partial<AgentConfig> = {}): AgentConfig {
-  return { ...DEFAULT_CONFIG, nodeName: 'local', ...over };
+  return { ...DEFAULT_CONFIG, nodeName: 'local', stateDir: mkdtempSync(join(tmpdir(), 'veil-test-state-')), ...over };
 }
 
 /** A logger writing JSON lines into `lines`. */

@@ -18,6 +18,7 @@ import {
   type ObservedNode,
   type PeerNode,
 } from '../types/index.js';
+import { readLastGood, writeLastGood, type LastGood } from './last-good.js';
 import { samePeer, validateNode } from './validate.js';
 import { WorkQueue } from './workqueue.js';
 
@@ -29,6 +30,14 @@ export interface ReconcilerOptions {
   maxRetryMs?: number;
   /** Period of the level-triggered full resync (re-queue every node); 0 disables. Default 5 min. */
   resyncIntervalMs?: number;
+  /**
+   * File keeping each remote node's last good peer and ipcache entry across restarts (the Agent
+   * uses `<stateDir>/peers-last-good.json`). Undefined: nothing is saved, a restart re-derives
+   * everything from the cluster.
+   */
+  stateFile?: string;
+  /** Writes of `stateFile` are coalesced over this window. Default 100 ms. */
+  saveDelayMs?: number;
 }
 
 /** A refusal, as reported in status and events. */
@@ -75,6 +84,10 @@ interface NodeRecord {
    */
   stranded: IpcacheEntry | undefined;
   state: PeerState | 'local';
+  /** `applied` comes from the saved state and was not programmed by this process yet. */
+  seeded: boolean;
+  /** creationTimestamp (from the latest observation, or the saved state): conflict seniority. */
+  createdAt: string | undefined;
   refusal: Refusal | undefined;
   pendingOn: string | undefined;
   lastError: string | undefined;
@@ -82,6 +95,8 @@ interface NodeRecord {
 
 /** Work-queue key of the initial-sync prune (node names cannot contain NUL). */
 const PRUNE_KEY = '\u0000prune';
+/** Work-queue key restoring the saved last good state; queued first at start. */
+const SEED_KEY = '\u0000seed';
 
 const CONFLICT_REASONS: ReadonlySet<RefusalReason> = new Set(['duplicate-key', 'duplicate-node-id', 'cidr-overlap']);
 
@@ -115,7 +130,8 @@ export class Reconciler {
   private resyncTimer: NodeJS.Timeout | undefined;
   private workerDone: Promise<void> | undefined;
   private eventsDone: Promise<void> | undefined;
-  private readonly opts: Required<ReconcilerOptions>;
+  private readonly opts: Required<Omit<ReconcilerOptions, 'stateFile'>> & { stateFile: string | undefined };
+  private saveTimer: NodeJS.Timeout | undefined;
 
   constructor(
     @inject(TOKENS.KeyDistributor) private readonly distributor: KeyDistributor,
@@ -131,6 +147,8 @@ export class Reconciler {
       initialRetryMs: options.initialRetryMs ?? 100,
       maxRetryMs: options.maxRetryMs ?? 30_000,
       resyncIntervalMs: options.resyncIntervalMs ?? 300_000,
+      stateFile: options.stateFile,
+      saveDelayMs: options.saveDelayMs ?? 100,
     };
     this.log = logger.child({ component: 'reconciler' });
     this.queue = new WorkQueue({ initialRetryMs: this.opts.initialRetryMs, maxRetryMs: this.opts.maxRetryMs });
@@ -167,6 +185,8 @@ export class Reconciler {
     this.running = true;
     this.adoptedPeers = new Set(adopted.backendPeers);
     this.adoptedEntries = new Map(adopted.datapathEntries);
+    // Before any node event: the saved last good state is what ran before this restart.
+    if (this.opts.stateFile !== undefined) this.queue.add(SEED_KEY);
     this.workerDone = this.worker();
     this.eventsDone = this.consume();
     if (this.opts.resyncIntervalMs > 0) {
@@ -182,6 +202,11 @@ export class Reconciler {
     if (this.resyncTimer) clearInterval(this.resyncTimer);
     this.queue.shutdown();
     await this.workerDone;
+    if (this.saveTimer) {
+      clearTimeout(this.saveTimer);
+      this.saveTimer = undefined;
+      this.save();
+    }
     // The events loop ends when the distributor is closed (by the Agent).
     void this.eventsDone;
   }
@@ -223,6 +248,7 @@ export class Reconciler {
       case 'upsert': {
         const r = this.record(ev.node.name);
         r.observed = ev.node;
+        if (ev.node.createdAt !== undefined) r.createdAt = ev.node.createdAt;
         this.queue.add(ev.node.name);
         break;
       }
@@ -248,7 +274,7 @@ export class Reconciler {
   private record(name: string): NodeRecord {
     let r = this.records.get(name);
     if (!r) {
-      r = { observed: undefined, accepted: undefined, applied: undefined, stranded: undefined, state: 'pending', refusal: undefined, pendingOn: undefined, lastError: undefined };
+      r = { observed: undefined, accepted: undefined, applied: undefined, stranded: undefined, seeded: false, state: 'pending', createdAt: undefined, refusal: undefined, pendingOn: undefined, lastError: undefined };
       this.records.set(name, r);
       this.count(r.state, +1);
     }
@@ -273,6 +299,18 @@ export class Reconciler {
     if (this.isSynced) return;
     const keep = new Set<string>();
     for (const [name, r] of this.records) if (r.observed !== undefined && name !== this.config.nodeName) keep.add(name);
+    for (const name of keep) {
+      const r = this.records.get(name)!;
+      if (!r.seeded || !r.applied) continue;
+      if (!this.adoptedPeers.has(name)) {
+        try {
+          await this.backend.upsertPeer(r.applied.peer);
+        } catch (err) {
+          throw new PeerApplyError(name, 'backend', `backend ${this.backend.name}: restore last good ${name}: ${errMessage(err)}`, { cause: err });
+        }
+      }
+      r.seeded = false;
+    }
     let removed: readonly string[];
     try {
       removed = await this.backend.prune(keep);
@@ -294,6 +332,16 @@ export class Reconciler {
     }
     if (res.removed.length > 0) this.log.info({ removed: res.removed }, 'pruned stale ipcache entries after initial sync');
     for (const name of this.adoptedPeers) if (!keep.has(name)) this.dropRecordIfGone(name);
+    // Saved last good state of nodes deleted while the agent was down: pruned above.
+    for (const [name, r] of [...this.records]) {
+      if (r.observed !== undefined || name === this.config.nodeName) continue;
+      if (r.accepted) this.index(r.accepted, 'remove');
+      r.accepted = undefined;
+      r.applied = undefined;
+      r.stranded = undefined;
+      this.dropRecordIfGone(name);
+    }
+    this.scheduleSave();
     this.adoptedPeers.clear();
     this.adoptedEntries.clear();
     this.isSynced = true;
@@ -332,7 +380,7 @@ export class Reconciler {
           this.setState(r, 'error');
         }
         const delay = this.queue.retry(key);
-        this.log.warn({ node: key === PRUNE_KEY ? '(initial-sync prune)' : key, stage, err: err instanceof Error ? err.message : String(err), retryInMs: delay }, 'peer reconcile failed; will retry');
+        this.log.warn({ node: key === PRUNE_KEY ? '(initial-sync prune)' : key === SEED_KEY ? '(saved state)' : key, stage, err: err instanceof Error ? err.message : String(err), retryInMs: delay }, 'peer reconcile failed; will retry');
       } finally {
         this.queue.done(key);
       }
@@ -342,6 +390,7 @@ export class Reconciler {
   /** One level-triggered pass for one node. Throws PeerApplyError to be retried. */
   private async reconcile(name: string): Promise<void> {
     if (name === PRUNE_KEY) return this.finishInitialSync();
+    if (name === SEED_KEY) return this.seedLastGood();
     const r = this.records.get(name);
     if (!r) return;
     if (r.observed === undefined) {
@@ -395,7 +444,7 @@ export class Reconciler {
   }
 
   private async apply(name: string, r: NodeRecord, peer: PeerNode): Promise<void> {
-    if (r.applied && samePeer(r.applied.peer, peer) && r.state !== 'error') {
+    if (r.applied && samePeer(r.applied.peer, peer) && r.state !== 'error' && !r.seeded) {
       this.setState(r, 'active');
       return;
     }
@@ -424,8 +473,73 @@ export class Reconciler {
     }
     r.applied = { peer, entry };
     r.stranded = undefined;
+    r.seeded = false;
     r.lastError = undefined;
     this.setState(r, 'active');
+    this.scheduleSave();
+  }
+
+  // ---- last good state across restarts ----------------------------------------------------
+
+  /**
+   * Restores the saved last good peers: indexed (so conflicts are judged against them before the
+   * nodes are listed again), handed to the backend (which may know no node names after a
+   * restart) and, where the datapath lost it, to the datapath. Idempotent on retry.
+   */
+  private async seedLastGood(): Promise<void> {
+    const file = this.opts.stateFile;
+    if (file === undefined) return;
+    const { nodes, problem } = readLastGood(file);
+    if (problem) this.log.warn({ file, problem }, 'ignoring saved last good peer state');
+    for (const n of nodes) {
+      const name = n.peer.name;
+      if (name === this.config.nodeName) continue;
+      const r = this.record(name);
+      if (r.applied) continue;
+      r.createdAt ??= n.createdAt;
+      const adopted = this.adoptedEntries.get(name);
+      if (!adopted || !sameEntry(adopted, n.entry)) {
+        try {
+          await this.datapath.upsert(n.entry);
+        } catch (err) {
+          throw new PeerApplyError(name, 'datapath', `datapath: restore last good ${name}: ${errMessage(err)}`, { cause: err });
+        }
+      }
+      if (!r.accepted) {
+        this.index(n.peer, 'add');
+        r.accepted = n.peer;
+      }
+      r.applied = { peer: n.peer, entry: n.entry };
+      // The backend learns it on the node's next apply, or at the initial-sync prune if it stays
+      // refused (backends like WireGuard know no node names after a restart).
+      r.seeded = true;
+      this.setState(r, 'active');
+    }
+    if (nodes.length > 0) this.log.info({ file, peers: nodes.length }, 'restored last good peers saved before the restart');
+  }
+
+  private scheduleSave(): void {
+    if (this.opts.stateFile === undefined || this.saveTimer) return;
+    this.saveTimer = setTimeout(() => {
+      this.saveTimer = undefined;
+      this.save();
+    }, this.opts.saveDelayMs);
+    this.saveTimer.unref();
+  }
+
+  private save(): void {
+    const file = this.opts.stateFile;
+    if (file === undefined) return;
+    const nodes: LastGood[] = [];
+    for (const [name, r] of this.records) {
+      if (name === this.config.nodeName || !r.applied) continue;
+      nodes.push({ peer: r.applied.peer, entry: r.applied.entry, ...(r.createdAt !== undefined ? { createdAt: r.createdAt } : {}) });
+    }
+    try {
+      writeLastGood(file, nodes);
+    } catch (err) {
+      this.log.warn({ file, err: errMessage(err) }, 'saving last good peer state failed');
+    }
   }
 
   private async removeNode(name: string, r: NodeRecord): Promise<void> {
@@ -450,6 +564,7 @@ export class Reconciler {
       this.adoptedEntries.delete(name);
       r.applied = undefined;
       r.stranded = undefined;
+      this.scheduleSave();
       this.log.info({ node: name }, 'peer removed');
     }
     // A re-add that raced the removal keeps the record.
@@ -513,8 +628,8 @@ export class Reconciler {
 
   /** The durable tie-break every agent computes alike: older creationTimestamp, then smaller name. */
   private olderThan(a: string, b: string): boolean {
-    const ta = createdMs(this.records.get(a)?.observed);
-    const tb = createdMs(this.records.get(b)?.observed);
+    const ta = createdMs(this.records.get(a)?.createdAt);
+    const tb = createdMs(this.records.get(b)?.createdAt);
     if (ta !== tb) return ta < tb;
     return a < b;
   }
@@ -541,6 +656,7 @@ export class Reconciler {
       }
       r.stranded = r.applied.entry;
       r.applied = undefined;
+      this.scheduleSave();
     }
     this.refuse(name, r, refusal);
   }
@@ -616,8 +732,8 @@ export class Reconciler {
   }
 }
 
-function createdMs(n: ObservedNode | undefined): number {
-  const t = n?.createdAt !== undefined ? Date.parse(n.createdAt) : NaN;
+function createdMs(createdAt: string | undefined): number {
+  const t = createdAt !== undefined ? Date.parse(createdAt) : NaN;
   return Number.isNaN(t) ? Number.POSITIVE_INFINITY : t;
 }
 
