@@ -8,7 +8,15 @@ export type RefusalReason =
   | 'malformed-ip'
   | 'malformed-cidr'
   | 'cidr-overlap'
-  | 'no-internal-ip';
+  | 'no-internal-ip'
+  /** Another (older) node already uses this InternalIP. */
+  | 'duplicate-node-ip'
+  /** A pod CIDR contains a node address (e.g. the underlay's CIDR): pod traffic to hosts would enter the tunnel. */
+  | 'cidr-covers-node-ip'
+  /** A pod CIDR of an IP family the cluster's pods do not use (see the README: cluster families). */
+  | 'pod-cidr-family'
+  /** A live node dropped a pod CIDR its pods may still use: the last good entry is kept until the node is deleted. */
+  | 'pod-cidr-removed';
 
 /** Peer states (label values of `veil_peers`). */
 export const PEER_STATES = ['active', 'pending', 'refused', 'error'] as const;

@@ -4,12 +4,13 @@ import { PeerApplyError } from '../errors.js';
 import { TOKENS } from '../di/tokens.js';
 import type { Logger } from '../observability/logger.js';
 import { type AgentMetrics, type PeerState, type RefusalReason } from '../observability/metrics.js';
-import { CidrIndex } from '../util/ip.js';
+import { CidrIndex, parseCidrCached as parseCidr, parseIPCached as parseIP } from '../util/ip.js';
 import type { AgentConfig } from '../config/schema.js';
 import {
   IpcacheFlags,
   NODE_ID_ANNOTATION,
   type Datapath,
+  type Cidr,
   type DistributorEvent,
   type EncryptionBackend,
   type EventRecorder,
@@ -98,7 +99,7 @@ const PRUNE_KEY = '\u0000prune';
 /** Work-queue key restoring the saved last good state; queued first at start. */
 const SEED_KEY = '\u0000seed';
 
-const CONFLICT_REASONS: ReadonlySet<RefusalReason> = new Set(['duplicate-key', 'duplicate-node-id', 'cidr-overlap']);
+const CONFLICT_REASONS: ReadonlySet<RefusalReason> = new Set(['duplicate-key', 'duplicate-node-id', 'cidr-overlap', 'duplicate-node-ip', 'cidr-covers-node-ip']);
 
 /**
  * Level-triggered peer reconciler. Desired state comes from the {@link KeyDistributor}'s events;
@@ -119,6 +120,10 @@ export class Reconciler {
   private readonly uniqueIndex = new Map<string, Map<string, string>>();
   private readonly nodeIdIndex = new Map<number, string>();
   private readonly cidrIndex = new CidrIndex();
+  /** Node InternalIPs as host prefixes (/32, /128) → owner. */
+  private readonly nodeIpIndex = new CidrIndex();
+  /** IP families of the local node's pod CIDRs ("cluster families"); empty = not known yet. */
+  private clusterFamilies: ReadonlySet<4 | 6> = new Set();
   private readonly stateCounts = new Map<string, number>();
   /** holder → nodes refused because of a conflict with it (re-queued when it releases). */
   private readonly conflictWaiters = new Map<string, Set<string>>();
@@ -411,6 +416,11 @@ export class Reconciler {
       return;
     }
     const peer = v.peer;
+    const insane = isLocal ? undefined : this.senselessValues(r, peer);
+    if (insane) {
+      this.refuse(name, r, insane);
+      return;
+    }
     if (r.accepted !== undefined && samePeer(r.accepted, peer)) {
       // Nothing veil cares about changed (most Node updates): its values are already indexed as
       // this node's, so no conflict check is needed.
@@ -438,9 +448,53 @@ export class Reconciler {
     if (hadAccepted) this.requeueConflicted(name);
     if (isLocal) {
       this.setState(r, 'local');
+      this.updateClusterFamilies(peer);
       return;
     }
     await this.apply(name, r, peer);
+  }
+
+  /**
+   * Values that parse but make no sense for a remote node, judged on their own: pod CIDRs of a
+   * family the cluster does not use, a pod CIDR covering the node's own address, or pod CIDRs
+   * dropped while the node lives (its pods may still use them: the last good entry stays until the
+   * node is deleted, so their traffic is never sent in clear).
+   */
+  private senselessValues(r: NodeRecord, peer: PeerNode): Refusal | undefined {
+    if (this.clusterFamilies.size > 0) {
+      const bad = peer.podCIDRs.find((c) => !this.clusterFamilies.has(c.family));
+      if (bad) {
+        const fams = [...this.clusterFamilies].map((f) => `IPv${f}`).join(' and ');
+        return { reason: 'pod-cidr-family', field: 'spec.podCIDRs', message: `${bad.text} is IPv${bad.family}, but this cluster's pods use ${fams} only (the local node's pod CIDRs)` };
+      }
+    }
+    for (const ip of [peer.internalIPv4, peer.internalIPv6]) {
+      const host = ip === undefined ? undefined : hostCidr(ip);
+      const covering = host && peer.podCIDRs.find((c) => covers(c, host));
+      if (covering) return { reason: 'cidr-covers-node-ip', field: 'spec.podCIDRs', message: `${covering.text} contains the node's own address ${ip}` };
+    }
+    const last = r.applied?.peer ?? r.accepted;
+    if (last) {
+      const now = new Set(peer.podCIDRs.map((c) => c.text));
+      const dropped = last.podCIDRs.filter((c) => !now.has(c.text)).map((c) => c.text);
+      if (dropped.length > 0) {
+        return {
+          reason: 'pod-cidr-removed',
+          field: 'spec.podCIDRs',
+          message: `${dropped.join(', ')} removed from a live node whose pods may still use it; the last good entry is kept until the node is deleted`,
+        };
+      }
+    }
+    return undefined;
+  }
+
+  /** The local node's pod CIDR families define the cluster's; a change re-judges every node. */
+  private updateClusterFamilies(local: PeerNode): void {
+    const fams = new Set(local.podCIDRs.map((c) => c.family));
+    const same = fams.size === this.clusterFamilies.size && [...fams].every((f) => this.clusterFamilies.has(f));
+    if (same) return;
+    this.clusterFamilies = fams;
+    for (const name of this.records.keys()) if (name !== this.config.nodeName) this.queue.add(name);
   }
 
   private async apply(name: string, r: NodeRecord, peer: PeerNode): Promise<void> {
@@ -582,7 +636,8 @@ export class Reconciler {
    * it conflicts with is to be displaced.
    */
   private findConflicts(peer: PeerNode): { refusal?: Refusal; displace: { owner: string; refusal: Refusal }[] } {
-    const found: { owner: string; mine: Refusal; theirs: Refusal }[] = [];
+    // `peerLoses` undefined: decided by seniority; true/false: fixed (node addresses beat pod CIDRs).
+    const found: { owner: string; mine: Refusal; theirs: Refusal; peerLoses?: boolean }[] = [];
     for (const spec of this.backend.peerAnnotations) {
       if (!spec.unique) continue;
       const value = peer.backend[spec.key];
@@ -618,9 +673,43 @@ export class Reconciler {
         });
       }
     }
+    for (const ip of [peer.internalIPv4, peer.internalIPv6]) {
+      const host = ip === undefined ? undefined : hostCidr(ip);
+      if (!host) continue;
+      const field = 'status.addresses[InternalIP]';
+      const ipOwner = this.nodeIpIndex.overlapping(host, peer.name);
+      if (ipOwner !== undefined) {
+        found.push({
+          owner: ipOwner,
+          mine: { reason: 'duplicate-node-ip', field, message: `${ip} is already the address of node ${ipOwner}`, conflictsWith: ipOwner },
+          theirs: { reason: 'duplicate-node-ip', field, message: `${ip} is also claimed by node ${peer.name}, an older node`, conflictsWith: peer.name },
+        });
+      }
+      const podOwner = this.cidrIndex.overlapping(host, peer.name);
+      if (podOwner !== undefined) {
+        found.push({
+          owner: podOwner,
+          mine: { reason: 'cidr-covers-node-ip', field, message: `unreachable: ${ip} lies in a pod CIDR of node ${podOwner}`, conflictsWith: podOwner },
+          theirs: { reason: 'cidr-covers-node-ip', field: 'spec.podCIDRs', message: `a pod CIDR contains ${ip}, the address of node ${peer.name}`, conflictsWith: peer.name },
+          peerLoses: false,
+        });
+      }
+    }
+    for (const c of peer.podCIDRs) {
+      const owner = this.nodeIpIndex.overlapping(c, peer.name);
+      if (owner !== undefined) {
+        found.push({
+          owner,
+          mine: { reason: 'cidr-covers-node-ip', field: 'spec.podCIDRs', message: `${c.text} contains an address of node ${owner} (pod traffic to it would enter the tunnel)`, conflictsWith: owner },
+          theirs: { reason: 'cidr-covers-node-ip', field: 'spec.podCIDRs', message: '', conflictsWith: peer.name },
+          peerLoses: true,
+        });
+      }
+    }
     const displace: { owner: string; refusal: Refusal }[] = [];
+    for (const f of found) if (f.peerLoses === true) return { refusal: f.mine, displace: [] };
     for (const f of found) {
-      if (this.olderThan(f.owner, peer.name)) return { refusal: f.mine, displace: [] };
+      if (f.peerLoses === undefined && this.olderThan(f.owner, peer.name)) return { refusal: f.mine, displace: [] };
       if (!displace.some((d) => d.owner === f.owner)) displace.push({ owner: f.owner, refusal: f.theirs });
     }
     return { displace };
@@ -680,6 +769,12 @@ export class Reconciler {
       if (op === 'add') this.cidrIndex.add(c, peer.name);
       else this.cidrIndex.remove(c, peer.name);
     }
+    for (const ip of [peer.internalIPv4, peer.internalIPv6]) {
+      const host = ip === undefined ? undefined : hostCidr(ip);
+      if (!host) continue;
+      if (op === 'add') this.nodeIpIndex.add(host, peer.name);
+      else this.nodeIpIndex.remove(host, peer.name);
+    }
   }
 
   /** Nodes refused for a conflict with `releaser` get another chance. */
@@ -730,6 +825,21 @@ export class Reconciler {
         (r.applied ? '; keeping its last good state' : ''),
     });
   }
+}
+
+/** An address as a host prefix (/32 or /128). */
+function hostCidr(ip: string): Cidr | undefined {
+  const parsed = parseIP(ip);
+  if (!parsed) return undefined;
+  const c = parseCidr(`${ip}/${parsed.family === 4 ? 32 : 128}`);
+  return typeof c === 'string' ? undefined : c;
+}
+
+/** `outer` contains `inner`. */
+function covers(outer: Cidr, inner: Cidr): boolean {
+  if (outer.family !== inner.family || outer.prefixLength > inner.prefixLength) return false;
+  const shift = BigInt((outer.family === 4 ? 32 : 128) - outer.prefixLength);
+  return outer.network >> shift === inner.network >> shift;
 }
 
 function createdMs(createdAt: string | undefined): number {
