@@ -26,7 +26,7 @@ import {
 import { AgentMetrics } from './observability/metrics.js';
 import { Reconciler, type PeerView, type ReconcilerOptions } from './reconciler/reconciler.js';
 import { Backoff } from './util/backoff.js';
-import { IpcacheFlags, NODE_ID_ANNOTATION, type AttachTarget, type BackendStatus, type LocalMaterial } from './types/index.js';
+import { IpcacheFlags, NODE_ID_ANNOTATION, type AttachTarget, type BackendStatus, type LocalMaterial, type ObservedNode } from './types/index.js';
 
 /** Options for {@link Agent.create}. */
 export interface AgentOptions {
@@ -74,6 +74,22 @@ export interface AgentStatus {
   errors: string[];
   backendDetails: Readonly<Record<string, unknown>> | undefined;
   counters: Record<string, string>;
+  /** This node's own published material as the API shows it (kept level-triggered). */
+  localMaterial: LocalMaterialStatus;
+}
+
+/** `AgentStatus.localMaterial`. */
+export interface LocalMaterialStatus {
+  /** The material was published at least once by this agent. */
+  published: boolean;
+  /** The local Node as last observed carries every published annotation; undefined = not observed yet. */
+  inApi: boolean | undefined;
+  /** Annotation keys missing or different on the local Node (or every key when the Node is gone). */
+  missing: string[];
+  /** How many times differing annotations were published again. */
+  restored: number;
+  lastRestoredAt?: string;
+  lastRestoredKeys?: string[];
 }
 
 /** Prefix of the status error naming backend peers no node claims. */
@@ -101,6 +117,22 @@ export class Agent {
   private started = false;
   private stopped = false;
   private unsubscribeSteering: (() => void) | undefined;
+  private unsubscribeLocal: (() => void) | undefined;
+  /** The full material this agent publishes (annotation → value, null = absent). */
+  private desiredMaterial: Record<string, string | null> | undefined;
+  /** A publish (initial or after rotation) is still retrying: restores wait for it. */
+  private publishPending = false;
+  /** Latest observation of the local Node: undefined = not seen yet, null = deleted. */
+  private localNode: ObservedNode | null | undefined;
+  private restoreInFlight = false;
+  /** A restore was written: judge again only on the next observation (the patch's own echo or later). */
+  private awaitingEcho = false;
+  /** Observations of the local Node so far (tells whether one arrived while a restore was in flight). */
+  private localObservations = 0;
+  private restoreTimer: NodeJS.Timeout | undefined;
+  private readonly restoreBackoff = new Backoff(200, 30_000);
+  private restoredCount = 0;
+  private lastRestored: { at: Date; keys: string[] } | undefined;
   /** Bound ports after start (0 when not listening). */
   metricsPort = 0;
   healthPort = 0;
@@ -198,6 +230,12 @@ export class Agent {
       );
     });
     this.started = true;
+    this.unsubscribeLocal = this.reconciler.onLocalNode((n) => {
+      this.localNode = n ?? null;
+      this.localObservations++;
+      this.awaitingEcho = false;
+      this.checkOwnMaterial();
+    });
     this.reconciler.start({ backendPeers: adoptedPeers, datapathEntries: adoptedEntries });
     void datapath.attach(this.opts.attachTargets ?? []).catch((err: unknown) => {
       log.error({ err: err instanceof Error ? err.message : String(err) }, 'datapath attach failed');
@@ -213,11 +251,16 @@ export class Agent {
 
   private publish(material: LocalMaterial, backoff: Backoff, generation = this.publishGeneration): void {
     const full = this.fullMaterial(material);
+    this.desiredMaterial = full;
+    this.publishPending = true;
     const distributor = this.container.get(TOKENS.KeyDistributor);
     distributor.publishLocal(full).then(
       () => {
+        if (generation !== this.publishGeneration) return;
         this.published = true;
+        this.publishPending = false;
         this.logger.info({ node: this.opts.config.nodeName, keys: Object.keys(full) }, 'published local key material');
+        this.checkOwnMaterial();
       },
       (err: unknown) => {
         if (this.stopped || generation !== this.publishGeneration) return;
@@ -227,6 +270,70 @@ export class Agent {
         this.publishTimer.unref();
       },
     );
+  }
+
+  /** Keys of the published material that the local Node (as last observed) lacks or has changed. */
+  private missingMaterial(): string[] {
+    const want = this.desiredMaterial;
+    if (!want || this.localNode === undefined) return [];
+    if (this.localNode === null) return Object.keys(want).filter((k) => want[k] !== null);
+    const have = this.localNode.annotations;
+    return Object.keys(want).filter((k) => (want[k] === null ? k in have : have[k] !== want[k]));
+  }
+
+  /**
+   * Level-triggered guard of the agent's own annotations: whenever the local Node is observed
+   * without them (edited, or the API server lost its state and the Node was re-registered), they
+   * are published again, and the restore is logged, counted and shown in status.
+   */
+  private checkOwnMaterial(): void {
+    if (!this.published || this.publishPending || this.stopped || this.rotating || this.restoreInFlight || this.restoreTimer || this.awaitingEcho) return;
+    // A deleted Node cannot be patched; it is restored when it is registered again.
+    if (this.localNode === null || this.localNode === undefined) return;
+    const keys = this.missingMaterial();
+    if (keys.length === 0) return;
+    const full = this.desiredMaterial!;
+    const generation = this.publishGeneration;
+    const seenBefore = this.localObservations;
+    this.restoreInFlight = true;
+    this.container.get(TOKENS.KeyDistributor).publishLocal(full).then(
+      () => {
+        this.restoreInFlight = false;
+        this.restoreBackoff.reset();
+        // The watch may deliver the patch's echo (or a newer edit) before this response: judge
+        // that observation now; otherwise wait for the next one.
+        const observedMeanwhile = this.localObservations !== seenBefore;
+        this.awaitingEcho = !observedMeanwhile;
+        if (observedMeanwhile) queueMicrotask(() => this.checkOwnMaterial());
+        if (generation !== this.publishGeneration) return;
+        this.restoredCount++;
+        this.lastRestored = { at: new Date(), keys };
+        for (const key of keys) this.metrics.localMaterialRestored.inc({ key });
+        this.logger.warn({ node: this.opts.config.nodeName, annotations: keys }, `restored own annotations that were missing or changed on the Node: ${keys.join(', ')}`);
+      },
+      (err: unknown) => {
+        this.restoreInFlight = false;
+        if (this.stopped) return;
+        const delay = this.restoreBackoff.next();
+        this.logger.warn({ annotations: keys, err: err instanceof Error ? err.message : String(err), retryInMs: delay }, 'restoring own annotations failed; retrying');
+        this.restoreTimer = setTimeout(() => {
+          this.restoreTimer = undefined;
+          this.checkOwnMaterial();
+        }, delay);
+        this.restoreTimer.unref();
+      },
+    );
+  }
+
+  private localMaterialStatus(): LocalMaterialStatus {
+    const missing = this.missingMaterial();
+    return {
+      published: this.published,
+      inApi: this.localNode === undefined || !this.desiredMaterial ? undefined : missing.length === 0,
+      missing,
+      restored: this.restoredCount,
+      ...(this.lastRestored ? { lastRestoredAt: this.lastRestored.at.toISOString(), lastRestoredKeys: this.lastRestored.keys } : {}),
+    };
   }
 
   /** True once the local material was published. */
@@ -283,6 +390,7 @@ export class Agent {
       errors,
       backendDetails: bs?.details,
       counters,
+      localMaterial: this.localMaterialStatus(),
     };
   }
 
@@ -371,8 +479,10 @@ export class Agent {
       const log = this.logger.child({ component: 'agent' });
       let publishError: string | null = null;
       try {
-        await this.container.get(TOKENS.KeyDistributor).publishLocal(this.fullMaterial(result.material));
+        this.desiredMaterial = this.fullMaterial(result.material);
+        await this.container.get(TOKENS.KeyDistributor).publishLocal(this.desiredMaterial);
         this.published = true;
+        this.publishPending = false;
       } catch (err) {
         publishError = err instanceof Error ? err.message : String(err);
         this.publish(result.material, new Backoff(200, 30_000), generation);
@@ -401,6 +511,8 @@ export class Agent {
     if (this.stopped) return;
     this.stopped = true;
     if (this.publishTimer) clearTimeout(this.publishTimer);
+    if (this.restoreTimer) clearTimeout(this.restoreTimer);
+    this.unsubscribeLocal?.();
     const c = this.container;
     await c.get(TOKENS.KeyDistributor).close();
     if (this.started) await this.reconciler.stop();

@@ -29,6 +29,7 @@ export class AgentMetrics {
   readonly reconcileErrors: Counter<'stage'>;
   readonly refusedPeers: Counter<'reason'>;
   readonly verdicts: Gauge<'verdict'>;
+  readonly localMaterialRestored: Counter<'key'>;
   /** Read at scrape time: peer counts by state (set by the reconciler). */
   private peerStateSource: (() => ReadonlyMap<string, number>) | undefined;
 
@@ -68,6 +69,12 @@ export class AgentMetrics {
       name: 'veil_refused_peers_total',
       help: 'Peer updates refused because of bad input, by reason',
       labelNames: ['reason'],
+      registers: [registry],
+    });
+    this.localMaterialRestored = new Counter({
+      name: 'veil_local_material_restored_total',
+      help: "Own annotations the agent found missing or changed on its Node and published again, by annotation key",
+      labelNames: ['key'],
       registers: [registry],
     });
     this.verdicts = new Gauge({

@@ -176,6 +176,17 @@ export class Reconciler {
     return new Promise((r) => this.syncWaiters.push(r));
   }
 
+  private readonly localListeners = new Set<(node: ObservedNode | undefined) => void>();
+
+  /**
+   * Calls `listener` with every observation of the local Node (undefined when it is deleted), so
+   * the agent can keep its own published material level-triggered. Returns an unsubscribe function.
+   */
+  onLocalNode(listener: (node: ObservedNode | undefined) => void): () => void {
+    this.localListeners.add(listener);
+    return () => this.localListeners.delete(listener);
+  }
+
   /** Resolves when the work queue is empty and nothing is in progress. */
   idle(): Promise<void> {
     return this.queue.idle();
@@ -249,6 +260,8 @@ export class Reconciler {
   }
 
   private onEvent(ev: DistributorEvent): void {
+    if (ev.type === 'upsert' && ev.node.name === this.config.nodeName) for (const l of this.localListeners) l(ev.node);
+    if (ev.type === 'delete' && ev.name === this.config.nodeName) for (const l of this.localListeners) l(undefined);
     switch (ev.type) {
       case 'upsert': {
         const r = this.record(ev.node.name);
