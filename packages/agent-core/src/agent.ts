@@ -47,6 +47,16 @@ export interface AgentOptions {
   noListeners?: boolean;
   /** Version shown by `GET /v1/agent`; default: @veil/agent-core's package version. */
   version?: string;
+  /**
+   * A peer pending this long with nothing programmed for it (its pods' traffic is not encrypted)
+   * makes the agent not ready. Default 60 s (a joining node publishes its key well within it).
+   */
+  pendingGraceMs?: number;
+}
+
+function names(peers: readonly PeerView[]): string {
+  const shown = peers.slice(0, 5).map((p) => p.name).join(', ');
+  return peers.length > 5 ? `${shown} and ${peers.length - 5} more` : shown;
 }
 
 function packageVersion(): string {
@@ -190,14 +200,38 @@ export class Agent {
     return this.reconcilerInstance;
   }
 
-  /** undefined when ready: initial sync done AND datapath attached. */
+  /**
+   * undefined when ready: initial sync done, datapath attached, own material published and present
+   * in the API, no peer stuck pending with nothing programmed, no refused peer whose traffic is
+   * affected (issue 12: "ready" must mean no pod traffic of ours is silently lost or in clear).
+   */
   notReadyReason(): string | undefined {
     if (!this.started) return 'not started';
     if (this.stopped) return 'stopping';
     const reasons: string[] = [];
     if (!this.reconciler.synced) reasons.push('initial peer sync not complete');
     if (!this.container.get(TOKENS.Datapath).attached) reasons.push('datapath not attached');
+    if (!this.published) reasons.push('own material not published yet');
+    else {
+      const missing = this.missingMaterial();
+      if (missing.length > 0) reasons.push(`own material missing from the API: ${missing.join(', ')}`);
+    }
+    const { stuck, affected } = this.troubledPeers(this.reconciler.peers());
+    if (stuck.length > 0) reasons.push(`peers pending with no encryption for over ${Math.round(this.pendingGraceMs / 1000)}s: ${names(stuck)}`);
+    if (affected.length > 0) reasons.push(`refused peers with affected traffic: ${names(affected)}`);
     return reasons.length === 0 ? undefined : reasons.join('; ');
+  }
+
+  private get pendingGraceMs(): number {
+    return this.opts.pendingGraceMs ?? 60_000;
+  }
+
+  /** Peers whose traffic is affected: stuck pending with nothing programmed, or displaced. */
+  private troubledPeers(peers: readonly PeerView[]): { stuck: PeerView[]; affected: PeerView[] } {
+    const now = Date.now();
+    const stuck = peers.filter((p) => p.state === 'pending' && !p.programmed && p.pendingSince !== undefined && now - Date.parse(p.pendingSince) > this.pendingGraceMs);
+    const affected = peers.filter((p) => p.trafficAffected === true);
+    return { stuck, affected };
   }
 
   get ready(): boolean {
@@ -358,6 +392,16 @@ export class Agent {
     for (const p of peers) {
       if (p.refusal) errors.push(`${p.name}: refused (${p.refusal.reason}) ${p.refusal.field}: ${p.refusal.message}`);
       if (p.lastError) errors.push(`${p.name}: ${p.lastError}`);
+    }
+    if (this.started) {
+      const { stuck, affected } = this.troubledPeers(peers);
+      for (const p of stuck) {
+        const secs = Math.round((Date.now() - Date.parse(p.pendingSince!)) / 1000);
+        errors.push(`${p.name}: pending for ${secs}s (${p.pendingOn ?? 'not ready'}) with nothing programmed: traffic to its pods is not encrypted`);
+      }
+      for (const p of affected) errors.push(`${p.name}: traffic affected: its entry is kept encrypt-ready but the backend has no peer for it (packets to its pods are dropped)`);
+      const missing = this.published ? this.missingMaterial() : [];
+      if (missing.length > 0) errors.push(`own material missing from the API: ${missing.join(', ')} (peers cannot reach this node's pods encrypted)`);
     }
     // Programmed in the kernel but claimed by no node (a removal that did not happen, or adopted
     // state not yet pruned): worth seeing, since such a peer still accepts traffic.

@@ -51,7 +51,7 @@ describe('veil status rendering', () => {
         'Node encryption:   enabled',
         'Datapath:          attached (eth0 [underlay], veilwg0 [tunnel], lxc1234 [pod])',
         'Errors:            2',
-        '  - node-4: refused (duplicate-key) annotations[veil.io/fake-public-key]: value already used by node node-1 (first holder keeps it)',
+        '  - node-4: refused (duplicate-key) annotations[veil.io/fake-public-key]: value already used by node node-1 (the older node keeps it)',
         '  - node-5: refused (malformed-cidr) spec.podCIDRs: "10.0.5.0/33" prefix length exceeds 32',
         '',
       ].join('\n'),
@@ -105,6 +105,24 @@ describe('veil status rendering', () => {
     );
   });
 
+  it('own material missing from the API and peers whose traffic is affected are shown (issue 12)', () => {
+    const st: AgentStatus = {
+      ...status('minimal'),
+      ready: false,
+      notReadyReason: 'own material missing from the API: veil.io/fake-public-key; refused peers with affected traffic: node-2',
+      peers: status('minimal').peers.map((p) => (p.name === 'node-2' ? { ...p, state: 'refused' as const, trafficAffected: true } : p)),
+      localMaterial: { published: true, inApi: false, missing: ['veil.io/fake-public-key'], restored: 2 },
+    };
+    const text = renderStatus(statusView(st, info('minimal')), PLAIN);
+    expect(text).toContain('Ready:             no: own material missing from the API: veil.io/fake-public-key; refused peers with affected traffic: node-2\n');
+    expect(text).toContain('Peers:             1/2 ready (1 refused, 1 with traffic affected)\n');
+    expect(text).toContain('Own material:      missing from the API: veil.io/fake-public-key; restored 2×\n');
+    expect(statusView(st, undefined)).toMatchObject({ ownMaterial: { inApi: false, missing: ['veil.io/fake-public-key'], restored: 2 }, trafficAffected: ['node-2'] });
+    // An agent from before issue 12 (no localMaterial) renders as before.
+    const { localMaterial: _omit, ...old } = status('minimal');
+    expect(statusView(old as AgentStatus, undefined).ownMaterial).toBeNull();
+  });
+
   it('JSON view: stable keys, counts, no private material', () => {
     const v = statusView(status('rich'), info('rich'));
     expect(v).toEqual({
@@ -128,6 +146,8 @@ describe('veil status rendering', () => {
           { ifname: 'lxc1234', ifindex: 17, role: 'pod' },
         ],
       },
+      ownMaterial: { inApi: true, missing: [], restored: 0 },
+      trafficAffected: [],
       errors: status('rich').errors,
     });
     const text = JSON.stringify(v);

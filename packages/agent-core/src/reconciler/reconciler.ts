@@ -69,6 +69,8 @@ export interface PeerView {
    * packets to its pods are dropped until the conflict clears.
    */
   readonly trafficAffected?: boolean;
+  /** When the peer became pending (ISO time); only while `state` is `pending`. */
+  readonly pendingSince?: string;
 }
 
 interface NodeRecord {
@@ -85,6 +87,8 @@ interface NodeRecord {
    */
   stranded: IpcacheEntry | undefined;
   state: PeerState | 'local';
+  /** Date.now() when the state became `pending`. */
+  pendingSince: number | undefined;
   /** `applied` comes from the saved state and was not programmed by this process yet. */
   seeded: boolean;
   /** creationTimestamp (from the latest observation, or the saved state): conflict seniority. */
@@ -245,6 +249,7 @@ export class Reconciler {
         ...(r.pendingOn ? { pendingOn: r.pendingOn } : {}),
         ...(r.lastError ? { lastError: r.lastError } : {}),
         ...(r.stranded && !r.applied ? { trafficAffected: true } : {}),
+        ...(r.state === 'pending' && r.pendingSince !== undefined ? { pendingSince: new Date(r.pendingSince).toISOString() } : {}),
       });
     }
     return out.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
@@ -292,7 +297,7 @@ export class Reconciler {
   private record(name: string): NodeRecord {
     let r = this.records.get(name);
     if (!r) {
-      r = { observed: undefined, accepted: undefined, applied: undefined, stranded: undefined, seeded: false, state: 'pending', createdAt: undefined, refusal: undefined, pendingOn: undefined, lastError: undefined };
+      r = { observed: undefined, accepted: undefined, applied: undefined, stranded: undefined, pendingSince: Date.now(), seeded: false, state: 'pending', createdAt: undefined, refusal: undefined, pendingOn: undefined, lastError: undefined };
       this.records.set(name, r);
       this.count(r.state, +1);
     }
@@ -301,6 +306,7 @@ export class Reconciler {
 
   private setState(r: NodeRecord, state: NodeRecord['state']): void {
     if (r.state === state) return;
+    r.pendingSince = state === 'pending' ? Date.now() : undefined;
     this.count(r.state, -1);
     r.state = state;
     this.count(state, +1);
@@ -660,7 +666,7 @@ export class Reconciler {
         const field = `annotations[${spec.key}]`;
         found.push({
           owner,
-          mine: { reason: 'duplicate-key', field, message: `value already used by node ${owner}, an older node (the older node keeps it)`, conflictsWith: owner },
+          mine: { reason: 'duplicate-key', field, message: `value already used by node ${owner} (the older node keeps it)`, conflictsWith: owner },
           theirs: { reason: 'duplicate-key', field, message: `value also published by node ${peer.name}, an older node (the older node keeps it)`, conflictsWith: peer.name },
         });
       }
