@@ -33,7 +33,7 @@ export {
   type NodeEvent,
   type EventRecorder,
 } from './types/index.js';
-export { VeilAgentError, ConfigError, BackendLoadError, PeerApplyError, type ConfigIssue, type BackendLoadErrorCode } from './errors.js';
+export { VeilAgentError, ConfigError, BackendLoadError, PeerApplyError, StatusSocketError, type ConfigIssue, type BackendLoadErrorCode } from './errors.js';
 export { TOKENS } from './di/tokens.js';
 export { loadBackendModule, backendSpecifier, BUILTIN_BACKENDS } from './di/load-backend.js';
 export { InMemoryCluster, InMemoryKeyDistributor } from './distributor/in-memory.js';
@@ -47,7 +47,7 @@ export { AgentConfigSchema, DEFAULT_CONFIG, parseDuration, type AgentConfig } fr
 export { loadConfig, envName, type ConfigSources } from './config/load.js';
 export { createLogger, REDACTED_FIELDS, type Logger } from './observability/logger.js';
 export { AgentMetrics, PEER_STATES, type PeerState, type RefusalReason } from './observability/metrics.js';
-export { getJsonOverUnixSocket, type StatusRoutes } from './observability/http.js';
+export { HealthMetricsServer, StatusSocketServer, getJsonOverUnixSocket, type HttpLimits, type StatusRoutes } from './observability/http.js';
 export {
   DEFAULT_STATUS_SOCKET,
   STATUS_API,

@@ -218,6 +218,14 @@ describe.each(ciValueFiles().map((f) => [basename(f), f]))('ci/%s', (_name, file
     expect(cfg.logLevel).toBe(values.logLevel);
   });
 
+  it('metrics bind to the node address (status.hostIP) or loopback, never 0.0.0.0 (issue 12)', async () => {
+    const cfg = await agentConfigFrom(out, `${basename(file, '.yaml')}-bind`);
+    expect(cfg.metrics.host).toBe('127.0.0.1');
+    const agent = one(out, 'DaemonSet').spec.template.spec.containers[0];
+    expect(agent.env.find((e: any) => e.name === 'VEIL_METRICS_HOST')?.valueFrom?.fieldRef?.fieldPath).toBe('status.hostIP');
+    expect(one(out, 'ConfigMap').data['config.yaml']).not.toContain('0.0.0.0');
+  });
+
   it('NOTES.txt tells how to check status', () => {
     expect(out.notes).toContain('kubectl -n kube-system exec ds/veil -c agent -- veil status');
     expect(out.notes).not.toMatch(/<no value>|\{\{/);

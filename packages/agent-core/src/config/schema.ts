@@ -77,8 +77,10 @@ export const DEFAULT_CONFIG: AgentConfig = {
   nodeName: '',
   nodeId: 0,
   stateDir: '/var/lib/veil',
-  metrics: { enabled: true, port: 9962, host: '0.0.0.0' },
-  health: { port: 9879, host: '0.0.0.0' },
+  // Loopback unless told otherwise: the agent runs on the host network, where 0.0.0.0 would
+  // expose both to every network the node is on. The chart binds metrics to the node's address.
+  metrics: { enabled: true, port: 9962, host: '127.0.0.1' },
+  health: { port: 9879, host: '127.0.0.1' },
   status: { socketPath: '/var/run/veil/status.sock' },
   logLevel: 'info',
   podVethPatterns: ['lxc*', 'veth*'],
