@@ -126,6 +126,10 @@ export class Agent {
   private readonly startedAt = new Date();
   private started = false;
   private stopped = false;
+  /** `encryption.enabled=false`: no backend, no reconciler, no steering, nothing published. */
+  private disabled = false;
+  /** Disabled mode: earlier material withdrawn from the Node and the datapath cleared. */
+  private disabledSettled = false;
   private unsubscribeSteering: (() => void) | undefined;
   private unsubscribeLocal: (() => void) | undefined;
   /** The full material this agent publishes (annotation → value, null = absent). */
@@ -208,6 +212,7 @@ export class Agent {
   notReadyReason(): string | undefined {
     if (!this.started) return 'not started';
     if (this.stopped) return 'stopping';
+    if (this.disabled) return this.disabledSettled ? undefined : 'encryption disabled: withdrawing published material';
     const reasons: string[] = [];
     if (!this.reconciler.synced) reasons.push('initial peer sync not complete');
     if (!this.container.get(TOKENS.Datapath).attached) reasons.push('datapath not attached');
@@ -252,6 +257,10 @@ export class Agent {
       else this.metricsPort = this.healthPort;
       await this.statusServer.listen(config.status.socketPath);
     }
+    if (!config.encryption.enabled) {
+      await this.startDisabled();
+      return;
+    }
     backend.registerMetrics?.(this.registry);
     const adoptedPeers = await backend.init();
     const adoptedEntries = await datapath.entries();
@@ -275,6 +284,42 @@ export class Agent {
       log.error({ err: err instanceof Error ? err.message : String(err) }, 'datapath attach failed');
     });
     this.publish(backend.localMaterial(), new Backoff(200, 30_000));
+  }
+
+  /**
+   * `encryption.enabled=false` means what the docs say: publishes nothing and steers nothing. The
+   * backend is not initialised (no device, no key), no peer is programmed, the datapath steers
+   * nothing and keeps no encrypt-ready peer, and annotations an earlier enabled run published are
+   * withdrawn so that peers stop encrypting towards this node.
+   */
+  private async startDisabled(): Promise<void> {
+    const log = this.logger.child({ component: 'agent' });
+    const datapath = this.container.get(TOKENS.Datapath);
+    const backend = this.container.get(TOKENS.EncryptionBackend);
+    this.disabled = true;
+    this.started = true;
+    await datapath.setSteering({ kind: 'none' });
+    const res = await datapath.syncPeers([]);
+    if (res.removed.length > 0) log.info({ removed: res.removed }, 'encryption disabled: removed peer entries left by an earlier run');
+    const withdraw: Record<string, null> = { [NODE_ID_ANNOTATION]: null };
+    for (const spec of backend.peerAnnotations) withdraw[spec.key] = null;
+    const backoff = new Backoff(200, 30_000);
+    const attempt = (): void => {
+      this.container.get(TOKENS.KeyDistributor).publishLocal(withdraw).then(
+        () => {
+          this.disabledSettled = true;
+          log.info({ node: this.opts.config.nodeName, annotations: Object.keys(withdraw) }, 'encryption disabled: publishing nothing, steering nothing');
+        },
+        (err: unknown) => {
+          if (this.stopped) return;
+          const delay = backoff.next();
+          log.warn({ err: err instanceof Error ? err.message : String(err), retryInMs: delay }, 'withdrawing published material failed; retrying');
+          this.publishTimer = setTimeout(attempt, delay);
+          this.publishTimer.unref();
+        },
+      );
+    };
+    attempt();
   }
 
   private fullMaterial(material: LocalMaterial): Record<string, string | null> {
@@ -388,12 +433,13 @@ export class Agent {
       errors.push(`backend status: ${err instanceof Error ? err.message : String(err)}`);
     }
     const byName = new Map((bs?.peers ?? []).map((p) => [p.name, p]));
-    const peers = this.started ? this.reconciler.peers() : [];
+    const live = this.started && !this.disabled;
+    const peers = live ? this.reconciler.peers() : [];
     for (const p of peers) {
       if (p.refusal) errors.push(`${p.name}: refused (${p.refusal.reason}) ${p.refusal.field}: ${p.refusal.message}`);
       if (p.lastError) errors.push(`${p.name}: ${p.lastError}`);
     }
-    if (this.started) {
+    if (live) {
       const { stuck, affected } = this.troubledPeers(peers);
       for (const p of stuck) {
         const secs = Math.round((Date.now() - Date.parse(p.pendingSince!)) / 1000);
@@ -405,7 +451,7 @@ export class Agent {
     }
     // Programmed in the kernel but claimed by no node (a removal that did not happen, or adopted
     // state not yet pruned): worth seeing, since such a peer still accepts traffic.
-    if (this.started && this.reconciler.synced) {
+    if (live && this.reconciler.synced) {
       const known = new Set(peers.map((p) => p.name));
       const orphans = (bs?.peers ?? []).map((p) => p.name).filter((n) => !known.has(n));
       if (orphans.length > 0) errors.push(`${BACKEND_ORPHANS}: ${orphans.join(', ')}`);
@@ -425,7 +471,7 @@ export class Agent {
       keyIndex: bs?.keyIndex,
       ready: notReady === undefined,
       notReadyReason: notReady,
-      synced: this.started && this.reconciler.synced,
+      synced: live && this.reconciler.synced,
       datapathAttached: datapath.attached,
       peers: peers.map((p) => {
         const b = byName.get(p.name);
@@ -508,6 +554,7 @@ export class Agent {
     const backend = this.container.get(TOKENS.EncryptionBackend);
     if (!backend.rotateKeys) throw new StatusRouteError(501, 'NOT_IMPLEMENTED', `the ${backend.name} backend does not support key rotation`);
     if (!this.started || this.stopped) throw new StatusRouteError(409, 'NOT_STARTED', 'the agent is not running (not started or stopping)');
+    if (this.disabled) throw new StatusRouteError(409, 'ENCRYPTION_DISABLED', 'encryption is disabled (encryption.enabled=false): there is no node key to rotate');
     if (this.rotating) throw new StatusRouteError(409, 'ROTATION_IN_PROGRESS', 'a key rotation is already in progress');
     this.rotating = true;
     try {
@@ -559,7 +606,7 @@ export class Agent {
     this.unsubscribeLocal?.();
     const c = this.container;
     await c.get(TOKENS.KeyDistributor).close();
-    if (this.started) await this.reconciler.stop();
+    if (this.started && !this.disabled) await this.reconciler.stop();
     await c.get(TOKENS.EventRecorder).flush();
     this.unsubscribeSteering?.();
     await c.get(TOKENS.EncryptionBackend).close();

@@ -29,7 +29,8 @@ export function node(i: number, over: Partial<ObservedNode> & { key?: string | u
 
 /** A config for tests; stateDir is a fresh temporary directory (the agent saves peer state there). */
 export function testConfig(over: Partial<AgentConfig> = {}): AgentConfig {
-  return { ...DEFAULT_CONFIG, nodeName: 'local', stateDir: mkdtempSync(join(tmpdir(), 'veil-test-state-')), ...over };
+  // Encryption on: with it off the agent publishes and steers nothing (see disabled.test.ts).
+  return { ...DEFAULT_CONFIG, encryption: { ...DEFAULT_CONFIG.encryption, enabled: true }, nodeName: 'local', stateDir: mkdtempSync(join(tmpdir(), 'veil-test-state-')), ...over };
 }
 
 /** A logger writing JSON lines into `lines`. */

@@ -64,7 +64,7 @@ describe('veil status rendering', () => {
         'Node:              local',
         'Agent:             0.1.0, up 1h2m (pid 4242)',
         'Ready:             yes',
-        'Encryption:        disabled (wireguard)',
+        'Encryption:        enabled (wireguard)',
         'Backend:           fake, driver in-memory, key index 3',
         'Node key:          sha256:a182833b59f8749d (veil.io/fake-public-key)',
         'Peers:             2/2 ready',
@@ -91,7 +91,7 @@ describe('veil status rendering', () => {
       [
         'Node:              local',
         'Ready:             no: initial peer sync not complete',
-        'Encryption:        disabled (wireguard)',
+        'Encryption:        enabled (wireguard)',
         'Backend:           fake, driver in-memory',
         'Node key:          none published',
         'Peers:             2/2 ready',
