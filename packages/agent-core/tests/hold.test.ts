@@ -106,6 +106,22 @@ for (const makeDriver of [async () => inMemoryDriver(), kubernetesDriver]) {
       await until(() => view(h, 'node-2')?.state === 'active');
     });
 
+    // Defect 1: our own key is ours in our view, however old the node that copies it.
+    it("an older node publishing the local node's key is refused: the local node keeps its own", async () => {
+      d = await makeDriver();
+      d.upsert(node(5));
+      await sleep(1100);
+      d.upsert({ ...node(0), name: 'local' });
+      const h = make();
+      await h.start();
+      await settle(h);
+      d.upsert(node(5, { key: keyFor(0) }));
+      await until(() => view(h, 'node-5')?.state === 'refused', 10_000, 'node-5 refused');
+      expect(view(h, 'node-5')?.refusal).toMatchObject({ reason: 'duplicate-key', conflictsWith: 'local' });
+      // node-5 keeps its last good peer (its own key), the local node keeps its key.
+      expect(h.backend.peers.get('node-5')?.backend[FAKE_KEY_ANNOTATION]).toBe(keyFor(5));
+    });
+
     // Defect 3.
     it('a restart after a refused update keeps exactly the last good peer and entry', async () => {
       d = await makeDriver();
@@ -209,6 +225,19 @@ for (const makeDriver of [async () => inMemoryDriver(), kubernetesDriver]) {
       expect(h.datapath.ipcache.get('node-1')?.podCIDRs).toEqual(['10.0.1.0/24', '10.0.201.0/24']);
       d.delete('node-1');
       await until(() => !h.datapath.ipcache.has('node-1'));
+    });
+
+    it('a node deleted and registered again (same name, new pod CIDRs) is a new node, not a dropped CIDR', async () => {
+      d = await makeDriver();
+      d.upsert(node(1));
+      const h = make();
+      await h.start();
+      await settle(h);
+      await sleep(1100); // a later creationTimestamp
+      d.delete('node-1');
+      d.upsert(node(1, { podCIDRs: ['10.0.101.0/24'] }));
+      await until(() => h.datapath.ipcache.get('node-1')?.podCIDRs[0] === '10.0.101.0/24', 10_000, 'new incarnation programmed');
+      expect(view(h, 'node-1')?.state).toBe('active');
     });
   });
 }

@@ -93,6 +93,8 @@ interface NodeRecord {
   seeded: boolean;
   /** creationTimestamp (from the latest observation, or the saved state): conflict seniority. */
   createdAt: string | undefined;
+  /** creationTimestamp of the incarnation `accepted` belongs to (a recreated Node is a new node). */
+  acceptedCreatedAt: string | undefined;
   refusal: Refusal | undefined;
   pendingOn: string | undefined;
   lastError: string | undefined;
@@ -297,7 +299,7 @@ export class Reconciler {
   private record(name: string): NodeRecord {
     let r = this.records.get(name);
     if (!r) {
-      r = { observed: undefined, accepted: undefined, applied: undefined, stranded: undefined, pendingSince: Date.now(), seeded: false, state: 'pending', createdAt: undefined, refusal: undefined, pendingOn: undefined, lastError: undefined };
+      r = { observed: undefined, accepted: undefined, applied: undefined, stranded: undefined, pendingSince: Date.now(), seeded: false, state: 'pending', createdAt: undefined, acceptedCreatedAt: undefined, refusal: undefined, pendingOn: undefined, lastError: undefined };
       this.records.set(name, r);
       this.count(r.state, +1);
     }
@@ -461,6 +463,7 @@ export class Reconciler {
     this.index(peer, 'add');
     const hadAccepted = r.accepted !== undefined;
     r.accepted = peer;
+    r.acceptedCreatedAt = r.createdAt;
     this.clearRefusal(name, r);
     r.pendingOn = undefined;
     // It may have released a key/ID/CIDR someone else was refused for.
@@ -493,7 +496,9 @@ export class Reconciler {
       if (covering) return { reason: 'cidr-covers-node-ip', field: 'spec.podCIDRs', message: `${covering.text} contains the node's own address ${ip}` };
     }
     const last = r.applied?.peer ?? r.accepted;
-    if (last) {
+    // Deleted and registered again under the same name (seen as one coalesced update): a new node.
+    const reborn = r.observed?.createdAt !== undefined && r.acceptedCreatedAt !== undefined && r.observed.createdAt !== r.acceptedCreatedAt;
+    if (last && !reborn) {
       const now = new Set(peer.podCIDRs.map((c) => c.text));
       const dropped = last.podCIDRs.filter((c) => !now.has(c.text)).map((c) => c.text);
       if (dropped.length > 0) {
@@ -581,6 +586,7 @@ export class Reconciler {
       if (!r.accepted) {
         this.index(n.peer, 'add');
         r.accepted = n.peer;
+        r.acceptedCreatedAt = n.createdAt;
       }
       r.applied = { peer: n.peer, entry: n.entry };
       // The backend learns it on the node's next apply, or at the initial-sync prune if it stays
@@ -724,6 +730,13 @@ export class Reconciler {
           peerLoses: true,
         });
       }
+    }
+    // Our own values are ours in our view: this agent holds the local private key, so a remote
+    // node publishing the local key (or node ID, address) is wrong whatever its age.
+    const local = this.config.nodeName;
+    for (const f of found) {
+      if (f.owner === local) f.peerLoses = true;
+      else if (peer.name === local && f.peerLoses === undefined) f.peerLoses = false;
     }
     const displace: { owner: string; refusal: Refusal }[] = [];
     for (const f of found) if (f.peerLoses === true) return { refusal: f.mine, displace: [] };
