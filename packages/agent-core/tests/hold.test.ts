@@ -122,6 +122,20 @@ for (const makeDriver of [async () => inMemoryDriver(), kubernetesDriver]) {
       expect(h.backend.peers.get('node-5')?.backend[FAKE_KEY_ANNOTATION]).toBe(keyFor(5));
     });
 
+    // Defect 4: "not restored even past the full resync".
+    it('the periodic full resync puts back an ipcache entry the datapath lost', async () => {
+      d = await makeDriver();
+      d.upsert(node(1));
+      d.upsert(node(2));
+      const h = make({ reconciler: { initialRetryMs: 10, maxRetryMs: 100, resyncIntervalMs: 200 } });
+      await h.start();
+      await settle(h);
+      const good = h.datapath.ipcache.get('node-1');
+      h.datapath.ipcache.delete('node-1'); // e.g. overwritten by another node's prefixes, then released
+      await until(() => h.datapath.ipcache.has('node-1'), 5_000, 'entry restored by the resync');
+      expect(h.datapath.ipcache.get('node-1')).toEqual(good);
+    });
+
     // Defect 3.
     it('a restart after a refused update keeps exactly the last good peer and entry', async () => {
       d = await makeDriver();

@@ -102,6 +102,8 @@ interface NodeRecord {
 
 /** Work-queue key of the initial-sync prune (node names cannot contain NUL). */
 const PRUNE_KEY = '\u0000prune';
+/** Work-queue key of the periodic datapath check (after every node of a resync). */
+const RESYNC_KEY = '\u0000resync';
 /** Work-queue key restoring the saved last good state; queued first at start. */
 const SEED_KEY = '\u0000seed';
 
@@ -214,6 +216,7 @@ export class Reconciler {
     if (this.opts.resyncIntervalMs > 0) {
       this.resyncTimer = setInterval(() => {
         for (const name of this.records.keys()) this.queue.add(name);
+        this.queue.add(RESYNC_KEY);
       }, this.opts.resyncIntervalMs);
       this.resyncTimer.unref();
     }
@@ -406,7 +409,7 @@ export class Reconciler {
           this.setState(r, 'error');
         }
         const delay = this.queue.retry(key);
-        this.log.warn({ node: key === PRUNE_KEY ? '(initial-sync prune)' : key === SEED_KEY ? '(saved state)' : key, stage, err: err instanceof Error ? err.message : String(err), retryInMs: delay }, 'peer reconcile failed; will retry');
+        this.log.warn({ node: key === PRUNE_KEY ? '(initial-sync prune)' : key === SEED_KEY ? '(saved state)' : key === RESYNC_KEY ? '(periodic datapath sync)' : key, stage, err: err instanceof Error ? err.message : String(err), retryInMs: delay }, 'peer reconcile failed; will retry');
       } finally {
         this.queue.done(key);
       }
@@ -417,6 +420,7 @@ export class Reconciler {
   private async reconcile(name: string): Promise<void> {
     if (name === PRUNE_KEY) return this.finishInitialSync();
     if (name === SEED_KEY) return this.seedLastGood();
+    if (name === RESYNC_KEY) return this.resyncDatapath();
     const r = this.records.get(name);
     if (!r) return;
     if (r.observed === undefined) {
@@ -555,6 +559,29 @@ export class Reconciler {
     r.lastError = undefined;
     this.setState(r, 'active');
     this.scheduleSave();
+  }
+
+  /**
+   * Level-triggered check of the datapath itself: a node whose values did not change is not
+   * rewritten by its reconcile, so an entry the datapath lost (e.g. prefixes another node briefly
+   * claimed, then released) would stay lost. A diff against everything programmed puts it back.
+   */
+  private async resyncDatapath(): Promise<void> {
+    if (!this.isSynced) return;
+    const desired: IpcacheEntry[] = [];
+    for (const [name, r] of this.records) {
+      if (name === this.config.nodeName || r.observed === undefined) continue;
+      const e = r.applied?.entry ?? r.stranded;
+      if (e) desired.push(e);
+    }
+    let res;
+    try {
+      res = await this.datapath.syncPeers(desired);
+    } catch (err) {
+      throw new PeerApplyError('(resync)', 'datapath', `datapath: periodic sync: ${errMessage(err)}`, { cause: err });
+    }
+    const repaired = [...res.added, ...res.updated, ...res.removed];
+    if (repaired.length > 0) this.log.warn({ added: res.added, updated: res.updated, removed: res.removed }, 'periodic resync repaired datapath entries');
   }
 
   // ---- last good state across restarts ----------------------------------------------------
