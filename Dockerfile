@@ -9,6 +9,10 @@
 #   kubectl -n kube-system exec ds/veil -c agent -- veil status
 # works (`@veil/cli`, packages/cli: its bin `veil` is dist/main.js).
 #
+# The image holds the product only: packages/* and bpf. tools/* (the lab, the API server double,
+# the qemu lane, test helpers, chart checks) are development tools; `veil lab` in the image says
+# so (exit 2).
+#
 # The BPF objects are built with -I/usr/include/x86_64-linux-gnu (bpf/Makefile), so build this
 # image for linux/amd64; arm64 needs that include path made per-arch first.
 
@@ -32,6 +36,7 @@ ENV npm_config_nodedir=/usr/local \
 
 # The whole workspace goes in before npm ci: the lockfile lists every workspace folder and npm ci
 # links them (the addons and BPF objects are built by the nx step below, not by install scripts).
+# tools/ is needed for that here, in the builder only; nothing of it reaches the final stage.
 COPY package.json package-lock.json nx.json tsconfig.base.json vitest.base.ts ./
 COPY packages/ packages/
 COPY bpf/ bpf/
@@ -43,16 +48,21 @@ RUN npx nx run-many -t build --outputStyle=static
 # Drop devDependencies (TypeScript, Nx, vitest, test helpers); built output stays.
 RUN npm prune --omit=dev --no-audit --no-fund --loglevel=error
 
-# Assemble what runs: manifests, production node_modules, each workspace's dist/, its compiled
-# N-API addons (build/Release/*.node) and the BPF objects (bpf/obj). tools/* come along because
-# the CLI depends on some of them (the lab); node_modules links every workspace by relative
-# path, so the layout under /opt/veil mirrors the repository. Sources, tests, benches and
-# node-gyp's intermediate objects stay behind.
+# Assemble what runs: manifests, production node_modules, and for each product workspace
+# (packages/*, bpf) its dist/, its compiled N-API addons (build/Release/*.node) and the BPF
+# objects (bpf/obj). node_modules links every workspace by relative path, so the layout under
+# /opt/veil mirrors the repository. tools/* are not copied (no product package depends on one),
+# and their links are removed rather than left dangling: the CLI registers `veil lab` from
+# @veil/lab only when that resolves; bins that pointed into them (veil-kernel-lane) are dropped
+# once /out is complete. Sources, tests, benches and node-gyp's intermediate objects stay behind.
 RUN set -eu; \
     mkdir -p /out; \
     cp package.json package-lock.json /out/; \
     cp -a node_modules /out/; \
-    for d in packages/* bpf tools/*; do \
+    find /out/node_modules -maxdepth 2 -type l | while read -r l; do \
+      case "$(readlink "$l")" in ../tools/*|../../tools/*) rm "$l" ;; esac; \
+    done; \
+    for d in packages/* bpf; do \
       if [ ! -f "$d/package.json" ]; then continue; fi; \
       mkdir -p "/out/$d"; \
       cp "$d/package.json" "/out/$d/"; \
@@ -62,6 +72,7 @@ RUN set -eu; \
       fi; \
       if [ -d "$d/obj" ]; then cp -a "$d/obj" "/out/$d/"; fi; \
     done; \
+    if [ -d /out/node_modules/.bin ]; then find /out/node_modules/.bin -xtype l -delete; fi; \
     find /out -name '*.tsbuildinfo' -delete
 
 # ---------------------------------------------------------------------------------------------

@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /* Veil: the maps every program shares, with their exact byte layouts.
- * src/layouts.ts mirrors these structs field for field; keep the two in step. */
+ * src/layouts.ts mirrors these structs field for field (one descriptor per struct, padding
+ * included); tests/btf-layouts.test.ts reads the built objects' BTF and names every member whose
+ * offset or size differs, so a change here fails until the descriptor follows. */
 #ifndef __VEIL_MAPS_H_
 #define __VEIL_MAPS_H_
 

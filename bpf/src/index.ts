@@ -14,10 +14,12 @@ export {
   type Backend,
   ConfigFlag,
   type Counter,
+  counterLayout,
   counterValue,
   DEFAULT_CONFIG,
   type DatapathConfig,
   datapathConfig,
+  datapathConfigLayout,
   FAMILY_IPV4,
   FAMILY_IPV6,
   formatCidr,
@@ -26,14 +28,19 @@ export {
   type IpcacheKey,
   type IpcacheKeyInput,
   ipcacheKey,
+  ipcacheKeyLayout,
   type IpcacheValue,
   type IpcacheValueInput,
   ipcacheValue,
+  ipcacheValueLayout,
   PREFIX_BASE,
+  STRUCT_LAYOUTS,
   strictCidrValue,
 } from './layouts.js';
+export { type IpPrefix, ipv4, ipv6, lpmIPv4, lpmIPv6, parsePrefix } from './ip-codecs.js';
 export { decodeIpsecMark, IPSEC_MARK_ENCRYPT, IPSEC_MARK_MASK, type IpsecMarkFields, ipsecMark } from './mark.js';
-export { type TraceKind, type TraceRecord, traceValue } from './trace.js';
+export { type TraceKind, type TraceRecord, traceLayout, traceValue } from './trace.js';
+export { type FieldLayout, fieldAt, type StructLayout, StructLayoutError, structLayout } from './struct-layout.js';
 export {
   type CounterRecord,
   Datapath,

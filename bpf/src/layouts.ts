@@ -1,5 +1,8 @@
-import { isIPv4, isIPv6 } from 'node:net';
-import { ArgumentError, type Codec, ipv4, ipv6, parsePrefix, struct, u16, u32, u64 } from 'libbpf-ts';
+import { type IpPrefix, formatIPv4, formatIPv6, maskInPlace, parseIPv4Into, parseIPv6Into, tryParseIp } from '@veil/ip';
+import { ArgumentError, type Codec, struct, u16, u32, u64 } from 'libbpf-ts';
+import { parsePrefixBytes } from './ip-codecs.js';
+import { fieldAt, type StructLayout, structLayout } from './struct-layout.js';
+import { traceLayout } from './trace.js';
 
 // ---------------------------------------------------------------------------------------------
 // ipcache / strict_cidrs key
@@ -34,26 +37,34 @@ export type IpcacheKeyInput = string | { addr: string; prefixLen: number };
  *   __u8  addr[16];          // 8: network order; IPv4 in addr[0..3], rest zero
  * };
  * ```
- * Encoding accepts CIDR strings of either family and zeroes host bits (canonical keys).
+ * The descriptor below is what the codec writes by; tests/btf-layouts.test.ts checks it against
+ * the compiled object's BTF.
  */
+export const ipcacheKeyLayout: StructLayout<'prefixlen' | 'family' | 'pad' | 'addr'> = structLayout('ipcache_key', 24, {
+  prefixlen: [0, 4],
+  family: [4, 1],
+  pad: [5, 3],
+  addr: [8, 16],
+});
+const K = ipcacheKeyLayout.fields;
+
+/** The ipcache / strict_cidrs key. Encoding accepts CIDR strings of either family and zeroes host bits (canonical keys). */
 export const ipcacheKey: Codec<IpcacheKey, IpcacheKeyInput> = {
-  size: 24,
+  size: ipcacheKeyLayout.size,
   encode(v, buf, off) {
-    const p = typeof v === 'string' ? parsePrefix(v, undefined, 'key') : checkPrefixObject(v);
-    const family = isIPv4(p.addr) ? FAMILY_IPV4 : FAMILY_IPV6;
-    buf.fill(0, off, off + 24);
-    buf.writeUInt32LE(PREFIX_BASE + p.prefixLen, off);
-    buf[off + 4] = family;
-    if (family === FAMILY_IPV4) ipv4.encode(p.addr, buf, off + 8);
-    else ipv6.encode(p.addr, buf, off + 8);
-    maskHostBits(buf, off + 8, family === FAMILY_IPV4 ? 4 : 16, p.prefixLen);
+    const p = typeof v === 'string' ? parsePrefixBytes(v, undefined, 'key') : checkPrefixObject(v);
+    buf.fill(0, off, off + ipcacheKeyLayout.size);
+    buf.writeUInt32LE(PREFIX_BASE + p.prefixLen, off + K.prefixlen.offset);
+    buf[off + K.family.offset] = p.family === 4 ? FAMILY_IPV4 : FAMILY_IPV6;
+    buf.set(p.bytes, off + K.addr.offset);
+    maskInPlace(buf, p.prefixLen, off + K.addr.offset, p.bytes.length);
   },
   decode(buf, off) {
-    const family = buf[off + 4] === FAMILY_IPV6 ? 6 : 4;
+    const family = buf[off + K.family.offset] === FAMILY_IPV6 ? 6 : 4;
     return {
       family,
-      addr: family === 4 ? ipv4.decode(buf, off + 8) : ipv6.decode(buf, off + 8),
-      prefixLen: buf.readUInt32LE(off) - PREFIX_BASE,
+      addr: family === 4 ? formatIPv4(buf, off + K.addr.offset) : formatIPv6(buf, off + K.addr.offset),
+      prefixLen: buf.readUInt32LE(off + K.prefixlen.offset) - PREFIX_BASE,
     };
   },
 };
@@ -63,21 +74,15 @@ export function formatCidr(k: IpcacheKey): string {
   return `${k.addr}/${k.prefixLen}`;
 }
 
-function checkPrefixObject(v: { addr: string; prefixLen: number }): { addr: string; prefixLen: number } {
+function checkPrefixObject(v: { addr: string; prefixLen: number }): IpPrefix {
   if (v === null || typeof v !== 'object') throw new ArgumentError('key', 'needs a CIDR string or {addr, prefixLen}');
-  const bits = isIPv4(v.addr) ? 32 : isIPv6(v.addr) ? 128 : undefined;
-  if (bits === undefined) throw new ArgumentError('key.addr', `'${String(v.addr)}' is not an IP address`);
+  const ip = typeof v.addr === 'string' ? tryParseIp(v.addr) : undefined;
+  if (ip === undefined) throw new ArgumentError('key.addr', `'${String(v.addr)}' is not an IP address`);
+  const bits = ip.family === 4 ? 32 : 128;
   if (!Number.isInteger(v.prefixLen) || v.prefixLen < 0 || v.prefixLen > bits) {
     throw new ArgumentError('key.prefixLen', `needs an integer in [0, ${bits}], got ${String(v.prefixLen)}`);
   }
-  return v;
-}
-
-function maskHostBits(buf: Buffer, off: number, len: number, prefixLen: number): void {
-  for (let i = 0; i < len; i++) {
-    const keep = Math.max(0, Math.min(8, prefixLen - i * 8));
-    buf[off + i] = (buf[off + i] as number) & ((0xff00 >> keep) & 0xff);
-  }
+  return { ...ip, prefixLen: v.prefixLen };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -137,8 +142,16 @@ export interface IpcacheValueInput {
  * };
  * ```
  */
+export const ipcacheValueLayout: StructLayout<'node_ip' | 'ifindex' | 'node_id' | 'flags' | 'key_index'> = structLayout(
+  'ipcache_value',
+  24,
+  { node_ip: [0, 16], ifindex: [16, 4], node_id: [20, 2], flags: [22, 1], key_index: [23, 1] },
+);
+const V = ipcacheValueLayout.fields;
+
+/** The ipcache value; flags are derived from the booleans and from the node address family. */
 export const ipcacheValue: Codec<IpcacheValue, IpcacheValueInput> = {
-  size: 24,
+  size: ipcacheValueLayout.size,
   encode(v, buf, off) {
     if (v === null || typeof v !== 'object') throw new ArgumentError('value', 'needs an object');
     if (v.local && v.remote) throw new ArgumentError('value.local', 'an entry is LOCAL or REMOTE, not both');
@@ -159,32 +172,36 @@ export const ipcacheValue: Codec<IpcacheValue, IpcacheValueInput> = {
       (v.remote ? IpcacheFlag.REMOTE : 0) |
       (v.encryptReady ? IpcacheFlag.ENCRYPT_READY : 0) |
       (v.isNode ? IpcacheFlag.IS_NODE : 0);
-    buf.fill(0, off, off + 24);
+    buf.fill(0, off, off + ipcacheValueLayout.size);
+    const ipOff = off + V.node_ip.offset;
     if (v.nodeIp !== undefined) {
-      if (isIPv4(v.nodeIp)) ipv4.encode(v.nodeIp, buf, off);
-      else if (isIPv6(v.nodeIp)) {
-        ipv6.encode(v.nodeIp, buf, off);
+      // Parsed straight into node_ip[16] (zeroed above): IPv4 fills the first 4 bytes.
+      const text: unknown = v.nodeIp;
+      if (typeof text !== 'string') throw new ArgumentError('value.nodeIp', `'${String(text)}' is not an IP address`);
+      if (!parseIPv4Into(text, buf, ipOff)) {
+        if (!parseIPv6Into(text, buf, ipOff)) throw new ArgumentError('value.nodeIp', `'${text}' is not an IP address`);
         flags |= IpcacheFlag.NODE_IP_V6;
-      } else throw new ArgumentError('value.nodeIp', `'${String(v.nodeIp)}' is not an IP address`);
+      }
     }
-    buf.writeUInt32LE(ifindex, off + 16);
-    buf.writeUInt16LE(nodeId, off + 20);
-    buf[off + 22] = flags;
-    buf[off + 23] = keyIndex;
+    buf.writeUInt32LE(ifindex, off + V.ifindex.offset);
+    buf.writeUInt16LE(nodeId, off + V.node_id.offset);
+    buf[off + V.flags.offset] = flags;
+    buf[off + V.key_index.offset] = keyIndex;
   },
   decode(buf, off) {
-    const flags = buf[off + 22] as number;
+    const flags = buf[off + V.flags.offset] as number;
     const v6 = (flags & IpcacheFlag.NODE_IP_V6) !== 0;
-    const ipBytes = buf.subarray(off, off + (v6 ? 16 : 4));
+    const ipOff = off + V.node_ip.offset;
+    const ipBytes = buf.subarray(ipOff, ipOff + (v6 ? 16 : 4));
     return {
       local: (flags & IpcacheFlag.LOCAL) !== 0,
       remote: (flags & IpcacheFlag.REMOTE) !== 0,
       encryptReady: (flags & IpcacheFlag.ENCRYPT_READY) !== 0,
       isNode: (flags & IpcacheFlag.IS_NODE) !== 0,
-      nodeIp: ipBytes.every((b) => b === 0) ? undefined : v6 ? ipv6.decode(buf, off) : ipv4.decode(buf, off),
-      ifindex: buf.readUInt32LE(off + 16),
-      nodeId: buf.readUInt16LE(off + 20),
-      keyIndex: buf[off + 23] as number,
+      nodeIp: ipBytes.every((b) => b === 0) ? undefined : v6 ? formatIPv6(buf, ipOff) : formatIPv4(buf, ipOff),
+      ifindex: buf.readUInt32LE(off + V.ifindex.offset),
+      nodeId: buf.readUInt16LE(off + V.node_id.offset),
+      keyIndex: buf[off + V.key_index.offset] as number,
     };
   },
 };
@@ -249,16 +266,6 @@ export const DEFAULT_CONFIG: Readonly<DatapathConfig> = Object.freeze({
   wgPort: 0,
 });
 
-const rawConfig = struct(28, {
-  backend: [0, u32],
-  wgIfindex: [4, u32],
-  flags: [8, u32],
-  mtu: [12, u32],
-  encryptMark: [16, u32],
-  encryptMarkMask: [20, u32],
-  wgPort: [24, u16],
-});
-
 /**
  * ```c
  * struct veil_config {        // 28 bytes, config[0]
@@ -273,8 +280,33 @@ const rawConfig = struct(28, {
  * };
  * ```
  */
+export const datapathConfigLayout: StructLayout<
+  'backend' | 'wg_ifindex' | 'flags' | 'mtu' | 'encrypt_mark' | 'encrypt_mark_mask' | 'wg_port' | 'pad'
+> = structLayout('veil_config', 28, {
+  backend: [0, 4],
+  wg_ifindex: [4, 4],
+  flags: [8, 4],
+  mtu: [12, 4],
+  encrypt_mark: [16, 4],
+  encrypt_mark_mask: [20, 4],
+  wg_port: [24, 2],
+  pad: [26, 2],
+});
+
+// pad is not a codec field: struct() zero-fills the whole value before writing the others.
+const rawConfig = struct(datapathConfigLayout.size, {
+  backend: fieldAt(datapathConfigLayout, 'backend', u32),
+  wgIfindex: fieldAt(datapathConfigLayout, 'wg_ifindex', u32),
+  flags: fieldAt(datapathConfigLayout, 'flags', u32),
+  mtu: fieldAt(datapathConfigLayout, 'mtu', u32),
+  encryptMark: fieldAt(datapathConfigLayout, 'encrypt_mark', u32),
+  encryptMarkMask: fieldAt(datapathConfigLayout, 'encrypt_mark_mask', u32),
+  wgPort: fieldAt(datapathConfigLayout, 'wg_port', u16),
+});
+
+/** The `config` map value (struct veil_config above). */
 export const datapathConfig: Codec<DatapathConfig> = {
-  size: 28,
+  size: datapathConfigLayout.size,
   encode(v, buf, off) {
     if (v === null || typeof v !== 'object') throw new ArgumentError('config', 'needs an object');
     const backend = BACKENDS.indexOf(v.backend);
@@ -338,7 +370,29 @@ export interface Counter {
  * };
  * ```
  */
-export const counterValue: Codec<Counter, Counter> = struct(16, { packets: [0, u64], bytes: [8, u64] });
+export const counterLayout: StructLayout<'packets' | 'bytes'> = structLayout('veil_counter', 16, {
+  packets: [0, 8],
+  bytes: [8, 8],
+});
+
+/** One counters slot on one CPU (struct veil_counter). */
+export const counterValue: Codec<Counter, Counter> = struct(counterLayout.size, {
+  packets: fieldAt(counterLayout, 'packets', u64),
+  bytes: fieldAt(counterLayout, 'bytes', u64),
+});
 
 /** counters / config key: __u32 index. */
 export const indexKey: Codec<number> = u32;
+
+/**
+ * Every C struct the codecs mirror, as descriptors. tests/btf-layouts.test.ts compares each with
+ * the compiled objects' BTF; a new codec over a C struct adds its descriptor here.
+ * (`veil_trace` exists only in obj/veil_trace.bpf.o.)
+ */
+export const STRUCT_LAYOUTS: readonly StructLayout[] = [
+  ipcacheKeyLayout,
+  ipcacheValueLayout,
+  datapathConfigLayout,
+  counterLayout,
+  traceLayout,
+];

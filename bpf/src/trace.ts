@@ -1,5 +1,6 @@
 import { type Codec, i32, struct, u32, u64 } from 'libbpf-ts';
 import { REASONS, type ReasonName, reasonName } from './reasons.js';
+import { fieldAt, type StructLayout, structLayout } from './struct-layout.js';
 
 /** How a traced decision left the program (VEIL_TRACE_*). */
 export type TraceKind = 'none' | 'redirect' | 'redirect-neigh';
@@ -21,16 +22,6 @@ export interface TraceRecord {
   mark: number;
 }
 
-const raw = struct(32, {
-  seq: [0, u64],
-  reason: [8, u32],
-  verdict: [12, i32],
-  kind: [16, u32],
-  ifindex: [20, u32],
-  redirectFlags: [24, u32],
-  mark: [28, u32],
-});
-
 /**
  * ```c
  * struct veil_trace {         // 32 bytes, trace[0] per CPU (ENABLE_TRACE builds only)
@@ -43,9 +34,32 @@ const raw = struct(32, {
  *   __u32 mark;               // 28
  * };
  * ```
+ * Only obj/veil_trace.bpf.o carries this struct in its BTF.
  */
+export const traceLayout: StructLayout<'seq' | 'reason' | 'verdict' | 'kind' | 'ifindex' | 'redirect_flags' | 'mark'> =
+  structLayout('veil_trace', 32, {
+    seq: [0, 8],
+    reason: [8, 4],
+    verdict: [12, 4],
+    kind: [16, 4],
+    ifindex: [20, 4],
+    redirect_flags: [24, 4],
+    mark: [28, 4],
+  });
+
+const raw = struct(traceLayout.size, {
+  seq: fieldAt(traceLayout, 'seq', u64),
+  reason: fieldAt(traceLayout, 'reason', u32),
+  verdict: fieldAt(traceLayout, 'verdict', i32),
+  kind: fieldAt(traceLayout, 'kind', u32),
+  ifindex: fieldAt(traceLayout, 'ifindex', u32),
+  redirectFlags: fieldAt(traceLayout, 'redirect_flags', u32),
+  mark: fieldAt(traceLayout, 'mark', u32),
+});
+
+/** The `trace` map value (struct veil_trace above). */
 export const traceValue: Codec<TraceRecord> = {
-  size: 32,
+  size: traceLayout.size,
   encode(v, buf, off) {
     raw.encode(
       {

@@ -1,13 +1,24 @@
-// Sums the vitest JSON reports of every project into one closing line: "N passed, N failed, N skipped".
+// Sums the static checks (test-results/checks.json, written by checks.sh: one entry per check) and the
+// vitest JSON reports of every project into one closing line: "N passed, N failed, N skipped".
 import { readFileSync, readdirSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 
-const roots = ['packages', 'tools'].flatMap((d) =>
-  existsSync(d) ? readdirSync(d).map((p) => join(d, p)) : [],
-);
+const roots = ['packages', 'tools'].flatMap((d) => (existsSync(d) ? readdirSync(d).map((p) => join(d, p)) : []));
 roots.push('bpf');
-let passed = 0, failed = 0, skipped = 0;
+let passed = 0,
+  failed = 0,
+  skipped = 0;
 const failures = [];
+const checksFile = join('test-results', 'checks.json');
+if (existsSync(checksFile)) {
+  for (const c of JSON.parse(readFileSync(checksFile, 'utf8'))) {
+    if (c.status === 'passed') passed += 1;
+    else {
+      failed += 1;
+      failures.push(`check ${c.name} (npm run ${c.name})`);
+    }
+  }
+}
 for (const root of roots) {
   const dir = join(root, 'test-results');
   if (!existsSync(dir)) continue;

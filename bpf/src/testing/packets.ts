@@ -1,5 +1,4 @@
-import { isIPv4, isIPv6 } from 'node:net';
-import { ipv4, ipv6 } from 'libbpf-ts';
+import { formatIPv4, formatIPv6, ipFamily, tryParseIp } from '@veil/ip';
 
 /**
  * A small packet builder and decoder for Program.run suites, benchmarks and the demo:
@@ -25,17 +24,9 @@ export function internetChecksum(buf: Buffer, seed = 0): number {
 }
 
 function addrBytes(a: string): Buffer {
-  if (isIPv4(a)) {
-    const b = Buffer.alloc(4);
-    ipv4.encode(a, b, 0);
-    return b;
-  }
-  if (isIPv6(a)) {
-    const b = Buffer.alloc(16);
-    ipv6.encode(a, b, 0);
-    return b;
-  }
-  throw new Error(`not an IP address: ${a}`);
+  const ip = tryParseIp(a);
+  if (!ip) throw new Error(`not an IP address: ${a}`);
+  return ip.bytes;
 }
 
 function macBytes(mac: string): Buffer {
@@ -80,7 +71,7 @@ export interface IpOptions {
 
 /** An IPv4 or IPv6 packet (family from the addresses) carrying `payload` as is. */
 export function ipPacket(o: IpOptions): Buffer {
-  if (isIPv4(o.src) && isIPv4(o.dst)) {
+  if (ipFamily(o.src) === 4 && ipFamily(o.dst) === 4) {
     const h = Buffer.alloc(20);
     h[0] = 0x45;
     h.writeUInt16BE(20 + o.payload.length, 2);
@@ -93,7 +84,7 @@ export function ipPacket(o: IpOptions): Buffer {
     h.writeUInt16BE(internetChecksum(h), 10);
     return Buffer.concat([h, o.payload]);
   }
-  if (isIPv6(o.src) && isIPv6(o.dst)) {
+  if (ipFamily(o.src) === 6 && ipFamily(o.dst) === 6) {
     const h = Buffer.alloc(40);
     h.writeUInt32BE(0x60000000, 0);
     h.writeUInt16BE(o.payload.length, 4);
@@ -155,7 +146,7 @@ export function tcpPacket(o: L4Options): Buffer {
 export function icmpEcho(o: { src: string; dst: string; id?: number; seq?: number; payload?: Buffer | number; df?: boolean }): Buffer {
   const data = payloadOf(o.payload);
   const m = Buffer.alloc(8 + data.length);
-  const v6 = isIPv6(o.src);
+  const v6 = ipFamily(o.src) === 6;
   m[0] = v6 ? 128 : 8;
   m.writeUInt16BE(o.id ?? 0x4242, 4);
   m.writeUInt16BE(o.seq ?? 1, 6);
@@ -226,8 +217,8 @@ export function decodeIcmpError(frame: Buffer, l3Offset = 14): IcmpError {
       family: 4,
       ethDst: formatMac(eth.subarray(0, 6)),
       ethSrc: formatMac(eth.subarray(6, 12)),
-      src: ipv4.decode(ip, 12),
-      dst: ipv4.decode(ip, 16),
+      src: formatIPv4(ip, 12),
+      dst: formatIPv4(ip, 16),
       type: icmp[0] as number,
       code: icmp[1] as number,
       mtu: icmp.readUInt16BE(6),
@@ -240,8 +231,8 @@ export function decodeIcmpError(frame: Buffer, l3Offset = 14): IcmpError {
   if (version === 6) {
     if (ip[6] !== IPPROTO.ICMPV6) throw new Error(`not ICMPv6 (next header ${String(ip[6])})`);
     const icmp = ip.subarray(40);
-    const src = ipv6.decode(ip, 8);
-    const dst = ipv6.decode(ip, 24);
+    const src = formatIPv6(ip, 8);
+    const dst = formatIPv6(ip, 24);
     return {
       family: 6,
       ethDst: formatMac(eth.subarray(0, 6)),

@@ -59,8 +59,8 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end -}}
 
 {{/*
-The agent's config file, in the agent's own schema (packages/agent-core/src/config/schema.ts,
-strict: unknown keys are errors). Strings go through toJson, which yields valid, safely quoted
+The agent's config file, in the agent's own schema (core's keys: packages/agent-core/src/config/schema.ts;
+each backend section: that backend's `config` export; strict: unknown keys are errors). Strings go through toJson, which yields valid, safely quoted
 YAML scalars. nodeName is NOT here: it comes from the VEIL_NODE_NAME env (downward API).
 */}}
 {{- define "veil.agentConfig" -}}
@@ -72,15 +72,16 @@ encryption:
     enabled: {{ .Values.encryption.strictMode.enabled }}
     cidrs: {{ .Values.encryption.strictMode.cidrs | toJson }}
     allowRemoteNodeIdentities: {{ .Values.encryption.strictMode.allowRemoteNodeIdentities }}
-  wireguard:
-    port: {{ .Values.encryption.wireguard.port }}
-    userspaceFallback: {{ .Values.encryption.wireguard.userspaceFallback }}
-    persistentKeepalive: {{ .Values.encryption.wireguard.persistentKeepalive }}
-    mtu: {{ .Values.encryption.wireguard.mtu }}
-  ipsec:
-    secretName: {{ .Values.encryption.ipsec.secretName | toJson }}
-    keyFile: {{ .Values.encryption.ipsec.keyFile | toJson }}
-    keyRotationDuration: {{ .Values.encryption.ipsec.keyRotationDuration | toJson }}
+  {{- /* Every backend section (wireguard, ipsec, a contributor's) goes through unchanged: the
+  backend that owns it validates it in the agent, naming bad keys by their full path. */}}
+  {{- range $section, $values := .Values.encryption }}
+  {{- if kindIs "map" $values }}
+  {{- if ne $section "strictMode" }}
+  {{ $section }}:
+    {{- toYaml $values | nindent 4 }}
+  {{- end }}
+  {{- end }}
+  {{- end }}
 stateDir: {{ .Values.stateDir | toJson }}
 podVethPatterns: {{ .Values.podVethPatterns | toJson }}
 metrics:

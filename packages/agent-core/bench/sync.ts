@@ -16,7 +16,8 @@ import 'reflect-metadata';
 import { Container } from 'inversify';
 import { Writable } from 'node:stream';
 import { Registry } from 'prom-client';
-import { AgentMetrics, DEFAULT_CONFIG, KubernetesKeyDistributor, Reconciler, TOKENS, createLogger } from '../src/index.js';
+import { DEFAULT_CONFIG, KubernetesKeyDistributor, Reconciler, TOKENS, createLogger } from '../src/index.js';
+import { AgentMetrics } from '../src/observability/metrics.js';
 import { FAKE_KEY_ANNOTATION, FakeBackend, FakeDatapath, RecordingEventRecorder } from '../src/fake/index.js';
 
 const self = fileURLToPath(import.meta.url);
@@ -111,10 +112,10 @@ function request<T>(child: ChildProcess, msg: object, reply: string): Promise<T>
   });
 }
 
-function startChild(mode: string, extra: string[] = [], execArgv: string[] = process.execArgv): { child: ChildProcess; ready: Promise<{ options: Parameters<KubeConfig['loadFromOptions']>[0] }> } {
+function startChild(mode: string, extra: string[] = [], execArgv: string[] = process.execArgv): { child: ChildProcess; ready: Promise<{ options: Record<string, unknown> }> } {
   const child = fork(self, [mode, ...extra], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv });
-  const ready = new Promise<{ options: Parameters<KubeConfig['loadFromOptions']>[0] }>((resolve) => {
-    child.once('message', (m: { options: Parameters<KubeConfig['loadFromOptions']>[0] }) => resolve(m));
+  const ready = new Promise<{ options: Record<string, unknown> }>((resolve) => {
+    child.once('message', (m: { options: Record<string, unknown> }) => resolve(m));
   });
   return { child, ready };
 }

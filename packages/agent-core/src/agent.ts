@@ -4,9 +4,10 @@ import { join } from 'node:path';
 import { Container, type ContainerModule } from 'inversify';
 import { Registry } from 'prom-client';
 import type { AgentConfig } from './config/schema.js';
-import { loadBackendModule } from './di/load-backend.js';
+import { backendSection } from './config/backend.js';
+import { loadBackend } from './di/load-backend.js';
 import { TOKENS } from './di/tokens.js';
-import { VeilAgentError } from './errors.js';
+import { errorMessage, VeilAgentError } from './errors.js';
 import { HealthMetricsServer, StatusSocketServer } from './observability/http.js';
 import { createLogger, type Logger } from './observability/logger.js';
 import {
@@ -81,7 +82,14 @@ export interface AgentStatus {
   synced: boolean;
   datapathAttached: boolean;
   peers: (PeerView & { backend?: { detail?: string; keyIndex?: number; stats?: Readonly<Record<string, number | string>> } })[];
+  /** Human-readable problems, one line each (`veil status` lists them). */
   errors: string[];
+  /**
+   * Peers the backend has programmed that no node claims (a removal that did not happen, or
+   * adopted state not yet pruned), by name; only once the reconciler is synced. Also one line in
+   * `errors` (prefixed {@link BACKEND_ORPHANS}). Tools check this field, not the text.
+   */
+  orphanPeers: string[];
   backendDetails: Readonly<Record<string, unknown>> | undefined;
   counters: Record<string, string>;
   /** This node's own published material as the API shows it (kept level-triggered). */
@@ -102,8 +110,8 @@ export interface LocalMaterialStatus {
   lastRestoredKeys?: string[];
 }
 
-/** Prefix of the status error naming backend peers no node claims. */
-export const BACKEND_ORPHANS = 'backend peers no node claims';
+/** Prefix of the status error naming backend peers no node claims (see `AgentStatus.orphanPeers`). */
+const BACKEND_ORPHANS = 'backend peers no node claims';
 
 /**
  * The agent: composes backend, key distributor, datapath, reconciler and observability from an
@@ -119,6 +127,7 @@ export class Agent {
   private readonly statusServer: StatusSocketServer;
   private reconcilerInstance: Reconciler | undefined;
   private publishTimer: NodeJS.Timeout | undefined;
+  /** The local material was published at least once (readiness and the own-material guard need it). */
   private published = false;
   /** Bumped by every key rotation: retries of older material stop. */
   private publishGeneration = 0;
@@ -191,7 +200,14 @@ export class Agent {
       })
       .inSingletonScope();
     await container.loadAsync(...opts.platformModules);
-    await container.loadAsync(opts.backendModule ?? (await loadBackendModule(opts.config.encryption.type)));
+    let backendModule = opts.backendModule;
+    if (!backendModule) {
+      const loaded = await loadBackend(opts.config.encryption.type);
+      // A bad backend section fails here, naming its keys, before anything touches the kernel.
+      if (loaded.config) backendSection(opts.config, loaded.config);
+      backendModule = loaded.module;
+    }
+    await container.loadAsync(backendModule);
     for (const token of [TOKENS.EncryptionBackend, TOKENS.KeyDistributor, TOKENS.Datapath, TOKENS.EventRecorder]) {
       if (!container.isBound(token)) throw new VeilAgentError(`nothing is bound to ${String(token)}: the platform or backend module is incomplete`);
     }
@@ -269,7 +285,7 @@ export class Agent {
     this.unsubscribeSteering = backend.onSteeringChange?.((steering) => {
       datapath.setSteering(steering).then(
         () => log.info({ steering }, 'datapath steering updated'),
-        (err: unknown) => log.error({ err: err instanceof Error ? err.message : String(err) }, 'updating datapath steering failed'),
+        (err: unknown) => log.error({ err: errorMessage(err) }, 'updating datapath steering failed'),
       );
     });
     this.started = true;
@@ -281,7 +297,7 @@ export class Agent {
     });
     this.reconciler.start({ backendPeers: adoptedPeers, datapathEntries: adoptedEntries });
     void datapath.attach(this.opts.attachTargets ?? []).catch((err: unknown) => {
-      log.error({ err: err instanceof Error ? err.message : String(err) }, 'datapath attach failed');
+      log.error({ err: errorMessage(err) }, 'datapath attach failed');
     });
     this.publish(backend.localMaterial(), new Backoff(200, 30_000));
   }
@@ -344,7 +360,7 @@ export class Agent {
       (err: unknown) => {
         if (this.stopped || generation !== this.publishGeneration) return;
         const delay = backoff.next();
-        this.logger.warn({ err: err instanceof Error ? err.message : String(err), retryInMs: delay }, 'publishing local material failed; retrying');
+        this.logger.warn({ err: errorMessage(err), retryInMs: delay }, 'publishing local material failed; retrying');
         this.publishTimer = setTimeout(() => this.publish(material, backoff, generation), delay);
         this.publishTimer.unref();
       },
@@ -430,7 +446,7 @@ export class Agent {
       bs = await backend.status();
       errors.push(...bs.errors);
     } catch (err) {
-      errors.push(`backend status: ${err instanceof Error ? err.message : String(err)}`);
+      errors.push(`backend status: ${errorMessage(err)}`);
     }
     const byName = new Map((bs?.peers ?? []).map((p) => [p.name, p]));
     const live = this.started && !this.disabled;
@@ -451,16 +467,17 @@ export class Agent {
     }
     // Programmed in the kernel but claimed by no node (a removal that did not happen, or adopted
     // state not yet pruned): worth seeing, since such a peer still accepts traffic.
+    let orphanPeers: string[] = [];
     if (live && this.reconciler.synced) {
       const known = new Set(peers.map((p) => p.name));
-      const orphans = (bs?.peers ?? []).map((p) => p.name).filter((n) => !known.has(n));
-      if (orphans.length > 0) errors.push(`${BACKEND_ORPHANS}: ${orphans.join(', ')}`);
+      orphanPeers = (bs?.peers ?? []).map((p) => p.name).filter((n) => !known.has(n));
+      if (orphanPeers.length > 0) errors.push(`${BACKEND_ORPHANS}: ${orphanPeers.join(', ')}`);
     }
     const counters: Record<string, string> = {};
     try {
       for (const [k, v] of Object.entries(await datapath.counters())) counters[k] = v.toString();
     } catch (err) {
-      errors.push(`datapath counters: ${err instanceof Error ? err.message : String(err)}`);
+      errors.push(`datapath counters: ${errorMessage(err)}`);
     }
     const notReady = this.notReadyReason();
     return {
@@ -478,6 +495,7 @@ export class Agent {
         return b ? { ...p, backend: { ...(b.detail ? { detail: b.detail } : {}), ...(b.keyIndex !== undefined ? { keyIndex: b.keyIndex } : {}), ...(b.stats ? { stats: b.stats } : {}) } } : p;
       }),
       errors,
+      orphanPeers,
       backendDetails: bs?.details,
       counters,
       localMaterial: this.localMaterialStatus(),
@@ -575,7 +593,7 @@ export class Agent {
         this.published = true;
         this.publishPending = false;
       } catch (err) {
-        publishError = err instanceof Error ? err.message : String(err);
+        publishError = errorMessage(err);
         this.publish(result.material, new Backoff(200, 30_000), generation);
       }
       const fingerprint = materialFingerprint(result.material);

@@ -1,3 +1,8 @@
+/** The message of anything thrown (an Error's message, else its string form): the one helper for logs and status. */
+export function errorMessage(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
 /** Base class of every error agent-core throws; carries no secrets by construction. */
 export class VeilAgentError extends Error {
   override name = 'VeilAgentError';
@@ -24,7 +29,7 @@ export class ConfigError extends VeilAgentError {
 }
 
 /** Why a backend module could not be loaded. */
-export type BackendLoadErrorCode = 'MODULE_NOT_FOUND' | 'NO_DEFAULT_EXPORT' | 'NOT_A_CONTAINER_MODULE' | 'IMPORT_FAILED';
+export type BackendLoadErrorCode = 'MODULE_NOT_FOUND' | 'NO_DEFAULT_EXPORT' | 'NOT_A_CONTAINER_MODULE' | 'IMPORT_FAILED' | 'BAD_CONFIG_EXPORT';
 
 /** `loadBackendModule()` failed; `specifier` is what was imported. */
 export class BackendLoadError extends VeilAgentError {

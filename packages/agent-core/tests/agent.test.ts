@@ -6,15 +6,17 @@ import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import {
   Agent,
   BackendLoadError,
+  ConfigError,
   InMemoryCluster,
+  loadAgentConfig,
   TOKENS,
-  backendSpecifier,
-  NODE_ID_ANNOTATION,
   getJsonOverUnixSocket,
   kubernetesModule,
   loadBackendModule,
   type AgentStatus,
 } from '../src/index.js';
+import { backendSpecifier } from '../src/di/load-backend.js';
+import { NODE_ID_ANNOTATION } from '../src/types/peer.js';
 import { KubeApiServerDouble } from '@veil/kube-apiserver-double';
 import { FakeBackend, FakeDatapath, RecordingEventRecorder } from '../src/fake/index.js';
 import { kubeConfigFor, toNodeObject } from './drivers.js';
@@ -64,6 +66,34 @@ describe('loadBackendModule', () => {
     }
   });
 
+  it('validates the example backend’s own config section and hands it to the backend', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'veil-plain-'));
+    let agent: Agent | undefined;
+    try {
+      // encryption.enabled: with it off (the default) the agent starts no backend (issue 12).
+      const { config, backend } = await loadAgentConfig({ env: {}, argv: ['--nodeName=n1', '--encryption.enabled', `--encryption.type=${EXAMPLE}`, '--encryption.plaintext.banner=ops@example know'] });
+      expect(backend.config?.section).toBe('plaintext');
+      expect(config.encryption.plaintext).toEqual({ banner: 'ops@example know' });
+      const cluster = new InMemoryCluster();
+      const log = captureLogger();
+      agent = await Agent.create({
+        config: { ...config, stateDir: dir, metrics: { enabled: false, port: 0, host: '127.0.0.1' }, health: { port: 0, host: '127.0.0.1' }, status: { socketPath: join(dir, 's.sock') } },
+        platformModules: platform(cluster, new FakeDatapath()),
+        logger: log.logger,
+      });
+      await agent.start();
+      expect((await agent.status()).backendDetails).toMatchObject({ banner: 'ops@example know' });
+      expect(log.text()).toContain('plaintext backend: ops@example know');
+      // A bad value is refused naming the full key path, before any backend runs.
+      const err = await loadAgentConfig({ env: {}, argv: ['--nodeName=n1', `--encryption.type=${EXAMPLE}`, '--encryption.plaintext.banner='] }).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(ConfigError);
+      expect((err as ConfigError).issues.map((i) => i.key)).toEqual(['encryption.plaintext.banner']);
+    } finally {
+      await agent?.stop();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
   it('refuses missing modules, modules without a default export, and non-ContainerModule defaults', async () => {
     const cases: [string, string][] = [
       ['@veil/backend-does-not-exist', 'MODULE_NOT_FOUND'],
@@ -105,7 +135,7 @@ describe('Agent', () => {
     expect(st).toMatchObject({ backend: 'plaintext', driver: 'none', ready: true });
     expect(st.peers).toEqual([expect.objectContaining({ name: 'node-1', state: 'active', backend: { detail: 'unencrypted' } })]);
     expect(datapath.steeringConfig).toEqual({ kind: 'none' });
-    await until(() => agent!.materialPublished);
+    await until(() => cluster.getNode('local')?.annotations['veil.io/plaintext-enabled'] !== undefined);
     expect(cluster.getNode('local')?.annotations).toEqual({ 'veil.io/plaintext-enabled': 'true' });
   });
 
@@ -190,8 +220,10 @@ describe('Agent', () => {
     await agent.reconciler.whenSynced();
     await until(() => backend.peers.has('node-1'));
     expect((await agent.status()).errors.filter((e) => e.startsWith('backend peers no node claims'))).toEqual([]);
+    expect((await agent.status()).orphanPeers).toEqual([]);
     backend.peers.set('ghost', { ...backend.peers.get('node-1')!, name: 'ghost' });
     expect((await agent.status()).errors).toContain('backend peers no node claims: ghost');
+    expect((await agent.status()).orphanPeers).toEqual(['ghost']);
   });
 
   it('serves the status JSON on a unix socket, without private keys', async () => {
@@ -242,7 +274,7 @@ describe('Agent', () => {
     log.logger.info({ privateKey: secret, peer: { privateKey: secret }, wg: { peer: { presharedKey: secret } } }, 'config');
     log.logger.info({ key: backend.privateKey }, 'secret object');
     log.logger.info({ status: await backend.status() }, 'status');
-    log.logger.error({ err: new Error(`failed with ${backend.privateKey}`) }, 'error with secret in message');
+    log.logger.error({ err: new Error(`failed with ${String(backend.privateKey)}`) }, 'error with secret in message');
     backend.failUpsert.clear();
     await until(() => agent!.ready);
     expect(log.lines.length).toBeGreaterThan(5);
@@ -265,8 +297,10 @@ describe('Agent', () => {
         logger: captureLogger().logger,
       });
       await agent.start();
-      await until(() => agent!.ready && agent!.materialPublished);
+      const localAnnotations = () => server.get('nodes', 'local')?.metadata.annotations as Record<string, string> | undefined;
+      await until(() => agent!.ready && localAnnotations()?.['veil.io/fake-public-key'] !== undefined);
       expect([...backend.peers.keys()]).toEqual(['node-1']);
+      // eslint-disable-next-line @typescript-eslint/no-unsafe-assignment -- vitest's asymmetric matchers (expect.any/stringMatching) are typed any
       expect(server.get('nodes', 'local')?.metadata.annotations).toMatchObject({ [NODE_ID_ANNOTATION]: '12', 'veil.io/fake-public-key': expect.any(String) });
       await until(() => server.list('events').length === 1);
       expect(server.list('events')[0]).toMatchObject({ involvedObject: { name: 'node-2' }, reason: 'PeerRefused' });

@@ -2,7 +2,27 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { ConfigError, DEFAULT_CONFIG, envName, loadConfig, parseDuration } from '../src/index.js';
+import { z } from 'zod';
+import { backendSection, ConfigError, defineBackendConfig, loadConfig, parseDuration } from '../src/index.js';
+import { envName } from '../src/config/load.js';
+import { durationRe } from '../src/config/schema.js';
+
+// Two sections declared the way backend packages declare theirs (core knows neither): the
+// WireGuard and IPsec shapes, so the old flat-schema cases below keep their exact expectations.
+const wgSchema = z.strictObject({
+  port: z.number().int().min(1).max(65535).default(51871),
+  userspaceFallback: z.boolean().default(false),
+  persistentKeepalive: z.number().int().min(0).max(65535).default(0),
+  mtu: z.number().int().refine((v) => v === 0 || (v >= 1280 && v <= 65535), 'must be 0 (auto) or 1280..65535').default(0),
+});
+const wireguard = defineBackendConfig({ section: 'wireguard', schema: wgSchema, defaults: wgSchema.parse({}) });
+const ipsecSchema = z.strictObject({
+  secretName: z.string().default('veil-ipsec-keys'),
+  keyFile: z.string().default('/etc/veil/ipsec/keys'),
+  keyRotationDuration: z.string().regex(durationRe, 'must be a duration like 5m or 90s').default('5m'),
+});
+const ipsec = defineBackendConfig({ section: 'ipsec', schema: ipsecSchema, defaults: ipsecSchema.parse({}) });
+const backends = [wireguard, ipsec];
 
 const tmpDirs: string[] = [];
 afterAll(async () => {
@@ -27,16 +47,16 @@ describe('loadConfig', () => {
       file,
       env: { VEIL_ENCRYPTION_WIREGUARD_PORT: '2000', VEIL_ENCRYPTION_TYPE: 'wireguard', VEIL_LOG_LEVEL: 'warn' },
       argv: ['--encryption.wireguard.port=3000', '--nodeName', 'from-flag', '--encryption.strictMode.enabled'],
-    });
-    expect(cfg.encryption.wireguard.port).toBe(3000);
+    }, { backends });
+    expect(backendSection(cfg, wireguard).port).toBe(3000);
     expect(cfg.encryption.type).toBe('wireguard');
     expect(cfg.encryption.enabled).toBe(true);
-    expect(cfg.encryption.wireguard.mtu).toBe(1400);
+    expect(backendSection(cfg, wireguard).mtu).toBe(1400);
     expect(cfg.encryption.strictMode.enabled).toBe(true);
     expect(cfg.logLevel).toBe('warn');
     expect(cfg.nodeName).toBe('from-flag');
     expect(cfg.stateDir).toBe('/var/lib/veil');
-    expect(cfg.encryption.ipsec).toEqual(DEFAULT_CONFIG.encryption.ipsec);
+    expect(cfg.encryption.ipsec).toEqual(ipsec.defaults);
   });
 
   it('reads JSON files, list values from env, K8S_NODE_NAME and --config', async () => {
@@ -56,7 +76,7 @@ describe('loadConfig', () => {
       file,
       env: { VEIL_METRICS_PORT: 'abc', VEIL_ENCRYPTION_ENABLED: 'maybe' },
       argv: ['--no-such-flag=1', '--health.port', '99999'],
-    }).catch((e: unknown) => e);
+    }, { backends }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ConfigError);
     const keys = (err as ConfigError).issues.map((i) => i.key).sort();
     expect(keys).toEqual(
@@ -106,5 +126,47 @@ describe('loadConfig', () => {
     expect(envName('status.socketPath')).toBe('VEIL_STATUS_SOCKET_PATH');
     expect(parseDuration('1h30m')).toBe(5_400_000);
     expect(parseDuration('90s')).toBe(90_000);
+  });
+});
+
+describe('backend-owned sections', () => {
+  // A contributor's section: core has never heard of it, yet it is merged, typed from its
+  // defaults for flags and env, validated by its own schema and named by full path when bad.
+  const schema = z.strictObject({ banner: z.string().min(1).default('plaintext'), everyMs: z.number().int().positive().default(1000) });
+  const acme = defineBackendConfig({ section: 'acme', schema, defaults: schema.parse({}) });
+
+  it('merges defaults, file, env and flags into the section', async () => {
+    const file = await tmpFile('a.yaml', ['nodeName: n1', 'encryption:', '  type: acme', '  acme:', '    banner: from-file'].join('\n'));
+    const cfg = await loadConfig({ file, env: { VEIL_ENCRYPTION_ACME_EVERY_MS: '250' }, argv: [] }, { backends: [acme] });
+    expect(backendSection(cfg, acme)).toEqual({ banner: 'from-file', everyMs: 250 });
+    const flagged = await loadConfig({ file, env: {}, argv: ['--encryption.acme.banner', 'from-flag'] }, { backends: [acme] });
+    expect(backendSection(flagged, acme).banner).toBe('from-flag');
+  });
+
+  it('names bad and unknown keys of the section by their full path', async () => {
+    const file = await tmpFile('b.yaml', ['nodeName: n1', 'encryption:', '  acme:', '    banner: ""', '    colour: red'].join('\n'));
+    const err = await loadConfig({ file, env: { VEIL_ENCRYPTION_ACME_EVERY_MS: 'soon' } }, { backends: [acme] }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ConfigError);
+    expect((err as ConfigError).issues.map((i) => i.key).sort()).toEqual(['encryption.acme.banner', 'encryption.acme.colour', 'encryption.acme.everyMs'].sort());
+  });
+
+  it('keeps other backends’ sections as written and refuses a non-mapping key under encryption', async () => {
+    const file = await tmpFile('c.yaml', ['nodeName: n1', 'encryption:', '  other:', '    anything: [1, 2]', '  typo: true'].join('\n'));
+    const err = await loadConfig({ file, env: {} }, { backends: [acme] }).catch((e: unknown) => e);
+    expect((err as ConfigError).issues.map((i) => i.key)).toEqual(['encryption.typo']);
+    const ok = await loadConfig({ file: await tmpFile('d.yaml', 'nodeName: n1\nencryption:\n  other:\n    anything: [1, 2]\n'), env: {} }, { backends: [acme] });
+    expect(ok.encryption.other).toEqual({ anything: [1, 2] });
+  });
+
+  it('defers section flags until the backend is known, and refuses them when no backend claims them', async () => {
+    const argv = ['--nodeName=n1', '--encryption.acme.banner', 'x', '--logLevel=debug'];
+    const core = await loadConfig({ argv, env: {} }, { backends: 'defer' });
+    expect(core.logLevel).toBe('debug');
+    const err = await loadConfig({ argv: ['--nodeName=n1', '--encryption.acme.banner=x'], env: {} }).catch((e: unknown) => e);
+    expect((err as ConfigError).issues.map((i) => i.key)).toEqual(['encryption.acme.banner']);
+  });
+
+  it('refuses a section name that is a core key', () => {
+    expect(() => defineBackendConfig({ section: 'strictMode', schema, defaults: schema.parse({}) })).toThrow(/encryption\.strictMode/);
   });
 });

@@ -4,7 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ContainerModule } from 'inversify';
 import { afterEach, describe, expect, it } from 'vitest';
-import { Agent, InMemoryCluster, IpcacheFlags, NODE_ID_ANNOTATION, TOKENS } from '../src/index.js';
+import { Agent, InMemoryCluster, IpcacheFlags, TOKENS } from '../src/index.js';
+import { NODE_ID_ANNOTATION } from '../src/types/peer.js';
 import { FAKE_KEY_ANNOTATION, FakeBackend, FakeDatapath, RecordingEventRecorder } from '../src/fake/index.js';
 import { captureLogger, keyFor, node, testConfig, until } from './helpers.js';
 

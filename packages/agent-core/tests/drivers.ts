@@ -28,7 +28,7 @@ export function inMemoryDriver(): ClusterDriver {
     distributor: (local) => cluster.distributor(local),
     upsert: (n) => cluster.upsertNode(n),
     delete: (name) => cluster.deleteNode(name),
-    annotations: (name) => cluster.getNode(name)?.annotations as Record<string, string> | undefined,
+    annotations: (name) => cluster.getNode(name)?.annotations,
     close: async () => {},
   };
 }

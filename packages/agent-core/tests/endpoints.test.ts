@@ -5,7 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Registry } from 'prom-client';
 import { afterEach, describe, expect, it } from 'vitest';
-import { DEFAULT_CONFIG, HealthMetricsServer, StatusSocketServer, StatusSocketError } from '../src/index.js';
+import { DEFAULT_CONFIG, StatusSocketError } from '../src/index.js';
+import { HealthMetricsServer, StatusSocketServer } from '../src/observability/http.js';
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 

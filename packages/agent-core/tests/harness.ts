@@ -1,12 +1,12 @@
 import 'reflect-metadata';
 import { Container } from 'inversify';
 import {
-  AgentMetrics,
   Reconciler,
   TOKENS,
   type KeyDistributor,
   type ReconcilerOptions,
 } from '../src/index.js';
+import { AgentMetrics } from '../src/observability/metrics.js';
 import { FakeBackend, FakeDatapath, RecordingEventRecorder } from '../src/fake/index.js';
 import { captureLogger, newRegistry, testConfig } from './helpers.js';
 

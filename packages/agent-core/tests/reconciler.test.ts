@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { INTERNAL_IPS_ANNOTATION, IpcacheFlags, NODE_ID_ANNOTATION, parseCidr, type Cidr, type IpcacheEntry, type PeerNode } from '../src/index.js';
+import { IpcacheFlags, parseCidr, type Cidr, type IpcacheEntry, type PeerNode } from '../src/index.js';
+import { INTERNAL_IPS_ANNOTATION, NODE_ID_ANNOTATION } from '../src/types/peer.js';
 import { FAKE_KEY_ANNOTATION, FakeBackend, FakeDatapath } from '../src/fake/index.js';
 import { inMemoryDriver, kubernetesDriver, type ClusterDriver } from './drivers.js';
 import { harness, type Harness } from './harness.js';
@@ -179,6 +180,7 @@ for (const makeDriver of [async () => inMemoryDriver(), kubernetesDriver]) {
       expect(backend.callsOf('upsertPeer').every((c) => !c.changed)).toBe(true);
       expect(datapath.calls.filter((c) => c.op === 'upsert' || c.op === 'remove')).toEqual([]);
       // Exactly one prune, after sync, removing only the stale one.
+      // eslint-disable-next-line @typescript-eslint/no-unsafe-assignment -- vitest's asymmetric matchers (expect.any/stringMatching) are typed any
       expect(backend.callsOf('prune')).toEqual([{ op: 'prune', keep: expect.arrayContaining(['node-1', 'node-2']), removed: ['node-9'] }]);
       expect([...backend.peers.keys()].sort()).toEqual(['node-1', 'node-2']);
       expect([...datapath.ipcache.keys()].sort()).toEqual(['node-1', 'node-2']);

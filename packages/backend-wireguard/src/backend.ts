@@ -13,12 +13,16 @@ import type {
   PeerProgramResult,
   Steering,
 } from '@veil/agent-core';
-import { Key, NetlinkSocket, getLink, type WireGuardDevice } from '@veil/netlink';
+import { backendSection } from '@veil/agent-core';
+import { NetlinkSocket, getLink } from '@veil/netlink';
 import { Gauge, type Registry } from 'prom-client';
+import { type WireGuardConfig, wireguardConfig } from './config.js';
 import { WgBackendError } from './errors.js';
 import { KeyStore } from './keys.js';
 import { PeerReconciler, type DesiredPeer } from './peers.js';
 import { setupDevice, type WgDeviceHandle } from './device.js';
+import { Key } from './wgtypes/key.js';
+import type { WireGuardDevice } from './wgtypes/types.js';
 
 /** Annotation carrying a node's WireGuard public key (base64). */
 export const PUBLIC_KEY_ANNOTATION = 'veil.io/wireguard-public-key';
@@ -44,6 +48,9 @@ function validatePublicKey(value: string): string | undefined {
   }
 }
 
+/** The backend's WireGuard device unless `options.device` names another. */
+export const DEFAULT_DEVICE = 'veil_wg0';
+
 /**
  * The WireGuard EncryptionBackend: one device (kernel WireGuard or supervised wireguard-go),
  * the node key from the state dir, one peer per remote node keyed by its published public key.
@@ -57,6 +64,8 @@ export class WireGuardBackend implements EncryptionBackend {
   ];
   private readonly log: Logger;
   private readonly deviceName: string;
+  /** The validated `encryption.wireguard` section. */
+  private readonly wg: WireGuardConfig;
   private keys: KeyStore | undefined;
   private handle: WgDeviceHandle | undefined;
   private reconciler: PeerReconciler | undefined;
@@ -71,11 +80,12 @@ export class WireGuardBackend implements EncryptionBackend {
     private readonly options: WireGuardBackendOptions = {},
   ) {
     this.log = logger.child({ component: 'backend-wireguard' });
-    this.deviceName = options.device ?? 'veil_wg0';
+    this.deviceName = options.device ?? DEFAULT_DEVICE;
+    this.wg = backendSection(config, wireguardConfig);
   }
 
   async init(): Promise<readonly string[]> {
-    const wg = this.config.encryption.wireguard;
+    const wg = this.wg;
     const dir = join(this.config.stateDir, 'wireguard');
     this.keys = await KeyStore.open({ dir });
     for (const w of this.keys.warnings) this.log.warn({ dir }, w);
@@ -123,8 +133,8 @@ export class WireGuardBackend implements EncryptionBackend {
       if (peer.internalIPv4) allowed.push(`${peer.internalIPv4}/32`);
       if (peer.internalIPv6) allowed.push(`${peer.internalIPv6}/128`);
     }
-    const want: DesiredPeer = { publicKey, allowedIPs: allowed, persistentKeepalive: this.config.encryption.wireguard.persistentKeepalive };
-    if (endpointIp) want.endpoint = { address: endpointIp, port: this.config.encryption.wireguard.port };
+    const want: DesiredPeer = { publicKey, allowedIPs: allowed, persistentKeepalive: this.wg.persistentKeepalive };
+    if (endpointIp) want.endpoint = { address: endpointIp, port: this.wg.port };
     const prev = this.peers.get(peer.name);
     if (prev && !prev.publicKey.equals(publicKey)) {
       // The node rotated its key: the old peer must go, or it would keep the allowed IPs.
@@ -169,7 +179,7 @@ export class WireGuardBackend implements EncryptionBackend {
   steering(): Steering {
     if (!this.ifindex) throw new WgBackendError('steering() before init()');
     // The device MTU bounds what the BPF redirect may hand it (bpf_redirect bypasses PMTU checks).
-    return { kind: 'redirect', ifindex: this.ifindex, ...(this.handle?.mtu ? { mtu: this.handle.mtu } : {}) };
+    return { kind: 'redirect', ifindex: this.ifindex, udpPort: this.wg.port, ...(this.handle?.mtu ? { mtu: this.handle.mtu } : {}) };
   }
 
   /**
@@ -259,7 +269,8 @@ export class WireGuardBackend implements EncryptionBackend {
         },
       });
     };
-    const backend = this;
+    // collect() runs with `this` bound to the gauge; the driver is read through a closure.
+    const driverOf = (): 'kernel' | 'userspace' => (this.handle?.driver === 'kernel' ? 'kernel' : 'userspace');
     new Gauge({
       name: 'veil_wireguard_meta',
       help: 'WireGuard device info (value 1): device, driver (kernel|userspace), listen port, public key',
@@ -269,7 +280,7 @@ export class WireGuardBackend implements EncryptionBackend {
         this.reset();
         const dev = await read();
         if (!dev) return;
-        const driver = backend.handle?.driver === 'kernel' ? 'kernel' : 'userspace';
+        const driver = driverOf();
         this.set({ device: dev.name, driver, listen_port: String(dev.listenPort), public_key: dev.publicKey?.toBase64() ?? '' }, 1);
       },
     });

@@ -1,5 +1,4 @@
 import {
-  Key,
   NetlinkSocket,
   createWireguard,
   getLink,
@@ -10,13 +9,14 @@ import {
   setLinkMtu,
   setLinkUp,
   setRpFilter,
-  type DeviceConfig,
 } from '@veil/netlink';
 import { WgValidationError, WireGuardNotAvailableError } from './errors.js';
-import { KernelDriver } from './wgclient/kernel.js';
+import { KernelDriver } from './wgclient/kernel/driver.js';
 import { WgClient } from './wgclient/client.js';
 import type { DriverKind } from './wgclient/driver.js';
-import { UserspaceDriver } from './wgclient/userspace.js';
+import { UserspaceDriver } from './wgclient/userspace/driver.js';
+import { Key } from './wgtypes/key.js';
+import type { DeviceConfig } from './wgtypes/types.js';
 import { WireGuardGoSupervisor, findExecutable, socketAnswers, type BackoffOptions } from './userspace/supervisor.js';
 
 /** WireGuard's per-packet overhead on an IPv6 underlay (40 IP + 8 UDP + 32 WireGuard). */
@@ -169,7 +169,7 @@ export async function setupDevice(opts: DeviceSetupOptions): Promise<WgDeviceHan
 
   const kernel = opts.preferKernel === false ? undefined : await KernelDriver.tryOpen(netns ? { netns } : {});
   let driver: DriverKind;
-  let adopted = false;
+  let adopted: boolean;
   let supervisor: WireGuardGoSupervisor | undefined;
   let watchdog: WireGuardGoSupervisor | undefined;
   let client: WgClient;

@@ -1,6 +1,10 @@
 import { errnoCode } from '@veil/netlink';
 
-/** Base class of every error thrown by @veil/backend-wireguard. */
+/**
+ * Base class of the backend's own errors. `Key` and the kernel genetlink layer (WireGuardClient,
+ * its codec) throw @veil/netlink's classes (NetlinkValidationError, NetlinkBaseError subclasses),
+ * as they did before they moved here.
+ */
 export class WgBackendError extends Error {
   override name = 'WgBackendError';
 }

@@ -11,12 +11,24 @@ export {
   WireGuardNotAvailableError,
   SupervisorError,
 } from './errors.js';
+// wgtypes: the key and the device/peer types every driver shares (wgctrl-go's wgtypes).
+export { Key, WG_KEY_LEN } from './wgtypes/key.js';
+export type { DeviceConfig, PeerConfig, WireGuardDevice, WireGuardPeer, Endpoint, DeviceRef } from './wgtypes/types.js';
+// wgclient: one client asking each driver in turn; each driver with its codec beside it.
 export { type DriverKind, type DeviceReadOptions, type WgDriver } from './wgclient/driver.js';
 export { WgClient, type WgClientOptions, type ServedDevice } from './wgclient/client.js';
-export { KernelDriver, type KernelDriverOptions } from './wgclient/kernel.js';
-export { UserspaceDriver, DEFAULT_SOCKET_DIR, type UserspaceDriverOptions } from './wgclient/userspace.js';
-export { encodeSet, GET_REQUEST } from './userspace/configure.js';
-export { parseGet, parseSetReply, type ParseGetOptions } from './userspace/parse.js';
+export { KernelDriver, type KernelDriverOptions } from './wgclient/kernel/driver.js';
+export {
+  WireGuardClient,
+  WireGuardUnavailableError,
+  WireGuardDeviceNotFoundError,
+  type WireGuardClientOptions,
+  type GetDeviceOptions,
+} from './wgclient/kernel/genl.js';
+export { encodeSetDevice, WG_DEFAULT_MAX_MESSAGE } from './wgclient/kernel/codec.js';
+export { UserspaceDriver, DEFAULT_SOCKET_DIR, type UserspaceDriverOptions } from './wgclient/userspace/driver.js';
+export { encodeSet, GET_REQUEST } from './wgclient/userspace/configure.js';
+export { parseGet, parseSetReply, type ParseGetOptions } from './wgclient/userspace/parse.js';
 export {
   WireGuardGoSupervisor,
   type SupervisorOptions,
@@ -36,10 +48,11 @@ export {
   type PeerDeviceClient,
 } from './peers.js';
 export { canonicalCidr, formatEndpoint, parseEndpoint } from './ip.js';
-// Re-exported so users need not import @veil/netlink for the shared WireGuard types.
-export { Key, type DeviceConfig, type PeerConfig, type WireGuardDevice, type WireGuardPeer, type Endpoint } from '@veil/netlink';
-export { WireGuardBackend, PUBLIC_KEY_ANNOTATION, type WireGuardBackendOptions } from './backend.js';
+export { WireGuardBackend, DEFAULT_DEVICE, PUBLIC_KEY_ANNOTATION, type WireGuardBackendOptions } from './backend.js';
 export { wireguardModule } from './module.js';
+export { wireguardConfig, WireGuardConfigSchema, type WireGuardConfig } from './config.js';
+/** This backend's `encryption.wireguard` section, loaded by agent-core beside the default export. */
+export { wireguardConfig as config } from './config.js';
 
 import { wireguardModule } from './module.js';
 /** What `encryption.type: wireguard` loads (agent-core's loadBackendModule). */

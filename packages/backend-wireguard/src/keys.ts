@@ -2,8 +2,8 @@ import { randomBytes } from 'node:crypto';
 import { chmod, lstat, mkdir, open, readFile, rename, rm, stat, type FileHandle } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { inspect } from 'node:util';
-import { Key, WG_KEY_LEN } from '@veil/netlink';
 import { KeyFileError, WgValidationError } from './errors.js';
+import { Key, WG_KEY_LEN } from './wgtypes/key.js';
 
 /** Options of KeyStore.open. */
 export interface KeyStoreOptions {

@@ -1,6 +1,7 @@
-import { Key, type DeviceConfig, type Endpoint, type PeerConfig, type WireGuardPeer } from '@veil/netlink';
 import { WgValidationError } from './errors.js';
 import { canonicalCidr, checkEndpoint, parseEndpoint, sameEndpoint } from './ip.js';
+import { Key } from './wgtypes/key.js';
+import type { DeviceConfig, Endpoint, PeerConfig, WireGuardPeer } from './wgtypes/types.js';
 
 /** What a peer should look like on the device. */
 export interface DesiredPeer {

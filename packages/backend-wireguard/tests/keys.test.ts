@@ -3,7 +3,7 @@ import { chmodSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, wr
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { inspect } from 'node:util';
-import { Key } from '@veil/netlink';
+import { Key } from '../src/index.js';
 import { KeyFileError, KeyStore } from '../src/index.js';
 
 let root: string;
@@ -106,6 +106,7 @@ describe('KeyStore', () => {
     const secrets = [ks.privateKey(), (await KeyStore.open({ dir: root })).privateKey()].flatMap((k) => [k.toBase64(), k.toHex()]);
     const prevText = readFileSync(ks.previousPath, 'utf8').trim();
     secrets.push(prevText, Key.parse(prevText).toHex());
+    // eslint-disable-next-line @typescript-eslint/restrict-template-expressions -- what a template literal shows is the point
     const shown = [String(ks), `${ks}`, JSON.stringify(ks), JSON.stringify({ ks }), inspect(ks), inspect({ nested: { ks } }, { depth: 10, showHidden: true })];
     for (const s of shown) for (const secret of secrets) expect(s).not.toContain(secret);
     expect(JSON.stringify(ks)).toContain(ks.publicKey.toBase64());

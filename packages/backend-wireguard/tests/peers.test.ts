@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { Key, type DeviceConfig, type WireGuardPeer } from '@veil/netlink';
+import { Key, type DeviceConfig, type WireGuardPeer } from '../src/index.js';
 import { PeerReconciler, WgValidationError, diffPeers, peerFromNode, type DesiredPeer } from '../src/index.js';
 import { applySet, emptyDevice, getReply } from './fake-uapi.js';
 import { encodeSet, parseGet } from '../src/index.js';
@@ -85,7 +85,7 @@ describe('diffPeers', () => {
     want[1234] = { ...want[1234]!, allowedIPs: ['172.99.0.0/24'] };
     const change = diffPeers(want, cur);
     expect(change).toHaveLength(1);
-    expect(change[0]).toMatchObject({ publicKey: want[1234]!.publicKey, replaceAllowedIPs: true, allowedIPs: ['172.99.0.0/24'] });
+    expect(change[0]).toMatchObject({ publicKey: want[1234].publicKey, replaceAllowedIPs: true, allowedIPs: ['172.99.0.0/24'] });
   });
 
   it('refuses duplicate public keys and bad CIDRs, naming the field', () => {

@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { Key, type DeviceConfig, type PeerConfig } from '@veil/netlink';
+import { Key, type DeviceConfig, type PeerConfig } from '../src/index.js';
 import {
   UapiError,
   UapiProtocolError,

@@ -240,6 +240,7 @@ describePrivileged('supervisor refuses what it did not start', ['wireguard-go'],
     const fake = await FakeUapi.start('wgfake1');
     try {
       const sup = new WireGuardGoSupervisor({ device: 'wgfake1', socketDir: fake.dir });
+      // eslint-disable-next-line @typescript-eslint/no-unsafe-assignment -- vitest's asymmetric matchers (expect.any/stringMatching) are typed any
       await expect(sup.start()).rejects.toMatchObject({ name: 'SupervisorError', reason: expect.stringContaining('did not start') });
       expect(sup.pid).toBeUndefined();
       // The foreign daemon is untouched and still answers.

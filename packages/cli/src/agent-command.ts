@@ -32,8 +32,6 @@ const CLI_FLAGS: Record<string, StringFlag | 'podCIDRs'> = {
   'pod-cidrs': 'podCIDRs',
 };
 
-/** Default tunnel device of the WireGuard backend (@veil/backend-wireguard's `veil_wg0`). */
-export const WIREGUARD_DEVICE = 'veil_wg0';
 
 /**
  * Splits `veil agent` arguments into the CLI's own flags and the rest (config flags for
@@ -91,7 +89,9 @@ export async function runAgent(argv: readonly string[], env: NodeJS.ProcessEnv =
     debug = cli.debug;
     // Heavy imports (client-node alone is ~70 MB RSS) only once we really run the agent.
     const core = await import('@veil/agent-core');
-    const config = await core.loadConfig({ argv: configArgv, env });
+    const { bpfDatapathModule } = await import('@veil/datapath');
+    // Core's keys first, then the backend `encryption.type` names validates its own section.
+    const { config, backend } = await core.loadAgentConfig({ argv: configArgv, env });
     const { KubeConfig, CoreV1Api } = await import('@kubernetes/client-node');
     const kc = new KubeConfig();
     const kubeconfig = cli.kubeconfig ?? env.KUBECONFIG;
@@ -99,7 +99,7 @@ export async function runAgent(argv: readonly string[], env: NodeJS.ProcessEnv =
       try {
         kc.loadFromFile(kubeconfig);
       } catch (err) {
-        throw new UsageError('--kubeconfig', `cannot load ${kubeconfig}: ${err instanceof Error ? err.message : String(err)}`);
+        throw new UsageError('--kubeconfig', `cannot load ${kubeconfig}: ${core.errorMessage(err)}`);
       }
     } else if (env.KUBERNETES_SERVICE_HOST) {
       kc.loadFromCluster();
@@ -110,7 +110,7 @@ export async function runAgent(argv: readonly string[], env: NodeJS.ProcessEnv =
 
     const logger = core.createLogger({ level: config.logLevel });
     const underlay = cli.underlayDevice ?? defaultRouteDevice();
-    const tunnel = cli.tunnelDevice ?? (config.encryption.type === 'wireguard' ? WIREGUARD_DEVICE : undefined);
+    const tunnel = cli.tunnelDevice ?? (config.encryption.type === 'wireguard' ? (await import('@veil/backend-wireguard')).DEFAULT_DEVICE : undefined);
     // Explicit roles: from-tunnel on the tunnel's tc ingress, to-wire on the underlay's tc egress
     // (devices that do not exist yet, like the WireGuard device before the backend's init, are
     // attached when they appear).
@@ -129,16 +129,17 @@ export async function runAgent(argv: readonly string[], env: NodeJS.ProcessEnv =
         ]);
         podCIDRs = node.spec?.podCIDRs?.length ? node.spec.podCIDRs : node.spec?.podCIDR ? [node.spec.podCIDR] : undefined;
       } catch (err) {
-        logger.warn({ node: config.nodeName, err: err instanceof Error ? err.message : String(err) }, 'could not read the local pod CIDRs from the Node object');
+        logger.warn({ node: config.nodeName, err: core.errorMessage(err) }, 'could not read the local pod CIDRs from the Node object');
       }
     }
 
     const agent = await core.Agent.create({
       config,
+      backendModule: backend.module,
       logger,
       platformModules: [
         core.kubernetesModule(kc),
-        core.bpfDatapathModule({
+        bpfDatapathModule({
           ...(cli.bpfPinDir ? { pinDir: cli.bpfPinDir } : {}),
           ...(cli.bpffsRoot ? { bpffsRoot: cli.bpffsRoot } : {}),
           ...(podCIDRs ? { localPodCIDRs: podCIDRs } : {}),

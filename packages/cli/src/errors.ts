@@ -1,4 +1,7 @@
-/** Base class of the CLI's own errors (bad flags, lab failures); printed as one line. */
+/**
+ * Base class of the CLI's own errors (bad flags, an unreachable agent, and the lab's errors in
+ * @veil/lab); main.ts prints them as one line and exits with `exitCode`.
+ */
 export class VeilCliError extends Error {
   override name = 'VeilCliError';
   /** Process exit code to use when this error ends a command. */
@@ -17,26 +20,6 @@ export class UsageError extends VeilCliError {
     message: string,
   ) {
     super(`${flag}: ${message}`, { exitCode: 2 });
-  }
-}
-
-/** The lab cannot run in this environment (missing tool, backend, kernel feature); exit code 2. */
-export class LabUnsupportedError extends VeilCliError {
-  override name = 'LabUnsupportedError';
-  constructor(message: string) {
-    super(message, { exitCode: 2 });
-  }
-}
-
-/** Setting up, driving or tearing down the lab failed; `step` says where. */
-export class LabError extends VeilCliError {
-  override name = 'LabError';
-  constructor(
-    readonly step: string,
-    message: string,
-    options?: { cause?: unknown },
-  ) {
-    super(`${step}: ${message}`, options);
   }
 }
 

@@ -1,9 +1,10 @@
 #!/usr/bin/env node
 /**
- * `veil`: the agent (`veil agent`), the lab (`veil lab …`) and the status tools
- * (`veil status | peers | bpf | keys`). Heavy modules are imported inside the actions, so a
- * small command (the lab's probes) starts fast.
+ * `veil`: the agent (`veil agent`), the status tools (`veil status | peers | bpf | keys`) and,
+ * where the development package @veil/lab is installed, the lab (`veil lab …`). Heavy modules
+ * are imported inside the actions, so a small command (the lab's probes) starts fast.
  */
+import { createRequire } from 'node:module';
 import { Command, CommanderError } from 'commander';
 import { runAgent } from './agent-command.js';
 import { register as registerBpf } from './commands/bpf.js';
@@ -11,13 +12,16 @@ import { register as registerKeys } from './commands/keys.js';
 import { register as registerPeers } from './commands/peers.js';
 import { register as registerStatus } from './commands/status.js';
 import { VeilCliError, formatError } from './errors.js';
-import { registerLab } from './lab/command.js';
+import { registerLabCommand } from './lab-command.js';
+
+/** This package's version (`veil --version`), read from its package.json (dist/ and src/ sit beside it). */
+const VERSION = (createRequire(import.meta.url)('../package.json') as { version: string }).version;
 
 /** Builds the program; `setExit` records the exit code an action wants. */
-export function buildProgram(setExit: (code: number) => void): Command {
+async function buildProgram(setExit: (code: number) => void): Promise<Command> {
   const program = new Command('veil')
     .description('Veil: transparent encryption of Kubernetes pod-to-pod traffic')
-    .version('0.1.0')
+    .version(VERSION)
     .option('--debug', 'print stack traces on errors')
     .exitOverride();
   program
@@ -29,10 +33,10 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .argument('[flags...]', 'agent and config flags')
     .action(async (flags: string[]) => {
       // `--debug` is also the program's own option, and commander takes it wherever it appears.
-      const debug = (program.opts() as { debug?: boolean }).debug === true;
+      const debug = program.opts<{ debug?: boolean }>().debug === true;
       setExit(await runAgent(debug ? [...flags, '--debug'] : flags));
     });
-  registerLab(program, setExit);
+  await registerLabCommand(program, setExit);
   registerStatus(program);
   registerPeers(program);
   registerBpf(program);
@@ -42,11 +46,11 @@ export function buildProgram(setExit: (code: number) => void): Command {
 
 async function main(argv: readonly string[]): Promise<number> {
   let code: number | undefined;
-  const program = buildProgram((c) => {
-    code = c;
-  });
   try {
-    await program.parseAsync(argv as string[]);
+    const program = await buildProgram((c) => {
+      code = c;
+    });
+    await program.parseAsync(argv);
   } catch (err) {
     if (err instanceof CommanderError) {
       // commander has printed the message; help/version are not errors, bad usage is exit 2.

@@ -17,7 +17,7 @@ import { VeilCliError } from './errors.js';
 export const DEFAULT_SOCKET = DEFAULT_STATUS_SOCKET;
 
 /** Hint printed when the agent cannot be reached. */
-export const AGENT_HINT = 'kubectl -n kube-system get pods -l app.kubernetes.io/name=veil';
+const AGENT_HINT = 'kubectl -n kube-system get pods -l app.kubernetes.io/name=veil';
 
 /** `--socket` > `VEIL_STATUS_SOCKET` > agent-core's default `status.socketPath`. */
 export function resolveSocketPath(flag: string | undefined, env: NodeJS.ProcessEnv = process.env): string {

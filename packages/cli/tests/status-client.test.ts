@@ -71,6 +71,7 @@ describe('the agent-core status socket endpoints', () => {
   it('serves /v1/agent, /v1/bpf/ipcache, /v1/bpf/counters; 405 for a wrong method; /v1/status unchanged', async () => {
     const c = new StatusClient({ socketPath: lab.socketPath });
     const info = await c.agentInfo();
+    // eslint-disable-next-line @typescript-eslint/no-unsafe-assignment -- vitest's asymmetric matchers (expect.any/stringMatching) are typed any
     expect(info).toMatchObject({ node: 'local', pid: process.pid, datapath: { attached: true, interfacesSource: 'attachments' }, localKey: { fingerprint: expect.stringMatching(/^sha256:[0-9a-f]{16}$/) } });
     expect((await c.ipcache()).source).toBe('map');
     expect((await c.counters()).counters[0]).toEqual({ reason: 'encrypt', packets: '12345', bytes: '9876543' });
@@ -78,7 +79,7 @@ describe('the agent-core status socket endpoints', () => {
     expect(wrong).toMatchObject({ statusCode: 405, code: 'METHOD_NOT_ALLOWED' });
     const st = await c.status();
     // notReadyReason is undefined (so absent from the JSON) when ready.
-    expect(Object.keys(st)).toEqual(['node', 'encryption', 'backend', 'driver', 'keyIndex', 'ready', 'synced', 'datapathAttached', 'peers', 'errors', 'backendDetails', 'counters', 'localMaterial']);
+    expect(Object.keys(st)).toEqual(['node', 'encryption', 'backend', 'driver', 'keyIndex', 'ready', 'synced', 'datapathAttached', 'peers', 'errors', 'orphanPeers', 'backendDetails', 'counters', 'localMaterial']);
     const notFound = await c.request('GET', '/v1/nope').catch((e: unknown) => e);
     expect(notFound).toMatchObject({ statusCode: 404 });
   });

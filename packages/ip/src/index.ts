@@ -239,8 +239,12 @@ export function tryParsePrefix(text: string, options: PrefixOptions = {}): IpPre
 const NOTHING = new Error('not a prefix');
 const returnNothing: IpFailure = () => NOTHING;
 
-/** "0".."128" without leading zeros; -1 when not a decimal of 1..3 digits. */
-function parsePrefixLength(text: string): number {
+/**
+ * The prefix length after the `/`: a decimal of 1..3 digits without leading zeros ("0".."999");
+ * -1 otherwise. The caller checks it against {@link addressBits}. Allocation-free, for callers
+ * that parse straight into their own buffers (with {@link parseIPv4Into}).
+ */
+export function parsePrefixLength(text: string): number {
   if (text.length < 1 || text.length > 3 || (text.length > 1 && text.charCodeAt(0) === 48)) return -1;
   let n = 0;
   for (let i = 0; i < text.length; i++) {

@@ -17,6 +17,7 @@ import {
   maskInPlace,
   parseIp,
   parsePrefix,
+  parsePrefixLength,
   prefixContains,
   prefixesOverlap,
   tryParseIp,
@@ -150,6 +151,12 @@ describe('prefixes', () => {
       expect(tryParsePrefix(String(input), options)).toBeUndefined();
     }
     expect(describeIpProblem({ code: 'bad-prefix-length', max: 32 }, '10.0.0.0/33')).toBe('"10.0.0.0/33": prefix length must be 0..32');
+  });
+
+  it('reads a prefix length strictly (no sign, no leading zero, at most 3 digits)', () => {
+    for (let n = 0; n <= 128; n++) expect(parsePrefixLength(String(n))).toBe(n);
+    expect(parsePrefixLength('999')).toBe(999);
+    for (const bad of ['', '08', '00', '-1', '+8', '1000', '8 ', ' 8', '1e1', '0x8', 'x']) expect(parsePrefixLength(bad), bad).toBe(-1);
   });
 
   it('raises the caller’s own error through the fail factory', () => {

@@ -2,7 +2,7 @@ import { ArgumentError } from './errors.js';
 
 /**
  * A fixed-size binary layout. `T` is what decode() returns, `In` what encode() accepts
- * (usually the same; LPM codecs also accept "10.0.0.0/24" strings).
+ * (usually the same; a codec may accept a looser input form, e.g. text it parses).
  */
 export interface Codec<T, In = T> {
   /** Exact byte size; checked against the map's key/value size. */
@@ -13,9 +13,9 @@ export interface Codec<T, In = T> {
 }
 
 /** The decoded type of a codec. */
-export type CodecValue<C> = C extends Codec<infer T, any> ? T : never;
+export type CodecValue<C> = C extends Codec<infer T, never> ? T : never;
 /** The accepted input type of a codec. */
-export type CodecInput<C> = C extends Codec<any, infer In> ? In : never;
+export type CodecInput<C> = C extends Codec<unknown, infer In> ? In : never;
 
 /** Prefixes the field path of an ArgumentError thrown by `fn` (so errors read "key.addr: …"). */
 export function withField<R>(field: string, fn: () => R): R {
@@ -141,6 +141,7 @@ export function array<T, In>(elem: Codec<T, In>, n: number): Codec<T[], readonly
 }
 
 /** Field table for struct(): name → [byte offset, codec]. */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- one table holds codecs of every type; StructValue/StructInput read each field's own types back
 export type StructFields = Record<string, readonly [number, Codec<any, any>]>;
 export type StructValue<F extends StructFields> = { [K in keyof F]: CodecValue<F[K][1]> };
 export type StructInput<F extends StructFields> = { [K in keyof F]: CodecInput<F[K][1]> };
@@ -190,7 +191,7 @@ function checkSize(what: string, n: number): void {
 }
 
 /** Encodes one value into a fresh Buffer of codec.size bytes. */
-export function encodeToBuffer<In>(codec: Codec<any, In>, v: In, field = 'value'): Buffer {
+export function encodeToBuffer<In>(codec: Codec<unknown, In>, v: In, field = 'value'): Buffer {
   const buf = Buffer.alloc(codec.size);
   withField(field, () => codec.encode(v, buf, 0));
   return buf;

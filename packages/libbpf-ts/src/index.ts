@@ -1,7 +1,6 @@
 // libbpf-ts public API. See README.md for the contract.
 export { type Codec, type CodecValue, type CodecInput, type StructFields, u8, u16, u32, u64, i8, i16, i32, i64, be16, be32, bool, bytes, array, struct } from './codec.js';
-export { type IpPrefix, parsePrefix } from './ip.js';
-export { type LpmKey, ipv4, ipv6, lpmKey, lpmIPv4, lpmIPv6 } from './lpm.js';
+export { type LpmKey, lpmKey } from './lpm.js';
 export { SkBuff, type SkBuffFields, type SkBuffInput } from './skbuff.js';
 export { ObjectSpec, type MapSpec, type VarSpec } from './spec.js';
 export { BpfObject, type ProgramSpec } from './object.js';

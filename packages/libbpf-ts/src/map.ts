@@ -59,7 +59,7 @@ export function mapInfoOf(fd: number, name: string | undefined, context: string)
 
 /** Which kind of BPF object an fd is, from /proc/self/fdinfo (map_type: / prog_type: / link_type:). */
 export function fdKind(fd: number): 'map' | 'program' | 'link' | 'other' {
-  let text = '';
+  let text: string;
   try {
     text = readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8');
   } catch {
@@ -140,8 +140,8 @@ export class BpfMap<K, V, KIn = K, VIn = V> {
       if (kind !== 'map') throw new ArgumentError('path', `'${path}' is a pinned ${kind}, not a map`);
       const info = mapInfoOf(fd, undefined, `'${path}'`);
       const target = `pinned map '${path}' (${info.name})`;
-      checkCodec(target, 'key', key as Codec<unknown, never>, info.keySize);
-      checkCodec(target, 'value', value as Codec<unknown, never>, info.valueSize);
+      checkCodec(target, 'key', key, info.keySize);
+      checkCodec(target, 'value', value, info.valueSize);
       return new BpfMap(handle, info, key, value, true);
     } catch (e) {
       handle.close();
@@ -400,8 +400,10 @@ export class BpfMap<K, V, KIn = K, VIn = V> {
     this.requirePerCpu('updatePerCpu');
     const f = flagValue(flags);
     const n = numPossibleCpus();
-    if (!Array.isArray(values) || values.length !== n) {
-      throw new ArgumentError('values', `needs exactly ${n} values (one per possible CPU), got ${Array.isArray(values) ? values.length : typeof values}`);
+    // Checked through an unknown alias: Array.isArray would otherwise narrow the readonly VIn[] to any[].
+    const list: unknown = values;
+    if (!Array.isArray(list) || list.length !== n) {
+      throw new ArgumentError('values', `needs exactly ${n} values (one per possible CPU), got ${Array.isArray(list) ? list.length : typeof list}`);
     }
     this.encodeKey(k);
     this.valBuf.fill(0);
@@ -435,8 +437,8 @@ function batchProgress(count: number, total: number): string {
 }
 
 function toList<T>(it: Iterable<T>, field: string): T[] {
-  if (it === null || typeof it !== 'object' || typeof (it as Iterable<T>)[Symbol.iterator] !== 'function') {
+  if (it === null || typeof it !== 'object' || typeof it[Symbol.iterator] !== 'function') {
     throw new ArgumentError(field, 'must be iterable');
   }
-  return Array.isArray(it) ? it : [...it];
+  return Array.isArray(it) ? (it as T[]) : [...it];
 }

@@ -58,8 +58,8 @@ export class BpfObject {
     this.ensureOpen();
     const live = this.findMap(name);
     const target = `map '${live.info.name}'`;
-    checkCodec(target, 'key', key as Codec<unknown, never>, live.info.keySize);
-    checkCodec(target, 'value', value as Codec<unknown, never>, live.info.valueSize);
+    checkCodec(target, 'key', key, live.info.keySize);
+    checkCodec(target, 'value', value, live.info.valueSize);
     const m = new BpfMap(live.handle, live.info, key, value, false);
     this.views.push(m);
     return m;

@@ -59,7 +59,7 @@ function checkNetns(v: unknown): asserts v is string | undefined {
 
 function checkU(field: string, v: unknown, max: number, min = 1): asserts v is number | undefined {
   if (v !== undefined && (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max)) {
-    throw new ArgumentError(field, `must be an integer in [${min}, ${max}], got ${String(v)}`);
+    throw new ArgumentError(field, `must be an integer in [${min}, ${max}], got ${typeof v === 'number' ? v : typeof v}`);
   }
 }
 

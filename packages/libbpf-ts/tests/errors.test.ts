@@ -20,7 +20,6 @@ import {
   errnoCode,
   ifNameToIndex,
   listTc,
-  lpmIPv4,
   numPossibleCpus,
   queryTc,
   u16,
@@ -29,7 +28,7 @@ import {
   u8,
 } from '../src/index.js';
 import { native } from '../src/native.js';
-import { fixture, ipv4Packet } from './helpers.js';
+import { fixture, ipv4Packet, lpmV4, v4 } from './helpers.js';
 
 describe('errors without privileges', () => {
   it('errnoCode names kernel and libbpf errnos', () => {
@@ -161,7 +160,7 @@ describePrivileged('errors on live objects', ['root', 'bpf'], () => {
   });
 
   it('unknown map / program → NotFoundError listing the known ones', () => {
-    const e = captureError(() => obj.map('routes', lpmIPv4, u32));
+    const e = captureError(() => obj.map('routes', lpmV4, u32));
     expect(e).toBeInstanceOf(NotFoundError);
     expect((e as NotFoundError).known).toEqual(expect.arrayContaining(['hash_map', 'array_map', 'lpm_v4', 'lpm_v6', 'pcpu_hash', 'pcpu_counters', 'maps.rodata']));
     const p = captureError(() => obj.program('nope'));
@@ -169,17 +168,17 @@ describePrivileged('errors on live objects', ['root', 'bpf'], () => {
   });
 
   it('bad keys/values/flags → ArgumentError naming the field, before any syscall', () => {
-    const lpm = obj.map('lpm_v4', lpmIPv4, u32);
-    expect(() => lpm.update('10.0.0.0/40', 1)).toThrow("key: '10.0.0.0/40' has a bad prefix length (0..32)");
-    expect(() => lpm.update('10.0.0.0/8', -1)).toThrow(/^value: u32 needs an integer/);
-    expect(() => lpm.update('10.0.0.0/8', 1, 'always' as 'any')).toThrow("flags: must be 'any', 'noexist' or 'exist', got always");
-    expect(() => lpm.lookup(7 as unknown as string)).toThrow(ArgumentError);
-    expect(() => lpm.updateBatch([['10.0.0.0/8', 1]], 'noexist')).toThrow(/^flags: BPF_MAP_UPDATE_BATCH only supports 'any'/);
-    expect(() => lpm.updateBatch([['10.0.0.0/8', 1], ['x', 2]])).toThrow("entries[1].key: 'x' is not an IP address or prefix");
+    const lpm = obj.map('lpm_v4', lpmV4, u32);
+    expect(() => lpm.update({ prefixLen: 40, data: v4('10.0.0.0').data }, 1)).toThrow('key.prefixLen: must be an integer in [0, 32], got 40');
+    expect(() => lpm.update(v4('10.0.0.0/8'), -1)).toThrow(/^value: u32 needs an integer/);
+    expect(() => lpm.update(v4('10.0.0.0/8'), 1, 'always' as 'any')).toThrow("flags: must be 'any', 'noexist' or 'exist', got always");
+    expect(() => lpm.lookup(7 as never)).toThrow(ArgumentError);
+    expect(() => lpm.updateBatch([[v4('10.0.0.0/8'), 1]], 'noexist')).toThrow(/^flags: BPF_MAP_UPDATE_BATCH only supports 'any'/);
+    expect(() => lpm.updateBatch([[v4('10.0.0.0/8'), 1], [{ prefixLen: 8, data: 'x' as never }, 2]])).toThrow('entries[1].key.data: bytes(4) needs a Buffer, got string');
     const pc = obj.map('pcpu_counters', u32, u64);
     expect(() => pc.lookup(0)).toThrow("map: map 'pcpu_counters' is per-CPU (percpu_array): use lookupPerCpu()");
     expect(() => pc.updatePerCpu(0, [1n])).toThrow(`values: needs exactly ${numPossibleCpus()} values (one per possible CPU), got 1`);
-    expect(() => lpm.lookupPerCpu('10.0.0.1')).toThrow(/is not per-CPU/);
+    expect(() => lpm.lookupPerCpu(v4('10.0.0.1'))).toThrow(/is not per-CPU/);
     const prog = obj.program('classify');
     expect(() => prog.run({ data: 'abc' as unknown as Buffer })).toThrow('data: must be a Buffer, got string');
     expect(() => prog.run({ data: ipv4Packet('10.0.0.1'), repeat: 0 })).toThrow('repeat: must be an integer ≥ 1, got 0');

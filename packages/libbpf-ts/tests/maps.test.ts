@@ -1,3 +1,4 @@
+import { parseIp } from '@veil/ip';
 import { describePrivileged } from '@veil/test-utils';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import {
@@ -5,8 +6,6 @@ import {
   NotSupportedError,
   ObjectSpec,
   bytes,
-  ipv6,
-  lpmIPv4,
   lpmKey,
   numPossibleCpus,
   struct,
@@ -15,12 +14,15 @@ import {
   u64,
   u8,
 } from '../src/index.js';
-import { fixture } from './helpers.js';
+import { cidrOf, fixture, lpmV4, v4 } from './helpers.js';
 
 // struct endpoint { __u32 ifindex; __u8 mac[6]; __u16 flags; }
 const endpoint = struct(12, { ifindex: [0, u32], mac: [4, bytes(6)], flags: [10, u16] });
 // struct lpm_v6_key { __u32 prefixlen; __u8 family; __u8 pad[3]; __u8 addr[16]; }
-const lpmV6Key = lpmKey(struct(20, { family: [0, u8], addr: [4, ipv6] }));
+const lpmV6Key = lpmKey(struct(20, { family: [0, u8], addr: [4, bytes(16)] }));
+
+/** 16 address bytes of IPv6 text (the custom key's addr field is bytes(16)). */
+const ip6 = (text: string): Buffer => parseIp(text).bytes;
 
 describePrivileged('BpfMap against the kernel', ['root', 'bpf'], () => {
   let obj: BpfObject;
@@ -104,47 +106,47 @@ describePrivileged('BpfMap against the kernel', ['root', 'bpf'], () => {
   });
 
   it('lpm_trie (IPv4): longest-prefix lookups, iteration, batch and updateMany', () => {
-    const m = obj.map('lpm_v4', lpmIPv4, u32);
-    m.update('10.0.0.0/8', 1);
-    m.update('10.1.0.0/16', 2);
-    m.update({ addr: '10.1.2.0', prefixLen: 24 }, 3);
-    expect(m.lookup('10.1.2.3')).toBe(3);
-    expect(m.lookup('10.1.9.9')).toBe(2);
-    expect(m.lookup('10.200.0.1')).toBe(1);
-    expect(m.lookup('11.0.0.1')).toBeUndefined();
+    const m = obj.map('lpm_v4', lpmV4, u32);
+    m.update(v4('10.0.0.0/8'), 1);
+    m.update(v4('10.1.0.0/16'), 2);
+    m.update({ prefixLen: 24, data: Buffer.from([10, 1, 2, 0]) }, 3);
+    expect(m.lookup(v4('10.1.2.3'))).toBe(3);
+    expect(m.lookup(v4('10.1.9.9'))).toBe(2);
+    expect(m.lookup(v4('10.200.0.1'))).toBe(1);
+    expect(m.lookup(v4('11.0.0.1'))).toBeUndefined();
     expect(
-      [...m.keys()].map((k) => `${k.addr}/${k.prefixLen}`).sort(),
+      [...m.keys()].map(cidrOf).sort(),
     ).toEqual(['10.0.0.0/8', '10.1.0.0/16', '10.1.2.0/24']);
-    expect(m.delete('10.1.0.0/16')).toBe(true);
-    expect(m.lookup('10.1.9.9')).toBe(1);
+    expect(m.delete(v4('10.1.0.0/16'))).toBe(true);
+    expect(m.lookup(v4('10.1.9.9'))).toBe(1);
 
-    const prefixes = Array.from({ length: 2000 }, (_, i) => [`172.${16 + (i >> 8)}.${i & 255}.0/24`, i] as const);
+    const prefixes = Array.from({ length: 2000 }, (_, i) => [v4(`172.${16 + (i >> 8)}.${i & 255}.0/24`), i] as const);
     const batched = m.supportsBatch('update');
     const r = m.updateMany(prefixes);
     expect(r).toEqual({ count: 2000, batched });
-    expect(m.lookup('172.16.5.77')).toBe(5);
-    expect(m.lookup('172.23.207.1')).toBe(1999);
+    expect(m.lookup(v4('172.16.5.77'))).toBe(5);
+    expect(m.lookup(v4('172.23.207.1'))).toBe(1999);
     if (m.supportsBatch('delete')) {
       expect(m.deleteBatch(prefixes.map(([p]) => p))).toBe(2000);
     } else {
       expect(() => m.deleteBatch(prefixes.map(([p]) => p))).toThrow(NotSupportedError);
       for (const [p] of prefixes) m.delete(p);
     }
-    expect(m.lookup('172.16.5.77')).toBeUndefined();
+    expect(m.lookup(v4('172.16.5.77'))).toBeUndefined();
     for (const k of [...m.keys()]) m.delete(k);
   });
 
   it('lpm_trie with a custom key (prefixlen + family + pad + 16-byte addr)', () => {
     const m = obj.map('lpm_v6', lpmV6Key, u32);
     // prefixLen counts family (8) + pad (24) bits before the address
-    m.update({ prefixLen: 32 + 48, data: { family: 10, addr: 'fd00:1:2::' } }, 48);
-    m.update({ prefixLen: 32 + 128, data: { family: 10, addr: 'fd00:1:2::5' } }, 128);
-    expect(m.lookup({ prefixLen: 160, data: { family: 10, addr: 'fd00:1:2::5' } })).toBe(128);
-    expect(m.lookup({ prefixLen: 160, data: { family: 10, addr: 'fd00:1:2:3::9' } })).toBe(48);
-    expect(m.lookup({ prefixLen: 160, data: { family: 2, addr: 'fd00:1:2::5' } })).toBeUndefined();
+    m.update({ prefixLen: 32 + 48, data: { family: 10, addr: ip6('fd00:1:2::') } }, 48);
+    m.update({ prefixLen: 32 + 128, data: { family: 10, addr: ip6('fd00:1:2::5') } }, 128);
+    expect(m.lookup({ prefixLen: 160, data: { family: 10, addr: ip6('fd00:1:2::5') } })).toBe(128);
+    expect(m.lookup({ prefixLen: 160, data: { family: 10, addr: ip6('fd00:1:2:3::9') } })).toBe(48);
+    expect(m.lookup({ prefixLen: 160, data: { family: 2, addr: ip6('fd00:1:2::5') } })).toBeUndefined();
     const keys = [...m.keys()];
     expect(keys).toHaveLength(2);
-    expect(keys).toContainEqual({ prefixLen: 80, data: { family: 10, addr: 'fd00:1:2::' } });
+    expect(keys).toContainEqual({ prefixLen: 80, data: { family: 10, addr: ip6('fd00:1:2::') } });
     for (const k of keys) expect(m.delete(k)).toBe(true);
   });
 

@@ -11,13 +11,12 @@ import {
   ObjectSpec,
   Program,
   bytes,
-  lpmIPv4,
   mountBpffs,
   unmountBpffs,
   u32,
   u64,
 } from '../src/index.js';
-import { fixture, ipv4Packet } from './helpers.js';
+import { fixture, ipv4Packet, lpmV4, v4 } from './helpers.js';
 
 function mountedBpffs(dir: string): boolean {
   return readFileSync('/proc/self/mounts', 'utf8')
@@ -60,8 +59,8 @@ describePrivileged('pinning on a private bpffs', ['root', 'bpf'], () => {
     const obj = ObjectSpec.open(fixture('maps')).load();
     const path = join(dir, 'routes');
     try {
-      const m = obj.map('lpm_v4', lpmIPv4, u32);
-      m.update('10.5.0.0/16', 77);
+      const m = obj.map('lpm_v4', lpmV4, u32);
+      m.update(v4('10.5.0.0/16'), 77);
       m.pin(path);
       expect(existsSync(path)).toBe(true);
       expect(() => m.pin(path)).toThrow(expect.objectContaining({ code: 'EEXIST', op: 'map.pin' }));
@@ -69,9 +68,9 @@ describePrivileged('pinning on a private bpffs', ['root', 'bpf'], () => {
       obj.close();
     }
     // the pin keeps the map alive after the object is closed
-    const again = BpfMap.fromPin(path, lpmIPv4, u32);
+    const again = BpfMap.fromPin(path, lpmV4, u32);
     try {
-      expect(again.lookup('10.5.1.1')).toBe(77);
+      expect(again.lookup(v4('10.5.1.1'))).toBe(77);
       expect(again.info).toMatchObject({ name: 'lpm_v4', type: 'lpm_trie', keySize: 8, valueSize: 4 });
       const e = (() => {
         try {
@@ -85,13 +84,13 @@ describePrivileged('pinning on a private bpffs', ['root', 'bpf'], () => {
       again.unpin(path);
       expect(existsSync(path)).toBe(false);
       // the open fd still works after unpin
-      expect(again.lookup('10.5.1.1')).toBe(77);
+      expect(again.lookup(v4('10.5.1.1'))).toBe(77);
     } finally {
       again.close();
       again.close();
     }
-    expect(() => again.lookup('10.5.1.1')).toThrow(/is closed/);
-    expect(() => BpfMap.fromPin(path, lpmIPv4, u32)).toThrow(expect.objectContaining({ code: 'ENOENT', op: 'map.fromPin' }));
+    expect(() => again.lookup(v4('10.5.1.1'))).toThrow(/is closed/);
+    expect(() => BpfMap.fromPin(path, lpmV4, u32)).toThrow(expect.objectContaining({ code: 'ENOENT', op: 'map.fromPin' }));
   });
 
   it('pin a program, reopen it with Program.fromPin and run it; a program pin is not a map', () => {
@@ -133,6 +132,7 @@ describePrivileged('pinning on a private bpffs', ['root', 'bpf'], () => {
     // an incompatible map at the pin path fails the load
     const bad = ObjectSpec.open(fixture('maps')).setPinPath('array_map', path);
     expect(() => bad.load()).toThrow(
+      // eslint-disable-next-line @typescript-eslint/no-unsafe-assignment -- vitest's asymmetric matchers (expect.any, objectContaining) are typed any
       expect.objectContaining({ name: 'BpfError', code: 'EINVAL', op: 'object.load', message: expect.stringContaining("couldn't reuse pinned map") }),
     );
     const pinned = BpfMap.fromPin(path, u32, u64);

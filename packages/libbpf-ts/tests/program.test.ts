@@ -1,7 +1,7 @@
 import { describePrivileged } from '@veil/test-utils';
 import { afterEach, expect, it } from 'vitest';
-import { BpfError, BpfObject, ObjectSpec, SkBuff, VerifierError, bytes, lpmIPv4, u32, u64 } from '../src/index.js';
-import { fixture, ipv4Packet } from './helpers.js';
+import { BpfError, BpfObject, ObjectSpec, SkBuff, VerifierError, bytes, u32, u64 } from '../src/index.js';
+import { fixture, ipv4Packet, lpmV4, v4 } from './helpers.js';
 
 const TC_ACT_OK = 0;
 const TC_ACT_SHOT = 2;
@@ -21,7 +21,7 @@ describePrivileged('Program.run and .rodata constants', ['root', 'bpf'], () => {
 
   it('runs a tc program: retval, packet out, skb->mark out', () => {
     const obj = load();
-    obj.map('lpm_v4', lpmIPv4, u32).update('10.9.0.0/16', 42);
+    obj.map('lpm_v4', lpmV4, u32).update(v4('10.9.0.0/16'), 42);
     const pkt = ipv4Packet('10.9.1.1', 64);
     const r = obj.program('classify').run({ data: pkt, ctx: SkBuff.encode() });
     expect(r.retval).toBe(TC_ACT_OK);
@@ -40,7 +40,7 @@ describePrivileged('Program.run and .rodata constants', ['root', 'bpf'], () => {
 
   it('.rodata constants set before load change the program', () => {
     const base = load((s) => s.setConstant('cfg_mark_base', 0x1000).setConstant('cfg_drop_unknown', true));
-    base.map('lpm_v4', lpmIPv4, u32).update('10.0.0.0/8', 5);
+    base.map('lpm_v4', lpmV4, u32).update(v4('10.0.0.0/8'), 5);
     const hit = base.program('classify').run({ data: ipv4Packet('10.1.1.1'), ctx: SkBuff.encode() });
     expect(SkBuff.decode(hit.ctx as Buffer).mark).toBe(0x1005);
     expect(base.program('classify').run({ data: ipv4Packet('8.8.8.8') }).retval).toBe(TC_ACT_SHOT);

@@ -53,6 +53,7 @@ describePrivileged('tc attach/detach inside a test netns', ['root', 'bpf', 'netn
       [10, 1, 'bpf', 0x0003],
       [20, 7, 'bpf', 0x0003],
     ]);
+    // eslint-disable-next-line @typescript-eslint/no-unsafe-assignment -- vitest's asymmetric matchers (expect.any, objectContaining) are typed any
     expect(listed[0]?.bpf).toMatchObject({ directAction: true, name: expect.stringContaining('maps.bpf.o') });
     expect(listed[1]?.bpf).toMatchObject({ directAction: true, progId: prog.id, name: `classify:[${prog.id}]` });
     expect(listed[1]?.bpf?.tag).toMatch(/^[0-9a-f]{16}$/);
@@ -99,6 +100,7 @@ describePrivileged('tc attach/detach inside a test netns', ['root', 'bpf', 'netn
     expect(link.handle).toBeGreaterThan(0);
     expect(filters('egress')).toMatch(new RegExp(`pref ${link.priority} bpf chain 0 handle 0x${link.handle.toString(16)} .*name ctx_echo`));
     expect(listTc({ ifindex, direction: 'egress', netns: ns.path })).toEqual([
+      // eslint-disable-next-line @typescript-eslint/no-unsafe-assignment -- vitest's asymmetric matchers (expect.any, objectContaining) are typed any
       expect.objectContaining({ priority: link.priority, handle: link.handle, bpf: expect.objectContaining({ progId: link.progId }) }),
     ]);
     expect(link.detach()).toBe(true);

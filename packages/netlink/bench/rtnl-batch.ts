@@ -8,20 +8,10 @@
  */
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import {
-  AF_INET,
-  NLM_F_CREATE,
-  NLM_F_EXCL,
-  NetlinkSocket,
-  RTM_NEWROUTE,
-  RTN_BLACKHOLE,
-  RTPROT_BOOT,
-  addRoute,
-  attr,
-  encodeRtmsg,
-  listRoutes,
-} from '../src/index.js';
-import { RTA_DST, RTA_TABLE } from '../src/route/constants.js';
+import { AF_INET, NetlinkSocket, addRoute, attr, listRoutes, parseIp } from '../src/index.js';
+import { NLM_F_CREATE, NLM_F_EXCL } from '../src/constants.js';
+import { RTA_DST, RTA_TABLE, RTM_NEWROUTE, RTN_BLACKHOLE, RTPROT_BOOT } from '../src/route/constants.js';
+import { encodeRtmsg } from '../src/route/route.js';
 
 const N = Number(process.argv[2] ?? 10_000);
 
@@ -72,7 +62,7 @@ async function main(): Promise<void> {
           flags: NLM_F_CREATE | NLM_F_EXCL,
           payload: [
             encodeRtmsg({ family: AF_INET, dstLen: 32, table: 0, protocol: RTPROT_BOOT, type: RTN_BLACKHOLE }),
-            attr.binary(RTA_DST, Buffer.from(dst(i).split('.').map(Number))),
+            attr.binary(RTA_DST, parseIp(dst(i), 'dst').bytes),
             attr.u32(RTA_TABLE, 4242),
           ],
         }));

@@ -1,54 +1,35 @@
 // Curated public API of @veil/netlink. See API.md.
+// Protocol constants are grouped by kernel header in namespaces (nl.NLM_F_DUMP, rtnl.RTM_NEWROUTE,
+// genl.CTRL_CMD_GETFAMILY); netlink's own tests and benches import module files directly.
 
+// Protocol constants, by header: <linux/netlink.h>, <linux/rtnetlink.h> (+ if/fib_rules), <linux/genetlink.h>.
+export * as nl from './constants.js';
+export * as rtnl from './route/constants.js';
+export * as genl from './genl/constants.js';
+// The sizes and flags every attribute codec needs, also by name.
+export { NLMSG_HDRLEN, NLA_HDRLEN, NLA_F_NESTED, type ProtocolName } from './constants.js';
+export { GENL_HDRLEN } from './genl/constants.js';
+export { AF_INET, AF_INET6 } from './route/constants.js';
+
+// Socket
 export {
-  NETLINK_ROUTE,
-  NETLINK_XFRM,
-  NETLINK_GENERIC,
-  Protocol,
-  type ProtocolName,
-  NLM_F_REQUEST,
-  NLM_F_MULTI,
-  NLM_F_ACK,
-  NLM_F_ECHO,
-  NLM_F_DUMP_INTR,
-  NLM_F_DUMP_FILTERED,
-  NLM_F_ROOT,
-  NLM_F_MATCH,
-  NLM_F_ATOMIC,
-  NLM_F_DUMP,
-  NLM_F_REPLACE,
-  NLM_F_EXCL,
-  NLM_F_CREATE,
-  NLM_F_APPEND,
-  NLM_F_NONREC,
-  NLM_F_BULK,
-  NLM_F_CAPPED,
-  NLM_F_ACK_TLVS,
-  NLMSG_NOOP,
-  NLMSG_ERROR,
-  NLMSG_DONE,
-  NLMSG_OVERRUN,
-  NLMSG_MIN_TYPE,
-  NLMSG_HDRLEN,
-  NLA_HDRLEN,
-  NLA_F_NESTED,
-  NLA_F_NET_BYTEORDER,
-  NLA_TYPE_MASK,
-  NLMSGERR_ATTR_MSG,
-  NLMSGERR_ATTR_OFFS,
-  NLMSGERR_ATTR_COOKIE,
-  NLMSGERR_ATTR_POLICY,
-  NLMSGERR_ATTR_MISS_TYPE,
-  NLMSGERR_ATTR_MISS_NEST,
-  SOL_NETLINK,
-  NETLINK_ADD_MEMBERSHIP,
-  NETLINK_DROP_MEMBERSHIP,
-  NETLINK_PKTINFO,
-  NETLINK_CAP_ACK,
-  NETLINK_EXT_ACK,
-  NETLINK_GET_STRICT_CHK,
-  align4,
-} from './constants.js';
+  NetlinkSocket,
+  type NetlinkSocketOptions,
+  type NetlinkSocketEvents,
+  type RequestOptions,
+} from './socket.js';
+
+// Framing: messages and attributes
+export {
+  type NlMsg,
+  type NlMsgHeaderInit,
+  type NlMsgErr,
+  type NetlinkRequest,
+  encodeNlmsg,
+  decodeNlmsgs,
+  decodeNlmsgerr,
+  decodeDone,
+} from './message.js';
 export {
   type NlAttr,
   type AttrPart,
@@ -63,18 +44,8 @@ export {
   encodeAttrTree,
   decodeAttrTree,
 } from './attr.js';
-export {
-  type NlMsg,
-  type NlMsgHeaderInit,
-  type NlMsgErr,
-  type NetlinkRequest,
-  encodeNlmsg,
-  decodeNlmsgs,
-  decodeNlmsgHeader,
-  decodeNlmsgerr,
-  decodeDone,
-  decodeExtAck,
-} from './message.js';
+
+// Errors
 export {
   type ExtAck,
   NetlinkBaseError,
@@ -86,96 +57,32 @@ export {
   SocketClosedError,
   NetlinkTimeoutError,
 } from './errors.js';
-export { errnoCode, errnoNumber } from './errno.js';
-export { operationName } from './opnames.js';
+export { errnoCode } from './errno.js';
+
+// Generic netlink: family resolution, requests and dumps
 export {
-  NetlinkSocket,
-  type NetlinkSocketOptions,
-  type NetlinkSocketEvents,
-  type RequestOptions,
-} from './socket.js';
-export {
-  GENL_ID_CTRL,
-  GENL_HDRLEN,
-  GENL_NAMSIZ,
-  CTRL_CMD_GETFAMILY,
-  CTRL_ATTR_FAMILY_ID,
-  CTRL_ATTR_FAMILY_NAME,
-  CTRL_ATTR_VERSION,
-  CTRL_ATTR_HDRSIZE,
-  CTRL_ATTR_MAXATTR,
-  CTRL_ATTR_OPS,
-  CTRL_ATTR_MCAST_GROUPS,
-  CTRL_ATTR_MCAST_GRP_NAME,
-  CTRL_ATTR_MCAST_GRP_ID,
   type GenlFamily,
   type GenlMessage,
   type GenlRequestOptions,
   FamilyNotFoundError,
   encodeGenlmsghdr,
   decodeGenlmsg,
-  decodeFamily,
   resolveFamily,
   listFamilies,
   genlRequest,
   genlDump,
 } from './genl/ctrl.js';
 
-// rtnetlink
-export {
-  RTM_NEWLINK,
-  RTM_DELLINK,
-  RTM_GETLINK,
-  RTM_SETLINK,
-  RTM_NEWADDR,
-  RTM_DELADDR,
-  RTM_GETADDR,
-  RTM_NEWROUTE,
-  RTM_DELROUTE,
-  RTM_GETROUTE,
-  RTM_NEWRULE,
-  RTM_DELRULE,
-  RTM_GETRULE,
-  RTNLGRP_LINK,
-  RTNLGRP_IPV4_IFADDR,
-  RTNLGRP_IPV4_ROUTE,
-  RTNLGRP_IPV4_RULE,
-  RTNLGRP_IPV6_IFADDR,
-  RTNLGRP_IPV6_ROUTE,
-  RTNLGRP_IPV6_RULE,
-  IFF_UP,
-  IFF_RUNNING,
-  IFF_LOWER_UP,
-  IFF_LOOPBACK,
-  IFA_F_NODAD,
-  RT_TABLE_MAIN,
-  RT_TABLE_LOCAL,
-  RT_SCOPE_UNIVERSE,
-  RT_SCOPE_LINK,
-  RT_SCOPE_HOST,
-  RTPROT_BOOT,
-  RTPROT_STATIC,
-  RTPROT_KERNEL,
-  RTN_UNICAST,
-  RTN_LOCAL,
-  RTN_BLACKHOLE,
-  RTAX_MTU,
-  FR_ACT_TO_TBL,
-  AF_INET,
-  AF_INET6,
-} from './route/constants.js';
+// rtnetlink: links, addresses, routes, rules, sysctls
 export { type LinkRef, type NetnsRef, IFNAME_MAX } from './route/validate.js';
-export { type IpFamily, type IpAddr, type IpPrefix, parseIp, parsePrefix, formatIp } from './route/ip.js';
+export { type IpFamily, type IpAddr, type IpPrefix, parseIp, parsePrefix, formatIp, networkOf } from './route/ip.js';
 export {
   type Link,
-  type IfInfoMsg,
   type CreateLinkOptions,
   type CreateVethOptions,
   type LinkEvent,
   type LinkWatcherEvents,
   LinkWatcher,
-  encodeIfinfomsg,
-  decodeIfinfomsg,
   decodeLink,
   listLinks,
   getLink,
@@ -194,7 +101,6 @@ export {
   type Address,
   type AddressSpec,
   type Scope,
-  encodeIfaddrmsg,
   decodeAddress,
   addAddress,
   deleteAddress,
@@ -205,9 +111,6 @@ export {
   type RouteSpec,
   type RouteType,
   type RouteProtocol,
-  type RtMsg,
-  encodeRtmsg,
-  decodeRtmsg,
   decodeRoute,
   addRoute,
   deleteRoute,
@@ -217,7 +120,6 @@ export {
   type Rule,
   type RuleSpec,
   type RuleAction,
-  encodeFibRuleHdr,
   decodeRule,
   addRule,
   deleteRule,
@@ -231,15 +133,3 @@ export {
   setIpForwarding,
   setRpFilter,
 } from './route/sysctl.js';
-
-// WireGuard over generic netlink (owned by helper QEMU, built on the genl core above)
-export { Key, WG_KEY_LEN } from './genl/wireguard-key.js';
-export {
-  WireGuardClient,
-  WireGuardUnavailableError,
-  WireGuardDeviceNotFoundError,
-  type WireGuardClientOptions,
-  type GetDeviceOptions,
-} from './genl/wireguard.js';
-export type { DeviceConfig, PeerConfig, WireGuardDevice, WireGuardPeer, Endpoint, DeviceRef } from './genl/wireguard-types.js';
-export { encodeSetDevice, WG_DEFAULT_MAX_MESSAGE } from './genl/wireguard-codec.js';

@@ -50,7 +50,7 @@ function u(v: number | undefined, max: number, field: string): number {
 
 /** Encodes one message: nlmsghdr + payload parts (concatenated), padded to 4 bytes. */
 export function encodeNlmsg(h: NlMsgHeaderInit, payload: Buffer | readonly Buffer[] = []): Buffer {
-  const body = Buffer.isBuffer(payload) ? payload : Buffer.concat(payload as Buffer[]);
+  const body = Buffer.isBuffer(payload) ? payload : Buffer.concat(payload);
   const len = NLMSG_HDRLEN + body.length;
   const out = Buffer.alloc(align4(len));
   out.writeUInt32LE(len, 0);

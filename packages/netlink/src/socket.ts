@@ -656,11 +656,3 @@ export class NetlinkSocket extends EventEmitter<NetlinkSocketEvents> {
 export function feedDatagram(sock: NetlinkSocket, data: Buffer, group = 0): void {
   (sock as unknown as { onDatagrams(d: Buffer[], g: number[]): void }).onDatagrams([data], [group]);
 }
-
-/**
- * The seq of the most recent request a socket sent (for tests that build fake replies).
- * @internal
- */
-export function lastSeq(sock: NetlinkSocket): number {
-  return (sock as unknown as { seq: number }).seq;
-}

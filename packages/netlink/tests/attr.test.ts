@@ -4,7 +4,6 @@ import {
   AttrSet,
   type AttrTree,
   NLA_F_NESTED,
-  NLA_F_NET_BYTEORDER,
   NetlinkDecodeError,
   NetlinkValidationError,
   attr,
@@ -14,6 +13,7 @@ import {
   encodeAttrTree,
   encodeAttrs,
 } from '../src/index.js';
+import { NLA_F_NET_BYTEORDER } from '../src/constants.js';
 
 const hex = (s: string) => Buffer.from(s.replace(/\s+/g, ''), 'hex');
 

@@ -1,19 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TestNetns, describePrivileged } from '@veil/test-utils';
 import {
-  CTRL_ATTR_FAMILY_ID,
-  CTRL_ATTR_FAMILY_NAME,
-  CTRL_ATTR_MCAST_GROUPS,
-  CTRL_ATTR_MCAST_GRP_ID,
-  CTRL_ATTR_MCAST_GRP_NAME,
-  CTRL_ATTR_VERSION,
-  CTRL_CMD_GETFAMILY,
   FamilyNotFoundError,
-  GENL_ID_CTRL,
   NetlinkSocket,
   NetlinkValidationError,
   attr,
-  decodeFamily,
   decodeGenlmsg,
   decodeNlmsgs,
   encodeGenlmsghdr,
@@ -23,6 +14,17 @@ import {
   listFamilies,
   resolveFamily,
 } from '../src/index.js';
+import {
+  CTRL_ATTR_FAMILY_ID,
+  CTRL_ATTR_FAMILY_NAME,
+  CTRL_ATTR_MCAST_GROUPS,
+  CTRL_ATTR_MCAST_GRP_ID,
+  CTRL_ATTR_MCAST_GRP_NAME,
+  CTRL_ATTR_VERSION,
+  CTRL_CMD_GETFAMILY,
+  GENL_ID_CTRL,
+} from '../src/genl/constants.js';
+import { decodeFamily } from '../src/genl/ctrl.js';
 
 describe('generic netlink codecs', () => {
   it('genlmsghdr is cmd, version, 2 reserved bytes', () => {

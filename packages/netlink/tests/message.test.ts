@@ -1,6 +1,17 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import {
+  NetlinkDecodeError,
+  NetlinkError,
+  NetlinkValidationError,
+  attr,
+  decodeDone,
+  decodeNlmsgerr,
+  decodeNlmsgs,
+  encodeNlmsg,
+  errnoCode,
+} from '../src/index.js';
+import {
   NLMSGERR_ATTR_MSG,
   NLMSGERR_ATTR_OFFS,
   NLMSG_DONE,
@@ -12,21 +23,12 @@ import {
   NLM_F_EXCL,
   NLM_F_MULTI,
   NLM_F_REQUEST,
-  NetlinkDecodeError,
-  NetlinkError,
-  NetlinkValidationError,
-  attr,
-  decodeDone,
-  decodeNlmsgerr,
-  decodeNlmsgs,
-  encodeNlmsg,
-  errnoCode,
-  errnoNumber,
-  operationName,
   NETLINK_ROUTE,
   NETLINK_XFRM,
   NETLINK_GENERIC,
-} from '../src/index.js';
+} from '../src/constants.js';
+import { errnoNumber } from '../src/errno.js';
+import { operationName } from '../src/opnames.js';
 
 const hex = (s: string) => Buffer.from(s.replace(/\s+/g, ''), 'hex');
 

@@ -1,11 +1,8 @@
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { TestNetns, describePrivileged, linkName } from '@veil/test-utils';
 import {
-  IFA_F_NODAD,
   NetlinkError,
   NetlinkSocket,
-  RTPROT_STATIC,
-  RT_SCOPE_LINK,
   addAddress,
   addRoute,
   addRule,
@@ -19,6 +16,7 @@ import {
   listRules,
   setLinkUp,
 } from '../src/index.js';
+import { IFA_F_NODAD, RTPROT_STATIC, RT_SCOPE_LINK } from '../src/route/constants.js';
 
 describePrivileged('rtnetlink addresses, routes and rules (real kernel, test netns)', ['root', 'netns'], () => {
   let ns: TestNetns;

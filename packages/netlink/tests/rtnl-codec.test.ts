@@ -1,8 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import {
-  NLM_F_ACK,
-  NLM_F_REQUEST,
   NetlinkDecodeError,
   attr,
   type NetlinkRequest,
@@ -32,6 +30,7 @@ import {
   sysctlPath,
   writeSysctl,
 } from '../src/index.js';
+import { NLM_F_ACK, NLM_F_REQUEST } from '../src/constants.js';
 
 // Requests captured with `strace -f -e trace=sendmsg -e write=3 -xx ip ...` (iproute2 6.1).
 // The seq field (bytes 8..11) is zeroed before comparing.

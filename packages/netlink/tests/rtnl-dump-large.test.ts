@@ -43,7 +43,10 @@ describePrivileged('large dumps and interrupted dumps', ['root', 'netns'], () =>
   });
 
   it('requestMany: 3,000 rules in batched datagrams, duplicates fail individually', async () => {
-    const { encodeFibRuleHdr, attr, RTM_NEWRULE, NLM_F_CREATE, NLM_F_EXCL, listRules } = await import('../src/index.js');
+    const { attr, listRules } = await import('../src/index.js');
+    const { encodeFibRuleHdr } = await import('../src/route/rule.js');
+    const { RTM_NEWRULE } = await import('../src/route/constants.js');
+    const { NLM_F_CREATE, NLM_F_EXCL } = await import('../src/constants.js');
     const N = 3000;
     const rule = (i: number) => ({
       type: RTM_NEWRULE,

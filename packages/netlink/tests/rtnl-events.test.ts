@@ -4,8 +4,6 @@ import {
   type Link,
   type LinkEvent,
   NetlinkSocket,
-  RTM_NEWADDR,
-  RTNLGRP_IPV4_IFADDR,
   addAddress,
   listAddresses,
   createVeth,
@@ -13,6 +11,7 @@ import {
   setLinkMtu,
   watchLinks,
 } from '../src/index.js';
+import { RTM_NEWADDR, RTNLGRP_IPV4_IFADDR } from '../src/route/constants.js';
 
 function waitFor<T>(get: () => T | undefined, timeoutMs = 5000): Promise<T> {
   return new Promise((resolve, reject) => {

@@ -127,7 +127,10 @@ describePrivileged('rtnetlink links (real kernel, test netns)', ['root', 'netns'
 
   it('surfaces the kernel extended-ack text (unknown link kind)', async () => {
     // A raw request with a kind no kernel has: the kernel answers EOPNOTSUPP "Unknown device type".
-    const { attr, encodeIfinfomsg, NLM_F_CREATE, NLM_F_EXCL, RTM_NEWLINK } = await import('../src/index.js');
+    const { attr } = await import('../src/index.js');
+    const { encodeIfinfomsg } = await import('../src/route/link.js');
+    const { RTM_NEWLINK } = await import('../src/route/constants.js');
+    const { NLM_F_CREATE, NLM_F_EXCL } = await import('../src/constants.js');
     const err = await sock
       .request({
         type: RTM_NEWLINK,

@@ -1,14 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import {
   DumpInterruptedError,
-  NLMSGERR_ATTR_MSG,
-  NLMSG_DONE,
-  NLMSG_ERROR,
-  NLMSG_OVERRUN,
-  NLM_F_ACK_TLVS,
-  NLM_F_CAPPED,
-  NLM_F_DUMP_INTR,
-  NLM_F_MULTI,
   NetlinkDecodeError,
   NetlinkError,
   NetlinkSocket,
@@ -20,6 +12,16 @@ import {
   decodeNlmsgs,
   encodeNlmsg,
 } from '../src/index.js';
+import {
+  NLMSGERR_ATTR_MSG,
+  NLMSG_DONE,
+  NLMSG_ERROR,
+  NLMSG_OVERRUN,
+  NLM_F_ACK_TLVS,
+  NLM_F_CAPPED,
+  NLM_F_DUMP_INTR,
+  NLM_F_MULTI,
+} from '../src/constants.js';
 import { feedDatagram } from '../src/socket.js';
 
 /**

@@ -1,6 +1,14 @@
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { TestNetns, describePrivileged, linkName } from '@veil/test-utils';
-import { NetlinkSocket, NetlinkSyscallError, createVeth, readSysctl, setIpForwarding, setRpFilter, writeSysctl } from '../src/index.js';
+import {
+  NetlinkSocket,
+  NetlinkSyscallError,
+  createVeth,
+  readSysctl,
+  setIpForwarding,
+  setRpFilter,
+  writeSysctl,
+} from '../src/index.js';
 
 describePrivileged('sysctl helpers act on the given netns only', ['root', 'netns'], () => {
   let ns: TestNetns;

@@ -95,7 +95,7 @@ export function validateAuth(field: string, a: unknown): Required<XfrmAuth> {
   }
   const truncLen = o.truncLen === undefined ? spec.hashBits / 2 : o.truncLen;
   if (typeof truncLen !== 'number' || !Number.isInteger(truncLen) || truncLen % 8 !== 0 || truncLen < 96 || truncLen > spec.hashBits) {
-    throw new XfrmValidationError(`${field}.truncLen`, `must be a multiple of 8 between 96 and ${spec.hashBits} bits, got ${String(truncLen)}`);
+    throw new XfrmValidationError(`${field}.truncLen`, `must be a multiple of 8 between 96 and ${spec.hashBits} bits, got ${typeof truncLen === 'number' ? truncLen : typeof truncLen}`);
   }
   return { name: o.name as AuthAlgorithmName, key, truncLen };
 }

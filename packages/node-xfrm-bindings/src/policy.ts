@@ -182,7 +182,7 @@ export function encodePolicyPayload(p: XfrmPolicy): Buffer {
       off += XFRM_USER_TMPL_SIZE;
     }
   }
-  off = putMarkAndIfId(v, off, mark, ifId);
+  putMarkAndIfId(v, off, mark, ifId);
   return out;
 }
 

@@ -1,3 +1,4 @@
+import { canonicalCidr, formatIPv6 } from '@veil/ip';
 import fc from 'fast-check';
 import type { XfrmPolicy, XfrmSelector, XfrmState, XfrmTemplate } from '../src/index.js';
 
@@ -15,42 +16,17 @@ export const ipv6 = fc
   })
   .map((g) => canonical6(g));
 
+/** RFC 5952 text of eight 16-bit groups (@veil/ip formats; decode must give this text back). */
 function canonical6(groups: number[]): string {
-  let best = -1;
-  let bestLen = 1;
-  for (let i = 0; i < 8; ) {
-    if (groups[i] !== 0) {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && groups[j] === 0) j++;
-    if (j - i > bestLen) {
-      best = i;
-      bestLen = j - i;
-    }
-    i = j;
-  }
-  const h = (g: number[]): string => g.map((x) => x.toString(16)).join(':');
-  return best < 0 ? h(groups) : `${h(groups.slice(0, best))}::${h(groups.slice(best + bestLen))}`;
+  const b = Buffer.alloc(16);
+  groups.forEach((g, i) => b.writeUInt16BE(g, i * 2));
+  return formatIPv6(b);
 }
 
-function maskV4(addr: string, len: number): string {
-  const n = addr.split('.').reduce((a, o) => (a << 8) | Number(o), 0) >>> 0;
-  const m = len === 0 ? 0 : (n & (0xffffffff << (32 - len))) >>> 0;
-  return [24, 16, 8, 0].map((s) => (m >>> s) & 0xff).join('.');
-}
-
-const cidr4 = fc.tuple(ipv4, fc.integer({ min: 0, max: 32 })).map(([a, l]) => `${maskV4(a, l)}/${l}`);
+const cidr4 = fc.tuple(ipv4, fc.integer({ min: 0, max: 32 })).map(([a, l]) => canonicalCidr(`${a}/${l}`));
 const cidr6 = fc
   .tuple(fc.array(fc.integer({ min: 0, max: 0xffff }), { minLength: 8, maxLength: 8 }), fc.integer({ min: 0, max: 128 }))
-  .map(([g, l]) => {
-    const masked = g.map((x, i) => {
-      const bits = Math.max(0, Math.min(16, l - i * 16));
-      return x & ((0xffff << (16 - bits)) & 0xffff);
-    });
-    return `${canonical6(masked)}/${l}`;
-  });
+  .map(([g, l]) => canonicalCidr(`${canonical6(g)}/${l}`));
 
 const port = fc.integer({ min: 1, max: 0xffff });
 const u32 = fc.integer({ min: 0, max: 0xffffffff });
@@ -184,7 +160,7 @@ export const policy: fc.Arbitrary<XfrmPolicy> = selector.chain(({ family, sel })
       },
       { requiredKeys: ['dir'] },
     )
-    .map((p) => ({ selector: sel, ...p }) as XfrmPolicy),
+    .map((p) => ({ selector: sel, ...p })),
 );
 
 export function normalizePolicy(p: XfrmPolicy): XfrmPolicy {

@@ -26,8 +26,8 @@ function fieldOf(fn: () => unknown): string {
   throw new Error('expected a validation error');
 }
 
-const st = (patch: Record<string, unknown>): (() => unknown) => () => encodeStatePayload({ ...base, ...patch } as XfrmState);
-const po = (patch: Record<string, unknown>): (() => unknown) => () => encodePolicyPayload({ ...pol, ...patch } as XfrmPolicy);
+const st = (patch: Record<string, unknown>): (() => unknown) => () => encodeStatePayload({ ...base, ...patch });
+const po = (patch: Record<string, unknown>): (() => unknown) => () => encodePolicyPayload({ ...pol, ...patch });
 
 describe('state validation names the bad field', () => {
   it.each<[string, Record<string, unknown>, string, RegExp]>([

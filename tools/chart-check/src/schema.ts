@@ -31,7 +31,10 @@ export class ValuesValidator {
     for (const e of this.validateFn.errors ?? []) {
       const i = issue(e);
       const key = `${i.path}\0${i.message}`;
-      if (!seen.has(key)) seen.add(key), out.push(i);
+      if (!seen.has(key)) {
+        seen.add(key);
+        out.push(i);
+      }
     }
     return out;
   }

@@ -13,25 +13,30 @@ import { describe, expect, it } from 'vitest';
 import { loadChart, mergeValueFiles, renderChart, type Manifest } from '../src/index.js';
 import { CHART_DIR, ciValueFiles } from './helpers.js';
 
+/** A model constructor as a factory over parsed YAML (the model's validate() is what judges it). */
+function model<T>(Model: new (data: T) => { validate(): void }): (data: unknown) => { validate(): void } {
+  return (data) => new Model(data as T);
+}
+
 /** Kubernetes OpenAPI models (kubernetes-models), keyed by apiVersion/kind. */
-const MODELS: Record<string, new (data: any) => { validate(): void }> = {
-  'apps/v1/DaemonSet': DaemonSet,
-  'v1/ConfigMap': ConfigMap,
-  'v1/Service': Service,
-  'v1/ServiceAccount': ServiceAccount,
-  'policy/v1/PodDisruptionBudget': PodDisruptionBudget,
-  'rbac.authorization.k8s.io/v1/ClusterRole': ClusterRole,
-  'rbac.authorization.k8s.io/v1/ClusterRoleBinding': ClusterRoleBinding,
-  'rbac.authorization.k8s.io/v1/Role': Role,
-  'rbac.authorization.k8s.io/v1/RoleBinding': RoleBinding,
-  'monitoring.coreos.com/v1/ServiceMonitor': ServiceMonitor,
+const MODELS: Record<string, (data: unknown) => { validate(): void }> = {
+  'apps/v1/DaemonSet': model(DaemonSet),
+  'v1/ConfigMap': model(ConfigMap),
+  'v1/Service': model(Service),
+  'v1/ServiceAccount': model(ServiceAccount),
+  'policy/v1/PodDisruptionBudget': model(PodDisruptionBudget),
+  'rbac.authorization.k8s.io/v1/ClusterRole': model(ClusterRole),
+  'rbac.authorization.k8s.io/v1/ClusterRoleBinding': model(ClusterRoleBinding),
+  'rbac.authorization.k8s.io/v1/Role': model(Role),
+  'rbac.authorization.k8s.io/v1/RoleBinding': model(RoleBinding),
+  'monitoring.coreos.com/v1/ServiceMonitor': model(ServiceMonitor),
 };
 
 function validateManifest(m: Manifest): void {
   const { template: _t, ...obj } = m;
   const Model = MODELS[`${m.apiVersion}/${m.kind}`];
   if (!Model) throw new Error(`${m.template}: no Kubernetes model for ${m.apiVersion} ${m.kind}`);
-  new Model(obj).validate();
+  Model(obj).validate();
 }
 
 describe('rendered objects against the Kubernetes OpenAPI schemas (kubernetes-models)', () => {

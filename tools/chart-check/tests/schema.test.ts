@@ -6,10 +6,26 @@ import { CHART_DIR, FIXTURES, ciValueFiles } from './helpers.js';
 let chart: Chart;
 let validator: ValuesValidator;
 
-function withValues(over: (v: Record<string, any>) => void): Record<string, unknown> {
-  const v = structuredClone(chart.values) as Record<string, any>;
+type Doc = Record<string, unknown>;
+
+function withValues(over: (v: Doc) => void): Doc {
+  const v = structuredClone(chart.values);
   over(v);
   return v;
+}
+
+/** The mapping at a dotted path of a values document (the chart's values.yaml has every one these tests use). */
+function at(v: Doc, path: string): Doc {
+  let o = v;
+  for (const k of path.split('.').filter(Boolean)) o = o[k] as Doc;
+  return o;
+}
+
+/** A mutation that sets `path` (dotted) to `value`, whatever its type: these tests break values on purpose. */
+function set(path: string, value: unknown): (v: Doc) => void {
+  const keys = path.split('.');
+  const last = keys.pop() ?? '';
+  return (v) => void (at(v, keys.join('.'))[last] = value);
 }
 
 beforeAll(async () => {
@@ -29,9 +45,9 @@ describe('values.schema.json', () => {
   });
 
   it('has the documented defaults', () => {
-    const v = chart.values as Record<string, any>;
-    expect(v.encryption.wireguard.port).toBe(51871);
-    expect(v.encryption.ipsec.keyRotationDuration).toBe('5m');
+    const v = chart.values;
+    expect(at(v, 'encryption.wireguard').port).toBe(51871);
+    expect(at(v, 'encryption.ipsec').keyRotationDuration).toBe('5m');
     expect(v.tolerations).toEqual([{ operator: 'Exists' }]);
     expect(v.priorityClassName).toBe('system-node-critical');
     expect(v.updateStrategy).toEqual({ type: 'RollingUpdate', rollingUpdate: { maxUnavailable: 1 } });
@@ -53,21 +69,21 @@ describe('values.schema.json', () => {
   });
 
   it.each([
-    ['encryption.type as a number', (v: any): void => void (v.encryption.type = 42), 'encryption.type', 'must be string'],
-    ['encryption.type not a package name', (v: any): void => void (v.encryption.type = 'Wire Guard'), 'encryption.type', 'must match'],
-    ['wireguard port 0', (v: any): void => void (v.encryption.wireguard.port = 0), 'encryption.wireguard.port', 'must be >= 1'],
-    ['wireguard port 65536', (v: any): void => void (v.encryption.wireguard.port = 65536), 'encryption.wireguard.port', 'must be <= 65535'],
-    ['wireguard port as a string', (v: any): void => void (v.encryption.wireguard.port = '51871'), 'encryption.wireguard.port', 'must be integer'],
-    ['unknown key under wireguard', (v: any): void => void (v.encryption.wireguard.listenPort = 1), 'encryption.wireguard.listenPort', 'unknown key'],
-    ['unknown top-level key', (v: any): void => void (v.encryptoin = {}), 'encryptoin', 'unknown key'],
-    ['mtu below the IPv6 minimum', (v: any): void => void (v.encryption.wireguard.mtu = 1000), 'encryption.wireguard.mtu', ''],
-    ['rotation not a Go duration', (v: any): void => void (v.encryption.ipsec.keyRotationDuration = '5 minutes'), 'encryption.ipsec.keyRotationDuration', 'must match'],
-    ['strict CIDR not a CIDR', (v: any): void => void (v.encryption.strictMode.cidrs = ['10.0.0.0']), 'encryption.strictMode.cidrs.0', 'must match'],
-    ['log level', (v: any): void => void (v.logLevel = 'verbose'), 'logLevel', 'must be equal to one of the allowed values'],
-    ['pull policy', (v: any): void => void (v.image.pullPolicy = 'Sometimes'), 'image.pullPolicy', 'allowed values'],
-    ['update strategy type', (v: any): void => void (v.updateStrategy.type = 'Recreate'), 'updateStrategy.type', 'allowed values'],
-    ['keyFile directly in /etc/veil', (v: any): void => void (v.encryption.ipsec.keyFile = '/etc/veil/keys'), 'encryption.ipsec.keyFile', 'must NOT be valid'],
-    ['capability ALL', (v: any): void => void (v.securityContext.extraCapabilities = ['ALL']), 'securityContext.extraCapabilities.0', 'must NOT be valid'],
+    ['encryption.type as a number', set('encryption.type', 42), 'encryption.type', 'must be string'],
+    ['encryption.type not a package name', set('encryption.type', 'Wire Guard'), 'encryption.type', 'must match'],
+    ['wireguard port 0', set('encryption.wireguard.port', 0), 'encryption.wireguard.port', 'must be >= 1'],
+    ['wireguard port 65536', set('encryption.wireguard.port', 65536), 'encryption.wireguard.port', 'must be <= 65535'],
+    ['wireguard port as a string', set('encryption.wireguard.port', '51871'), 'encryption.wireguard.port', 'must be integer'],
+    ['unknown key under wireguard', set('encryption.wireguard.listenPort', 1), 'encryption.wireguard.listenPort', 'unknown key'],
+    ['unknown top-level key', set('encryptoin', {}), 'encryptoin', 'unknown key'],
+    ['mtu below the IPv6 minimum', set('encryption.wireguard.mtu', 1000), 'encryption.wireguard.mtu', ''],
+    ['rotation not a Go duration', set('encryption.ipsec.keyRotationDuration', '5 minutes'), 'encryption.ipsec.keyRotationDuration', 'must match'],
+    ['strict CIDR not a CIDR', set('encryption.strictMode.cidrs', ['10.0.0.0']), 'encryption.strictMode.cidrs.0', 'must match'],
+    ['log level', set('logLevel', 'verbose'), 'logLevel', 'must be equal to one of the allowed values'],
+    ['pull policy', set('image.pullPolicy', 'Sometimes'), 'image.pullPolicy', 'allowed values'],
+    ['update strategy type', set('updateStrategy.type', 'Recreate'), 'updateStrategy.type', 'allowed values'],
+    ['keyFile directly in /etc/veil', set('encryption.ipsec.keyFile', '/etc/veil/keys'), 'encryption.ipsec.keyFile', 'must NOT be valid'],
+    ['capability ALL', set('securityContext.extraCapabilities', ['ALL']), 'securityContext.extraCapabilities.0', 'must NOT be valid'],
   ] as const)('rejects %s', (_name, mutate, path, message) => {
     const issues = validator.issues(withValues(mutate));
     const atPath = issues.filter((i) => i.path === path);
@@ -77,7 +93,7 @@ describe('values.schema.json', () => {
 
   it('accepts a contributor backend package name', () => {
     for (const type of ['@acme/veil-backend-macsec', 'veil-backend-null', 'wireguard', 'ipsec']) {
-      expect(validator.issues(withValues((v) => void (v.encryption.type = type)))).toEqual([]);
+      expect(validator.issues(withValues(set('encryption.type', type)))).toEqual([]);
     }
   });
 

@@ -74,7 +74,7 @@ function status(code: number, reason: string, message: string, details?: Record<
     reason,
     ...(details ? { details } : {}),
     code,
-  } as KubeObject;
+  };
 }
 
 class HttpError extends Error {

@@ -102,6 +102,7 @@ describe('KubeApiServerDouble', () => {
       ['DELETED', 'n2'],
     ]);
     const bm = w.events.find((e) => e.type === 'BOOKMARK')!;
+    // eslint-disable-next-line @typescript-eslint/no-unsafe-assignment -- vitest's asymmetric matchers (expect.any, objectContaining) are typed any
     expect(bm.object).toEqual({ kind: 'Node', apiVersion: 'v1', metadata: { resourceVersion: expect.any(String) } });
     w.abort();
     // Without resourceVersion: synthetic ADDED for the current state.
@@ -119,6 +120,7 @@ describe('KubeApiServerDouble', () => {
     s.compact();
     const w = await watch(kc, '/api/v1/nodes', { resourceVersion: '1' });
     expect(await w.done).toBeNull();
+    // eslint-disable-next-line @typescript-eslint/no-unsafe-assignment -- vitest's asymmetric matchers (expect.any, objectContaining) are typed any
     expect(w.events).toEqual([{ type: 'ERROR', object: expect.objectContaining({ kind: 'Status', code: 410, reason: 'Expired', status: 'Failure' }) }]);
     // expireWatches: open watches get the 410 and are closed.
     const w2 = await watch(kc, '/api/v1/nodes', { resourceVersion: s.resourceVersion });

@@ -1,3 +1,4 @@
 export { type Capability, inCI, missingReason, sh } from './capabilities.js';
 export { describePrivileged } from './privileged.js';
 export { NETNS_PREFIX, TestNetns, deleteLinkIfExists, linkName } from './netns.js';
+export { type CodecLike, roundTrip } from './codec.js';

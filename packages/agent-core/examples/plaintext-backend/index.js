@@ -4,7 +4,9 @@
  *
  * It shows the whole contract a backend package has to meet, and nothing else:
  *   1. implement `EncryptionBackend` (see @veil/agent-core `src/types/backend.ts`);
- *   2. default-export an inversify `ContainerModule` that binds `TOKENS.EncryptionBackend`.
+ *   2. default-export an inversify `ContainerModule` that binds `TOKENS.EncryptionBackend`;
+ *   3. optionally, export `config`: its own section of the agent configuration
+ *      (`encryption.plaintext` here), which core merges, validates and names by full path.
  *
  * Load it without touching agent-core:
  *   encryption.type: ./examples/plaintext-backend        (a path: file or directory)
@@ -14,7 +16,16 @@
  * nothing; it only remembers peers so `veil status` can list them. Do not use it in production.
  */
 import { ContainerModule } from 'inversify';
-import { TOKENS } from '@veil/agent-core';
+import { z } from 'zod';
+import { TOKENS, backendSection, defineBackendConfig } from '@veil/agent-core';
+
+const schema = z.strictObject({
+  /** Logged at start and shown by `veil status`: who should know traffic is not encrypted. */
+  banner: z.string().min(1).default('pod traffic is NOT encrypted'),
+});
+
+/** `encryption.plaintext`: flags `--encryption.plaintext.banner`, env `VEIL_ENCRYPTION_PLAINTEXT_BANNER`. */
+export const config = defineBackendConfig({ section: 'plaintext', schema, defaults: schema.parse({}) });
 
 /** @typedef {import('@veil/agent-core').EncryptionBackend} EncryptionBackend */
 /** @typedef {import('@veil/agent-core').PeerNode} PeerNode */
@@ -30,13 +41,17 @@ export class PlaintextBackend {
   /** @type {Map<string, PeerNode>} */
   #peers = new Map();
 
-  /** @param {import('@veil/agent-core').Logger} logger */
-  constructor(logger) {
+  /**
+   * @param {import('@veil/agent-core').AgentConfig} agentConfig
+   * @param {import('@veil/agent-core').Logger} logger
+   */
+  constructor(agentConfig, logger) {
     this.log = logger.child({ component: 'backend-plaintext' });
+    this.settings = backendSection(agentConfig, config);
   }
 
   async init() {
-    this.log.warn('plaintext backend: pod traffic is NOT encrypted');
+    this.log.warn(`plaintext backend: ${this.settings.banner}`);
     return [];
   }
 
@@ -72,6 +87,7 @@ export class PlaintextBackend {
       driver: 'none',
       peers: [...this.#peers.keys()].map((name) => ({ name, detail: 'unencrypted' })),
       errors: [],
+      details: { banner: this.settings.banner },
     };
   }
 
@@ -80,6 +96,6 @@ export class PlaintextBackend {
 
 export default new ContainerModule(({ bind }) => {
   bind(TOKENS.EncryptionBackend)
-    .toDynamicValue((ctx) => new PlaintextBackend(ctx.get(TOKENS.Logger)))
+    .toDynamicValue((ctx) => new PlaintextBackend(ctx.get(TOKENS.Config), ctx.get(TOKENS.Logger)))
     .inSingletonScope();
 });

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { parseCidr } from '../util/ip.js';
 
-const durationRe = /^(\d+(\.\d+)?(ns|us|µs|ms|s|m|h))+$/;
+export const durationRe = /^(\d+(\.\d+)?(ns|us|µs|ms|s|m|h))+$/;
 const cidrRe = /^[0-9a-fA-F:.]+\/\d{1,3}$/;
 
 /** Go-style duration (`90s`, `5m`, `1h30m`) in milliseconds. */
@@ -12,12 +12,14 @@ export function parseDuration(text: string): number {
   return total;
 }
 
-const port = z.number().int().min(1).max(65535);
 const listenPort = z.number().int().min(0).max(65535);
 
 /**
- * The ONE configuration schema. Keys mirror the Helm values (`encryption.*`) plus agent settings.
- * Every object is strict: unknown keys are errors, so typos are caught.
+ * What core owns of the configuration. Keys mirror the Helm values (`encryption.*`) plus agent
+ * settings. Every object is strict: unknown keys are errors, so typos are caught. A backend's own
+ * section (`encryption.wireguard`, `encryption.ipsec`, a contributor's `encryption.<name>`) is not
+ * here: each backend declares it with {@link defineBackendConfig} and validates it itself, the way
+ * Cilium's cells own their config.
  */
 export const AgentConfigSchema = z.strictObject({
   encryption: z.strictObject({
@@ -43,19 +45,6 @@ export const AgentConfigSchema = z.strictObject({
       ),
       allowRemoteNodeIdentities: z.boolean(),
     }),
-    wireguard: z.strictObject({
-      port,
-      userspaceFallback: z.boolean(),
-      /** Seconds; 0 disables. */
-      persistentKeepalive: z.number().int().min(0).max(65535),
-      /** 0 = derive from the underlying device. */
-      mtu: z.number().int().refine((v) => v === 0 || (v >= 1280 && v <= 65535), 'must be 0 (auto) or 1280..65535'),
-    }),
-    ipsec: z.strictObject({
-      secretName: z.string(),
-      keyFile: z.string(),
-      keyRotationDuration: z.string().regex(durationRe, 'must be a duration like 5m or 90s'),
-    }),
   }),
   /** This node's name (downward API `spec.nodeName`). */
   nodeName: z.string().min(1, 'must be set (flag --nodeName, env VEIL_NODE_NAME or K8S_NODE_NAME)'),
@@ -73,18 +62,23 @@ export const AgentConfigSchema = z.strictObject({
   eventsNamespace: z.string().min(1),
 });
 
-/** The validated agent configuration. */
-export type AgentConfig = z.infer<typeof AgentConfigSchema>;
+type CoreConfig = z.infer<typeof AgentConfigSchema>;
 
-/** Defaults (lowest precedence layer). */
+/** Backend sections under `encryption`, by section name; read one with `backendSection()`. */
+export interface BackendSections {
+  readonly [section: string]: unknown;
+}
+
+/** The validated agent configuration: core's keys plus the backends' sections under `encryption`. */
+export type AgentConfig = Omit<CoreConfig, 'encryption'> & { encryption: CoreConfig['encryption'] & BackendSections };
+
+/** Core's defaults (lowest precedence layer); backends add their sections' defaults. */
 export const DEFAULT_CONFIG: AgentConfig = {
   encryption: {
     enabled: false,
     type: 'wireguard',
     nodeEncryption: false,
     strictMode: { enabled: false, cidrs: [], allowRemoteNodeIdentities: false },
-    wireguard: { port: 51871, userspaceFallback: false, persistentKeepalive: 0, mtu: 0 },
-    ipsec: { secretName: 'veil-ipsec-keys', keyFile: '/etc/veil/ipsec/keys', keyRotationDuration: '5m' },
   },
   nodeName: '',
   nodeId: 0,

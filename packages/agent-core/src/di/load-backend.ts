@@ -2,10 +2,11 @@ import { stat } from 'node:fs/promises';
 import { isAbsolute, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { ContainerModule } from 'inversify';
+import { type BackendConfigSpec, isBackendConfigSpec } from '../config/backend.js';
 import { BackendLoadError } from '../errors.js';
 
 /** Built-in backend names and the packages that implement them. */
-export const BUILTIN_BACKENDS: Readonly<Record<string, string>> = {
+const BUILTIN_BACKENDS: Readonly<Record<string, string>> = {
   wireguard: '@veil/backend-wireguard',
   ipsec: '@veil/backend-ipsec',
 };
@@ -47,12 +48,27 @@ async function resolveDirectory(href: string): Promise<string> {
   return href;
 }
 
+/** A backend package as loaded: its ContainerModule and, when it has one, its config section. */
+export interface LoadedBackend {
+  readonly module: ContainerModule;
+  /** The package's `config` export (see `defineBackendConfig`); absent for backends without settings. */
+  readonly config?: BackendConfigSpec;
+}
+
 /**
  * Imports a backend module and returns its default-exported ContainerModule, which must bind
  * `TOKENS.EncryptionBackend`. Throws {@link BackendLoadError}: `MODULE_NOT_FOUND`,
  * `NO_DEFAULT_EXPORT`, `NOT_A_CONTAINER_MODULE` or `IMPORT_FAILED` (the module threw).
  */
 export async function loadBackendModule(nameOrSpecifier: string, cwd?: string): Promise<ContainerModule> {
+  return (await loadBackend(nameOrSpecifier, cwd)).module;
+}
+
+/**
+ * {@link loadBackendModule} plus the package's optional `config` export (its own section of the
+ * configuration). A `config` export of the wrong shape is `BAD_CONFIG_EXPORT`.
+ */
+export async function loadBackend(nameOrSpecifier: string, cwd?: string): Promise<LoadedBackend> {
   if (nameOrSpecifier.trim() === '') {
     throw new BackendLoadError('MODULE_NOT_FOUND', nameOrSpecifier, '', 'backend name is empty');
   }
@@ -88,5 +104,14 @@ export async function loadBackendModule(nameOrSpecifier: string, cwd?: string): 
       `backend "${nameOrSpecifier}" (${specifier}) default-exports ${typeof mod.default}, not an inversify ContainerModule`,
     );
   }
-  return mod.default;
+  if (mod.config === undefined) return { module: mod.default };
+  if (!isBackendConfigSpec(mod.config)) {
+    throw new BackendLoadError(
+      'BAD_CONFIG_EXPORT',
+      nameOrSpecifier,
+      specifier,
+      `backend "${nameOrSpecifier}" (${specifier}) exports \`config\` that is not a backend config section (use defineBackendConfig from @veil/agent-core)`,
+    );
+  }
+  return { module: mod.default, config: mod.config };
 }

@@ -3,7 +3,7 @@ import type { AgentConfig } from '../config/schema.js';
 import type { Logger } from '../observability/logger.js';
 import type { Registry } from 'prom-client';
 import type { AgentMetrics } from '../observability/metrics.js';
-import type { ReconcilerOptions } from '../reconciler/reconciler.js';
+import type { ReconcilerOptions } from '../reconciler/options.js';
 import type { Datapath, EncryptionBackend, EventRecorder, KeyDistributor } from '../types/index.js';
 
 /**

@@ -1,4 +1,4 @@
-import type { AttachTarget, Datapath, DatapathSyncResult, IpcacheEntry, Steering, VerdictCounters } from '../types/index.js';
+import { sameIpcacheEntry, type AttachTarget, type Datapath, type DatapathSyncResult, type IpcacheEntry, type Steering, type VerdictCounters } from '../types/index.js';
 
 /** An in-memory {@link Datapath} recording calls; entries can be pre-seeded (pinned maps). */
 export class FakeDatapath implements Datapath {
@@ -61,7 +61,7 @@ export class FakeDatapath implements Datapath {
     for (const [name, e] of want) {
       const cur = this.ipcache.get(name);
       if (!cur) added.push(name);
-      else if (!sameEntry(cur, e)) updated.push(name);
+      else if (!sameIpcacheEntry(cur, e)) updated.push(name);
       else continue;
       this.ipcache.set(name, e);
     }
@@ -82,12 +82,3 @@ export class FakeDatapath implements Datapath {
   }
 }
 
-function sameEntry(a: IpcacheEntry, b: IpcacheEntry): boolean {
-  return (
-    a.flags === b.flags &&
-    a.keyIndex === b.keyIndex &&
-    a.nodeId === b.nodeId &&
-    a.nodeIPs.join(',') === b.nodeIPs.join(',') &&
-    a.podCIDRs.join(',') === b.podCIDRs.join(',')
-  );
-}

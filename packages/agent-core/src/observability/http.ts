@@ -4,6 +4,7 @@ import { connect, type AddressInfo } from 'node:net';
 import { dirname } from 'node:path';
 import { StatusSocketError } from '../errors.js';
 import type { Registry } from 'prom-client';
+import { errorMessage } from '../errors.js';
 import { StatusRouteError, type StatusErrorBody } from './status-api.js';
 
 /**
@@ -100,7 +101,7 @@ export class HealthMetricsServer {
         res.writeHead(404, { 'Content-Type': 'text/plain' }).end('not found\n');
       }
     } catch (err) {
-      res.writeHead(500, { 'Content-Type': 'text/plain' }).end(`error: ${err instanceof Error ? err.message : String(err)}\n`);
+      res.writeHead(500, { 'Content-Type': 'text/plain' }).end(`error: ${errorMessage(err)}\n`);
     }
   }
 
@@ -205,7 +206,7 @@ export class StatusSocketServer {
       const body = JSON.stringify(await this.status(), null, 2);
       res.writeHead(200, { 'Content-Type': 'application/json' }).end(body);
     } catch (err) {
-      res.writeHead(500, { 'Content-Type': 'application/json' }).end(JSON.stringify({ error: err instanceof Error ? err.message : String(err) }));
+      res.writeHead(500, { 'Content-Type': 'application/json' }).end(JSON.stringify({ error: errorMessage(err) }));
     }
   }
 
@@ -218,7 +219,7 @@ export class StatusSocketServer {
     } catch (err) {
       const status = err instanceof StatusRouteError ? err.statusCode : 500;
       const body: StatusErrorBody = {
-        error: err instanceof Error ? err.message : String(err),
+        error: errorMessage(err),
         ...(err instanceof StatusRouteError ? { code: err.code } : { code: 'INTERNAL' }),
       };
       res.writeHead(status, { 'Content-Type': 'application/json' }).end(JSON.stringify(body));
@@ -246,7 +247,7 @@ export function getJsonOverUnixSocket(socketPath: string, path = '/v1/status'): 
         try {
           resolve(JSON.parse(Buffer.concat(chunks).toString('utf8')));
         } catch (err) {
-          reject(err);
+          reject(err instanceof Error ? err : new Error(String(err)));
         }
       });
       res.on('error', reject);

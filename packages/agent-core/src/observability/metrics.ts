@@ -19,7 +19,7 @@ export type RefusalReason =
   | 'pod-cidr-removed';
 
 /** Peer states (label values of `veil_peers`). */
-export const PEER_STATES = ['active', 'pending', 'refused', 'error'] as const;
+const PEER_STATES = ['active', 'pending', 'refused', 'error'] as const;
 export type PeerState = (typeof PEER_STATES)[number];
 
 /** The agent's metrics, all registered on one Registry. */
@@ -40,7 +40,8 @@ export class AgentMetrics {
     opts: { defaultMetrics?: boolean } = {},
   ) {
     if (opts.defaultMetrics ?? true) collectDefaultMetrics({ register: registry, prefix: 'veil_agent_' });
-    const self = this;
+    // collect() runs with `this` bound to the gauge, so the agent's state is reached through a closure.
+    const peerStates = (): ReadonlyMap<string, number> | undefined => this.peerStateSource?.();
     this.peers = new Gauge({
       name: 'veil_peers',
       help: 'Peers by state',
@@ -48,7 +49,7 @@ export class AgentMetrics {
       registers: [registry],
       // Counted by the reconciler on every transition; turned into samples only when scraped.
       collect() {
-        const counts = self.peerStateSource?.();
+        const counts = peerStates();
         for (const s of PEER_STATES) this.set({ state: s }, counts?.get(s) ?? 0);
       },
     });

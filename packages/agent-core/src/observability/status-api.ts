@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { isIPv4 } from 'node:net';
+import { ipFamily, ipToBigInt, tryParsePrefix } from '@veil/ip';
 import { DEFAULT_CONFIG } from '../config/schema.js';
 import { VeilAgentError } from '../errors.js';
 import type { IpcacheEntry, IpcachePrefixEntry, LocalMaterial } from '../types/index.js';
@@ -156,7 +156,7 @@ export function localKeyInfo(material: LocalMaterial): LocalKeyInfo {
 }
 
 function hostPrefix(ip: string): string {
-  return `${ip}/${isIPv4(ip) ? 32 : 128}`;
+  return `${ip}/${ipFamily(ip) === 4 ? 32 : 128}`;
 }
 
 /**
@@ -167,8 +167,8 @@ function hostPrefix(ip: string): string {
 export function deriveIpcache(entries: Iterable<IpcacheEntry>, local: { nodeName: string; endpoints: ReadonlyMap<string, number> | undefined }): IpcachePrefixEntry[] {
   const out = new Map<string, IpcachePrefixEntry>();
   for (const e of entries) {
-    const v4 = e.nodeIPs.find((ip) => isIPv4(ip));
-    const v6 = e.nodeIPs.find((ip) => !isIPv4(ip));
+    const v4 = e.nodeIPs.find((ip) => ipFamily(ip) === 4);
+    const v6 = e.nodeIPs.find((ip) => ipFamily(ip) !== 4);
     for (const c of e.podCIDRs) {
       const nodeIP = (c.includes(':') ? v6 : v4) ?? e.nodeIPs[0];
       out.set(c, { prefix: c, nodeName: e.nodeName, ...(nodeIP ? { nodeIP } : {}), flags: e.flags, keyIndex: e.keyIndex, nodeId: e.nodeId, ifindex: 0 });
@@ -201,14 +201,10 @@ export function ipcacheRows(entries: Iterable<IpcachePrefixEntry>): IpcacheRow[]
 }
 
 function prefixKey(p: string): [number, bigint, number] {
-  const [addr = '', len = '0'] = p.split('/');
-  if (isIPv4(addr)) return [4, BigInt(addr.split('.').reduce((acc, o) => acc * 256 + Number(o), 0)), Number(len)];
-  // IPv6: expand `::` to compare numerically.
-  const [head = '', tail] = addr.split('::');
-  const h = head ? head.split(':') : [];
-  const t = tail !== undefined && tail !== '' ? tail.split(':') : [];
-  const groups = tail === undefined ? h : [...h, ...Array<string>(8 - h.length - t.length).fill('0'), ...t];
-  return [6, groups.reduce((acc, g) => (acc << 16n) + BigInt(parseInt(g || '0', 16)), 0n), Number(len)];
+  const prefix = tryParsePrefix(p);
+  // Rows come from the kernel's map, so they parse; anything else sorts last.
+  if (!prefix) return [7, 0n, 0];
+  return [prefix.family, ipToBigInt(prefix.bytes), prefix.prefixLen];
 }
 
 function comparePrefix(a: string, b: string): number {

@@ -1,6 +1,6 @@
 import 'reflect-metadata';
 import { inject, injectable } from 'inversify';
-import { PeerApplyError } from '../errors.js';
+import { errorMessage, PeerApplyError } from '../errors.js';
 import { TOKENS } from '../di/tokens.js';
 import type { Logger } from '../observability/logger.js';
 import { type AgentMetrics, type PeerState, type RefusalReason } from '../observability/metrics.js';
@@ -8,6 +8,7 @@ import { CidrIndex, parseCidrCached as parseCidr, parseIPCached as parseIP } fro
 import type { AgentConfig } from '../config/schema.js';
 import {
   IpcacheFlags,
+  sameIpcacheEntry,
   NODE_ID_ANNOTATION,
   type Datapath,
   type Cidr,
@@ -21,25 +22,11 @@ import {
 } from '../types/index.js';
 import { readLastGood, writeLastGood, type LastGood } from './last-good.js';
 import { samePeer, validateNode } from './validate.js';
+import type { ReconcilerOptions } from './options.js';
 import { WorkQueue } from './workqueue.js';
 
-/** Reconciler timings. */
-export interface ReconcilerOptions {
-  /** First retry delay after a failed apply (doubles per failure). Default 100 ms. */
-  initialRetryMs?: number;
-  /** Retry delay cap. Default 30 s. */
-  maxRetryMs?: number;
-  /** Period of the level-triggered full resync (re-queue every node); 0 disables. Default 5 min. */
-  resyncIntervalMs?: number;
-  /**
-   * File keeping each remote node's last good peer and ipcache entry across restarts (the Agent
-   * uses `<stateDir>/peers-last-good.json`). Undefined: nothing is saved, a restart re-derives
-   * everything from the cluster.
-   */
-  stateFile?: string;
-  /** Writes of `stateFile` are coalesced over this window. Default 100 ms. */
-  saveDelayMs?: number;
-}
+export type { ReconcilerOptions } from './options.js';
+
 
 /** A refusal, as reported in status and events. */
 export interface Refusal {
@@ -335,7 +322,7 @@ export class Reconciler {
         try {
           await this.backend.upsertPeer(r.applied.peer);
         } catch (err) {
-          throw new PeerApplyError(name, 'backend', `backend ${this.backend.name}: restore last good ${name}: ${errMessage(err)}`, { cause: err });
+          throw new PeerApplyError(name, 'backend', `backend ${this.backend.name}: restore last good ${name}: ${errorMessage(err)}`, { cause: err });
         }
       }
       r.seeded = false;
@@ -344,7 +331,7 @@ export class Reconciler {
     try {
       removed = await this.backend.prune(keep);
     } catch (err) {
-      throw new PeerApplyError('(prune)', 'backend', `backend ${this.backend.name}: prune: ${errMessage(err)}`, { cause: err });
+      throw new PeerApplyError('(prune)', 'backend', `backend ${this.backend.name}: prune: ${errorMessage(err)}`, { cause: err });
     }
     if (removed.length > 0) this.log.info({ removed }, 'pruned stale backend peers after initial sync');
     const desired: IpcacheEntry[] = [];
@@ -357,7 +344,7 @@ export class Reconciler {
     try {
       res = await this.datapath.syncPeers(desired);
     } catch (err) {
-      throw new PeerApplyError('(prune)', 'datapath', `datapath: sync after initial list: ${errMessage(err)}`, { cause: err });
+      throw new PeerApplyError('(prune)', 'datapath', `datapath: sync after initial list: ${errorMessage(err)}`, { cause: err });
     }
     if (res.removed.length > 0) this.log.info({ removed: res.removed }, 'pruned stale ipcache entries after initial sync');
     for (const name of this.adoptedPeers) if (!keep.has(name)) this.dropRecordIfGone(name);
@@ -405,11 +392,11 @@ export class Reconciler {
         this.metrics.reconcileErrors.inc({ stage });
         const r = this.records.get(key);
         if (r) {
-          r.lastError = err instanceof Error ? err.message : String(err);
+          r.lastError = errorMessage(err);
           this.setState(r, 'error');
         }
         const delay = this.queue.retry(key);
-        this.log.warn({ node: key === PRUNE_KEY ? '(initial-sync prune)' : key === SEED_KEY ? '(saved state)' : key === RESYNC_KEY ? '(periodic datapath sync)' : key, stage, err: err instanceof Error ? err.message : String(err), retryInMs: delay }, 'peer reconcile failed; will retry');
+        this.log.warn({ node: key === PRUNE_KEY ? '(initial-sync prune)' : key === SEED_KEY ? '(saved state)' : key === RESYNC_KEY ? '(periodic datapath sync)' : key, stage, err: errorMessage(err), retryInMs: delay }, 'peer reconcile failed; will retry');
       } finally {
         this.queue.done(key);
       }
@@ -534,7 +521,7 @@ export class Reconciler {
     try {
       result = await this.backend.upsertPeer(peer);
     } catch (err) {
-      throw new PeerApplyError(name, 'backend', `backend ${this.backend.name}: upsert ${name}: ${errMessage(err)}`, { cause: err });
+      throw new PeerApplyError(name, 'backend', `backend ${this.backend.name}: upsert ${name}: ${errorMessage(err)}`, { cause: err });
     }
     const entry: IpcacheEntry = {
       nodeName: name,
@@ -546,11 +533,11 @@ export class Reconciler {
     };
     // A stranded entry may have been overwritten by the winner's prefixes: always rewrite it.
     const prior = r.applied?.entry ?? (r.stranded ? undefined : this.adoptedEntries.get(name));
-    if (!prior || !sameEntry(prior, entry)) {
+    if (!prior || !sameIpcacheEntry(prior, entry)) {
       try {
         await this.datapath.upsert(entry);
       } catch (err) {
-        throw new PeerApplyError(name, 'datapath', `datapath: upsert ${name}: ${errMessage(err)}`, { cause: err });
+        throw new PeerApplyError(name, 'datapath', `datapath: upsert ${name}: ${errorMessage(err)}`, { cause: err });
       }
     }
     r.applied = { peer, entry };
@@ -578,7 +565,7 @@ export class Reconciler {
     try {
       res = await this.datapath.syncPeers(desired);
     } catch (err) {
-      throw new PeerApplyError('(resync)', 'datapath', `datapath: periodic sync: ${errMessage(err)}`, { cause: err });
+      throw new PeerApplyError('(resync)', 'datapath', `datapath: periodic sync: ${errorMessage(err)}`, { cause: err });
     }
     const repaired = [...res.added, ...res.updated, ...res.removed];
     if (repaired.length > 0) this.log.warn({ added: res.added, updated: res.updated, removed: res.removed }, 'periodic resync repaired datapath entries');
@@ -603,11 +590,11 @@ export class Reconciler {
       if (r.applied) continue;
       r.createdAt ??= n.createdAt;
       const adopted = this.adoptedEntries.get(name);
-      if (!adopted || !sameEntry(adopted, n.entry)) {
+      if (!adopted || !sameIpcacheEntry(adopted, n.entry)) {
         try {
           await this.datapath.upsert(n.entry);
         } catch (err) {
-          throw new PeerApplyError(name, 'datapath', `datapath: restore last good ${name}: ${errMessage(err)}`, { cause: err });
+          throw new PeerApplyError(name, 'datapath', `datapath: restore last good ${name}: ${errorMessage(err)}`, { cause: err });
         }
       }
       if (!r.accepted) {
@@ -644,7 +631,7 @@ export class Reconciler {
     try {
       writeLastGood(file, nodes);
     } catch (err) {
-      this.log.warn({ file, err: errMessage(err) }, 'saving last good peer state failed');
+      this.log.warn({ file, err: errorMessage(err) }, 'saving last good peer state failed');
     }
   }
 
@@ -659,12 +646,12 @@ export class Reconciler {
       try {
         await this.backend.removePeer(name);
       } catch (err) {
-        throw new PeerApplyError(name, 'backend', `backend ${this.backend.name}: remove ${name}: ${errMessage(err)}`, { cause: err });
+        throw new PeerApplyError(name, 'backend', `backend ${this.backend.name}: remove ${name}: ${errorMessage(err)}`, { cause: err });
       }
       try {
         await this.datapath.remove(name);
       } catch (err) {
-        throw new PeerApplyError(name, 'datapath', `datapath: remove ${name}: ${errMessage(err)}`, { cause: err });
+        throw new PeerApplyError(name, 'datapath', `datapath: remove ${name}: ${errorMessage(err)}`, { cause: err });
       }
       this.adoptedPeers.delete(name);
       this.adoptedEntries.delete(name);
@@ -799,7 +786,7 @@ export class Reconciler {
         try {
           await this.backend.removePeer(name);
         } catch (err) {
-          throw new PeerApplyError(name, 'backend', `backend ${this.backend.name}: remove displaced ${name}: ${errMessage(err)}`, { cause: err });
+          throw new PeerApplyError(name, 'backend', `backend ${this.backend.name}: remove displaced ${name}: ${errorMessage(err)}`, { cause: err });
         }
       }
       r.stranded = r.applied.entry;
@@ -816,7 +803,7 @@ export class Reconciler {
       const value = peer.backend[spec.key];
       if (value === undefined) continue;
       let m = this.uniqueIndex.get(spec.key);
-      if (!m) this.uniqueIndex.set(spec.key, (m = new Map()));
+      if (!m) this.uniqueIndex.set(spec.key, (m = new Map<string, string>()));
       if (op === 'add') m.set(value, peer.name);
       else if (m.get(value) === peer.name) m.delete(value);
     }
@@ -906,17 +893,3 @@ function createdMs(createdAt: string | undefined): number {
   return Number.isNaN(t) ? Number.POSITIVE_INFINITY : t;
 }
 
-function sameEntry(a: IpcacheEntry, b: IpcacheEntry): boolean {
-  return (
-    a.nodeName === b.nodeName &&
-    a.flags === b.flags &&
-    a.keyIndex === b.keyIndex &&
-    a.nodeId === b.nodeId &&
-    a.nodeIPs.join(',') === b.nodeIPs.join(',') &&
-    a.podCIDRs.join(',') === b.podCIDRs.join(',')
-  );
-}
-
-function errMessage(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
-}

@@ -8,12 +8,14 @@
  * - `none`: no steering (plaintext; strict mode still drops what it must).
  */
 export type Steering =
-  | { readonly kind: 'redirect'; readonly ifindex: number; readonly mtu?: number }
+  | { readonly kind: 'redirect'; readonly ifindex: number; readonly mtu?: number; readonly udpPort?: number }
   | { readonly kind: 'mark'; readonly value: number; readonly mask: number; readonly keyIndexShift: number; readonly nodeIdShift: number; readonly mtu?: number }
   | { readonly kind: 'none' };
 // `mtu` (optional): the largest inner L3 packet the backend's encryption path carries without
 // fragmenting on the wire (e.g. the WireGuard device MTU). The datapath answers bigger packets with
 // ICMP frag-needed / packet-too-big; undefined leaves the datapath's MTU setting as it is.
+// `udpPort` (redirect, optional): the UDP port the backend's own encrypted packets use on the
+// underlay (WireGuard's listen port); node encryption lets them pass instead of encrypting them again.
 
 /** ipcache entry flags: the same bits as `ipcache_value.flags` in bpf/lib/maps.h. */
 export const IpcacheFlags = {
@@ -26,6 +28,18 @@ export const IpcacheFlags = {
   /** The entry is a node's own address (node-to-node encryption). */
   IS_NODE: 0x10,
 } as const;
+
+/** Field-wise equality of two normalized entries (order of IPs / CIDRs matters, as given). */
+export function sameIpcacheEntry(a: IpcacheEntry, b: IpcacheEntry): boolean {
+  return (
+    a.nodeName === b.nodeName &&
+    a.flags === b.flags &&
+    a.keyIndex === b.keyIndex &&
+    a.nodeId === b.nodeId &&
+    a.nodeIPs.join(',') === b.nodeIPs.join(',') &&
+    a.podCIDRs.join(',') === b.podCIDRs.join(',')
+  );
+}
 
 /** What the datapath knows about one remote node. */
 export interface IpcacheEntry {

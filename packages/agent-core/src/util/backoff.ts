@@ -17,6 +17,7 @@ export class Backoff {
     this.attempt = 0;
   }
 
+  /** Attempts counted since the last reset. */
   get attempts(): number {
     return this.attempt;
   }

@@ -1,47 +1,13 @@
-import { isIPv4, isIPv6 } from 'node:net';
+import { type IpFailure, formatPrefix, ipToBigInt, parsePrefix, tryParseIp } from '@veil/ip';
 import type { Cidr } from '../types/index.js';
+
+// Addresses are parsed and formatted by @veil/ip; this file keeps agent-core's integer view
+// (`Cidr.network` as a bigint) for overlap checks, and its reason strings.
 
 /** Parses an IP address to (family, integer); undefined if malformed. */
 export function parseIP(text: string): { family: 4 | 6; value: bigint } | undefined {
-  if (isIPv4(text)) {
-    let v = 0n;
-    for (const part of text.split('.')) v = (v << 8n) | BigInt(Number(part));
-    return { family: 4, value: v };
-  }
-  if (isIPv6(text)) {
-    let t = text;
-    // Embedded IPv4 tail (::ffff:1.2.3.4).
-    const v4 = /(\d+\.\d+\.\d+\.\d+)$/.exec(t);
-    if (v4) {
-      const n = parseIP(v4[1] as string)!.value;
-      t = t.slice(0, -(v4[1] as string).length) + `${(n >> 16n).toString(16)}:${(n & 0xffffn).toString(16)}`;
-    }
-    const [head, tail] = t.includes('::') ? (t.split('::') as [string, string]) : [t, undefined];
-    const h = head ? head.split(':') : [];
-    const tl = tail === undefined ? [] : tail ? tail.split(':') : [];
-    const groups = tail === undefined ? h : [...h, ...Array<string>(8 - h.length - tl.length).fill('0'), ...tl];
-    let v = 0n;
-    for (const g of groups) v = (v << 16n) | BigInt(parseInt(g, 16));
-    return { family: 6, value: v };
-  }
-  return undefined;
-}
-
-function formatIP(family: 4 | 6, v: bigint): string {
-  if (family === 4) return [24n, 16n, 8n, 0n].map((s) => String((v >> s) & 0xffn)).join('.');
-  const groups: string[] = [];
-  for (let i = 7; i >= 0; i--) groups.push(((v >> BigInt(i * 16)) & 0xffffn).toString(16));
-  // Compress the longest run of zero groups (RFC 5952).
-  let best = -1, bestLen = 0;
-  for (let i = 0; i < 8; ) {
-    if (groups[i] !== '0') { i++; continue; }
-    let j = i;
-    while (j < 8 && groups[j] === '0') j++;
-    if (j - i > bestLen && j - i > 1) { best = i; bestLen = j - i; }
-    i = j;
-  }
-  if (best < 0) return groups.join(':');
-  return `${groups.slice(0, best).join(':')}::${groups.slice(best + bestLen).join(':')}`;
+  const ip = tryParseIp(text);
+  return ip && { family: ip.family, value: ipToBigInt(ip.bytes) };
 }
 
 // Node updates mostly repeat the same addresses and prefixes: memoize parses (results are
@@ -70,20 +36,38 @@ export function parseIPCached(text: string): { family: 4 | 6; value: bigint } | 
   return ip;
 }
 
+/** Carries a reason string out of @veil/ip's parser (parseCidr returns it rather than throwing). */
+class CidrReason extends Error {}
+
+const cidrReason: IpFailure = (problem, input) => {
+  const text = String(input);
+  switch (problem.code) {
+    case 'missing-prefix-length':
+      return new CidrReason(`"${text}" is not a CIDR (missing /prefix)`);
+    case 'bad-prefix-length': {
+      const lenText = text.slice(text.indexOf('/') + 1);
+      return new CidrReason(
+        /^\d{1,3}$/.test(lenText) && Number(lenText) > problem.max
+          ? `"${text}" prefix length exceeds ${problem.max}`
+          : `"${text}" has a malformed prefix length`,
+      );
+    }
+    case 'host-bits':
+      return new CidrReason(`"${text}" has host bits set`);
+    default:
+      return new CidrReason(`"${text}" has a malformed address`);
+  }
+};
+
 /** Parses a canonical CIDR (no host bits set); returns a reason string if malformed. */
 export function parseCidr(text: string): Cidr | string {
-  const slash = text.indexOf('/');
-  if (slash < 0) return `"${text}" is not a CIDR (missing /prefix)`;
-  const ip = parseIP(text.slice(0, slash));
-  const lenText = text.slice(slash + 1);
-  if (!ip) return `"${text}" has a malformed address`;
-  if (!/^\d{1,3}$/.test(lenText)) return `"${text}" has a malformed prefix length`;
-  const len = Number(lenText);
-  const bits = ip.family === 4 ? 32 : 128;
-  if (len > bits) return `"${text}" prefix length exceeds ${bits}`;
-  const hostMask = (1n << BigInt(bits - len)) - 1n;
-  if ((ip.value & hostMask) !== 0n) return `"${text}" has host bits set`;
-  return { family: ip.family, prefixLength: len, network: ip.value, text: `${formatIP(ip.family, ip.value)}/${len}` };
+  try {
+    const p = parsePrefix(text, { allowBare: false, hostBits: 'reject' }, cidrReason);
+    return { family: p.family, prefixLength: p.prefixLen, network: ipToBigInt(p.bytes), text: formatPrefix(p) };
+  } catch (err) {
+    if (err instanceof CidrReason) return err.message;
+    throw err;
+  }
 }
 
 /**
@@ -101,7 +85,7 @@ export class CidrIndex {
   add(c: Cidr, owner: string): void {
     const lens = this.byLen.get(c.family)!;
     let m = lens.get(c.prefixLength);
-    if (!m) lens.set(c.prefixLength, (m = new Map()));
+    if (!m) lens.set(c.prefixLength, (m = new Map<bigint, string>()));
     m.set(c.network, owner);
   }
 

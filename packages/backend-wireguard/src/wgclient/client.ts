@@ -1,8 +1,8 @@
-import type { DeviceConfig, WireGuardDevice } from '@veil/netlink';
 import { WgDeviceNotFoundError } from '../errors.js';
+import type { DeviceConfig, WireGuardDevice } from '../wgtypes/types.js';
 import type { DeviceReadOptions, DriverKind, WgDriver } from './driver.js';
-import { KernelDriver } from './kernel.js';
-import { UserspaceDriver, type UserspaceDriverOptions } from './userspace.js';
+import { KernelDriver } from './kernel/driver.js';
+import { UserspaceDriver, type UserspaceDriverOptions } from './userspace/driver.js';
 
 /** Options of WgClient.open. */
 export interface WgClientOptions extends UserspaceDriverOptions {

@@ -1,4 +1,4 @@
-import type { DeviceConfig, WireGuardDevice } from '@veil/netlink';
+import type { DeviceConfig, WireGuardDevice } from '../wgtypes/types.js';
 
 /** Which implementation serves a device. */
 export type DriverKind = 'kernel' | 'userspace';

@@ -2,7 +2,7 @@
 // WgClient, and device setup in kernel mode, between two namespaces.
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { describePrivileged, TestNetns } from '@veil/test-utils';
-import { Key } from '@veil/netlink';
+import { Key } from '../../src/index.js';
 import { PeerReconciler, WgClient, WgDeviceNotFoundError, peerFromNode, setupDevice, type WgDeviceHandle } from '../../src/index.js';
 
 const DEV = 'wgbk0';

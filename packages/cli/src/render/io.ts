@@ -36,7 +36,7 @@ export function addQueryOptions(cmd: Command): Command {
 }
 
 /** Exit codes: 0 the query worked, 1 the agent is unreachable or failed, 2 bad usage. */
-export const EXIT = { ok: 0, error: 1, usage: 2 } as const;
+const EXIT = { ok: 0, error: 1, usage: 2 } as const;
 
 function timeoutMs(v: string | undefined): number {
   if (v === undefined) return 5000;
@@ -69,7 +69,7 @@ export async function runQuery<T, D>(
 }
 
 /** Prints `Error: <message>` and returns the exit code the error asks for. */
-export function reportError(io: CommandIO, err: unknown, debugFlag = false): number {
+function reportError(io: CommandIO, err: unknown, debugFlag = false): number {
   const debug = debugFlag || (io.env.VEIL_DEBUG !== undefined && io.env.VEIL_DEBUG !== '' && io.env.VEIL_DEBUG !== '0');
   if (err instanceof VeilCliError) {
     io.stderr.write(`Error: ${err.message}\n`);

@@ -3,32 +3,23 @@ import { NETLINK_GENERIC } from '../constants.js';
 import { NetlinkBaseError, NetlinkDecodeError, NetlinkError, NetlinkValidationError } from '../errors.js';
 import type { NlMsg } from '../message.js';
 import type { NetlinkSocket, RequestOptions } from '../socket.js';
-
-// <linux/genetlink.h>
-export const GENL_ID_CTRL = 0x10;
-export const GENL_HDRLEN = 4;
-/** Family names are at most GENL_NAMSIZ - 1 = 15 characters. */
-export const GENL_NAMSIZ = 16;
-
-export const CTRL_CMD_NEWFAMILY = 1;
-export const CTRL_CMD_DELFAMILY = 2;
-export const CTRL_CMD_GETFAMILY = 3;
-export const CTRL_CMD_NEWMCAST_GRP = 7;
-export const CTRL_CMD_DELMCAST_GRP = 8;
-
-export const CTRL_ATTR_FAMILY_ID = 1;
-export const CTRL_ATTR_FAMILY_NAME = 2;
-export const CTRL_ATTR_VERSION = 3;
-export const CTRL_ATTR_HDRSIZE = 4;
-export const CTRL_ATTR_MAXATTR = 5;
-export const CTRL_ATTR_OPS = 6;
-export const CTRL_ATTR_MCAST_GROUPS = 7;
-
-export const CTRL_ATTR_OP_ID = 1;
-export const CTRL_ATTR_OP_FLAGS = 2;
-
-export const CTRL_ATTR_MCAST_GRP_NAME = 1;
-export const CTRL_ATTR_MCAST_GRP_ID = 2;
+import {
+  CTRL_ATTR_FAMILY_ID,
+  CTRL_ATTR_FAMILY_NAME,
+  CTRL_ATTR_HDRSIZE,
+  CTRL_ATTR_MAXATTR,
+  CTRL_ATTR_MCAST_GROUPS,
+  CTRL_ATTR_MCAST_GRP_ID,
+  CTRL_ATTR_MCAST_GRP_NAME,
+  CTRL_ATTR_OPS,
+  CTRL_ATTR_OP_FLAGS,
+  CTRL_ATTR_OP_ID,
+  CTRL_ATTR_VERSION,
+  CTRL_CMD_GETFAMILY,
+  GENL_HDRLEN,
+  GENL_ID_CTRL,
+  GENL_NAMSIZ,
+} from './constants.js';
 
 /*
  * struct genlmsghdr {        // <linux/genetlink.h>

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { posix } from 'node:path';
 import { TemplateError } from '../errors.js';
 import { parseTemplate, type Arg, type Cmd, type Node, type ParsedTemplate, type Pipe } from './parse.js';
-import { empty, formatGoFloat, goJson, goQuote, goTypeName, goYaml, GoInt, GoStruct, isMap, printValue, strval, truth } from './values.js';
+import { empty, formatGoFloat, goJson, goKindName, goQuote, goTypeName, goYaml, GoInt, GoStruct, isMap, printValue, strval, truth } from './values.js';
 
 /** Helm's include recursion limit. */
 const MAX_DEPTH = 1000;
@@ -146,6 +146,8 @@ const FUNCS: Record<string, Fn> = {
     const trimmed = str.replace(/\/+$/, '');
     return trimmed === '' ? '/' : posix.basename(trimmed);
   },
+  // Sprig's kindIs: the Go reflect.Kind name of a value.
+  kindIs: (kind, v) => wantString('kindIs', kind) === goKindName(v),
   // Helm
   toYaml: (v) => goYaml(v),
   toJson: (v) => goJson(v),
@@ -189,13 +191,6 @@ export class TemplateSet {
     const file = this.files.get(name);
     if (!file) throw new TemplateError('EXEC', name, 0, `no template "${name}"`);
     return new Exec(this.defines, name, data).run(file.root);
-  }
-
-  /** Renders a `define`d template (what `include` does). */
-  renderDefine(define: string, data: unknown): string {
-    const d = this.defines.get(define);
-    if (!d) throw new TemplateError('EXEC', define, 0, `no template "${define}" associated with template`);
-    return new Exec(this.defines, d.file, data).run(d.nodes);
   }
 }
 
@@ -436,6 +431,7 @@ const ARITY: Record<string, [number, number]> = {
   sha256sum: [1, 1],
   dir: [1, 1],
   base: [1, 1],
+  kindIs: [2, 2],
   toYaml: [1, 1],
   toJson: [1, 1],
   required: [2, 2],

@@ -310,7 +310,10 @@ export function parseTemplate(name: string, src: string, funcs: ReadonlySet<stri
   function chainAt(toks: Tok[], k: number, startsOperand = false): { chain: string[]; next: number } {
     const chain: string[] = [];
     const first = k;
-    for (let t = toks[k]; t?.t === 'field' && ((startsOperand && k === first) || !t.sp); t = toks[k]) chain.push(t.v), k++;
+    for (let t = toks[k]; t?.t === 'field' && ((startsOperand && k === first) || !t.sp); t = toks[k]) {
+      chain.push(t.v);
+      k++;
+    }
     return { chain, next: k };
   }
 

@@ -36,6 +36,19 @@ export function goTypeName(v: unknown): string {
   return typeof v;
 }
 
+/** reflect.Kind's name, as Sprig's kindOf/kindIs give it. */
+export function goKindName(v: unknown): string {
+  if (v === undefined || v === null) return 'invalid';
+  if (v instanceof GoStruct) return 'struct';
+  if (v instanceof GoInt) return 'int';
+  if (typeof v === 'string') return 'string';
+  if (typeof v === 'number') return 'float64';
+  if (typeof v === 'boolean') return 'bool';
+  if (Array.isArray(v)) return 'slice';
+  if (typeof v === 'object') return 'map';
+  return typeof v;
+}
+
 export function isMap(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v) && !(v instanceof GoStruct) && !(v instanceof GoInt);
 }
@@ -92,7 +105,8 @@ function formatV(v: unknown): string {
     const o = v as Record<string, unknown>;
     return `map[${Object.keys(o).sort().map((k) => `${k}:${formatV(o[k])}`).join(' ')}]`;
   }
-  return String(v);
+  if (typeof v === 'bigint' || typeof v === 'symbol') return v.toString();
+  return '<func>'; // parsed YAML holds no functions
 }
 
 /** Sprig's strval: strings as-is, everything else with %v. */

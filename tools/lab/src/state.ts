@@ -1,0 +1,113 @@
+import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+
+/** Every namespace the lab creates starts with this; cleanup only ever touches these. */
+export const LAB_NETNS_PREFIX = 'veil-lab-';
+/** The underlay namespace (bridge + API server double). */
+export const UNDERLAY_NETNS = `${LAB_NETNS_PREFIX}ul`;
+/** Root of everything the lab writes (state, logs, configs, bpffs). */
+export const DEFAULT_LAB_DIR = '/run/veil-lab';
+/** Underlay /24; node i is .i, the bridge (and the API server) .254. */
+const UNDERLAY_PREFIX = '198.18.0.';
+export const APISERVER_IP = `${UNDERLAY_PREFIX}254`;
+export const APISERVER_PORT = 6443;
+/** Pods route everything via this link-local gateway, answered by proxy ARP on the node side. */
+export const POD_GATEWAY = '169.254.1.1';
+export const POD_MTU = 1420;
+export const ECHO_PORT = 7777;
+
+export interface LabPod {
+  name: string;
+  netns: string;
+  ip: string;
+  /** Node-side veth (matches the agent's podVethPatterns). */
+  hostVeth: string;
+  echoPid?: number;
+}
+
+export interface LabNode {
+  name: string;
+  netns: string;
+  nodeId: number;
+  underlayIP: string;
+  podCIDR: string;
+  pods: LabPod[];
+  dir: string;
+  configFile: string;
+  kubeconfig: string;
+  logFile: string;
+  statusSocket: string;
+  pinDir: string;
+  agentPid?: number;
+}
+
+export interface LabState {
+  version: 1;
+  createdAt: string;
+  labDir: string;
+  backend: string;
+  /** What `encryption.type` the agents were given (a resolved path for path backends). */
+  backendType: string;
+  wireguardPort: number;
+  bpffsRoot: string;
+  bpffsMounted: boolean;
+  apiserver: { pid?: number; url: string; logFile: string };
+  nodes: LabNode[];
+  /** Other helpers we started (capture…). */
+  helperPids: number[];
+}
+
+function statePath(labDir: string): string {
+  return join(labDir, 'state.json');
+}
+
+export function readState(labDir: string): LabState | undefined {
+  let text: string;
+  try {
+    text = readFileSync(statePath(labDir), 'utf8');
+  } catch {
+    return undefined;
+  }
+  try {
+    const s = JSON.parse(text) as LabState;
+    return s && s.version === 1 && Array.isArray(s.nodes) ? s : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Atomic write (tmp + rename) so a crash never leaves half a state file. */
+export function writeState(state: LabState): void {
+  const p = statePath(state.labDir);
+  mkdirSync(dirname(p), { recursive: true });
+  writeFileSync(`${p}.tmp`, JSON.stringify(state, null, 2) + '\n');
+  renameSync(`${p}.tmp`, p);
+}
+
+/** The lab's topology for `nodes` × `podsPerNode` (names, addresses, paths); nothing is created. */
+export function planLab(nodes: number, podsPerNode: number, labDir: string, bpffsRoot: string): LabNode[] {
+  const out: LabNode[] = [];
+  for (let i = 1; i <= nodes; i++) {
+    const name = `n${i}`;
+    const dir = join(labDir, name);
+    const pods: LabPod[] = [];
+    for (let j = 1; j <= podsPerNode; j++) {
+      pods.push({ name: `${name}-p${j}`, netns: `${LAB_NETNS_PREFIX}${name}-p${j}`, ip: `10.244.${i}.${10 + j}`, hostVeth: `lxc${name}p${j}` });
+    }
+    out.push({
+      name,
+      netns: `${LAB_NETNS_PREFIX}${name}`,
+      nodeId: i,
+      underlayIP: `${UNDERLAY_PREFIX}${i}`,
+      podCIDR: `10.244.${i}.0/24`,
+      pods,
+      dir,
+      configFile: join(dir, 'agent.json'),
+      kubeconfig: join(dir, 'kubeconfig.json'),
+      logFile: join(dir, 'agent.log'),
+      statusSocket: join(dir, 'status.sock'),
+      pinDir: join(bpffsRoot, name),
+    });
+  }
+  return out;
+}

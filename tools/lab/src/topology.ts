@@ -1,0 +1,116 @@
+import { mkdirSync, rmSync } from 'node:fs';
+import { LabError } from './errors.js';
+import { ipBatch, mustRun, pidMatches, run, terminate } from './exec.js';
+import { APISERVER_IP, LAB_NETNS_PREFIX, POD_GATEWAY, POD_MTU, UNDERLAY_NETNS, type LabNode, type LabState } from './state.js';
+
+const BRIDGE = 'br0';
+
+/** Names of existing network namespaces starting with `veil-lab-`. */
+export async function labNamespaces(): Promise<string[]> {
+  const r = await run('ip', ['-j', 'netns', 'list']);
+  if (r.code !== 0 || r.stdout.trim() === '') return [];
+  const list = JSON.parse(r.stdout) as { name: string }[];
+  return list.map((n) => n.name).filter((n) => n.startsWith(LAB_NETNS_PREFIX));
+}
+
+async function sysctl(netns: string, settings: Record<string, string>): Promise<void> {
+  await mustRun(`sysctl in ${netns}`, 'ip', ['netns', 'exec', netns, 'sysctl', '-q', '-w', ...Object.entries(settings).map(([k, v]) => `${k}=${v}`)]);
+}
+
+/** Underlay netns with a bridge (the "switch"); the API server double listens on the bridge address. */
+export async function createUnderlay(): Promise<void> {
+  await mustRun('create underlay netns', 'ip', ['netns', 'add', UNDERLAY_NETNS]);
+  await ipBatch('configure underlay', [
+    'link set lo up',
+    `link add ${BRIDGE} type bridge`,
+    `addr add ${APISERVER_IP}/24 dev ${BRIDGE}`,
+    `link set ${BRIDGE} up`,
+  ], UNDERLAY_NETNS);
+}
+
+/**
+ * One node: its netns, an `eth0` on the underlay bridge, forwarding on / rp_filter off
+ * (decrypted packets arrive on the tunnel device and leave towards pods), a default route via
+ * the bridge address, and a route to every other node's pod CIDR via that node (direct routing:
+ * what an unencrypted cluster would do, so a missing steering shows up as cleartext).
+ */
+export async function createNode(node: LabNode, all: readonly LabNode[]): Promise<void> {
+  await mustRun(`create ${node.netns}`, 'ip', ['netns', 'add', node.netns]);
+  await mustRun(`underlay veth for ${node.name}`, 'ip', [
+    'link', 'add', 'name', `ul-${node.name}`, 'netns', UNDERLAY_NETNS, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', node.netns,
+  ]);
+  await ipBatch(`attach ${node.name} to the bridge`, [`link set ul-${node.name} master ${BRIDGE}`, `link set ul-${node.name} up`], UNDERLAY_NETNS);
+  await sysctl(node.netns, { 'net.ipv4.ip_forward': '1', 'net.ipv4.conf.all.rp_filter': '0', 'net.ipv4.conf.default.rp_filter': '0' });
+  const lines = ['link set lo up', `addr add ${node.underlayIP}/24 dev eth0`, 'link set eth0 up', `route add default via ${APISERVER_IP} dev eth0`];
+  for (const other of all) if (other !== node) lines.push(`route add ${other.podCIDR} via ${other.underlayIP} dev eth0`);
+  await ipBatch(`configure ${node.name}`, lines, node.netns);
+  for (const pod of node.pods) {
+    await mustRun(`create ${pod.netns}`, 'ip', ['netns', 'add', pod.netns]);
+    await mustRun(`veth for ${pod.name}`, 'ip', ['link', 'add', 'name', pod.hostVeth, 'netns', node.netns, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', pod.netns]);
+    await ipBatch(`configure ${pod.name}`, [
+      'link set lo up',
+      `link set eth0 mtu ${POD_MTU}`,
+      `addr add ${pod.ip}/32 dev eth0`,
+      'link set eth0 up',
+      `route add ${POD_GATEWAY} dev eth0 scope link`,
+      `route add default via ${POD_GATEWAY} dev eth0`,
+    ], pod.netns);
+    // proxy ARP answers the pod's gateway; the /32 route is how the datapath learns the pod's veth.
+    await sysctl(node.netns, { [`net.ipv4.conf.${pod.hostVeth}.proxy_arp`]: '1', [`net.ipv4.conf.${pod.hostVeth}.rp_filter`]: '0' });
+    await ipBatch(`route to ${pod.name}`, [`link set ${pod.hostVeth} mtu ${POD_MTU}`, `link set ${pod.hostVeth} up`, `route add ${pod.ip}/32 dev ${pod.hostVeth}`], node.netns);
+  }
+}
+
+
+/** Mounts a bpffs the agents (in their own mount namespaces, see `ip netns exec`) all see. */
+export async function mountBpffs(root: string): Promise<void> {
+  mkdirSync(root, { recursive: true });
+  const r = await run('findmnt', ['-n', '-o', 'FSTYPE', '--mountpoint', root]);
+  if (r.code === 0 && r.stdout.trim() === 'bpf') return;
+  await mustRun('mount bpffs', 'mount', ['-t', 'bpf', 'bpf', root]);
+}
+
+/**
+ * Tears a lab down: processes from the state file (each checked against its command line, so a
+ * reused PID is never signalled), then whatever still runs inside the lab's own namespaces
+ * (wireguard-go daemons the agents left for their successors), then the namespaces, then the
+ * bpffs and the lab directory. Also removes `veil-lab-*` namespaces a crashed lab left without
+ * a state file. Returns what was removed.
+ */
+export async function destroyLab(state: LabState | undefined, labDir: string): Promise<{ pids: number[]; namespaces: string[] }> {
+  const killed: number[] = [];
+  const kill = async (pid: number | undefined, marker: string): Promise<void> => {
+    if (pid !== undefined && pidMatches(pid, marker)) {
+      await terminate(pid);
+      killed.push(pid);
+    }
+  };
+  if (state) {
+    for (const pid of state.helperPids) await kill(pid, 'tcpdump');
+    await Promise.all(state.nodes.map((n) => kill(n.agentPid, 'agent')));
+    for (const n of state.nodes) for (const p of n.pods) await kill(p.echoPid, '_echo');
+    await kill(state.apiserver.pid, 'apiserver');
+  }
+  const namespaces = await labNamespaces();
+  for (const ns of namespaces) {
+    const r = await run('ip', ['netns', 'pids', ns]);
+    const pids = r.stdout.split(/\s+/).filter((s) => /^\d+$/.test(s)).map(Number);
+    await Promise.all(pids.map(async (pid) => {
+      await terminate(pid, 2_000);
+      killed.push(pid);
+    }));
+  }
+  // Pods first: their veths go with them; then nodes, then the underlay.
+  const order = [...namespaces].sort((a, b) => b.length - a.length);
+  for (const ns of order) {
+    const r = await run('ip', ['netns', 'del', ns]);
+    if (r.code !== 0 && !/No such file/.test(r.stderr)) throw new LabError('teardown', `ip netns del ${ns}: ${r.stderr.trim()}`);
+  }
+  const bpffs = state?.bpffsRoot;
+  if (bpffs) {
+    const r = await run('findmnt', ['-n', '-o', 'FSTYPE', '--mountpoint', bpffs]);
+    if (r.code === 0 && r.stdout.trim() === 'bpf') await mustRun('unmount bpffs', 'umount', [bpffs]);
+  }
+  rmSync(labDir, { recursive: true, force: true });
+  return { pids: killed, namespaces: order };
+}

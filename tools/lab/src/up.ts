@@ -1,0 +1,411 @@
+/**
+ * `veil lab up`: a whole cluster on one host. One netns per node joined by an underlay bridge,
+ * pods in their own namespaces behind veths, the Kubernetes API double as the control plane,
+ * and one real `veil agent` process per node. Then it proves itself: ping and TCP between every
+ * pair of pods on different nodes while tcpdump watches the underlay for cleartext pod bytes.
+ */
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, isAbsolute, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { UsageError, VEIL_MAIN } from '@veil/cli';
+import { LabError, LabUnsupportedError } from './errors.js';
+import { mapLimit, pidAlive, run, sleep, spawnDetached, terminate } from './exec.js';
+import { analyzeCapture, type CaptureAnalysis } from './pcap.js';
+import {
+  APISERVER_IP,
+  APISERVER_PORT,
+  DEFAULT_LAB_DIR,
+  ECHO_PORT,
+  UNDERLAY_NETNS,
+  planLab,
+  readState,
+  writeState,
+  type LabNode,
+  type LabState,
+} from './state.js';
+import { createNode, createUnderlay, destroyLab, labNamespaces, mountBpffs } from './topology.js';
+import { errorMessage } from '@veil/agent-core/errors';
+
+/** Every lab pod CIDR (10.244.<i>.0/24) is inside this. */
+const LAB_POD_SUPERNET = '10.244.0.0/16';
+
+/** The CLI's dist/main.js: every process the lab starts is the `veil` CLI (which loads this package for `lab`). */
+export const MAIN_JS = VEIL_MAIN;
+
+export interface LabUpOptions {
+  nodes: number;
+  podsPerNode: number;
+  /** `wireguard`, `ipsec`, `plaintext` (agent-core's example), or any backend module specifier/path. */
+  backend: string;
+  kernel: 'host' | 'vm';
+  keep: boolean;
+  /** Agents in strict mode for the lab's pod supernet: pod traffic is never sent in clear. */
+  strict?: boolean;
+  labDir?: string;
+  wireguardPort?: number;
+  /** How long agents get to become ready with all peers active. */
+  readyTimeoutMs?: number;
+  /** Progress lines (default: stderr). */
+  progress?: (line: string) => void;
+}
+
+export interface PairResult {
+  from: string;
+  to: string;
+  toIP: string;
+  ping: { ok: boolean; sent: number; received: number; error?: string };
+  tcp: { ok: boolean; bytes: number; error?: string };
+}
+
+export interface LabSummary {
+  ok: boolean;
+  backend: string;
+  driver: string;
+  nodes: number;
+  pods: number;
+  pairs: { total: number; pingOk: number; tcpOk: number; ok: number };
+  capture: CaptureAnalysis & { wireguardPort: number };
+  /** Cleartext on the underlay is expected (only) for the plaintext example backend. */
+  expectsEncryption: boolean;
+  failures: string[];
+  kept: boolean;
+  durationMs: number;
+}
+
+/** The example backend shipped with agent-core, for exercising the lab without encryption. */
+function plaintextBackendPath(): string {
+  const coreEntry = fileURLToPath(import.meta.resolve('@veil/agent-core'));
+  return join(dirname(coreEntry), '..', 'examples', 'plaintext-backend');
+}
+
+/** Maps `--backend` to the `encryption.type` the agents get, and checks it loads here. */
+export async function resolveBackend(backend: string, requested: 'host' | 'vm'): Promise<string> {
+  // Inside the qemu lane (veil lab up --kernel vm re-runs itself there) the kernel is the VM's.
+  const kernel = process.env.VEIL_KERNEL_LANE === '1' ? 'vm' : requested;
+  if (backend === 'ipsec' && kernel === 'host') {
+    throw new LabUnsupportedError('the IPsec backend needs ESP, which this host kernel lacks: run it with --kernel vm');
+  }
+  let type = backend;
+  if (backend === 'plaintext') type = plaintextBackendPath();
+  else if (backend.startsWith('.') || isAbsolute(backend)) type = resolve(backend);
+  if (backend === 'wireguard' && kernel === 'host') {
+    const r = await run('sh', ['-c', 'command -v wireguard-go']);
+    if (r.code !== 0) throw new LabUnsupportedError('this host kernel has no WireGuard and wireguard-go is not installed (apt-get install wireguard-go), or use --kernel vm');
+  }
+  const { loadBackendModule } = await import('@veil/agent-core');
+  try {
+    await loadBackendModule(type);
+  } catch (err) {
+    const msg = errorMessage(err);
+    if (backend === 'ipsec') throw new LabUnsupportedError(`the IPsec backend is not available yet: ${msg}`);
+    throw new LabUnsupportedError(`backend "${backend}" cannot be loaded: ${msg}`);
+  }
+  return type;
+}
+
+function kubeconfigFor(url: string, node: string): object {
+  return {
+    apiVersion: 'v1',
+    kind: 'Config',
+    clusters: [{ name: 'veil-lab', cluster: { server: url, 'insecure-skip-tls-verify': true } }],
+    users: [{ name: node, user: {} }],
+    contexts: [{ name: 'veil-lab', context: { cluster: 'veil-lab', user: node } }],
+    'current-context': 'veil-lab',
+  };
+}
+
+function nodeObject(n: LabNode): object {
+  return {
+    apiVersion: 'v1',
+    kind: 'Node',
+    metadata: { name: n.name, labels: { 'veil.io/lab': 'true' }, annotations: {} },
+    spec: { podCIDR: n.podCIDR, podCIDRs: [n.podCIDR] },
+    status: { addresses: [{ type: 'InternalIP', address: n.underlayIP }, { type: 'Hostname', address: n.name }] },
+  };
+}
+
+function agentConfig(n: LabNode, backendType: string, wgPort: number, strict: boolean): object {
+  return {
+    encryption: {
+      enabled: true,
+      type: backendType,
+      wireguard: { port: wgPort, userspaceFallback: true },
+      ...(strict ? { strictMode: { enabled: true, cidrs: [LAB_POD_SUPERNET], allowRemoteNodeIdentities: false } } : {}),
+    },
+    nodeName: n.name,
+    nodeId: n.nodeId,
+    stateDir: join(n.dir, 'state'),
+    status: { socketPath: n.statusSocket },
+    metrics: { enabled: true, port: 9962, host: '127.0.0.1' },
+    health: { port: 9879, host: '127.0.0.1' },
+    podVethPatterns: ['lxc*'],
+    logLevel: 'info',
+  };
+}
+
+/** Starts (or restarts) a node's agent, detached, in the node's namespace; sets `n.agentPid`. */
+export function startAgent(n: LabNode, bpffsRoot: string): void {
+  const env = { ...process.env, NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --max-semi-space-size=2`.trim() };
+  const child = spawnDetached('ip', [
+    'netns', 'exec', n.netns, process.execPath, MAIN_JS, 'agent', '--config', n.configFile, '--kubeconfig', n.kubeconfig,
+    '--underlay-device', 'eth0', '--bpf-pin-dir', n.pinDir, '--bpffs-root', bpffsRoot, '--pod-cidrs', n.podCIDR,
+  ], n.logFile, env);
+  if (child.pid !== undefined) n.agentPid = child.pid;
+}
+
+export async function waitForLine(file: string, re: RegExp, timeoutMs: number, pid: number | undefined, what: string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const text = existsSync(file) ? readFileSync(file, 'utf8') : '';
+    if (re.test(text)) return;
+    if (pid !== undefined && !pidAlive(pid)) {
+      throw new LabError(what, `exited before it was ready: ${text.trim().split('\n').slice(-3).join(' | ') || '(no output)'}`);
+    }
+    if (Date.now() > deadline) throw new LabError(what, `not ready after ${timeoutMs} ms: ${text.trim().split('\n').slice(-2).join(' | ')}`);
+    await sleep(100);
+  }
+}
+
+export interface AgentView {
+  ready: boolean;
+  driver: string;
+  peers: { name: string; state: string }[];
+  notReadyReason?: string;
+  errors: string[];
+  /** Backend peers no node claims (agent-core's `AgentStatus.orphanPeers`). */
+  orphanPeers: string[];
+}
+
+export async function agentStatus(socket: string): Promise<AgentView | undefined> {
+  const { getJsonOverUnixSocket } = await import('@veil/agent-core');
+  try {
+    return (await Promise.race([
+      getJsonOverUnixSocket(socket),
+      sleep(3_000).then(() => undefined),
+    ])) as AgentView | undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Removes a previous lab (state file, `veil-lab-*` namespaces); returns true if there was one. */
+async function cleanupStaleLab(labDir: string): Promise<boolean> {
+  const state = readState(labDir);
+  const namespaces = await labNamespaces();
+  if (!state && namespaces.length === 0 && !existsSync(labDir)) return false;
+  await destroyLab(state ?? undefined, labDir);
+  return state !== undefined || namespaces.length > 0;
+}
+
+/** Runs the whole lab; returns the summary (teardown included unless `keep`). */
+export async function labUp(opts: LabUpOptions): Promise<LabSummary> {
+  const started = Date.now();
+  const log = opts.progress ?? ((l: string) => process.stderr.write(l + '\n'));
+  const t = (): string => `[${((Date.now() - started) / 1000).toFixed(1).padStart(5)}s]`;
+  if (!Number.isInteger(opts.nodes) || opts.nodes < 2 || opts.nodes > 50) throw new UsageError('--nodes', 'needs an integer in [2, 50]');
+  if (!Number.isInteger(opts.podsPerNode) || opts.podsPerNode < 1 || opts.podsPerNode > 50) throw new UsageError('--pods-per-node', 'needs an integer in [1, 50]');
+  const labDir = opts.labDir ?? DEFAULT_LAB_DIR;
+  const wgPort = opts.wireguardPort ?? 51871;
+  const backendType = await resolveBackend(opts.backend, opts.kernel);
+
+  if (await cleanupStaleLab(labDir)) log(`${t()} removed a previous lab`);
+  const bpffsRoot = join(labDir, 'bpf');
+  const nodes = planLab(opts.nodes, opts.podsPerNode, labDir, bpffsRoot);
+  mkdirSync(labDir, { recursive: true });
+  const state: LabState = {
+    version: 1,
+    createdAt: new Date().toISOString(),
+    labDir,
+    backend: opts.backend,
+    backendType,
+    wireguardPort: wgPort,
+    bpffsRoot,
+    bpffsMounted: false,
+    apiserver: { url: `http://${APISERVER_IP}:${APISERVER_PORT}`, logFile: join(labDir, 'apiserver.log') },
+    nodes,
+    helperPids: [],
+  };
+  writeState(state); // from here on, a crash leaves enough for the next `up`/`down` to clean
+  let summary: LabSummary | undefined;
+  try {
+    await mountBpffs(bpffsRoot);
+    state.bpffsMounted = true;
+    await createUnderlay();
+    for (const n of nodes) {
+      mkdirSync(join(n.dir, 'state'), { recursive: true });
+      await createNode(n, nodes);
+    }
+    log(`${t()} topology: ${nodes.length} nodes, ${nodes.length * opts.podsPerNode} pods, underlay ${UNDERLAY_NETNS}`);
+
+    const nodesFile = join(labDir, 'nodes.json');
+    writeFileSync(nodesFile, JSON.stringify(nodes.map(nodeObject), null, 2));
+    const api = spawnDetached('ip', ['netns', 'exec', UNDERLAY_NETNS, process.execPath, MAIN_JS, 'lab', 'apiserver', '--host', APISERVER_IP, '--port', String(APISERVER_PORT), '--nodes', nodesFile], state.apiserver.logFile);
+    if (api.pid !== undefined) state.apiserver.pid = api.pid;
+    writeState(state);
+    await waitForLine(state.apiserver.logFile, /apiserver listening/, 15_000, api.pid, 'apiserver');
+    log(`${t()} API server double on ${state.apiserver.url}`);
+
+    for (const n of nodes) {
+      writeFileSync(n.configFile, JSON.stringify(agentConfig(n, backendType, wgPort, opts.strict ?? false), null, 2));
+      writeFileSync(n.kubeconfig, JSON.stringify(kubeconfigFor(state.apiserver.url, n.name), null, 2));
+      startAgent(n, bpffsRoot);
+      for (const p of n.pods) {
+        const echo = spawnDetached('ip', ['netns', 'exec', p.netns, process.execPath, MAIN_JS, 'lab', '_echo', '--port', String(ECHO_PORT)], join(n.dir, `${p.name}-echo.log`));
+        if (echo.pid !== undefined) p.echoPid = echo.pid;
+      }
+    }
+    writeState(state);
+    log(`${t()} started ${nodes.length} agents (backend ${opts.backend})`);
+
+    const driver = await waitReady(nodes, opts.readyTimeoutMs ?? 120_000, (line) => log(`${t()} ${line}`));
+    for (const n of nodes) for (const p of n.pods) await waitForLine(join(n.dir, `${p.name}-echo.log`), /echo listening/, 10_000, p.echoPid, `echo server in ${p.name}`);
+
+    // The capture starts before any pod traffic.
+    const pcap = join(labDir, 'underlay.pcap');
+    const capLog = join(labDir, 'tcpdump.log');
+    const cap = spawnDetached('ip', ['netns', 'exec', UNDERLAY_NETNS, 'tcpdump', '-i', 'br0', '-n', '-U', '-s', '0', '-w', pcap], capLog);
+    if (cap.pid !== undefined) state.helperPids.push(cap.pid);
+    writeState(state);
+    await waitForLine(capLog, /listening on/, 10_000, cap.pid, 'tcpdump');
+
+    const pairs = await runTraffic(nodes, (line) => log(`${t()} ${line}`));
+    await sleep(300);
+    if (cap.pid !== undefined) {
+      process.kill(cap.pid, 'SIGINT');
+      const deadline = Date.now() + 5_000;
+      while (pidAlive(cap.pid) && Date.now() < deadline) await sleep(50);
+      await terminate(cap.pid);
+    }
+    const podIPs = nodes.flatMap((n) => n.pods.map((p) => p.ip));
+    const analysis = analyzeCapture(readFileSync(pcap), opts.backend === 'wireguard' || backendType === 'wireguard' ? wgPort : 0, podIPs);
+
+    const expectsEncryption = opts.backend !== 'plaintext';
+    const failures: string[] = [];
+    for (const p of pairs) {
+      if (!p.ping.ok) failures.push(`ping ${p.from} → ${p.to} (${p.toIP}): ${p.ping.received}/${p.ping.sent}${p.ping.error ? ` ${p.ping.error}` : ''}`);
+      if (!p.tcp.ok) failures.push(`tcp ${p.from} → ${p.to} (${p.toIP}): ${p.tcp.error ?? 'failed'}`);
+    }
+    if (expectsEncryption && analysis.plaintextPackets > 0) failures.push(`${analysis.plaintextPackets} cleartext pod packets (${analysis.plaintextBytes} bytes) on the underlay`);
+    if (expectsEncryption && analysis.encryptedPackets === 0) failures.push('no encrypted packets seen on the underlay');
+    summary = {
+      ok: failures.length === 0,
+      backend: opts.backend,
+      driver,
+      nodes: nodes.length,
+      pods: podIPs.length,
+      pairs: {
+        total: pairs.length,
+        pingOk: pairs.filter((p) => p.ping.ok).length,
+        tcpOk: pairs.filter((p) => p.tcp.ok).length,
+        ok: pairs.filter((p) => p.ping.ok && p.tcp.ok).length,
+      },
+      capture: { ...analysis, wireguardPort: wgPort },
+      expectsEncryption,
+      failures,
+      kept: opts.keep,
+      durationMs: 0,
+    };
+    return summary;
+  } finally {
+    if (!opts.keep) {
+      await destroyLab(readState(labDir) ?? state, labDir);
+      log(`${t()} lab torn down`);
+    } else {
+      log(`${t()} lab kept: veil lab status | veil lab exec n1-p1 -- ping 10.244.2.11 | veil lab down`);
+    }
+    if (summary) summary.durationMs = Date.now() - started;
+  }
+}
+
+export async function waitReady(nodes: readonly LabNode[], timeoutMs: number, log: (l: string) => void): Promise<string> {
+  const deadline = Date.now() + timeoutMs;
+  let last = '';
+  for (;;) {
+    const views = await Promise.all(nodes.map((n) => agentStatus(n.statusSocket)));
+    const readyNodes = views.filter((v, i) => {
+      if (!v?.ready) return false;
+      const others = nodes.filter((_, j) => j !== i).map((n) => n.name);
+      return others.every((o) => v.peers.some((p) => p.name === o && p.state === 'active'));
+    }).length;
+    const line = `agents ready with all peers active: ${readyNodes}/${nodes.length}`;
+    if (line !== last) log(line);
+    last = line;
+    if (readyNodes === nodes.length) return views[0]?.driver ?? 'unknown';
+    for (const n of nodes) {
+      if (n.agentPid !== undefined && !pidAlive(n.agentPid)) {
+        const tail = readFileSync(n.logFile, 'utf8').trim().split('\n').slice(-3).join(' | ');
+        throw new LabError(`agent ${n.name}`, `exited: ${tail}`);
+      }
+    }
+    if (Date.now() > deadline) {
+      const why = views.map((v, i) => `${nodes[i]?.name}: ${v ? (v.notReadyReason ?? `peers ${v.peers.map((p) => `${p.name}=${p.state}`).join(',')}`) + (v.errors.length ? ` errors: ${v.errors.join('; ')}` : '') : 'no status'}`);
+      throw new LabError('agents', `not ready after ${timeoutMs} ms: ${why.join(' / ')}`);
+    }
+    await sleep(500);
+  }
+}
+
+/**
+ * Under the qemu lane (software emulation) node starts and handshakes are 5–20× slower: scale the
+ * traffic checks' timeouts and run them one at a time there.
+ */
+const SLOW = process.env.VEIL_KERNEL_LANE === '1' ? 4 : 1;
+
+/** Ping and TCP echo between every ordered pair of pods on different nodes. */
+async function runTraffic(nodes: readonly LabNode[], log: (l: string) => void): Promise<PairResult[]> {
+  const pods = nodes.flatMap((n) => n.pods.map((p) => ({ ...p, node: n.name })));
+  const pairs = pods.flatMap((a) => pods.filter((b) => b.node !== a.node).map((b) => ({ a, b })));
+  log(`traffic: ${pairs.length} pod pairs across nodes (ping + ${32} KiB TCP echo)`);
+  const pings = await mapLimit(pairs, SLOW > 1 ? 1 : 4, async ({ a, b }) => {
+    const r = await run('ip', ['netns', 'exec', a.netns, 'ping', '-n', '-q', '-c', '3', '-i', '0.2', '-W', String(2 * SLOW), b.ip], { timeoutMs: 20_000 * SLOW });
+    const m = /(\d+) packets transmitted, (\d+) received/.exec(r.stdout);
+    const sent = m ? Number(m[1]) : 0;
+    const received = m ? Number(m[2]) : 0;
+    return { ok: r.code === 0 && received > 0, sent, received, ...(r.code !== 0 && !m ? { error: r.stderr.trim() } : {}) };
+  });
+  log(`ping: ${pings.filter((p) => p.ok).length}/${pairs.length} pairs OK`);
+  const bySrc = new Map<string, { netns: string; targets: string[] }>();
+  for (const { a, b } of pairs) {
+    const e = bySrc.get(a.name) ?? { netns: a.netns, targets: [] };
+    e.targets.push(`${b.ip}:${ECHO_PORT}`);
+    bySrc.set(a.name, e);
+  }
+  const tcp = new Map<string, { ok: boolean; bytes: number; error?: string }>();
+  await mapLimit([...bySrc.entries()], SLOW > 1 ? 1 : 3, async ([src, { netns, targets }]) => {
+    const r = await run('ip', ['netns', 'exec', netns, process.execPath, MAIN_JS, 'lab', '_probe', '--size', String(32 * 1024), '--timeout', String(8000 * SLOW), ...targets], {
+      timeoutMs: 30_000 * SLOW,
+    });
+    type ProbeResult = { target: string; ok: boolean; bytes: number; error?: string };
+    let results: ProbeResult[];
+    try {
+      results = JSON.parse(r.stdout.trim().split('\n').pop() ?? '[]') as ProbeResult[];
+    } catch {
+      results = targets.map((target) => ({ target, ok: false, bytes: 0, error: `probe failed: ${r.stderr.trim().split('\n').pop() ?? r.code}` }));
+    }
+    for (const x of results) tcp.set(`${src}>${x.target.split(':')[0]}`, { ok: x.ok, bytes: x.bytes, ...(x.error ? { error: x.error } : {}) });
+  });
+  const out = pairs.map(({ a, b }, i) => ({
+    from: a.name,
+    to: b.name,
+    toIP: b.ip,
+    ping: pings[i] as PairResult['ping'],
+    tcp: tcp.get(`${a.name}>${b.ip}`) ?? { ok: false, bytes: 0, error: 'no probe result' },
+  }));
+  log(`tcp: ${out.filter((p) => p.tcp.ok).length}/${pairs.length} pairs OK`);
+  return out;
+}
+
+/** The summary as the lines `veil lab up` prints. */
+export function formatSummary(s: LabSummary): string {
+  const c = s.capture;
+  const lines = [
+    `veil lab: ${s.nodes} nodes, ${s.pods} pods, backend ${s.backend} (driver ${s.driver}), ${(s.durationMs / 1000).toFixed(1)} s`,
+    `  pod pairs across nodes: ${s.pairs.ok}/${s.pairs.total} OK (ping ${s.pairs.pingOk}/${s.pairs.total}, tcp echo ${s.pairs.tcpOk}/${s.pairs.total})`,
+    `  underlay capture: ${c.packets} packets, ${c.encryptedPackets} encrypted${c.wireguardPort ? ` (udp/${c.wireguardPort})` : ''}, plaintext pod-address packets ${c.plaintextPackets} (${c.plaintextBytes} bytes)` +
+      (s.expectsEncryption ? '' : ' [expected: this backend does not encrypt]'),
+  ];
+  for (const f of s.failures.slice(0, 20)) lines.push(`  FAIL ${f}`);
+  if (s.failures.length > 20) lines.push(`  … and ${s.failures.length - 20} more`);
+  lines.push(`  result: ${s.ok ? 'PASS' : 'FAIL'}`);
+  return lines.join('\n');
+}

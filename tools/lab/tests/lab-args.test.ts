@@ -1,0 +1,38 @@
+import { spawnSync } from 'node:child_process';
+import { VEIL_MAIN } from '@veil/cli';
+import { describe, expect, it } from 'vitest';
+
+// `veil lab` as a user types it: through the CLI's dist/main.js, which loads this package.
+const MAIN = VEIL_MAIN;
+
+function veil(args: string[], env: NodeJS.ProcessEnv = {}): { code: number | null; stderr: string; stdout: string } {
+  const r = spawnSync(process.execPath, [MAIN, ...args], { encoding: 'utf8', env: { PATH: process.env.PATH, ...env }, timeout: 30_000 });
+  return { code: r.status, stderr: r.stderr, stdout: r.stdout };
+}
+
+describe('veil lab argument errors', () => {
+  it('--backend ipsec on the host kernel says it needs --kernel vm (exit 2)', () => {
+    const r = veil(['lab', 'up', '--backend', 'ipsec']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/needs ESP.*--kernel vm/);
+  });
+
+  it('bad numbers and unknown options are usage errors (exit 2) before anything is created', () => {
+    const r = veil(['lab', 'up', '--nodes', '1']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/--nodes needs an integer in \[2, 50\]/);
+    const u = veil(['lab', 'up', '--bogus']);
+    expect(u.code).toBe(2);
+    expect(u.stderr).toMatch(/unknown option '--bogus'/);
+    expect(veil(['lab', 'chaos', '--duration', 'soon']).stderr).toMatch(/--duration: needs a duration/);
+    expect(veil(['--help']).code).toBe(0);
+  });
+});
+
+describe('veil lab is registered by the CLI from this package', () => {
+  it('veil lab --help lists the lab commands', () => {
+    const r = veil(['lab', '--help']);
+    expect(r.code).toBe(0);
+    for (const c of ['up', 'down', 'status', 'exec', 'chaos']) expect(r.stdout).toMatch(new RegExp(`^  ${c}\\b`, 'm'));
+  });
+});

@@ -1,0 +1,130 @@
+import { execFileSync, spawn } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { VEIL_MAIN } from '@veil/cli';
+import { describePrivileged } from '@veil/test-utils';
+import { afterAll, expect, it } from 'vitest';
+import type { LabSummary } from '../src/up.js';
+import type { LabState } from '../src/state.js';
+import type { ChaosReport } from '../src/chaos.js';
+
+// The `veil` CLI's dist/main.js: `veil lab` as a user types it (the CLI loads this package).
+const MAIN = VEIL_MAIN;
+const STATE = '/run/veil-lab/state.json';
+
+function veil(args: string[], timeoutMs = 200_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [MAIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
+    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+function labNamespaces(): string[] {
+  return execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' })
+    .split('\n')
+    .map((l) => l.split(' ')[0] ?? '')
+    .filter((n) => n.startsWith('veil-lab-'));
+}
+
+function pidsIn(ns: string): number[] {
+  return execFileSync('ip', ['netns', 'pids', ns], { encoding: 'utf8' }).split(/\s+/).filter(Boolean).map(Number);
+}
+
+function alive(pid: number): boolean {
+  try {
+    return !/\) Z /.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  } catch {
+    return false;
+  }
+}
+
+function summaryOf(stdout: string): LabSummary {
+  return JSON.parse(stdout.trim().split('\n').pop() ?? '{}') as LabSummary;
+}
+
+describePrivileged('veil lab (real agents in namespaces)', ['root', 'netns', 'bpf', 'tun', 'wireguard-go', 'tcpdump'], () => {
+  afterAll(async () => {
+    if (labNamespaces().length > 0 || existsSync(STATE)) await veil(['lab', 'down']);
+  });
+
+  it('3 nodes × 2 pods over WireGuard (wireguard-go): every pair connects, nothing in clear, chaos loses no traffic; down leaves nothing', { timeout: 240_000 }, async () => {
+    const up = await veil(['lab', 'up', '--nodes', '3', '--pods-per-node', '2', '--backend', 'wireguard', '--keep', '--json']);
+    expect(up.stderr).toContain('result: PASS');
+    expect(up.code).toBe(0);
+    const s = summaryOf(up.stdout);
+    expect(s.pairs).toEqual({ total: 24, pingOk: 24, tcpOk: 24, ok: 24 });
+    expect(s.capture.plaintextPackets).toBe(0);
+    expect(s.capture.plaintextBytes).toBe(0);
+    expect(s.capture.encryptedPackets).toBeGreaterThan(0);
+    expect(s.driver).toMatch(/userspace|kernel/);
+    expect(s.failures).toEqual([]);
+
+    const status = await veil(['lab', 'status', '--json']);
+    expect(status.code).toBe(0);
+    const st = JSON.parse(status.stdout) as { nodes: { node: string; alive: boolean; status?: { ready: boolean } }[] };
+    expect(st.nodes.map((n) => [n.node, n.alive, n.status?.ready])).toEqual([
+      ['n1', true, true],
+      ['n2', true, true],
+      ['n3', true, true],
+    ]);
+    const exec = await veil(['lab', 'exec', 'n1-p1', '--', 'ping', '-c', '1', '-W', '2', '10.244.3.12']);
+    expect(exec.code).toBe(0);
+
+    // Chaos: agents killed (TERM and KILL) and restarted, API server restarted, a node key rotated, nodes added and
+    // deleted, under continuous pings. A restart keeps kernel state, so the pings keep flowing.
+    const chaos = await veil(['lab', 'chaos', '--duration', '15s', '--interval', '2s', '--json']);
+    expect(chaos.stderr).toContain('result: PASS');
+    expect(chaos.code).toBe(0);
+    const report = JSON.parse(chaos.stdout.trim().split('\n').pop() ?? '{}') as ChaosReport;
+    expect(new Set(report.actions.map((a) => a.action))).toEqual(new Set(['agent-sigterm', 'apiserver-restart', 'key-rotate', 'agent-sigkill', 'node-add', 'node-delete']));
+    expect(report.actions.filter((a) => a.error !== undefined)).toEqual([]);
+    expect(report.readyAtEnd).toBe(3);
+    expect(report.capture.plaintextPackets).toBe(0);
+    expect(report.capture.encryptedPackets).toBeGreaterThan(0);
+    for (const p of report.pings) {
+      expect(p.received).toBeGreaterThan(0);
+      // A restart that tore the datapath or the tunnel down would lose seconds of pings.
+      expect(p.lost / p.sent).toBeLessThan(0.1);
+    }
+
+    const namespaces = labNamespaces();
+    expect(namespaces).toHaveLength(1 + 3 + 6);
+    const pids = namespaces.flatMap(pidsIn);
+    expect(pids.length).toBeGreaterThanOrEqual(3 + 3 + 6 + 1); // agents, wireguard-go, echo servers, API server
+    const down = await veil(['lab', 'down']);
+    expect(down.code).toBe(0);
+    expect(labNamespaces()).toEqual([]);
+    expect(pids.filter(alive)).toEqual([]);
+    expect(existsSync(STATE)).toBe(false);
+  });
+
+  it('up cleans up a crashed lab first (killed agents, stale namespaces); the plaintext backend shows up in the capture', { timeout: 200_000 }, async () => {
+    const first = await veil(['lab', 'up', '--nodes', '2', '--pods-per-node', '1', '--backend', 'plaintext', '--keep', '--json']);
+    expect(first.code).toBe(0);
+    const state = JSON.parse(readFileSync(STATE, 'utf8')) as LabState;
+    // Simulate a crash: every lab process dies at once, nothing is cleaned.
+    const killed = [...state.nodes.map((n) => n.agentPid), state.apiserver.pid].filter((p): p is number => p !== undefined);
+    for (const pid of killed) process.kill(pid, 'SIGKILL');
+    execFileSync('ip', ['netns', 'add', 'veil-lab-n9']); // a stray namespace the state does not know
+
+    const second = await veil(['lab', 'up', '--nodes', '2', '--pods-per-node', '2', '--backend', 'plaintext', '--json']);
+    expect(second.stderr).toContain('removed a previous lab');
+    expect(second.code).toBe(0);
+    const s = summaryOf(second.stdout);
+    expect(s.pairs).toEqual({ total: 8, pingOk: 8, tcpOk: 8, ok: 8 });
+    // No encryption: the capture must see the pod addresses (this is what proves it can).
+    expect(s.expectsEncryption).toBe(false);
+    expect(s.capture.plaintextPackets).toBeGreaterThan(0);
+    expect(s.capture.encryptedPackets).toBe(0);
+    expect(labNamespaces()).toEqual([]);
+    expect(killed.filter(alive)).toEqual([]);
+    expect(existsSync(STATE)).toBe(false);
+  });
+});
