@@ -93,7 +93,8 @@ podVethPatterns: {{ .Values.podVethPatterns | toJson }}
 metrics:
   enabled: {{ .Values.metrics.enabled }}
   port: {{ .Values.metrics.port }}
-  host: "0.0.0.0"
+  # Loopback here; the DaemonSet's VEIL_METRICS_HOST (status.hostIP) binds it to the node's address.
+  host: "127.0.0.1"
 health:
   port: {{ .Values.health.port }}
   host: "127.0.0.1"

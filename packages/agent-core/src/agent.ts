@@ -1,5 +1,6 @@
 import 'reflect-metadata';
 import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { Container, type ContainerModule } from 'inversify';
 import { Registry } from 'prom-client';
 import type { AgentConfig } from './config/schema.js';
@@ -26,7 +27,7 @@ import {
 import { AgentMetrics } from './observability/metrics.js';
 import { Reconciler, type PeerView, type ReconcilerOptions } from './reconciler/reconciler.js';
 import { Backoff } from './util/backoff.js';
-import { IpcacheFlags, NODE_ID_ANNOTATION, type AttachTarget, type BackendStatus, type LocalMaterial } from './types/index.js';
+import { IpcacheFlags, NODE_ID_ANNOTATION, type AttachTarget, type BackendStatus, type LocalMaterial, type ObservedNode } from './types/index.js';
 
 /** Options for {@link Agent.create}. */
 export interface AgentOptions {
@@ -47,6 +48,16 @@ export interface AgentOptions {
   noListeners?: boolean;
   /** Version shown by `GET /v1/agent`; default: @veil/agent-core's package version. */
   version?: string;
+  /**
+   * A peer pending this long with nothing programmed for it (its pods' traffic is not encrypted)
+   * makes the agent not ready. Default 60 s (a joining node publishes its key well within it).
+   */
+  pendingGraceMs?: number;
+}
+
+function names(peers: readonly PeerView[]): string {
+  const shown = peers.slice(0, 5).map((p) => p.name).join(', ');
+  return peers.length > 5 ? `${shown} and ${peers.length - 5} more` : shown;
 }
 
 function packageVersion(): string {
@@ -81,6 +92,22 @@ export interface AgentStatus {
   orphanPeers: string[];
   backendDetails: Readonly<Record<string, unknown>> | undefined;
   counters: Record<string, string>;
+  /** This node's own published material as the API shows it (kept level-triggered). */
+  localMaterial: LocalMaterialStatus;
+}
+
+/** `AgentStatus.localMaterial`. */
+export interface LocalMaterialStatus {
+  /** The material was published at least once by this agent. */
+  published: boolean;
+  /** The local Node as last observed carries every published annotation; undefined = not observed yet. */
+  inApi: boolean | undefined;
+  /** Annotation keys missing or different on the local Node (or every key when the Node is gone). */
+  missing: string[];
+  /** How many times differing annotations were published again. */
+  restored: number;
+  lastRestoredAt?: string;
+  lastRestoredKeys?: string[];
 }
 
 /** Prefix of the status error naming backend peers no node claims (see `AgentStatus.orphanPeers`). */
@@ -100,15 +127,37 @@ export class Agent {
   private readonly statusServer: StatusSocketServer;
   private reconcilerInstance: Reconciler | undefined;
   private publishTimer: NodeJS.Timeout | undefined;
+  /** The local material was published at least once (readiness and the own-material guard need it). */
+  private published = false;
   /** Bumped by every key rotation: retries of older material stop. */
   private publishGeneration = 0;
   private rotating = false;
   private readonly startedAt = new Date();
   private started = false;
   private stopped = false;
+  /** `encryption.enabled=false`: no backend, no reconciler, no steering, nothing published. */
+  private disabled = false;
+  /** Disabled mode: earlier material withdrawn from the Node and the datapath cleared. */
+  private disabledSettled = false;
   private unsubscribeSteering: (() => void) | undefined;
   private unsubscribeMaterial: (() => void) | undefined;
   private unsubscribeReprogram: (() => void) | undefined;
+  private unsubscribeLocal: (() => void) | undefined;
+  /** The full material this agent publishes (annotation → value, null = absent). */
+  private desiredMaterial: Record<string, string | null> | undefined;
+  /** A publish (initial or after rotation) is still retrying: restores wait for it. */
+  private publishPending = false;
+  /** Latest observation of the local Node: undefined = not seen yet, null = deleted. */
+  private localNode: ObservedNode | null | undefined;
+  private restoreInFlight = false;
+  /** A restore was written: judge again only on the next observation (the patch's own echo or later). */
+  private awaitingEcho = false;
+  /** Observations of the local Node so far (tells whether one arrived while a restore was in flight). */
+  private localObservations = 0;
+  private restoreTimer: NodeJS.Timeout | undefined;
+  private readonly restoreBackoff = new Backoff(200, 30_000);
+  private restoredCount = 0;
+  private lastRestored: { at: Date; keys: string[] } | undefined;
   /** Bound ports after start (0 when not listening). */
   metricsPort = 0;
   healthPort = 0;
@@ -142,7 +191,9 @@ export class Agent {
     container.bind(TOKENS.Config).toConstantValue(opts.config);
     container.bind(TOKENS.Logger).toConstantValue(logger);
     container.bind(TOKENS.MetricsRegistry).toConstantValue(registry);
-    container.bind(TOKENS.ReconcilerOptions).toConstantValue(opts.reconciler ?? {});
+    // The last good peers survive restarts in the state dir (issue 12: a refused update must not
+    // cost a restarted agent what ran before).
+    container.bind(TOKENS.ReconcilerOptions).toConstantValue({ stateFile: join(opts.config.stateDir, 'peers-last-good.json'), ...opts.reconciler });
     container
       .bind(TOKENS.AgentMetrics)
       .toDynamicValue((ctx) => {
@@ -171,14 +222,39 @@ export class Agent {
     return this.reconcilerInstance;
   }
 
-  /** undefined when ready: initial sync done AND datapath attached. */
+  /**
+   * undefined when ready: initial sync done, datapath attached, own material published and present
+   * in the API, no peer stuck pending with nothing programmed, no refused peer whose traffic is
+   * affected (issue 12: "ready" must mean no pod traffic of ours is silently lost or in clear).
+   */
   notReadyReason(): string | undefined {
     if (!this.started) return 'not started';
     if (this.stopped) return 'stopping';
+    if (this.disabled) return this.disabledSettled ? undefined : 'encryption disabled: withdrawing published material';
     const reasons: string[] = [];
     if (!this.reconciler.synced) reasons.push('initial peer sync not complete');
     if (!this.container.get(TOKENS.Datapath).attached) reasons.push('datapath not attached');
+    if (!this.published) reasons.push('own material not published yet');
+    else {
+      const missing = this.missingMaterial();
+      if (missing.length > 0) reasons.push(`own material missing from the API: ${missing.join(', ')}`);
+    }
+    const { stuck, affected } = this.troubledPeers(this.reconciler.peers());
+    if (stuck.length > 0) reasons.push(`peers pending with no encryption for over ${Math.round(this.pendingGraceMs / 1000)}s: ${names(stuck)}`);
+    if (affected.length > 0) reasons.push(`refused peers with affected traffic: ${names(affected)}`);
     return reasons.length === 0 ? undefined : reasons.join('; ');
+  }
+
+  private get pendingGraceMs(): number {
+    return this.opts.pendingGraceMs ?? 60_000;
+  }
+
+  /** Peers whose traffic is affected: stuck pending with nothing programmed, or displaced. */
+  private troubledPeers(peers: readonly PeerView[]): { stuck: PeerView[]; affected: PeerView[] } {
+    const now = Date.now();
+    const stuck = peers.filter((p) => p.state === 'pending' && !p.programmed && p.pendingSince !== undefined && now - Date.parse(p.pendingSince) > this.pendingGraceMs);
+    const affected = peers.filter((p) => p.trafficAffected === true);
+    return { stuck, affected };
   }
 
   get ready(): boolean {
@@ -199,6 +275,10 @@ export class Agent {
       else this.metricsPort = this.healthPort;
       await this.statusServer.listen(config.status.socketPath);
     }
+    if (!config.encryption.enabled) {
+      await this.startDisabled();
+      return;
+    }
     backend.registerMetrics?.(this.registry);
     const adoptedPeers = await backend.init();
     const adoptedEntries = await datapath.entries();
@@ -218,11 +298,53 @@ export class Agent {
     });
     this.unsubscribeReprogram = backend.onReprogramPeers?.((names) => this.reconciler.reprogram(names));
     this.started = true;
+    this.unsubscribeLocal = this.reconciler.onLocalNode((n) => {
+      this.localNode = n ?? null;
+      this.localObservations++;
+      this.awaitingEcho = false;
+      this.checkOwnMaterial();
+    });
     this.reconciler.start({ backendPeers: adoptedPeers, datapathEntries: adoptedEntries });
     void datapath.attach(this.opts.attachTargets ?? []).catch((err: unknown) => {
       log.error({ err: errorMessage(err) }, 'datapath attach failed');
     });
     this.publish(backend.localMaterial(), new Backoff(200, 30_000));
+  }
+
+  /**
+   * `encryption.enabled=false` means what the docs say: publishes nothing and steers nothing. The
+   * backend is not initialised (no device, no key), no peer is programmed, the datapath steers
+   * nothing and keeps no encrypt-ready peer, and annotations an earlier enabled run published are
+   * withdrawn so that peers stop encrypting towards this node.
+   */
+  private async startDisabled(): Promise<void> {
+    const log = this.logger.child({ component: 'agent' });
+    const datapath = this.container.get(TOKENS.Datapath);
+    const backend = this.container.get(TOKENS.EncryptionBackend);
+    this.disabled = true;
+    this.started = true;
+    await datapath.setSteering({ kind: 'none' });
+    const res = await datapath.syncPeers([]);
+    if (res.removed.length > 0) log.info({ removed: res.removed }, 'encryption disabled: removed peer entries left by an earlier run');
+    const withdraw: Record<string, null> = { [NODE_ID_ANNOTATION]: null };
+    for (const spec of backend.peerAnnotations) withdraw[spec.key] = null;
+    const backoff = new Backoff(200, 30_000);
+    const attempt = (): void => {
+      this.container.get(TOKENS.KeyDistributor).publishLocal(withdraw).then(
+        () => {
+          this.disabledSettled = true;
+          log.info({ node: this.opts.config.nodeName, annotations: Object.keys(withdraw) }, 'encryption disabled: publishing nothing, steering nothing');
+        },
+        (err: unknown) => {
+          if (this.stopped) return;
+          const delay = backoff.next();
+          log.warn({ err: err instanceof Error ? err.message : String(err), retryInMs: delay }, 'withdrawing published material failed; retrying');
+          this.publishTimer = setTimeout(attempt, delay);
+          this.publishTimer.unref();
+        },
+      );
+    };
+    attempt();
   }
 
   private fullMaterial(material: LocalMaterial): Record<string, string | null> {
@@ -233,10 +355,16 @@ export class Agent {
 
   private publish(material: LocalMaterial, backoff: Backoff, generation = this.publishGeneration): void {
     const full = this.fullMaterial(material);
+    this.desiredMaterial = full;
+    this.publishPending = true;
     const distributor = this.container.get(TOKENS.KeyDistributor);
     distributor.publishLocal(full).then(
       () => {
+        if (generation !== this.publishGeneration) return;
+        this.published = true;
+        this.publishPending = false;
         this.logger.info({ node: this.opts.config.nodeName, keys: Object.keys(full) }, 'published local key material');
+        this.checkOwnMaterial();
       },
       (err: unknown) => {
         if (this.stopped || generation !== this.publishGeneration) return;
@@ -246,6 +374,75 @@ export class Agent {
         this.publishTimer.unref();
       },
     );
+  }
+
+  /** Keys of the published material that the local Node (as last observed) lacks or has changed. */
+  private missingMaterial(): string[] {
+    const want = this.desiredMaterial;
+    if (!want || this.localNode === undefined) return [];
+    if (this.localNode === null) return Object.keys(want).filter((k) => want[k] !== null);
+    const have = this.localNode.annotations;
+    return Object.keys(want).filter((k) => (want[k] === null ? k in have : have[k] !== want[k]));
+  }
+
+  /**
+   * Level-triggered guard of the agent's own annotations: whenever the local Node is observed
+   * without them (edited, or the API server lost its state and the Node was re-registered), they
+   * are published again, and the restore is logged, counted and shown in status.
+   */
+  private checkOwnMaterial(): void {
+    if (!this.published || this.publishPending || this.stopped || this.rotating || this.restoreInFlight || this.restoreTimer || this.awaitingEcho) return;
+    // A deleted Node cannot be patched; it is restored when it is registered again.
+    if (this.localNode === null || this.localNode === undefined) return;
+    const keys = this.missingMaterial();
+    if (keys.length === 0) return;
+    const full = this.desiredMaterial!;
+    const generation = this.publishGeneration;
+    const seenBefore = this.localObservations;
+    this.restoreInFlight = true;
+    this.container.get(TOKENS.KeyDistributor).publishLocal(full).then(
+      () => {
+        this.restoreInFlight = false;
+        this.restoreBackoff.reset();
+        // The watch may deliver the patch's echo (or a newer edit) before this response: judge
+        // that observation now; otherwise wait for the next one.
+        const observedMeanwhile = this.localObservations !== seenBefore;
+        this.awaitingEcho = !observedMeanwhile;
+        if (observedMeanwhile) queueMicrotask(() => this.checkOwnMaterial());
+        if (generation !== this.publishGeneration) return;
+        this.restoredCount++;
+        this.lastRestored = { at: new Date(), keys };
+        for (const key of keys) this.metrics.localMaterialRestored.inc({ key });
+        this.logger.warn({ node: this.opts.config.nodeName, annotations: keys }, `restored own annotations that were missing or changed on the Node: ${keys.join(', ')}`);
+      },
+      (err: unknown) => {
+        this.restoreInFlight = false;
+        if (this.stopped) return;
+        const delay = this.restoreBackoff.next();
+        this.logger.warn({ annotations: keys, err: err instanceof Error ? err.message : String(err), retryInMs: delay }, 'restoring own annotations failed; retrying');
+        this.restoreTimer = setTimeout(() => {
+          this.restoreTimer = undefined;
+          this.checkOwnMaterial();
+        }, delay);
+        this.restoreTimer.unref();
+      },
+    );
+  }
+
+  private localMaterialStatus(): LocalMaterialStatus {
+    const missing = this.missingMaterial();
+    return {
+      published: this.published,
+      inApi: this.localNode === undefined || !this.desiredMaterial ? undefined : missing.length === 0,
+      missing,
+      restored: this.restoredCount,
+      ...(this.lastRestored ? { lastRestoredAt: this.lastRestored.at.toISOString(), lastRestoredKeys: this.lastRestored.keys } : {}),
+    };
+  }
+
+  /** True once the local material was published. */
+  get materialPublished(): boolean {
+    return this.published;
   }
 
   /** The status document (also served on the status socket). Never contains private keys. */
@@ -261,15 +458,26 @@ export class Agent {
       errors.push(`backend status: ${errorMessage(err)}`);
     }
     const byName = new Map((bs?.peers ?? []).map((p) => [p.name, p]));
-    const peers = this.started ? this.reconciler.peers() : [];
+    const live = this.started && !this.disabled;
+    const peers = live ? this.reconciler.peers() : [];
     for (const p of peers) {
       if (p.refusal) errors.push(`${p.name}: refused (${p.refusal.reason}) ${p.refusal.field}: ${p.refusal.message}`);
       if (p.lastError) errors.push(`${p.name}: ${p.lastError}`);
     }
+    if (live) {
+      const { stuck, affected } = this.troubledPeers(peers);
+      for (const p of stuck) {
+        const secs = Math.round((Date.now() - Date.parse(p.pendingSince!)) / 1000);
+        errors.push(`${p.name}: pending for ${secs}s (${p.pendingOn ?? 'not ready'}) with nothing programmed: traffic to its pods is not encrypted`);
+      }
+      for (const p of affected) errors.push(`${p.name}: traffic affected: its entry is kept encrypt-ready but the backend has no peer for it (packets to its pods are dropped)`);
+      const missing = this.published ? this.missingMaterial() : [];
+      if (missing.length > 0) errors.push(`own material missing from the API: ${missing.join(', ')} (peers cannot reach this node's pods encrypted)`);
+    }
     // Programmed in the kernel but claimed by no node (a removal that did not happen, or adopted
     // state not yet pruned): worth seeing, since such a peer still accepts traffic.
     let orphanPeers: string[] = [];
-    if (this.started && this.reconciler.synced) {
+    if (live && this.reconciler.synced) {
       const known = new Set(peers.map((p) => p.name));
       orphanPeers = (bs?.peers ?? []).map((p) => p.name).filter((n) => !known.has(n));
       if (orphanPeers.length > 0) errors.push(`${BACKEND_ORPHANS}: ${orphanPeers.join(', ')}`);
@@ -289,7 +497,7 @@ export class Agent {
       keyIndex: bs?.keyIndex,
       ready: notReady === undefined,
       notReadyReason: notReady,
-      synced: this.started && this.reconciler.synced,
+      synced: live && this.reconciler.synced,
       datapathAttached: datapath.attached,
       peers: peers.map((p) => {
         const b = byName.get(p.name);
@@ -299,6 +507,7 @@ export class Agent {
       orphanPeers,
       backendDetails: bs?.details,
       counters,
+      localMaterial: this.localMaterialStatus(),
     };
   }
 
@@ -372,6 +581,7 @@ export class Agent {
     const backend = this.container.get(TOKENS.EncryptionBackend);
     if (!backend.rotateKeys) throw new StatusRouteError(501, 'NOT_IMPLEMENTED', `the ${backend.name} backend does not support key rotation`);
     if (!this.started || this.stopped) throw new StatusRouteError(409, 'NOT_STARTED', 'the agent is not running (not started or stopping)');
+    if (this.disabled) throw new StatusRouteError(409, 'ENCRYPTION_DISABLED', 'encryption is disabled (encryption.enabled=false): there is no node key to rotate');
     if (this.rotating) throw new StatusRouteError(409, 'ROTATION_IN_PROGRESS', 'a key rotation is already in progress');
     this.rotating = true;
     try {
@@ -387,7 +597,10 @@ export class Agent {
       const log = this.logger.child({ component: 'agent' });
       let publishError: string | null = null;
       try {
-        await this.container.get(TOKENS.KeyDistributor).publishLocal(this.fullMaterial(result.material));
+        this.desiredMaterial = this.fullMaterial(result.material);
+        await this.container.get(TOKENS.KeyDistributor).publishLocal(this.desiredMaterial);
+        this.published = true;
+        this.publishPending = false;
       } catch (err) {
         publishError = errorMessage(err);
         this.publish(result.material, new Backoff(200, 30_000), generation);
@@ -416,9 +629,11 @@ export class Agent {
     if (this.stopped) return;
     this.stopped = true;
     if (this.publishTimer) clearTimeout(this.publishTimer);
+    if (this.restoreTimer) clearTimeout(this.restoreTimer);
+    this.unsubscribeLocal?.();
     const c = this.container;
     await c.get(TOKENS.KeyDistributor).close();
-    if (this.started) await this.reconciler.stop();
+    if (this.started && !this.disabled) await this.reconciler.stop();
     await c.get(TOKENS.EventRecorder).flush();
     this.unsubscribeSteering?.();
     this.unsubscribeMaterial?.();

@@ -57,3 +57,14 @@ export class PeerApplyError extends VeilAgentError {
     super(message, options);
   }
 }
+
+/** The status socket cannot be created at its path (a non-socket file, or another live agent). */
+export class StatusSocketError extends VeilAgentError {
+  override name = 'StatusSocketError';
+  constructor(
+    readonly path: string,
+    message: string,
+  ) {
+    super(`status socket ${path}: ${message}`);
+  }
+}

@@ -42,6 +42,7 @@ export {
   ConfigError,
   BackendLoadError,
   PeerApplyError,
+  StatusSocketError,
   type ConfigIssue,
   type BackendLoadErrorCode,
 } from './errors.js';

@@ -71,13 +71,14 @@ describe('loadBackendModule', () => {
     const dir = await mkdtemp(join(tmpdir(), 'veil-plain-'));
     let agent: Agent | undefined;
     try {
-      const { config, backend } = await loadAgentConfig({ env: {}, argv: ['--nodeName=n1', `--encryption.type=${EXAMPLE}`, '--encryption.plaintext.banner=ops@example know'] });
+      // encryption.enabled: with it off (the default) the agent starts no backend (issue 12).
+      const { config, backend } = await loadAgentConfig({ env: {}, argv: ['--nodeName=n1', '--encryption.enabled', `--encryption.type=${EXAMPLE}`, '--encryption.plaintext.banner=ops@example know'] });
       expect(backend.config?.section).toBe('plaintext');
       expect(config.encryption.plaintext).toEqual({ banner: 'ops@example know' });
       const cluster = new InMemoryCluster();
       const log = captureLogger();
       agent = await Agent.create({
-        config: { ...config, metrics: { enabled: false, port: 0, host: '127.0.0.1' }, health: { port: 0, host: '127.0.0.1' }, status: { socketPath: join(dir, 's.sock') } },
+        config: { ...config, stateDir: dir, metrics: { enabled: false, port: 0, host: '127.0.0.1' }, health: { port: 0, host: '127.0.0.1' }, status: { socketPath: join(dir, 's.sock') } },
         platformModules: platform(cluster, new FakeDatapath()),
         logger: log.logger,
       });

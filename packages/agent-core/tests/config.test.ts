@@ -99,6 +99,22 @@ describe('loadConfig', () => {
     expect((err as ConfigError).issues.find((i) => i.key === 'metrics.port')?.source).toBe('env');
   });
 
+  it('refuses strict-mode CIDRs with host bits or a bad prefix length, naming the config key (issue 12)', async () => {
+    for (const [cidr, message] of [
+      ['10.244.1.1/16', /host bits set/],
+      ['10.0.0.0/33', /prefix length exceeds 32/],
+      ['fd00::1/200', /prefix length exceeds 128/],
+    ] as const) {
+      const err = (await loadConfig({ env: { VEIL_NODE_NAME: 'n1' }, argv: [`--encryption.strictMode.cidrs=10.0.0.0/8,${cidr}`] }).catch((e: unknown) => e)) as ConfigError;
+      expect(err, cidr).toBeInstanceOf(ConfigError);
+      const issue = err.issues.find((i) => i.key === 'encryption.strictMode.cidrs.1');
+      expect(issue?.message, cidr).toMatch(message);
+      expect(err.message).toContain('encryption.strictMode.cidrs.1');
+    }
+    const ok = await loadConfig({ env: { VEIL_NODE_NAME: 'n1' }, argv: ['--encryption.strictMode.cidrs=10.244.0.0/16,fd00::/64'] });
+    expect(ok.encryption.strictMode.cidrs).toEqual(['10.244.0.0/16', 'fd00::/64']);
+  });
+
   it('names an unreadable or malformed file', async () => {
     await expect(loadConfig({ file: '/nonexistent/veil.yaml', env: {} })).rejects.toThrow(/cannot read \/nonexistent\/veil.yaml: ENOENT/);
     const bad = await tmpFile('x.yaml', 'a: [unclosed');

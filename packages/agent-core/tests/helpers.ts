@@ -1,4 +1,8 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Writable } from 'node:stream';
+import { afterAll } from 'vitest';
 import { Registry } from 'prom-client';
 import { DEFAULT_CONFIG, createLogger, type AgentConfig, type Logger, type ObservedNode } from '../src/index.js';
 import { FAKE_KEY_ANNOTATION } from '../src/fake/index.js';
@@ -24,8 +28,22 @@ export function node(i: number, over: Partial<ObservedNode> & { key?: string | u
   };
 }
 
+const stateDirs: string[] = [];
+// Registered in the root suite of each test file that imports this module.
+afterAll(() => {
+  for (const d of stateDirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
+
+function tempStateDir(): string {
+  const d = mkdtempSync(join(tmpdir(), 'veil-test-state-'));
+  stateDirs.push(d);
+  return d;
+}
+
+/** A config for tests; stateDir is a fresh temporary directory (the agent saves peer state there). */
 export function testConfig(over: Partial<AgentConfig> = {}): AgentConfig {
-  return { ...DEFAULT_CONFIG, nodeName: 'local', ...over };
+  // Encryption on: with it off the agent publishes and steers nothing (see disabled.test.ts).
+  return { ...DEFAULT_CONFIG, encryption: { ...DEFAULT_CONFIG.encryption, enabled: true }, nodeName: 'local', stateDir: tempStateDir(), ...over };
 }
 
 /** A logger writing JSON lines into `lines`. */

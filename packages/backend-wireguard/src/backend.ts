@@ -88,6 +88,7 @@ export class WireGuardBackend implements EncryptionBackend {
     const wg = this.wg;
     const dir = join(this.config.stateDir, 'wireguard');
     this.keys = await KeyStore.open({ dir });
+    for (const w of this.keys.warnings) this.log.warn({ dir }, w);
     this.handle = await setupDevice({
       name: this.deviceName,
       privateKey: this.keys.privateKey(),
@@ -219,9 +220,11 @@ export class WireGuardBackend implements EncryptionBackend {
       } catch (e) {
         errors.push(`reading ${this.deviceName}: ${(e as Error).message}`);
       }
-      if (this.handle.supervisor) {
-        details.wireguardGoPid = this.handle.supervisor.pid;
-        details.restarts = this.handle.supervisor.restarts;
+      const sup = this.handle.supervisor ?? this.handle.watchdog;
+      if (sup) {
+        details.wireguardGoPid = sup.pid;
+        details.restarts = sup.restarts;
+        if (this.handle.watchdog) details.wireguardGoAdopted = true;
       }
       errors.push(...this.handle.warnings);
     } else errors.push('not initialised');

@@ -67,6 +67,11 @@ export interface WgDeviceHandle {
   readonly client: WgClient;
   /** The supervisor, when this handle started wireguard-go. */
   readonly supervisor: WireGuardGoSupervisor | undefined;
+  /**
+   * The supervisor of an adopted wireguard-go (started by an earlier agent): it restarts the
+   * daemon if it dies, like `supervisor` does for one this handle started.
+   */
+  readonly watchdog: WireGuardGoSupervisor | undefined;
   /** Problems worth reporting (e.g. rp_filter on `all` is not 0). Never contains keys. */
   readonly warnings: readonly string[];
   /** Replaces the device's private key (also for re-application after a wireguard-go restart). */
@@ -166,6 +171,7 @@ export async function setupDevice(opts: DeviceSetupOptions): Promise<WgDeviceHan
   let driver: DriverKind;
   let adopted: boolean;
   let supervisor: WireGuardGoSupervisor | undefined;
+  let watchdog: WireGuardGoSupervisor | undefined;
   let client: WgClient;
 
   if (kernel) {
@@ -196,8 +202,8 @@ export async function setupDevice(opts: DeviceSetupOptions): Promise<WgDeviceHan
     driver = 'userspace';
     client = WgClient.fromDrivers([new UserspaceDriver({ socketDir })]);
     adopted = await socketAnswers(`${socketDir}/${opts.name}.sock`);
-    if (!adopted) {
-      supervisor = new WireGuardGoSupervisor({
+    const supervise = (): WireGuardGoSupervisor =>
+      new WireGuardGoSupervisor({
         device: opts.name,
         socketDir,
         ...(netns ? { netns } : {}),
@@ -210,7 +216,12 @@ export async function setupDevice(opts: DeviceSetupOptions): Promise<WgDeviceHan
           if (restart) await opts.onRestart?.();
         },
       });
+    if (!adopted) {
+      supervisor = supervise();
       await supervisor.start();
+    } else {
+      watchdog = supervise();
+      await watchdog.adopt();
     }
   }
 
@@ -225,6 +236,7 @@ export async function setupDevice(opts: DeviceSetupOptions): Promise<WgDeviceHan
     }
   } catch (e) {
     await supervisor?.stop();
+    watchdog?.detach();
     client.close();
     throw e;
   }
@@ -236,6 +248,7 @@ export async function setupDevice(opts: DeviceSetupOptions): Promise<WgDeviceHan
     mtu,
     client,
     supervisor,
+    watchdog,
     warnings,
     async setPrivateKey(key: Key) {
       if (!(key instanceof Key)) throw new WgValidationError('privateKey', 'must be a Key');
@@ -244,8 +257,13 @@ export async function setupDevice(opts: DeviceSetupOptions): Promise<WgDeviceHan
     },
     async close(closeOpts = {}) {
       client.close();
-      if (closeOpts.stopDaemon) await supervisor?.stop();
-      else supervisor?.detach();
+      if (closeOpts.stopDaemon) {
+        await supervisor?.stop();
+        await watchdog?.stop();
+      } else {
+        supervisor?.detach();
+        watchdog?.detach();
+      }
     },
   };
 }

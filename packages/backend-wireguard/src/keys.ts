@@ -38,8 +38,15 @@ export class KeyStore {
   /** True when `open` generated the key (first start on this node). */
   readonly created: boolean;
 
-  private constructor(path: string, current: Key, previous: Key | undefined, created: boolean) {
+  /**
+   * What `open()` found wrong and fixed: a key file or state dir others could read was tightened.
+   * The caller logs them (a key that was readable by others may have leaked: rotate it).
+   */
+  readonly warnings: readonly string[];
+
+  private constructor(path: string, current: Key, previous: Key | undefined, created: boolean, warnings: readonly string[]) {
     this.path = path;
+    this.warnings = warnings;
     this.previousPath = `${path}.prev`;
     this.#current = current;
     this.#previous = previous;
@@ -53,14 +60,15 @@ export class KeyStore {
     if (typeof fileName !== 'string' || !/^[^/\0]+$/.test(fileName) || fileName === '.' || fileName === '..') {
       throw new WgValidationError('fileName', 'must be a plain file name');
     }
-    await ensureDir(opts.dir);
+    const warnings: string[] = [];
+    await ensureDir(opts.dir, warnings);
     const path = join(opts.dir, fileName);
-    const previous = await readKeyFile(`${path}.prev`);
-    const existing = await readKeyFile(path);
-    if (existing) return new KeyStore(path, existing, previous, false);
+    const previous = await readKeyFile(`${path}.prev`, warnings);
+    const existing = await readKeyFile(path, warnings);
+    if (existing) return new KeyStore(path, existing, previous, false, warnings);
     const key = Key.generatePrivate();
     await writeKeyFileAtomic(path, key);
-    return new KeyStore(path, key, previous, true);
+    return new KeyStore(path, key, previous, true, warnings);
   }
 
   /** The current private key. Handle with care: never log it. */
@@ -118,16 +126,21 @@ export class KeyStore {
   }
 }
 
-async function ensureDir(dir: string): Promise<void> {
+const octal = (mode: number): string => `0${(mode & 0o777).toString(8).padStart(3, '0')}`;
+
+async function ensureDir(dir: string, warnings: string[]): Promise<void> {
   await mkdir(dir, { recursive: true, mode: 0o700 });
   const st = await stat(dir);
   if (!st.isDirectory()) throw new WgValidationError('dir', `${dir} is not a directory`);
   // A pre-existing state dir may have been made with a looser umask.
-  if ((st.mode & 0o077) !== 0) await chmod(dir, 0o700);
+  if ((st.mode & 0o077) !== 0) {
+    await chmod(dir, 0o700);
+    warnings.push(`state dir ${dir} had mode ${octal(st.mode)} (open to others); tightened to 0700`);
+  }
 }
 
 /** Reads a key file; undefined when absent. Never includes the file's content in errors. */
-async function readKeyFile(path: string): Promise<Key | undefined> {
+async function readKeyFile(path: string, warnings: string[]): Promise<Key | undefined> {
   let st;
   try {
     st = await lstat(path);
@@ -151,7 +164,10 @@ async function readKeyFile(path: string): Promise<Key | undefined> {
     throw new KeyFileError(path, `does not decode to exactly ${WG_KEY_LEN} bytes`);
   }
   if (raw.every((b) => b === 0)) throw new KeyFileError(path, 'holds the all-zero key');
-  if ((st.mode & 0o077) !== 0) await chmod(path, 0o600);
+  if ((st.mode & 0o077) !== 0) {
+    await chmod(path, 0o600);
+    warnings.push(`key file ${path} had mode ${octal(st.mode)}: the private key was readable by others; tightened to 0600 (consider rotating the key: veil keys rotate)`);
+  }
   return Key.fromBytes(raw);
 }
 

@@ -44,6 +44,19 @@ describe('KeyStore', () => {
     expect(mode(root)).toBe(0o700);
   });
 
+  it('warns, instead of silently fixing, a key file or state dir others could read (issue 12)', async () => {
+    const a = await KeyStore.open({ dir: root });
+    expect(a.warnings).toEqual([]);
+    chmodSync(a.path, 0o644);
+    chmodSync(root, 0o755);
+    const b = await KeyStore.open({ dir: root });
+    expect(b.warnings).toEqual([
+      expect.stringMatching(new RegExp(`^state dir ${root} had mode 0755.*tightened to 0700`)),
+      expect.stringMatching(new RegExp(`^key file ${a.path} had mode 0644.*readable by others.*tightened to 0600.*rotat`)),
+    ]);
+    expect(mode(a.path)).toBe(0o600);
+  });
+
   it.each([
     ['wrong size (16 bytes)', Buffer.alloc(16, 7).toString('base64') + '\n'],
     ['garbage', 'hello world, not a key\n'],

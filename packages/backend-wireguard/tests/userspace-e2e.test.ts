@@ -13,6 +13,7 @@ import {
   WireGuardNotAvailableError,
   peerFromNode,
   setupDevice,
+  type DeviceSetupOptions,
   type DesiredPeer,
   type WgDeviceHandle,
 } from '../src/index.js';
@@ -31,6 +32,8 @@ interface Node {
   sockDir: string;
   keys: KeyStore;
   handle?: WgDeviceHandle;
+  /** What setupDevice was called with (an agent restart calls it again the same way). */
+  setup?: DeviceSetupOptions;
   reconciler?: PeerReconciler;
   underlay: string;
   tunnelIp: string;
@@ -103,7 +106,7 @@ describePrivileged('wireguard-go under the supervisor, configured via WgClient',
 
   it('starts wireguard-go in each netns with its socket in a Veil-owned dir; MTU from the underlay', async () => {
     for (const n of nodes) {
-      n.handle = await setupDevice({
+      n.setup = {
         name: DEV,
         privateKey: n.keys.privateKey(),
         listenPort: PORT,
@@ -120,7 +123,8 @@ describePrivileged('wireguard-go under the supervisor, configured via WgClient',
           n.reconciler!.invalidate();
           await n.reconciler!.sync(n.desired);
         },
-      });
+      };
+      n.handle = await setupDevice(n.setup);
       expect(n.handle.driver).toBe('userspace');
       expect(n.handle.adopted).toBe(false);
       expect(n.handle.mtu).toBe(1420);
@@ -194,6 +198,24 @@ describePrivileged('wireguard-go under the supervisor, configured via WgClient',
     expect(ping(a, b)).toBe(true);
     const dev = await a.handle!.client.device(DEV);
     expect(dev.peers.map((p) => p.publicKey.toBase64())).toEqual([b.keys.publicKey.toBase64()]);
+  });
+
+  it('a daemon adopted after an agent restart is supervised too: kill -9 → restarted and reconfigured (issue 12)', async () => {
+    const [a, b] = nodes as [Node, Node];
+    const pid = a.handle!.supervisor!.pid!;
+    const opts = a.setup!;
+    // Agent stop: handles closed, the daemon keeps running for the next agent.
+    await a.handle!.close();
+    a.handle = await setupDevice(opts);
+    expect(a.handle.adopted).toBe(true);
+    const watchdog = a.handle.watchdog;
+    expect(watchdog).toBeDefined();
+    const restarted = new Promise<{ pid: number }>((r) => watchdog!.once('restarted', r));
+    process.kill(pid, 'SIGKILL');
+    const next = await restarted;
+    expect(next.pid).not.toBe(pid);
+    expect(watchdog!.pid).toBe(next.pid);
+    expect(ping(a, b)).toBe(true);
   });
 
   it('stop() ends the daemon by PID and removes its TUN and socket', async () => {

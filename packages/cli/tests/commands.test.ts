@@ -87,7 +87,7 @@ describe('status commands against a running agent (rich)', () => {
     const io = bufferIO({ env: { VEIL_STATUS_SOCKET: lab.socketPath } });
     expect(await runStatus({ output: 'json' }, io)).toBe(0);
     const doc = JSON.parse(io.out()) as Record<string, unknown>;
-    expect(Object.keys(doc)).toEqual(['kind', 'node', 'version', 'uptimeSeconds', 'pid', 'ready', 'notReadyReason', 'synced', 'encryption', 'backend', 'nodeKey', 'peers', 'datapath', 'errors']);
+    expect(Object.keys(doc)).toEqual(['kind', 'node', 'version', 'uptimeSeconds', 'pid', 'ready', 'notReadyReason', 'synced', 'encryption', 'backend', 'nodeKey', 'peers', 'datapath', 'ownMaterial', 'trafficAffected', 'errors']);
     expect(doc).toMatchObject({ kind: 'VeilStatus', ready: true, peers: { ready: 2, total: 5, pending: 1, refused: 2, error: 0 }, backend: { name: 'fake' } });
     expect(io.out()).not.toContain(lab.backend.privateKey.reveal());
   });

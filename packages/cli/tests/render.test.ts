@@ -51,7 +51,7 @@ describe('veil status rendering', () => {
         'Node encryption:   enabled',
         'Datapath:          attached (eth0 [underlay], veilwg0 [tunnel], lxc1234 [pod])',
         'Errors:            2',
-        '  - node-4: refused (duplicate-key) annotations[veil.io/fake-public-key]: value already used by node node-1 (first holder keeps it)',
+        '  - node-4: refused (duplicate-key) annotations[veil.io/fake-public-key]: value already used by node node-1 (the older node keeps it)',
         '  - node-5: refused (malformed-cidr) spec.podCIDRs: "10.0.5.0/33" prefix length exceeds 32',
         '',
       ].join('\n'),
@@ -64,7 +64,7 @@ describe('veil status rendering', () => {
         'Node:              local',
         'Agent:             0.1.0, up 1h2m (pid 4242)',
         'Ready:             yes',
-        'Encryption:        disabled (wireguard)',
+        'Encryption:        enabled (wireguard)',
         'Backend:           fake, driver in-memory, key index 3',
         'Node key:          sha256:a182833b59f8749d (veil.io/fake-public-key)',
         'Peers:             2/2 ready',
@@ -91,7 +91,7 @@ describe('veil status rendering', () => {
       [
         'Node:              local',
         'Ready:             no: initial peer sync not complete',
-        'Encryption:        disabled (wireguard)',
+        'Encryption:        enabled (wireguard)',
         'Backend:           fake, driver in-memory',
         'Node key:          none published',
         'Peers:             2/2 ready',
@@ -103,6 +103,24 @@ describe('veil status rendering', () => {
         '',
       ].join('\n'),
     );
+  });
+
+  it('own material missing from the API and peers whose traffic is affected are shown (issue 12)', () => {
+    const st: AgentStatus = {
+      ...status('minimal'),
+      ready: false,
+      notReadyReason: 'own material missing from the API: veil.io/fake-public-key; refused peers with affected traffic: node-2',
+      peers: status('minimal').peers.map((p) => (p.name === 'node-2' ? { ...p, state: 'refused' as const, trafficAffected: true } : p)),
+      localMaterial: { published: true, inApi: false, missing: ['veil.io/fake-public-key'], restored: 2 },
+    };
+    const text = renderStatus(statusView(st, info('minimal')), PLAIN);
+    expect(text).toContain('Ready:             no: own material missing from the API: veil.io/fake-public-key; refused peers with affected traffic: node-2\n');
+    expect(text).toContain('Peers:             1/2 ready (1 refused, 1 with traffic affected)\n');
+    expect(text).toContain('Own material:      missing from the API: veil.io/fake-public-key; restored 2×\n');
+    expect(statusView(st, undefined)).toMatchObject({ ownMaterial: { inApi: false, missing: ['veil.io/fake-public-key'], restored: 2 }, trafficAffected: ['node-2'] });
+    // An agent from before issue 12 (no localMaterial) renders as before.
+    const { localMaterial: _omit, ...old } = status('minimal');
+    expect(statusView(old as AgentStatus, undefined).ownMaterial).toBeNull();
   });
 
   it('JSON view: stable keys, counts, no private material', () => {
@@ -128,6 +146,8 @@ describe('veil status rendering', () => {
           { ifname: 'lxc1234', ifindex: 17, role: 'pod' },
         ],
       },
+      ownMaterial: { inApi: true, missing: [], restored: 0 },
+      trafficAffected: [],
       errors: status('rich').errors,
     });
     const text = JSON.stringify(v);

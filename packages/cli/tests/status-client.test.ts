@@ -79,7 +79,7 @@ describe('the agent-core status socket endpoints', () => {
     expect(wrong).toMatchObject({ statusCode: 405, code: 'METHOD_NOT_ALLOWED' });
     const st = await c.status();
     // notReadyReason is undefined (so absent from the JSON) when ready.
-    expect(Object.keys(st)).toEqual(['node', 'encryption', 'backend', 'driver', 'keyIndex', 'ready', 'synced', 'datapathAttached', 'peers', 'errors', 'orphanPeers', 'backendDetails', 'counters']);
+    expect(Object.keys(st)).toEqual(['node', 'encryption', 'backend', 'driver', 'keyIndex', 'ready', 'synced', 'datapathAttached', 'peers', 'errors', 'orphanPeers', 'backendDetails', 'counters', 'localMaterial']);
     const notFound = await c.request('GET', '/v1/nope').catch((e: unknown) => e);
     expect(notFound).toMatchObject({ statusCode: 404 });
   });

@@ -26,7 +26,8 @@ export function node(i: number, over: Partial<ObservedNode> & { key?: string | u
 }
 
 export function testConfig(over: Partial<AgentConfig> = {}): AgentConfig {
-  return { ...DEFAULT_CONFIG, nodeName: 'local', ...over };
+  // Encryption on: with encryption.enabled=false (the default) the agent programs no peers (issue 12).
+  return { ...DEFAULT_CONFIG, encryption: { ...DEFAULT_CONFIG.encryption, enabled: true }, nodeName: 'local', ...over };
 }
 
 /** A logger writing JSON lines into `lines`. */

@@ -237,7 +237,15 @@ describePrivileged('the chart rendered by the real helm', ['helm'], () => {
       expect(one(out, 'ValidatingAdmissionPolicyBinding').spec).toEqual({ policyName: vap.metadata.name, validationActions: ['Deny'] });
     });
 
-    it('NOTES.txt tells how to check status', () => {
+    it('metrics bind to the node address (status.hostIP) or loopback, never 0.0.0.0 (issue 12)', async () => {
+    const cfg = await agentConfigFrom(out, `${basename(file, '.yaml')}-bind`);
+    expect(cfg.metrics.host).toBe('127.0.0.1');
+    const agent = one(out, 'DaemonSet').spec.template.spec.containers[0];
+    expect(agent?.env?.find((e: { name: string }) => e.name === 'VEIL_METRICS_HOST')?.valueFrom?.fieldRef?.fieldPath).toBe('status.hostIP');
+    expect(one(out, 'ConfigMap').data['config.yaml']).not.toContain('0.0.0.0');
+  });
+
+  it('NOTES.txt tells how to check status', () => {
       expect(out.notes).toContain('kubectl -n kube-system exec ds/veil -c agent -- veil status');
       expect(out.notes).not.toMatch(/<no value>|\{\{/);
     });

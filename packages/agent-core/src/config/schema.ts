@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { parseCidr } from '../util/ip.js';
 
 export const durationRe = /^(\d+(\.\d+)?(ns|us|µs|ms|s|m|h))+$/;
 const cidrRe = /^[0-9a-fA-F:.]+\/\d{1,3}$/;
@@ -30,7 +31,18 @@ export const AgentConfigSchema = z.strictObject({
     strictMode: z.strictObject({
       enabled: z.boolean(),
       /** Pod CIDRs whose traffic must never leave unencrypted. */
-      cidrs: z.array(z.string().regex(cidrRe, 'must be a CIDR like 10.0.0.0/8')),
+      // Strictly parsed here, so a bad entry is refused naming this key (not a datapath option
+      // path), and host bits (`10.244.1.1/16`) are refused rather than silently rounded.
+      cidrs: z.array(
+        z
+          .string()
+          .regex(cidrRe, 'must be a CIDR like 10.0.0.0/8')
+          .superRefine((v, ctx) => {
+            if (!cidrRe.test(v)) return; // the regex above already names it
+            const c = parseCidr(v);
+            if (typeof c === 'string') ctx.addIssue({ code: 'custom', message: `${c} (write the network address, e.g. 10.244.0.0/16)` });
+          }),
+      ),
       allowRemoteNodeIdentities: z.boolean(),
     }),
   }),
@@ -71,8 +83,10 @@ export const DEFAULT_CONFIG: AgentConfig = {
   nodeName: '',
   nodeId: 0,
   stateDir: '/var/lib/veil',
-  metrics: { enabled: true, port: 9962, host: '0.0.0.0' },
-  health: { port: 9879, host: '0.0.0.0' },
+  // Loopback unless told otherwise: the agent runs on the host network, where 0.0.0.0 would
+  // expose both to every network the node is on. The chart binds metrics to the node's address.
+  metrics: { enabled: true, port: 9962, host: '127.0.0.1' },
+  health: { port: 9879, host: '127.0.0.1' },
   status: { socketPath: '/var/run/veil/status.sock' },
   logLevel: 'info',
   podVethPatterns: ['lxc*', 'veth*'],

@@ -9,9 +9,10 @@ export class InMemoryCluster {
   private readonly nodes = new Map<string, ObservedNode>();
   private readonly subscribers = new Set<AsyncQueue<DistributorEvent>>();
 
-  /** Adds or replaces a node and notifies subscribers. */
+  /** Adds or replaces a node and notifies subscribers. Like the API server, stamps `createdAt` once. */
   upsertNode(node: ObservedNode): void {
-    const copy: ObservedNode = { ...node, internalIPs: [...node.internalIPs], podCIDRs: [...node.podCIDRs], annotations: { ...node.annotations } };
+    const createdAt = this.nodes.get(node.name)?.createdAt ?? node.createdAt ?? new Date().toISOString();
+    const copy: ObservedNode = { ...node, internalIPs: [...node.internalIPs], podCIDRs: [...node.podCIDRs], annotations: { ...node.annotations }, createdAt };
     this.nodes.set(node.name, copy);
     for (const s of this.subscribers) s.push({ type: 'upsert', node: copy });
   }
@@ -43,7 +44,8 @@ export class InMemoryCluster {
 
   /** @internal */
   subscribe(q: AsyncQueue<DistributorEvent>): () => void {
-    for (const n of this.nodes.values()) q.push({ type: 'upsert', node: n });
+    // Listed by name, as the API server lists (etcd key order).
+    for (const name of [...this.nodes.keys()].sort()) q.push({ type: 'upsert', node: this.nodes.get(name)! });
     q.push({ type: 'synced' });
     this.subscribers.add(q);
     return () => this.subscribers.delete(q);

@@ -60,6 +60,11 @@ export class KubernetesKeyDistributor implements KeyDistributor {
     return this.isSynced;
   }
 
+  /** Failed attempts since the API server last answered (0 once it does again). */
+  get backoffAttempts(): number {
+    return this.backoff.attempts;
+  }
+
   async publishLocal(material: LocalMaterial): Promise<void> {
     await this.api.patchNode(
       { name: this.opts.nodeName, body: { metadata: { annotations: { ...material } } } },
@@ -74,7 +79,8 @@ export class KubernetesKeyDistributor implements KeyDistributor {
     let listOk = false;
     const informer = new ListWatch<V1Node>(
       '/api/v1/nodes',
-      new ProjectingWatch(this.opts.kubeConfig),
+      // Any watch event proves the API server answers again: only then does the backoff reset.
+      new ProjectingWatch(this.opts.kubeConfig, () => this.backoff.reset()),
       async () => {
         const list = await this.listProjected();
         listOk = true;
@@ -102,7 +108,10 @@ export class KubernetesKeyDistributor implements KeyDistributor {
       listOk = false;
       await informer.start();
       // start() resolves after the list and the watch request; the adds were emitted synchronously.
-      if (listOk || this.isSynced) this.backoff.reset();
+      // It also resolves when the list or watch failed (the informer reports those as 'error'), so
+      // only a list that answered resets the backoff (issue 12: a reset here on every restart kept
+      // retries at 100-200 ms forever while the API server was down).
+      if (listOk) this.backoff.reset();
       if (listOk && !this.isSynced && !this.closed) {
         this.isSynced = true;
         q.push({ type: 'synced' });
@@ -179,7 +188,8 @@ export function projectNode(n: V1Node): V1Node {
   const annotations: Record<string, string> = {};
   for (const [k, v] of Object.entries(n.metadata?.annotations ?? {})) if (k.startsWith(ANNOTATION_PREFIX)) annotations[k] = v;
   const out: V1Node = {
-    metadata: { name: n.metadata?.name, resourceVersion: n.metadata?.resourceVersion, annotations },
+    // creationTimestamp decides conflicts between nodes (the older one wins).
+    metadata: { name: n.metadata?.name, resourceVersion: n.metadata?.resourceVersion, creationTimestamp: n.metadata?.creationTimestamp, annotations },
   };
   if (n.spec) out.spec = { podCIDR: n.spec.podCIDR, podCIDRs: n.spec.podCIDRs };
   if (n.status?.addresses) out.status = { addresses: n.status.addresses.filter((a) => a.type === 'InternalIP') };
@@ -188,6 +198,13 @@ export function projectNode(n: V1Node): V1Node {
 
 /** A Watch whose ADDED/MODIFIED/DELETED objects are projected before the informer caches them. */
 class ProjectingWatch extends Watch {
+  constructor(
+    kubeConfig: KubeConfig,
+    private readonly onAnswer: () => void,
+  ) {
+    super(kubeConfig);
+  }
+
   override watch(
     path: string,
     queryParams: Record<string, string | number | boolean | undefined>,
@@ -197,7 +214,10 @@ class ProjectingWatch extends Watch {
     return super.watch(
       path,
       queryParams,
-      (phase, obj, watchObj) => callback(phase, phase === 'ADDED' || phase === 'MODIFIED' || phase === 'DELETED' ? projectNode(obj as V1Node) : obj, watchObj),
+      (phase, obj, watchObj) => {
+        if (phase !== 'ERROR') this.onAnswer();
+        callback(phase, phase === 'ADDED' || phase === 'MODIFIED' || phase === 'DELETED' ? projectNode(obj as V1Node) : obj, watchObj);
+      },
       done,
     );
   }

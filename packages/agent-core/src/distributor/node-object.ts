@@ -2,7 +2,7 @@ import type { ObservedNode } from '../types/index.js';
 
 /** The subset of a core/v1 Node the distributor reads. */
 export interface NodeLike {
-  metadata?: { name?: string; annotations?: Record<string, string> | undefined };
+  metadata?: { name?: string; annotations?: Record<string, string> | undefined; creationTimestamp?: string | Date | undefined };
   spec?: { podCIDR?: string; podCIDRs?: string[] } | undefined;
   status?: { addresses?: { type: string; address: string }[] } | undefined;
 }
@@ -20,5 +20,7 @@ export function observeNode(node: NodeLike): ObservedNode | undefined {
   }
   const podCIDRs = node.spec?.podCIDRs?.length ? node.spec.podCIDRs : node.spec?.podCIDR ? [node.spec.podCIDR] : [];
   const internalIPs = (node.status?.addresses ?? []).filter((a) => a.type === 'InternalIP').map((a) => a.address);
-  return { name, internalIPs, podCIDRs: [...podCIDRs], annotations };
+  const created = node.metadata?.creationTimestamp;
+  const createdAt = created instanceof Date ? created.toISOString() : created;
+  return { name, internalIPs, podCIDRs: [...podCIDRs], annotations, ...(createdAt ? { createdAt } : {}) };
 }

@@ -48,7 +48,13 @@ export class FakeBackend implements EncryptionBackend {
   private upserts: Counter | undefined;
   private initialized = false;
 
-  constructor(opts: { name?: string; privateKey?: string; publicKey?: string; preexisting?: readonly PeerNode[]; keyIndex?: number } = {}) {
+  /**
+   * `namesSurviveRestart: false` models WireGuard: the device keeps its peers across an agent
+   * restart but carries no node names, so `init()` adopts none and `prune()` drops every peer not
+   * programmed again since `init()`. Default true (names are adopted, like IPsec's state file).
+   */
+  constructor(opts: { name?: string; privateKey?: string; publicKey?: string; preexisting?: readonly PeerNode[]; keyIndex?: number; namesSurviveRestart?: boolean } = {}) {
+    this.namesSurviveRestart = opts.namesSurviveRestart ?? true;
     this.name = opts.name ?? 'fake';
     this.privateKey = new Secret(opts.privateKey ?? 'cHJpdmF0ZS1rZXktbm90LWZvci1sb2dzLTAxMjM0NTY=');
     this.publicKey = opts.publicKey ?? 'cHVibGljLWtleS1vZi10aGUtbG9jYWwtbm9kZS0wMTI=';
@@ -58,11 +64,14 @@ export class FakeBackend implements EncryptionBackend {
   }
 
   readonly keyIndex: number;
+  private readonly namesSurviveRestart: boolean;
+  /** Peers programmed since init() (what a WireGuard-like backend can name). */
+  private readonly claimed = new Set<string>();
 
   async init(): Promise<readonly string[]> {
     this.calls.push({ op: 'init' });
     this.initialized = true;
-    return [...this.peers.keys()];
+    return this.namesSurviveRestart ? [...this.peers.keys()] : [];
   }
 
   async upsertPeer(peer: PeerNode): Promise<PeerProgramResult> {
@@ -72,6 +81,7 @@ export class FakeBackend implements EncryptionBackend {
     const changed = cur === undefined || !samePeer(cur, peer);
     this.calls.push({ op: 'upsertPeer', name: peer.name, changed });
     if (changed) this.peers.set(peer.name, peer);
+    this.claimed.add(peer.name);
     this.upserts?.inc();
     return { keyIndex: this.keyIndex };
   }
@@ -79,10 +89,11 @@ export class FakeBackend implements EncryptionBackend {
   async removePeer(name: string): Promise<void> {
     this.calls.push({ op: 'removePeer', name });
     this.peers.delete(name);
+    this.claimed.delete(name);
   }
 
   async prune(keep: ReadonlySet<string>): Promise<readonly string[]> {
-    const removed = [...this.peers.keys()].filter((n) => !keep.has(n));
+    const removed = [...this.peers.keys()].filter((n) => !keep.has(n) || (!this.namesSurviveRestart && !this.claimed.has(n)));
     for (const n of removed) this.peers.delete(n);
     this.calls.push({ op: 'prune', keep: [...keep], removed });
     return removed;

@@ -1,13 +1,58 @@
-import { mkdir, rm } from 'node:fs/promises';
+import { chmod, lstat, mkdir, rm } from 'node:fs/promises';
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { connect, type AddressInfo } from 'node:net';
 import { dirname } from 'node:path';
+import { StatusSocketError } from '../errors.js';
 import type { Registry } from 'prom-client';
 import { errorMessage } from '../errors.js';
 import { StatusRouteError, type StatusErrorBody } from './status-api.js';
 
-/** Serves `/metrics`, `/healthz` and `/readyz` on a TCP port. */
+/**
+ * Bounds of an HTTP listener. Unbounded, ~21,000 idle connections exhausted the agent's file
+ * descriptors (issue 12): WireGuard updates then failed with EMFILE and /readyz stopped answering.
+ */
+export interface HttpLimits {
+  /** Connections held at once; more are closed on accept. */
+  maxConnections: number;
+  /** A connection idle (no bytes either way) this long is closed. */
+  idleTimeoutMs: number;
+  /** Time to receive the request headers. */
+  headersTimeoutMs: number;
+  /** Time to receive the whole request. */
+  requestTimeoutMs: number;
+  /** Idle time of a kept-alive connection between requests. */
+  keepAliveTimeoutMs: number;
+}
+
+const DEFAULT_LIMITS: Readonly<HttpLimits> = Object.freeze({
+  maxConnections: 64,
+  idleTimeoutMs: 30_000,
+  headersTimeoutMs: 10_000,
+  requestTimeoutMs: 30_000,
+  keepAliveTimeoutMs: 5_000,
+});
+
+function boundedServer(limits: Partial<HttpLimits> | undefined, handler: http.RequestListener): http.Server {
+  const l = { ...DEFAULT_LIMITS, ...limits };
+  const server = http.createServer(
+    {
+      requestTimeout: l.requestTimeoutMs,
+      headersTimeout: Math.min(l.headersTimeoutMs, l.requestTimeoutMs),
+      keepAliveTimeout: l.keepAliveTimeoutMs,
+      // How often the two timeouts above are checked (Node's default is 30 s).
+      connectionsCheckingInterval: Math.max(50, Math.min(1_000, l.headersTimeoutMs / 2)),
+    },
+    handler,
+  );
+  server.maxConnections = l.maxConnections;
+  // Without a 'timeout' listener, an idle socket is destroyed.
+  server.timeout = l.idleTimeoutMs;
+  return server;
+}
+
+/** Serves `/metrics`, `/healthz` and `/readyz` on a TCP port (GET/HEAD only, bounded). */
 export class HealthMetricsServer {
+  static readonly DEFAULT_LIMITS = DEFAULT_LIMITS;
   private server: http.Server | undefined;
 
   constructor(
@@ -17,11 +62,13 @@ export class HealthMetricsServer {
       healthy: () => boolean;
       /** Readiness: returns undefined when ready, else the reason. */
       notReadyReason: () => string | undefined;
+      /** Overrides of {@link HealthMetricsServer.DEFAULT_LIMITS}. */
+      limits?: Partial<HttpLimits>;
     },
   ) {}
 
   async listen(port: number, host: string): Promise<number> {
-    const server = http.createServer((req, res) => void this.handle(req, res));
+    const server = boundedServer(this.opts.limits, (req, res) => void this.handle(req, res));
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen(port, host, () => {
@@ -35,6 +82,11 @@ export class HealthMetricsServer {
 
   private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     const path = (req.url ?? '/').split('?')[0];
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      req.resume();
+      res.writeHead(405, { 'Content-Type': 'text/plain', Allow: 'GET, HEAD' }).end('method not allowed\n');
+      return;
+    }
     try {
       if (path === '/metrics') {
         const body = await this.opts.registry.metrics();
@@ -78,20 +130,60 @@ export class StatusSocketServer {
     private readonly routes: StatusRoutes = {},
   ) {}
 
+  /**
+   * Listens on `socketPath` with mode 0600 whatever the process umask (the socket rotates keys).
+   * A socket a crashed agent left is replaced; a live one, or any file that is not a socket, is
+   * refused with {@link StatusSocketError}, never deleted.
+   */
   async listen(socketPath: string): Promise<void> {
-    await mkdir(dirname(socketPath), { recursive: true });
-    // A socket left by a previous (crashed) agent would make listen fail with EADDRINUSE.
-    await rm(socketPath, { force: true });
-    const server = http.createServer((req, res) => void this.handle(req, res));
+    await mkdir(dirname(socketPath), { recursive: true, mode: 0o700 });
+    await this.clearStale(socketPath);
+    const server = boundedServer(undefined, (req, res) => void this.handle(req, res));
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
-      server.listen(socketPath, () => {
-        server.off('error', reject);
-        resolve();
-      });
+      // bind(2) runs inside listen() for a unix socket: a umask of 0177 there creates it 0600
+      // with no window in which others could connect. (umask is unavailable in worker threads:
+      // the chmod below still applies.)
+      let old: number | undefined;
+      try {
+        old = process.umask(0o177);
+      } catch {
+        old = undefined;
+      }
+      try {
+        server.listen(socketPath, () => {
+          server.off('error', reject);
+          resolve();
+        });
+      } finally {
+        if (old !== undefined) process.umask(old);
+      }
     });
+    await chmod(socketPath, 0o600);
     this.server = server;
     this.path = socketPath;
+  }
+
+  private async clearStale(socketPath: string): Promise<void> {
+    let st;
+    try {
+      st = await lstat(socketPath);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+      throw new StatusSocketError(socketPath, `cannot inspect: ${(err as Error).message}`);
+    }
+    if (!st.isSocket()) throw new StatusSocketError(socketPath, 'exists and is not a socket; refusing to replace it (remove it or set status.socketPath)');
+    const live = await new Promise<boolean>((resolve) => {
+      const c = connect(socketPath);
+      c.once('connect', () => {
+        c.destroy();
+        resolve(true);
+      });
+      c.once('error', () => resolve(false));
+    });
+    if (live) throw new StatusSocketError(socketPath, 'in use by another process (is another agent running on this node?)');
+    // Left by an agent that crashed: nobody answers on it.
+    await rm(socketPath, { force: true });
   }
 
   private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {

@@ -8,7 +8,15 @@ export type RefusalReason =
   | 'malformed-ip'
   | 'malformed-cidr'
   | 'cidr-overlap'
-  | 'no-internal-ip';
+  | 'no-internal-ip'
+  /** Another (older) node already uses this InternalIP. */
+  | 'duplicate-node-ip'
+  /** A pod CIDR contains a node address (e.g. the underlay's CIDR): pod traffic to hosts would enter the tunnel. */
+  | 'cidr-covers-node-ip'
+  /** A pod CIDR of an IP family the cluster's pods do not use (see the README: cluster families). */
+  | 'pod-cidr-family'
+  /** A live node dropped a pod CIDR its pods may still use: the last good entry is kept until the node is deleted. */
+  | 'pod-cidr-removed';
 
 /** Peer states (label values of `veil_peers`). */
 const PEER_STATES = ['active', 'pending', 'refused', 'error'] as const;
@@ -21,6 +29,7 @@ export class AgentMetrics {
   readonly reconcileErrors: Counter<'stage'>;
   readonly refusedPeers: Counter<'reason'>;
   readonly verdicts: Gauge<'verdict'>;
+  readonly localMaterialRestored: Counter<'key'>;
   /** Read at scrape time: peer counts by state (set by the reconciler). */
   private peerStateSource: (() => ReadonlyMap<string, number>) | undefined;
 
@@ -61,6 +70,12 @@ export class AgentMetrics {
       name: 'veil_refused_peers_total',
       help: 'Peer updates refused because of bad input, by reason',
       labelNames: ['reason'],
+      registers: [registry],
+    });
+    this.localMaterialRestored = new Counter({
+      name: 'veil_local_material_restored_total',
+      help: "Own annotations the agent found missing or changed on its Node and published again, by annotation key",
+      labelNames: ['key'],
       registers: [registry],
     });
     this.verdicts = new Gauge({

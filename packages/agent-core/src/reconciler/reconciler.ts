@@ -4,12 +4,14 @@ import { errorMessage, PeerApplyError } from '../errors.js';
 import { TOKENS } from '../di/tokens.js';
 import type { Logger } from '../observability/logger.js';
 import { type AgentMetrics, type PeerState, type RefusalReason } from '../observability/metrics.js';
-import { CidrIndex } from '../util/ip.js';
+import { CidrIndex, parseCidrCached as parseCidr, parseIPCached as parseIP } from '../util/ip.js';
 import type { AgentConfig } from '../config/schema.js';
 import {
   IpcacheFlags,
   sameIpcacheEntry,
+  NODE_ID_ANNOTATION,
   type Datapath,
+  type Cidr,
   type DistributorEvent,
   type EncryptionBackend,
   type EventRecorder,
@@ -18,6 +20,7 @@ import {
   type ObservedNode,
   type PeerNode,
 } from '../types/index.js';
+import { readLastGood, writeLastGood, type LastGood } from './last-good.js';
 import { samePeer, validateNode } from './validate.js';
 import type { ReconcilerOptions } from './options.js';
 import { WorkQueue } from './workqueue.js';
@@ -47,6 +50,14 @@ export interface PeerView {
   readonly refusal?: Refusal;
   readonly pendingOn?: string;
   readonly lastError?: string;
+  /**
+   * Refused, and its traffic is affected: its last good ipcache entry is kept (encrypt-ready, so
+   * nothing leaves in clear) but the backend no longer carries it (another node won its key), so
+   * packets to its pods are dropped until the conflict clears.
+   */
+  readonly trafficAffected?: boolean;
+  /** When the peer became pending (ISO time); only while `state` is `pending`. */
+  readonly pendingSince?: string;
 }
 
 interface NodeRecord {
@@ -56,7 +67,21 @@ interface NodeRecord {
   accepted: PeerNode | undefined;
   /** What backend + datapath were last successfully programmed with. */
   applied: { peer: PeerNode; entry: IpcacheEntry } | undefined;
+  /**
+   * The ipcache entry of a node displaced by an older node's conflicting claim: kept in the
+   * datapath so its traffic is never downgraded to plaintext, while `applied` is cleared so that
+   * the next acceptance reprograms backend and datapath in full.
+   */
+  stranded: IpcacheEntry | undefined;
   state: PeerState | 'local';
+  /** Date.now() when the state became `pending`. */
+  pendingSince: number | undefined;
+  /** `applied` comes from the saved state and was not programmed by this process yet. */
+  seeded: boolean;
+  /** creationTimestamp (from the latest observation, or the saved state): conflict seniority. */
+  createdAt: string | undefined;
+  /** creationTimestamp of the incarnation `accepted` belongs to (a recreated Node is a new node). */
+  acceptedCreatedAt: string | undefined;
   refusal: Refusal | undefined;
   pendingOn: string | undefined;
   lastError: string | undefined;
@@ -66,8 +91,12 @@ interface NodeRecord {
 
 /** Work-queue key of the initial-sync prune (node names cannot contain NUL). */
 const PRUNE_KEY = '\u0000prune';
+/** Work-queue key of the periodic datapath check (after every node of a resync). */
+const RESYNC_KEY = '\u0000resync';
+/** Work-queue key restoring the saved last good state; queued first at start. */
+const SEED_KEY = '\u0000seed';
 
-const CONFLICT_REASONS: ReadonlySet<RefusalReason> = new Set(['duplicate-key', 'duplicate-node-id', 'cidr-overlap']);
+const CONFLICT_REASONS: ReadonlySet<RefusalReason> = new Set(['duplicate-key', 'duplicate-node-id', 'cidr-overlap', 'duplicate-node-ip', 'cidr-covers-node-ip']);
 
 /**
  * Level-triggered peer reconciler. Desired state comes from the {@link KeyDistributor}'s events;
@@ -88,6 +117,10 @@ export class Reconciler {
   private readonly uniqueIndex = new Map<string, Map<string, string>>();
   private readonly nodeIdIndex = new Map<number, string>();
   private readonly cidrIndex = new CidrIndex();
+  /** Node InternalIPs as host prefixes (/32, /128) → owner. */
+  private readonly nodeIpIndex = new CidrIndex();
+  /** IP families of the local node's pod CIDRs ("cluster families"); empty = not known yet. */
+  private clusterFamilies: ReadonlySet<4 | 6> = new Set();
   private readonly stateCounts = new Map<string, number>();
   /** holder → nodes refused because of a conflict with it (re-queued when it releases). */
   private readonly conflictWaiters = new Map<string, Set<string>>();
@@ -99,7 +132,8 @@ export class Reconciler {
   private resyncTimer: NodeJS.Timeout | undefined;
   private workerDone: Promise<void> | undefined;
   private eventsDone: Promise<void> | undefined;
-  private readonly opts: Required<ReconcilerOptions>;
+  private readonly opts: Required<Omit<ReconcilerOptions, 'stateFile'>> & { stateFile: string | undefined };
+  private saveTimer: NodeJS.Timeout | undefined;
 
   constructor(
     @inject(TOKENS.KeyDistributor) private readonly distributor: KeyDistributor,
@@ -115,6 +149,8 @@ export class Reconciler {
       initialRetryMs: options.initialRetryMs ?? 100,
       maxRetryMs: options.maxRetryMs ?? 30_000,
       resyncIntervalMs: options.resyncIntervalMs ?? 300_000,
+      stateFile: options.stateFile,
+      saveDelayMs: options.saveDelayMs ?? 100,
     };
     this.log = logger.child({ component: 'reconciler' });
     this.queue = new WorkQueue({ initialRetryMs: this.opts.initialRetryMs, maxRetryMs: this.opts.maxRetryMs });
@@ -150,6 +186,17 @@ export class Reconciler {
     return new Promise((r) => this.syncWaiters.push(r));
   }
 
+  private readonly localListeners = new Set<(node: ObservedNode | undefined) => void>();
+
+  /**
+   * Calls `listener` with every observation of the local Node (undefined when it is deleted), so
+   * the agent can keep its own published material level-triggered. Returns an unsubscribe function.
+   */
+  onLocalNode(listener: (node: ObservedNode | undefined) => void): () => void {
+    this.localListeners.add(listener);
+    return () => this.localListeners.delete(listener);
+  }
+
   /** Resolves when the work queue is empty and nothing is in progress. */
   idle(): Promise<void> {
     return this.queue.idle();
@@ -164,11 +211,14 @@ export class Reconciler {
     this.running = true;
     this.adoptedPeers = new Set(adopted.backendPeers);
     this.adoptedEntries = new Map(adopted.datapathEntries);
+    // Before any node event: the saved last good state is what ran before this restart.
+    if (this.opts.stateFile !== undefined) this.queue.add(SEED_KEY);
     this.workerDone = this.worker();
     this.eventsDone = this.consume();
     if (this.opts.resyncIntervalMs > 0) {
       this.resyncTimer = setInterval(() => {
         for (const name of this.records.keys()) this.queue.add(name);
+        this.queue.add(RESYNC_KEY);
       }, this.opts.resyncIntervalMs);
       this.resyncTimer.unref();
     }
@@ -179,6 +229,11 @@ export class Reconciler {
     if (this.resyncTimer) clearInterval(this.resyncTimer);
     this.queue.shutdown();
     await this.workerDone;
+    if (this.saveTimer) {
+      clearTimeout(this.saveTimer);
+      this.saveTimer = undefined;
+      this.save();
+    }
     // The events loop ends when the distributor is closed (by the Agent).
     void this.eventsDone;
   }
@@ -200,6 +255,8 @@ export class Reconciler {
         ...(r.refusal ? { refusal: r.refusal } : {}),
         ...(r.pendingOn ? { pendingOn: r.pendingOn } : {}),
         ...(r.lastError ? { lastError: r.lastError } : {}),
+        ...(r.stranded && !r.applied ? { trafficAffected: true } : {}),
+        ...(r.state === 'pending' && r.pendingSince !== undefined ? { pendingSince: new Date(r.pendingSince).toISOString() } : {}),
       });
     }
     return out.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
@@ -215,10 +272,13 @@ export class Reconciler {
   }
 
   private onEvent(ev: DistributorEvent): void {
+    if (ev.type === 'upsert' && ev.node.name === this.config.nodeName) for (const l of this.localListeners) l(ev.node);
+    if (ev.type === 'delete' && ev.name === this.config.nodeName) for (const l of this.localListeners) l(undefined);
     switch (ev.type) {
       case 'upsert': {
         const r = this.record(ev.node.name);
         r.observed = ev.node;
+        if (ev.node.createdAt !== undefined) r.createdAt = ev.node.createdAt;
         this.queue.add(ev.node.name);
         break;
       }
@@ -244,7 +304,7 @@ export class Reconciler {
   private record(name: string): NodeRecord {
     let r = this.records.get(name);
     if (!r) {
-      r = { observed: undefined, accepted: undefined, applied: undefined, state: 'pending', refusal: undefined, pendingOn: undefined, lastError: undefined };
+      r = { observed: undefined, accepted: undefined, applied: undefined, stranded: undefined, pendingSince: Date.now(), seeded: false, state: 'pending', createdAt: undefined, acceptedCreatedAt: undefined, refusal: undefined, pendingOn: undefined, lastError: undefined };
       this.records.set(name, r);
       this.count(r.state, +1);
     }
@@ -253,6 +313,7 @@ export class Reconciler {
 
   private setState(r: NodeRecord, state: NodeRecord['state']): void {
     if (r.state === state) return;
+    r.pendingSince = state === 'pending' ? Date.now() : undefined;
     this.count(r.state, -1);
     r.state = state;
     this.count(state, +1);
@@ -269,6 +330,18 @@ export class Reconciler {
     if (this.isSynced) return;
     const keep = new Set<string>();
     for (const [name, r] of this.records) if (r.observed !== undefined && name !== this.config.nodeName) keep.add(name);
+    for (const name of keep) {
+      const r = this.records.get(name)!;
+      if (!r.seeded || !r.applied) continue;
+      if (!this.adoptedPeers.has(name)) {
+        try {
+          await this.backend.upsertPeer(r.applied.peer);
+        } catch (err) {
+          throw new PeerApplyError(name, 'backend', `backend ${this.backend.name}: restore last good ${name}: ${errorMessage(err)}`, { cause: err });
+        }
+      }
+      r.seeded = false;
+    }
     let removed: readonly string[];
     try {
       removed = await this.backend.prune(keep);
@@ -279,7 +352,7 @@ export class Reconciler {
     const desired: IpcacheEntry[] = [];
     for (const name of keep) {
       const r = this.records.get(name)!;
-      const e = r.applied?.entry ?? this.adoptedEntries.get(name);
+      const e = r.applied?.entry ?? r.stranded ?? this.adoptedEntries.get(name);
       if (e) desired.push(e);
     }
     let res;
@@ -290,6 +363,16 @@ export class Reconciler {
     }
     if (res.removed.length > 0) this.log.info({ removed: res.removed }, 'pruned stale ipcache entries after initial sync');
     for (const name of this.adoptedPeers) if (!keep.has(name)) this.dropRecordIfGone(name);
+    // Saved last good state of nodes deleted while the agent was down: pruned above.
+    for (const [name, r] of [...this.records]) {
+      if (r.observed !== undefined || name === this.config.nodeName) continue;
+      if (r.accepted) this.index(r.accepted, 'remove');
+      r.accepted = undefined;
+      r.applied = undefined;
+      r.stranded = undefined;
+      this.dropRecordIfGone(name);
+    }
+    this.scheduleSave();
     this.adoptedPeers.clear();
     this.adoptedEntries.clear();
     this.isSynced = true;
@@ -328,7 +411,7 @@ export class Reconciler {
           this.setState(r, 'error');
         }
         const delay = this.queue.retry(key);
-        this.log.warn({ node: key === PRUNE_KEY ? '(initial-sync prune)' : key, stage, err: errorMessage(err), retryInMs: delay }, 'peer reconcile failed; will retry');
+        this.log.warn({ node: key === PRUNE_KEY ? '(initial-sync prune)' : key === SEED_KEY ? '(saved state)' : key === RESYNC_KEY ? '(periodic datapath sync)' : key, stage, err: errorMessage(err), retryInMs: delay }, 'peer reconcile failed; will retry');
       } finally {
         this.queue.done(key);
       }
@@ -338,6 +421,8 @@ export class Reconciler {
   /** One level-triggered pass for one node. Throws PeerApplyError to be retried. */
   private async reconcile(name: string): Promise<void> {
     if (name === PRUNE_KEY) return this.finishInitialSync();
+    if (name === SEED_KEY) return this.seedLastGood();
+    if (name === RESYNC_KEY) return this.resyncDatapath();
     const r = this.records.get(name);
     if (!r) return;
     if (r.observed === undefined) {
@@ -358,6 +443,11 @@ export class Reconciler {
       return;
     }
     const peer = v.peer;
+    const insane = isLocal ? undefined : this.senselessValues(r, peer);
+    if (insane) {
+      this.refuse(name, r, insane);
+      return;
+    }
     if (r.accepted !== undefined && samePeer(r.accepted, peer)) {
       // Nothing veil cares about changed (most Node updates): its values are already indexed as
       // this node's, so no conflict check is needed.
@@ -367,28 +457,78 @@ export class Reconciler {
       else await this.apply(name, r, peer);
       return;
     }
-    const conflict = this.findConflict(peer);
-    if (conflict) {
-      this.refuse(name, r, conflict);
+    const { refusal, displace } = this.findConflicts(peer);
+    if (refusal) {
+      this.refuse(name, r, refusal);
       return;
     }
+    // This node is older than every holder it conflicts with: they give way (same rule on every
+    // agent and across restarts, whatever order the nodes were listed in).
+    for (const d of displace) await this.displace(d.owner, d.refusal);
     if (r.accepted !== undefined) this.index(r.accepted, 'remove');
     this.index(peer, 'add');
     const hadAccepted = r.accepted !== undefined;
     r.accepted = peer;
+    r.acceptedCreatedAt = r.createdAt;
     this.clearRefusal(name, r);
     r.pendingOn = undefined;
     // It may have released a key/ID/CIDR someone else was refused for.
     if (hadAccepted) this.requeueConflicted(name);
     if (isLocal) {
       this.setState(r, 'local');
+      this.updateClusterFamilies(peer);
       return;
     }
     await this.apply(name, r, peer);
   }
 
+  /**
+   * Values that parse but make no sense for a remote node, judged on their own: pod CIDRs of a
+   * family the cluster does not use, a pod CIDR covering the node's own address, or pod CIDRs
+   * dropped while the node lives (its pods may still use them: the last good entry stays until the
+   * node is deleted, so their traffic is never sent in clear).
+   */
+  private senselessValues(r: NodeRecord, peer: PeerNode): Refusal | undefined {
+    if (this.clusterFamilies.size > 0) {
+      const bad = peer.podCIDRs.find((c) => !this.clusterFamilies.has(c.family));
+      if (bad) {
+        const fams = [...this.clusterFamilies].map((f) => `IPv${f}`).join(' and ');
+        return { reason: 'pod-cidr-family', field: 'spec.podCIDRs', message: `${bad.text} is IPv${bad.family}, but this cluster's pods use ${fams} only (the local node's pod CIDRs)` };
+      }
+    }
+    for (const ip of [peer.internalIPv4, peer.internalIPv6]) {
+      const host = ip === undefined ? undefined : hostCidr(ip);
+      const covering = host && peer.podCIDRs.find((c) => covers(c, host));
+      if (covering) return { reason: 'cidr-covers-node-ip', field: 'spec.podCIDRs', message: `${covering.text} contains the node's own address ${ip}` };
+    }
+    const last = r.applied?.peer ?? r.accepted;
+    // Deleted and registered again under the same name (seen as one coalesced update): a new node.
+    const reborn = r.observed?.createdAt !== undefined && r.acceptedCreatedAt !== undefined && r.observed.createdAt !== r.acceptedCreatedAt;
+    if (last && !reborn) {
+      const now = new Set(peer.podCIDRs.map((c) => c.text));
+      const dropped = last.podCIDRs.filter((c) => !now.has(c.text)).map((c) => c.text);
+      if (dropped.length > 0) {
+        return {
+          reason: 'pod-cidr-removed',
+          field: 'spec.podCIDRs',
+          message: `${dropped.join(', ')} removed from a live node whose pods may still use it; the last good entry is kept until the node is deleted`,
+        };
+      }
+    }
+    return undefined;
+  }
+
+  /** The local node's pod CIDR families define the cluster's; a change re-judges every node. */
+  private updateClusterFamilies(local: PeerNode): void {
+    const fams = new Set(local.podCIDRs.map((c) => c.family));
+    const same = fams.size === this.clusterFamilies.size && [...fams].every((f) => this.clusterFamilies.has(f));
+    if (same) return;
+    this.clusterFamilies = fams;
+    for (const name of this.records.keys()) if (name !== this.config.nodeName) this.queue.add(name);
+  }
+
   private async apply(name: string, r: NodeRecord, peer: PeerNode): Promise<void> {
-    if (r.applied && samePeer(r.applied.peer, peer) && r.state !== 'error' && !r.reprogram) {
+    if (r.applied && samePeer(r.applied.peer, peer) && r.state !== 'error' && !r.reprogram && !r.seeded) {
       this.setState(r, 'active');
       return;
     }
@@ -406,7 +546,8 @@ export class Reconciler {
       keyIndex: result?.keyIndex ?? 0,
       nodeId: peer.nodeId,
     };
-    const prior = r.applied?.entry ?? this.adoptedEntries.get(name);
+    // A stranded entry may have been overwritten by the winner's prefixes: always rewrite it.
+    const prior = r.applied?.entry ?? (r.stranded ? undefined : this.adoptedEntries.get(name));
     if (!prior || !sameIpcacheEntry(prior, entry)) {
       try {
         await this.datapath.upsert(entry);
@@ -416,8 +557,98 @@ export class Reconciler {
     }
     r.applied = { peer, entry };
     r.reprogram = false;
+    r.stranded = undefined;
+    r.seeded = false;
     r.lastError = undefined;
     this.setState(r, 'active');
+    this.scheduleSave();
+  }
+
+  /**
+   * Level-triggered check of the datapath itself: a node whose values did not change is not
+   * rewritten by its reconcile, so an entry the datapath lost (e.g. prefixes another node briefly
+   * claimed, then released) would stay lost. A diff against everything programmed puts it back.
+   */
+  private async resyncDatapath(): Promise<void> {
+    if (!this.isSynced) return;
+    const desired: IpcacheEntry[] = [];
+    for (const [name, r] of this.records) {
+      if (name === this.config.nodeName || r.observed === undefined) continue;
+      const e = r.applied?.entry ?? r.stranded;
+      if (e) desired.push(e);
+    }
+    let res;
+    try {
+      res = await this.datapath.syncPeers(desired);
+    } catch (err) {
+      throw new PeerApplyError('(resync)', 'datapath', `datapath: periodic sync: ${errorMessage(err)}`, { cause: err });
+    }
+    const repaired = [...res.added, ...res.updated, ...res.removed];
+    if (repaired.length > 0) this.log.warn({ added: res.added, updated: res.updated, removed: res.removed }, 'periodic resync repaired datapath entries');
+  }
+
+  // ---- last good state across restarts ----------------------------------------------------
+
+  /**
+   * Restores the saved last good peers: indexed (so conflicts are judged against them before the
+   * nodes are listed again), handed to the backend (which may know no node names after a
+   * restart) and, where the datapath lost it, to the datapath. Idempotent on retry.
+   */
+  private async seedLastGood(): Promise<void> {
+    const file = this.opts.stateFile;
+    if (file === undefined) return;
+    const { nodes, problem } = readLastGood(file);
+    if (problem) this.log.warn({ file, problem }, 'ignoring saved last good peer state');
+    for (const n of nodes) {
+      const name = n.peer.name;
+      if (name === this.config.nodeName) continue;
+      const r = this.record(name);
+      if (r.applied) continue;
+      r.createdAt ??= n.createdAt;
+      const adopted = this.adoptedEntries.get(name);
+      if (!adopted || !sameIpcacheEntry(adopted, n.entry)) {
+        try {
+          await this.datapath.upsert(n.entry);
+        } catch (err) {
+          throw new PeerApplyError(name, 'datapath', `datapath: restore last good ${name}: ${errorMessage(err)}`, { cause: err });
+        }
+      }
+      if (!r.accepted) {
+        this.index(n.peer, 'add');
+        r.accepted = n.peer;
+        r.acceptedCreatedAt = n.createdAt;
+      }
+      r.applied = { peer: n.peer, entry: n.entry };
+      // The backend learns it on the node's next apply, or at the initial-sync prune if it stays
+      // refused (backends like WireGuard know no node names after a restart).
+      r.seeded = true;
+      this.setState(r, 'active');
+    }
+    if (nodes.length > 0) this.log.info({ file, peers: nodes.length }, 'restored last good peers saved before the restart');
+  }
+
+  private scheduleSave(): void {
+    if (this.opts.stateFile === undefined || this.saveTimer) return;
+    this.saveTimer = setTimeout(() => {
+      this.saveTimer = undefined;
+      this.save();
+    }, this.opts.saveDelayMs);
+    this.saveTimer.unref();
+  }
+
+  private save(): void {
+    const file = this.opts.stateFile;
+    if (file === undefined) return;
+    const nodes: LastGood[] = [];
+    for (const [name, r] of this.records) {
+      if (name === this.config.nodeName || !r.applied) continue;
+      nodes.push({ peer: r.applied.peer, entry: r.applied.entry, ...(r.createdAt !== undefined ? { createdAt: r.createdAt } : {}) });
+    }
+    try {
+      writeLastGood(file, nodes);
+    } catch (err) {
+      this.log.warn({ file, err: errorMessage(err) }, 'saving last good peer state failed');
+    }
   }
 
   private async removeNode(name: string, r: NodeRecord): Promise<void> {
@@ -427,7 +658,7 @@ export class Reconciler {
       r.accepted = undefined;
       this.requeueConflicted(name);
     }
-    if (name !== this.config.nodeName && (r.applied || this.adoptedPeers.has(name) || this.adoptedEntries.has(name))) {
+    if (name !== this.config.nodeName && (r.applied || r.stranded || this.adoptedPeers.has(name) || this.adoptedEntries.has(name))) {
       try {
         await this.backend.removePeer(name);
       } catch (err) {
@@ -440,6 +671,9 @@ export class Reconciler {
       }
       this.adoptedPeers.delete(name);
       this.adoptedEntries.delete(name);
+      r.applied = undefined;
+      r.stranded = undefined;
+      this.scheduleSave();
       this.log.info({ node: name }, 'peer removed');
     }
     // A re-add that raced the removal keeps the record.
@@ -451,34 +685,131 @@ export class Reconciler {
 
   // ---- cross-node checks ------------------------------------------------------------------
 
-  private findConflict(peer: PeerNode): Refusal | undefined {
+  /**
+   * Conflicts of `peer` with the nodes currently holding its unique values. The older node (then
+   * the smaller name) wins: when `peer` loses any conflict it is refused; otherwise every holder
+   * it conflicts with is to be displaced.
+   */
+  private findConflicts(peer: PeerNode): { refusal?: Refusal; displace: { owner: string; refusal: Refusal }[] } {
+    // `peerLoses` undefined: decided by seniority; true/false: fixed (node addresses beat pod CIDRs).
+    const found: { owner: string; mine: Refusal; theirs: Refusal; peerLoses?: boolean }[] = [];
     for (const spec of this.backend.peerAnnotations) {
       if (!spec.unique) continue;
       const value = peer.backend[spec.key];
       if (value === undefined) continue;
       const owner = this.uniqueIndex.get(spec.key)?.get(value);
       if (owner !== undefined && owner !== peer.name) {
-        return {
-          reason: 'duplicate-key',
-          field: `annotations[${spec.key}]`,
-          message: `value already used by node ${owner} (first holder keeps it)`,
-          conflictsWith: owner,
-        };
+        const field = `annotations[${spec.key}]`;
+        found.push({
+          owner,
+          mine: { reason: 'duplicate-key', field, message: `value already used by node ${owner} (the older node keeps it)`, conflictsWith: owner },
+          theirs: { reason: 'duplicate-key', field, message: `value also published by node ${peer.name}, an older node (the older node keeps it)`, conflictsWith: peer.name },
+        });
       }
     }
     if (peer.nodeId !== 0) {
       const owner = this.nodeIdIndex.get(peer.nodeId);
       if (owner !== undefined && owner !== peer.name) {
-        return { reason: 'duplicate-node-id', field: 'annotations[veil.io/node-id]', message: `node ID ${peer.nodeId} already used by node ${owner}`, conflictsWith: owner };
+        const field = `annotations[${NODE_ID_ANNOTATION}]`;
+        found.push({
+          owner,
+          mine: { reason: 'duplicate-node-id', field, message: `node ID ${peer.nodeId} already used by node ${owner}`, conflictsWith: owner },
+          theirs: { reason: 'duplicate-node-id', field, message: `node ID ${peer.nodeId} also used by node ${peer.name}, an older node`, conflictsWith: peer.name },
+        });
       }
     }
     for (const c of peer.podCIDRs) {
       const owner = this.cidrIndex.overlapping(c, peer.name);
       if (owner !== undefined) {
-        return { reason: 'cidr-overlap', field: 'spec.podCIDRs', message: `${c.text} overlaps a pod CIDR of node ${owner}`, conflictsWith: owner };
+        found.push({
+          owner,
+          mine: { reason: 'cidr-overlap', field: 'spec.podCIDRs', message: `${c.text} overlaps a pod CIDR of node ${owner}`, conflictsWith: owner },
+          theirs: { reason: 'cidr-overlap', field: 'spec.podCIDRs', message: `overlaps pod CIDR ${c.text} of node ${peer.name}, an older node`, conflictsWith: peer.name },
+        });
       }
     }
-    return undefined;
+    for (const ip of [peer.internalIPv4, peer.internalIPv6]) {
+      const host = ip === undefined ? undefined : hostCidr(ip);
+      if (!host) continue;
+      const field = 'status.addresses[InternalIP]';
+      const ipOwner = this.nodeIpIndex.overlapping(host, peer.name);
+      if (ipOwner !== undefined) {
+        found.push({
+          owner: ipOwner,
+          mine: { reason: 'duplicate-node-ip', field, message: `${ip} is already the address of node ${ipOwner}`, conflictsWith: ipOwner },
+          theirs: { reason: 'duplicate-node-ip', field, message: `${ip} is also claimed by node ${peer.name}, an older node`, conflictsWith: peer.name },
+        });
+      }
+      const podOwner = this.cidrIndex.overlapping(host, peer.name);
+      if (podOwner !== undefined) {
+        found.push({
+          owner: podOwner,
+          mine: { reason: 'cidr-covers-node-ip', field, message: `unreachable: ${ip} lies in a pod CIDR of node ${podOwner}`, conflictsWith: podOwner },
+          theirs: { reason: 'cidr-covers-node-ip', field: 'spec.podCIDRs', message: `a pod CIDR contains ${ip}, the address of node ${peer.name}`, conflictsWith: peer.name },
+          peerLoses: false,
+        });
+      }
+    }
+    for (const c of peer.podCIDRs) {
+      const owner = this.nodeIpIndex.overlapping(c, peer.name);
+      if (owner !== undefined) {
+        found.push({
+          owner,
+          mine: { reason: 'cidr-covers-node-ip', field: 'spec.podCIDRs', message: `${c.text} contains an address of node ${owner} (pod traffic to it would enter the tunnel)`, conflictsWith: owner },
+          theirs: { reason: 'cidr-covers-node-ip', field: 'spec.podCIDRs', message: '', conflictsWith: peer.name },
+          peerLoses: true,
+        });
+      }
+    }
+    // Our own values are ours in our view: this agent holds the local private key, so a remote
+    // node publishing the local key (or node ID, address) is wrong whatever its age.
+    const local = this.config.nodeName;
+    for (const f of found) {
+      if (f.owner === local) f.peerLoses = true;
+      else if (peer.name === local && f.peerLoses === undefined) f.peerLoses = false;
+    }
+    const displace: { owner: string; refusal: Refusal }[] = [];
+    for (const f of found) if (f.peerLoses === true) return { refusal: f.mine, displace: [] };
+    for (const f of found) {
+      if (f.peerLoses === undefined && this.olderThan(f.owner, peer.name)) return { refusal: f.mine, displace: [] };
+      if (!displace.some((d) => d.owner === f.owner)) displace.push({ owner: f.owner, refusal: f.theirs });
+    }
+    return { displace };
+  }
+
+  /** The durable tie-break every agent computes alike: older creationTimestamp, then smaller name. */
+  private olderThan(a: string, b: string): boolean {
+    const ta = createdMs(this.records.get(a)?.createdAt);
+    const tb = createdMs(this.records.get(b)?.createdAt);
+    if (ta !== tb) return ta < tb;
+    return a < b;
+  }
+
+  /**
+   * An older node won one of `name`'s values. Its accepted state is released; its ipcache entry
+   * stays (encrypt-ready: never plaintext) but stops counting as programmed; a lost key also leaves
+   * the backend (a device cannot give one key to two peers).
+   */
+  private async displace(name: string, refusal: Refusal): Promise<void> {
+    const r = this.records.get(name);
+    if (!r) return;
+    if (r.accepted) {
+      this.index(r.accepted, 'remove');
+      r.accepted = undefined;
+    }
+    if (r.applied && name !== this.config.nodeName) {
+      if (refusal.reason === 'duplicate-key') {
+        try {
+          await this.backend.removePeer(name);
+        } catch (err) {
+          throw new PeerApplyError(name, 'backend', `backend ${this.backend.name}: remove displaced ${name}: ${errorMessage(err)}`, { cause: err });
+        }
+      }
+      r.stranded = r.applied.entry;
+      r.applied = undefined;
+      this.scheduleSave();
+    }
+    this.refuse(name, r, refusal);
   }
 
   /** Adds/removes a peer's unique values to/from the indexes. */
@@ -499,6 +830,12 @@ export class Reconciler {
     for (const c of peer.podCIDRs) {
       if (op === 'add') this.cidrIndex.add(c, peer.name);
       else this.cidrIndex.remove(c, peer.name);
+    }
+    for (const ip of [peer.internalIPv4, peer.internalIPv6]) {
+      const host = ip === undefined ? undefined : hostCidr(ip);
+      if (!host) continue;
+      if (op === 'add') this.nodeIpIndex.add(host, peer.name);
+      else this.nodeIpIndex.remove(host, peer.name);
     }
   }
 
@@ -552,4 +889,23 @@ export class Reconciler {
   }
 }
 
+/** An address as a host prefix (/32 or /128). */
+function hostCidr(ip: string): Cidr | undefined {
+  const parsed = parseIP(ip);
+  if (!parsed) return undefined;
+  const c = parseCidr(`${ip}/${parsed.family === 4 ? 32 : 128}`);
+  return typeof c === 'string' ? undefined : c;
+}
+
+/** `outer` contains `inner`. */
+function covers(outer: Cidr, inner: Cidr): boolean {
+  if (outer.family !== inner.family || outer.prefixLength > inner.prefixLength) return false;
+  const shift = BigInt((outer.family === 4 ? 32 : 128) - outer.prefixLength);
+  return outer.network >> shift === inner.network >> shift;
+}
+
+function createdMs(createdAt: string | undefined): number {
+  const t = createdAt !== undefined ? Date.parse(createdAt) : NaN;
+  return Number.isNaN(t) ? Number.POSITIVE_INFINITY : t;
+}
 

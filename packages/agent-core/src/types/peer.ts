@@ -19,6 +19,12 @@ export interface ObservedNode {
   readonly podCIDRs: readonly string[];
   /** Every `veil.io/…` annotation, raw. */
   readonly annotations: Readonly<Record<string, string>>;
+  /**
+   * When the node object was created (RFC 3339, Node `metadata.creationTimestamp`). Conflicts
+   * between nodes (same key, node ID, address, overlapping pod CIDRs) are decided by it: the older
+   * node wins, then the smaller name. Absent = youngest.
+   */
+  readonly createdAt?: string;
 }
 
 /** A validated IP prefix. */

@@ -16,6 +16,11 @@ export class Backoff {
   reset(): void {
     this.attempt = 0;
   }
+
+  /** Attempts counted since the last reset. */
+  get attempts(): number {
+    return this.attempt;
+  }
 }
 
 /** Deterministic exponential delay for attempt n (0-based), capped. */

@@ -47,7 +47,7 @@ export interface SupervisorOptions {
 export interface SupervisorEvents {
   /** The daemon is up and its socket answers (first start). */
   started: [info: { pid: number }];
-  /** The daemon died without being asked to. */
+  /** The daemon died without being asked to (`pid` 0: an adopted daemon whose PID is unknown). */
   exit: [info: { pid: number; code: number | null; signal: NodeJS.Signals | null; restartInMs: number }];
   /** A replacement daemon is up (after onStart ran). */
   restarted: [info: { pid: number; restarts: number }];
@@ -111,6 +111,8 @@ export class WireGuardGoSupervisor extends EventEmitter<SupervisorEvents> {
   private failures = 0;
   private restartCount = 0;
   private restartTimer: NodeJS.Timeout | undefined;
+  /** Liveness poll of an adopted daemon (one this process did not spawn). */
+  private pollTimer: NodeJS.Timeout | undefined;
   private stopping = false;
   private running = false;
   readonly logPath: string;
@@ -184,13 +186,54 @@ export class WireGuardGoSupervisor extends EventEmitter<SupervisorEvents> {
     }
   }
 
+  /**
+   * Supervises a daemon an earlier agent started (its socket answers; this process is not its
+   * parent, so no exit event comes): the socket is polled every `pollMs`, and when it stops
+   * answering twice in a row a new daemon is started with the usual backoff, and `onStart` runs
+   * with `restart: true` so the caller puts its configuration back. From then on it is this
+   * supervisor's own child. (Before issue 12, an adopted daemon was restarted only at the next
+   * agent restart.)
+   * @throws SupervisorError when no daemon answers on the socket.
+   */
+  async adopt(opts: { pollMs?: number } = {}): Promise<void> {
+    if (this.running) return;
+    if (!(await socketAnswers(this.socketPath))) throw new SupervisorError(this.device, `no daemon answers on ${this.socketPath}: nothing to adopt`);
+    this.stopping = false;
+    this.running = true;
+    this.startedAt = Date.now();
+    const pollMs = opts.pollMs ?? 1000;
+    let misses = 0;
+    const tick = async (): Promise<void> => {
+      this.pollTimer = undefined;
+      if (this.stopping || !this.running || this.child) return;
+      const ok = await socketAnswers(this.socketPath, 500);
+      if (this.stopping || !this.running || this.child) return;
+      misses = ok ? 0 : misses + 1;
+      if (misses >= 2) {
+        const delay = Math.min(this.backoff.maxMs, this.backoff.initialMs * this.backoff.factor ** this.failures);
+        this.failures++;
+        this.emit('exit', { pid: 0, code: null, signal: null, restartInMs: delay });
+        this.scheduleRestart(delay);
+        return;
+      }
+      this.pollTimer = setTimeout(() => void tick(), pollMs);
+      this.pollTimer.unref();
+    };
+    this.pollTimer = setTimeout(() => void tick(), pollMs);
+    this.pollTimer.unref();
+  }
+
   /** Stops the daemon (SIGTERM, SIGKILL after `graceMs`), removes its socket, log and TUN. Idempotent. */
   async stop(graceMs = 3000): Promise<void> {
     this.stopping = true;
     this.running = false;
     if (this.restartTimer) clearTimeout(this.restartTimer);
     this.restartTimer = undefined;
+    if (this.pollTimer) clearTimeout(this.pollTimer);
+    this.pollTimer = undefined;
     const child = this.child;
+    // An adopted daemon this process never spawned has no PID here: it is left alone (as before).
+    if (!child && this.startedAt !== 0 && (await socketAnswers(this.socketPath, 300))) return;
     if (child && child.exitCode === null && child.signalCode === null) {
       const exited = new Promise<void>((r) => child.once('exit', () => r()));
       child.kill('SIGTERM');
@@ -214,6 +257,8 @@ export class WireGuardGoSupervisor extends EventEmitter<SupervisorEvents> {
     this.running = false;
     if (this.restartTimer) clearTimeout(this.restartTimer);
     this.restartTimer = undefined;
+    if (this.pollTimer) clearTimeout(this.pollTimer);
+    this.pollTimer = undefined;
     this.child?.unref();
     this.child = undefined;
   }

@@ -28,6 +28,13 @@ export interface StatusView {
     readonly attached: boolean;
     readonly interfaces: readonly { readonly ifname: string; readonly ifindex: number | null; readonly role: string | null }[] | null;
   };
+  /**
+   * The node's own published annotations as the API shows them (null: the agent did not say).
+   * `inApi` false means peers cannot reach this node's pods encrypted.
+   */
+  readonly ownMaterial: { readonly inApi: boolean | null; readonly missing: readonly string[]; readonly restored: number } | null;
+  /** Peers whose pod traffic is affected (displaced by an older node's claim). */
+  readonly trafficAffected: readonly string[];
   readonly errors: readonly string[];
 }
 
@@ -56,6 +63,8 @@ export function statusView(st: AgentStatus, info: AgentInfo | undefined): Status
       attached: st.datapathAttached,
       interfaces: info ? info.datapath.interfaces.map((i) => ({ ifname: i.ifname, ifindex: i.ifindex ?? null, role: i.role ?? null })) : null,
     },
+    ownMaterial: st.localMaterial ? { inApi: st.localMaterial.inApi ?? null, missing: [...st.localMaterial.missing], restored: st.localMaterial.restored } : null,
+    trafficAffected: st.peers.filter((p) => p.trafficAffected === true).map((p) => p.name),
     errors: [...st.errors],
   };
 }
@@ -82,9 +91,16 @@ export function renderStatus(v: StatusView, c: Palette): string {
     pairs.push(['Node key', `${v.nodeKey.fingerprint}${names.length > 0 ? ` (${names.join(', ')})` : ''}`]);
   } else pairs.push(['Node key', c.dim('none published')]);
   const p = v.peers;
-  const extra = [p.pending > 0 ? `${p.pending} pending` : '', p.refused > 0 ? `${p.refused} refused` : '', p.error > 0 ? `${p.error} failing` : ''].filter((s) => s !== '');
+  const affected = v.trafficAffected.length > 0 ? `${v.trafficAffected.length} with traffic affected` : '';
+  const extra = [p.pending > 0 ? `${p.pending} pending` : '', p.refused > 0 ? `${p.refused} refused` : '', affected, p.error > 0 ? `${p.error} failing` : ''].filter((s) => s !== '');
   const peerText = `${p.ready}/${p.total} ready${extra.length > 0 ? ` (${extra.join(', ')})` : ''}`;
   pairs.push(['Peers', p.ready === p.total ? c.green(peerText) : c.yellow(peerText)]);
+  // Shown when something is off: own annotations missing from the API, or restored by the agent.
+  const om = v.ownMaterial;
+  if (om && (om.inApi === false || om.restored > 0)) {
+    const restored = om.restored > 0 ? `restored ${om.restored}×` : '';
+    pairs.push(['Own material', om.inApi === false ? c.red(`missing from the API: ${om.missing.join(', ')}${restored ? `; ${restored}` : ''}`) : c.yellow(`in the API (${restored})`)]);
+  }
   if (v.encryption.strictMode) {
     const sm = v.encryption.strictMode;
     pairs.push(['Strict mode', sm.enabled ? `enabled${sm.cidrs.length > 0 ? ` (${sm.cidrs.join(', ')})` : ''}` : 'disabled']);

@@ -1,0 +1,105 @@
+/** Issue 12, defect 2: the agent keeps its own published material level-triggered. */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ContainerModule } from 'inversify';
+import { KubeApiServerDouble } from '@veil/kube-apiserver-double';
+import { afterEach, describe, expect, it } from 'vitest';
+import { Agent, KubernetesKeyDistributor, TOKENS, kubernetesModule } from '../src/index.js';
+import { NODE_ID_ANNOTATION } from '../src/types/peer.js';
+import { FAKE_KEY_ANNOTATION, FakeBackend, FakeDatapath } from '../src/fake/index.js';
+import { kubeConfigFor, toNodeObject } from './drivers.js';
+import { captureLogger, node, testConfig, until } from './helpers.js';
+
+describe('own material is kept in the API (level-triggered)', () => {
+  let agent: Agent | undefined;
+  let server: KubeApiServerDouble | undefined;
+  let dir: string | undefined;
+  afterEach(async () => {
+    await agent?.stop();
+    await server?.close();
+    if (dir) await rm(dir, { recursive: true, force: true });
+    agent = server = dir = undefined;
+  });
+
+  async function startAgent(): Promise<{ log: ReturnType<typeof captureLogger> }> {
+    server = await KubeApiServerDouble.start();
+    server.apply('nodes', toNodeObject({ ...node(0, { key: undefined }), name: 'local' }));
+    server.apply('nodes', toNodeObject(node(1)));
+    dir = await mkdtemp(join(tmpdir(), 'veil-own-'));
+    const log = captureLogger();
+    agent = await Agent.create({
+      config: testConfig({ nodeId: 12, metrics: { enabled: false, port: 0, host: '127.0.0.1' }, health: { port: 0, host: '127.0.0.1' }, status: { socketPath: join(dir, 'status.sock') } }),
+      platformModules: [kubernetesModule(kubeConfigFor(server)), new ContainerModule(({ bind }) => void bind(TOKENS.Datapath).toConstantValue(new FakeDatapath()))],
+      backendModule: new ContainerModule(({ bind }) => void bind(TOKENS.EncryptionBackend).toConstantValue(new FakeBackend())),
+      logger: log.logger,
+    });
+    await agent.start();
+    await until(() => agent!.ready && agent!.materialPublished);
+    return { log };
+  }
+
+  async function restoredTotal(): Promise<number> {
+    const m = await agent!.registry.getSingleMetric('veil_local_material_restored_total')?.get();
+    return m?.values.reduce((a, v) => a + v.value, 0) ?? 0;
+  }
+
+  it('restores its annotations after someone edits or removes them, and reports what it restored', async () => {
+    const { log } = await startAgent();
+    const published = { ...(server!.get('nodes', 'local')!.metadata.annotations as Record<string, string>) };
+    expect(published[FAKE_KEY_ANNOTATION]).toBeDefined();
+    server!.modify('nodes', 'local', (o) => {
+      const a = o.metadata.annotations as Record<string, string>;
+      delete a[FAKE_KEY_ANNOTATION];
+      a[NODE_ID_ANNOTATION] = '99';
+    });
+    await until(() => {
+      const a = server!.get('nodes', 'local')!.metadata.annotations as Record<string, string>;
+      return a[FAKE_KEY_ANNOTATION] === published[FAKE_KEY_ANNOTATION] && a[NODE_ID_ANNOTATION] === '12';
+    }, 10_000, 'annotations restored');
+    expect(await restoredTotal()).toBeGreaterThanOrEqual(1);
+    expect(log.text()).toMatch(/restored own annotations.*veil.io\/fake-public-key|veil.io\/fake-public-key.*restored own annotations/);
+    // The agent's own view follows once the watch delivers the restored Node.
+    await until(async () => (await agent!.status()).localMaterial.inApi === true, 10_000, 'status shows the material in the API');
+    const st = await agent!.status();
+    expect(st.localMaterial).toMatchObject({ inApi: true, restored: expect.any(Number) });
+    expect(st.localMaterial.restored).toBeGreaterThanOrEqual(1);
+    expect(st.localMaterial.lastRestoredKeys).toEqual(expect.arrayContaining([FAKE_KEY_ANNOTATION, NODE_ID_ANNOTATION]));
+  });
+
+  it('restores them after the API server lost its state (node object recreated without them)', async () => {
+    await startAgent();
+    const key = (server!.get('nodes', 'local')!.metadata.annotations as Record<string, string>)[FAKE_KEY_ANNOTATION];
+    server!.delete('nodes', 'local');
+    server!.apply('nodes', toNodeObject({ ...node(0, { key: undefined }), name: 'local' }));
+    await until(() => (server!.get('nodes', 'local')?.metadata.annotations as Record<string, string> | undefined)?.[FAKE_KEY_ANNOTATION] === key, 10_000, 'annotations restored');
+  });
+});
+
+describe('KubernetesKeyDistributor retry backoff', () => {
+  it('backs off exponentially while the API server is unreachable, even after the initial sync', async () => {
+    const server = await KubeApiServerDouble.start();
+    server.apply('nodes', toNodeObject(node(1)));
+    const dist = new KubernetesKeyDistributor({ kubeConfig: kubeConfigFor(server), nodeName: 'local', logger: captureLogger().logger, restartBackoff: { initialMs: 20, maxMs: 5_000 } });
+    try {
+      void (async () => {
+        for await (const _ of dist.events()) void _;
+      })();
+      await until(() => dist.synced);
+      await server.stop();
+      const before = dist.restarts;
+      await new Promise((r) => setTimeout(r, 2_500));
+      // 20, 40, 80, … ms with jitter: at most ~8 restarts in 2.5 s; a backoff reset on every
+      // attempt keeps it at 10–20 ms (well over 50).
+      expect(dist.restarts - before).toBeLessThanOrEqual(10);
+      expect(dist.restarts - before).toBeGreaterThanOrEqual(3);
+      // And it recovers once the server is back, resetting the backoff.
+      server.apply('nodes', toNodeObject(node(2)));
+      await server.restart();
+      await until(() => dist.backoffAttempts === 0, 15_000, 'backoff reset after recovery');
+    } finally {
+      await dist.close();
+      await server.close();
+    }
+  });
+});
