@@ -103,7 +103,10 @@ describePrivileged('KubernetesKeyDistributor against the real kube-apiserver', [
     await until(() => d.synced);
     expect(events.map((e) => e.type)).toEqual(['upsert', 'upsert', 'upsert', 'upsert', 'upsert', 'synced']);
     const first = events[0] as Extract<DistributorEvent, { type: 'upsert' }>;
-    expect(first.node).toEqual({ name: 'node-1', internalIPs: ['192.0.2.1'], podCIDRs: ['10.244.1.0/24'], annotations: { [KEY]: 'key-1' } });
+    // createdAt is the server's creationTimestamp (the durable tie-break for conflicting claims).
+    const { createdAt, ...rest } = first.node;
+    expect(rest).toEqual({ name: 'node-1', internalIPs: ['192.0.2.1'], podCIDRs: ['10.244.1.0/24'], annotations: { [KEY]: 'key-1' } });
+    expect(Date.parse(createdAt ?? '')).toBeGreaterThan(Date.now() - 3_600_000);
     await setKey(2, 'key-2b');
     await cluster.request('DELETE', '/api/v1/nodes/node-3', undefined, { expect: [200] });
     await until(() => upserted(events, 'node-2', 'key-2b') && events.some((e) => e.type === 'delete' && e.name === 'node-3'));
