@@ -40,6 +40,8 @@ export interface PingStats {
   inFlightAtStop: number;
   /** Longest run of unanswered pings, in seconds (interval × count). */
   longestGapS: number;
+  /** Every run of unanswered pings (in flight at the stop excepted): when it began (s after the pinger started) and how long it lasted. */
+  gaps: { atS: number; lengthS: number }[];
 }
 
 export interface ChaosReport {
@@ -86,13 +88,18 @@ export function pingStats(from: string, to: string, output: string): PingStats {
   const received = sum ? Number(sum[2]) : seqs.size;
   let run = 0;
   let longest = 0;
-  for (let s = 1; s <= sent; s++) {
-    if (seqs.has(s)) run = 0;
-    else longest = Math.max(longest, ++run);
-  }
+  const secs = (n: number): number => Math.round(n * PING_INTERVAL_S * 10) / 10;
+  const gaps: PingStats['gaps'] = [];
   // SIGINT can land between the last request and its reply: that one was never given the chance.
   const inFlightAtStop = sent > 0 && sent > received && !seqs.has(sent) ? 1 : 0;
-  return { from, to, sent, received, lost: sent - received - inFlightAtStop, inFlightAtStop, longestGapS: Math.round(longest * PING_INTERVAL_S * 10) / 10 };
+  for (let s = 1; s <= sent + 1; s++) {
+    if (s > sent || seqs.has(s)) {
+      const len = s > sent ? run - inFlightAtStop : run;
+      if (len > 0) gaps.push({ atS: secs(s - run - 1), lengthS: secs(len) });
+      run = 0;
+    } else longest = Math.max(longest, ++run);
+  }
+  return { from, to, sent, received, lost: sent - received - inFlightAtStop, inFlightAtStop, longestGapS: secs(longest), gaps };
 }
 
 export async function labChaos(opts: ChaosOptions): Promise<ChaosReport> {
@@ -390,7 +397,11 @@ export function formatChaos(r: ChaosReport): string {
   for (const a of r.actions) counts.set(a.action, (counts.get(a.action) ?? 0) + 1);
   const lines = [
     `veil lab chaos: ${(r.durationMs / 1000).toFixed(1)} s, ${r.actions.length} disturbances (${[...counts].map(([a, c]) => `${a} ×${c}`).join(', ')})`,
-    ...r.pings.map((p) => `  ping ${p.from} → ${p.to}: ${p.sent} sent, ${p.received} received, ${p.lost} lost${p.inFlightAtStop ? ' (+1 in flight at the stop)' : ''}, longest gap ${p.longestGapS.toFixed(1)} s`),
+    ...r.pings.map(
+      (p) =>
+        `  ping ${p.from} → ${p.to}: ${p.sent} sent, ${p.received} received, ${p.lost} lost${p.inFlightAtStop ? ' (+1 in flight at the stop)' : ''}, longest gap ${p.longestGapS.toFixed(1)} s` +
+        (p.gaps.length > 0 ? ` (gaps at ${p.gaps.map((g) => `${g.atS.toFixed(1)} s for ${g.lengthS.toFixed(1)} s`).join(', ')})` : ''),
+    ),
     `  lost pings: ${r.pings.reduce((s, p) => s + p.lost, 0)} (budget ${r.maxLostPings})`,
     `  underlay capture: ${r.capture.packets} packets, ${r.capture.encryptedPackets} encrypted, plaintext pod-address packets ${r.capture.plaintextPackets} (${r.capture.plaintextBytes} bytes), probe marker ${r.marker} in ${r.capture.markerPackets} packets, non-WireGuard on the tunnel port ${r.capture.malformedTunnelPackets}`,
     `  capture health: tcpdump ${r.capture.health.exitCode === 0 ? 'exit 0' : `exit ${r.capture.health.exitCode ?? r.capture.health.signal}`}, ${r.capture.health.captured ?? '?'} captured, ${r.capture.health.droppedByKernel ?? '?'} dropped by kernel, ${r.capture.truncatedRecords} truncated`,

@@ -18,6 +18,9 @@ export interface CaptureAnalysis {
   truncatedRecords: number;
 }
 
+/** The lab's WireGuard device MTU: the 1500-byte underlay minus WireGuard's worst-case (IPv6) overhead of 80. */
+export const WG_TUNNEL_MTU = 1420;
+
 /** What to look for in a capture. */
 export interface CaptureOptions {
   /** The WireGuard UDP port; 0 when the backend is not WireGuard. */
@@ -27,6 +30,8 @@ export interface CaptureOptions {
   nodeIPs: readonly string[];
   /** The run's random probe marker (in every ping and TCP probe payload). */
   marker?: Buffer;
+  /** The WireGuard device MTU (full-size transport messages are padded only up to it); default {@link WG_TUNNEL_MTU}. */
+  tunnelMtu?: number;
 }
 
 /** One captured frame and whether the capture cut it short (caplen < original length). */
@@ -70,10 +75,11 @@ export function* pcapFrames(buf: Buffer): Generator<Buffer> {
 
 /**
  * True if `msg` (a UDP payload) is a WireGuard message: type 1 initiation (148 bytes), 2
- * response (92), 3 cookie reply (64), 4 transport data (16-byte header + ciphertext padded to 16
- * + 16-byte tag); the three reserved bytes are zero.
+ * response (92), 3 cookie reply (64), 4 transport data (16-byte header + the inner packet padded
+ * to a multiple of 16, but never past the tunnel MTU, + 16-byte tag); the three reserved bytes
+ * are zero.
  */
-export function isWireGuardMessage(msg: Buffer): boolean {
+export function isWireGuardMessage(msg: Buffer, tunnelMtu = WG_TUNNEL_MTU): boolean {
   if (msg.length < 4 || msg[1] !== 0 || msg[2] !== 0 || msg[3] !== 0) return false;
   switch (msg[0]) {
     case 1:
@@ -83,7 +89,7 @@ export function isWireGuardMessage(msg: Buffer): boolean {
     case 3:
       return msg.length === 64;
     case 4:
-      return msg.length >= 32 && (msg.length - 32) % 16 === 0;
+      return msg.length >= 32 && ((msg.length - 32) % 16 === 0 || msg.length - 32 === tunnelMtu);
     default:
       return false;
   }
@@ -121,7 +127,7 @@ export function analyzeCapture(buf: Buffer, opts: CaptureOptions): CaptureAnalys
         if (wgPort > 0 && (sport === wgPort || dport === wgPort)) {
           const betweenNodes = nodes.has(frame.subarray(26, 30).toString('hex')) && nodes.has(frame.subarray(30, 34).toString('hex'));
           const udpLen = frame.readUInt16BE(l4 + 4);
-          if (betweenNodes && isWireGuardMessage(frame.subarray(l4 + 8, l4 + Math.max(8, udpLen)))) {
+          if (betweenNodes && isWireGuardMessage(frame.subarray(l4 + 8, l4 + Math.max(8, udpLen)), opts.tunnelMtu)) {
             out.encryptedPackets++;
             continue;
           }

@@ -71,10 +71,12 @@ describe('underlay capture analysis', () => {
   });
 
   it('parses WireGuard messages: types 1-4 with their lengths, reserved bytes zero', () => {
-    expect([wg(1), wg(2), wg(3), wg(4, 0), wg(4, 1408)].map(isWireGuardMessage)).toEqual([true, true, true, true, true]);
+    expect([wg(1), wg(2), wg(3), wg(4, 0), wg(4, 1408)].map((m) => isWireGuardMessage(m))).toEqual([true, true, true, true, true]);
+    // A full-size inner packet is padded only up to the tunnel MTU (1420 is not a multiple of 16).
+    expect([isWireGuardMessage(wg(4, 1420)), isWireGuardMessage(wg(4, 1420), 1400), isWireGuardMessage(wg(4, 1404))]).toEqual([true, false, false]);
     const badReserved = wg(4);
     badReserved[2] = 1;
-    expect([wg(1).subarray(0, 147), Buffer.concat([wg(2), Buffer.alloc(1)]), wg(4).subarray(0, 40), badReserved, Buffer.from([5, 0, 0, 0]), Buffer.alloc(0)].map(isWireGuardMessage)).toEqual([
+    expect([wg(1).subarray(0, 147), Buffer.concat([wg(2), Buffer.alloc(1)]), wg(4).subarray(0, 40), badReserved, Buffer.from([5, 0, 0, 0]), Buffer.alloc(0)].map((m) => isWireGuardMessage(m))).toEqual([
       false, false, false, false, false, false,
     ]);
   });
@@ -196,15 +198,18 @@ describe('chaos ping statistics', () => {
   it('counts lost pings and the longest run of them', async () => {
     const { pingStats } = await import('../src/chaos.js');
     const out = [1, 2, 5, 6, 9].map((s) => `64 bytes from 10.244.2.11: icmp_seq=${s} ttl=62 time=0.5 ms`).join('\n') + '\n10 packets transmitted, 5 received, 50% packet loss, time 900ms\n';
-    expect(pingStats('a', 'b', out)).toEqual({ from: 'a', to: 'b', sent: 10, received: 5, lost: 4, inFlightAtStop: 1, longestGapS: 0.2 });
+    expect(pingStats('a', 'b', out)).toEqual({ from: 'a', to: 'b', sent: 10, received: 5, lost: 4, inFlightAtStop: 1, longestGapS: 0.2, gaps: [
+      { atS: 0.2, lengthS: 0.2 },
+      { atS: 0.6, lengthS: 0.2 },
+    ] });
   });
 
   it('does not count the ping in flight at the stop as lost, but counts every other', async () => {
     const { pingStats } = await import('../src/chaos.js');
     const line = (s: number): string => `64 bytes from 10.244.2.11: icmp_seq=${s} ttl=62 time=0.5 ms`;
     const allButLast = [1, 2, 3].map(line).join('\n') + '\n4 packets transmitted, 3 received, 25% packet loss\n';
-    expect(pingStats('a', 'b', allButLast)).toMatchObject({ sent: 4, received: 3, lost: 0, inFlightAtStop: 1 });
+    expect(pingStats('a', 'b', allButLast)).toMatchObject({ sent: 4, received: 3, lost: 0, inFlightAtStop: 1, gaps: [] });
     const midLoss = [1, 3, 4].map(line).join('\n') + '\n4 packets transmitted, 3 received, 25% packet loss\n';
-    expect(pingStats('a', 'b', midLoss)).toMatchObject({ sent: 4, received: 3, lost: 1, inFlightAtStop: 0 });
+    expect(pingStats('a', 'b', midLoss)).toMatchObject({ sent: 4, received: 3, lost: 1, inFlightAtStop: 0, gaps: [{ atS: 0.1, lengthS: 0.1 }] });
   });
 });
