@@ -4,7 +4,7 @@
  * marker per run that every probe payload carries so the capture can be searched for it.
  */
 import { randomBytes } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { pidAlive, sleep, spawnDetached, terminate } from './exec.js';
 import { analyzeCapture, captureHealth, type CaptureAnalysis, type CaptureHealth, type CaptureOptions } from './pcap.js';
 import { UNDERLAY_NETNS, writeState, type LabState } from './state.js';
@@ -24,6 +24,7 @@ export interface RunningCapture {
 
 /** Starts tcpdump on the underlay bridge (full packets, written per packet) and waits until it listens. */
 export async function startCapture(state: LabState, pcap: string, log: string): Promise<RunningCapture> {
+  writeFileSync(log, ''); // a previous run's statistics must not be read as this one's
   const cap = spawnDetached('ip', ['netns', 'exec', UNDERLAY_NETNS, 'tcpdump', '-i', 'br0', '-n', '-U', '-s', '0', '-w', pcap], log);
   const exited = new Promise<{ code: number | null; signal: string | null }>((resolve) => cap.once('exit', (code, signal) => resolve({ code, signal })));
   if (cap.pid !== undefined) state.helperPids.push(cap.pid);

@@ -24,6 +24,8 @@ export interface ChaosOptions {
   durationMs: number;
   /** Pause between two disturbances. */
   intervalMs: number;
+  /** The disturbances to cycle through, in this order (default: every one of {@link CHAOS_ACTIONS}). */
+  actions?: readonly ChaosAction[];
   /** Pings the whole run may lose (the docs' budget: 0); the ones in flight when the pingers stop do not count. */
   maxLostPings?: number;
   progress?: (line: string) => void;
@@ -70,7 +72,7 @@ export const CHAOS_ACTIONS = [
   'apiserver-state-loss',
   'duplicate-key-restart',
 ] as const;
-const ACTIONS = CHAOS_ACTIONS;
+export type ChaosAction = (typeof CHAOS_ACTIONS)[number];
 
 /** A WireGuard public key (base64) for a node that does not exist. */
 function ghostPublicKey(): string {
@@ -137,7 +139,8 @@ export async function labChaos(opts: ChaosOptions): Promise<ChaosReport> {
     while (Date.now() - started < opts.durationMs) {
       await sleep(opts.intervalMs);
       if (Date.now() - started >= opts.durationMs) break;
-      const action = ACTIONS[k++ % ACTIONS.length] as (typeof ACTIONS)[number];
+      const cycle = opts.actions && opts.actions.length > 0 ? opts.actions : CHAOS_ACTIONS;
+      const action = cycle[k++ % cycle.length] as ChaosAction;
       const node = nodes[Math.floor(Math.random() * nodes.length)] as LabNode;
       let target = node.name;
       let error: string | undefined;
@@ -145,6 +148,8 @@ export async function labChaos(opts: ChaosOptions): Promise<ChaosReport> {
         case 'key-rotate': {
           // Through the agent's status socket, like `veil keys rotate`: new key, new public key published.
           const { StatusClient } = await import('@veil/cli');
+          // A rotation must succeed: give an agent a previous disturbance just restarted the time to come up.
+          await until(30_000, async () => ((await agentStatus(node.statusSocket)) ? undefined : 'no status'));
           try {
             await new StatusClient({ socketPath: node.statusSocket, timeoutMs: 30_000 }).rotateKeys();
           } catch (err) {
