@@ -80,7 +80,7 @@ async function serveControl(path: string, api: Double, nodesFile: string): Promi
         await api.stop();
         const want = JSON.parse(readFileSync(nodesFile, 'utf8')) as { metadata: { name: string } }[];
         for (const o of api.list('nodes')) if (o.metadata?.name) api.delete('nodes', o.metadata.name);
-        for (const n of want) api.create('nodes', n as Parameters<Double['create']>[1]);
+        for (const n of want) api.create('nodes', n);
         api.compact(); // watches resuming from before the loss get 410 Gone and must list again
         await api.restart();
         process.stdout.write('apiserver restarted without its state\n');
