@@ -151,7 +151,10 @@ export async function labChaos(opts: ChaosOptions): Promise<ChaosReport> {
           // A rotation must succeed: give an agent a previous disturbance just restarted the time to come up.
           await until(30_000, async () => ((await agentStatus(node.statusSocket)) ? undefined : 'no status'));
           try {
-            await new StatusClient({ socketPath: node.statusSocket, timeoutMs: 30_000 }).rotateKeys();
+            const r = await new StatusClient({ socketPath: node.statusSocket, timeoutMs: 30_000 }).rotateKeys();
+            // The agent retries a publish that failed (say, the API server was down): the rotation
+            // counts only once the new public material is on the Node.
+            if (!r.published) error = await waitAnnotations(state, node.name, veilAnnotations(r.annotations), 30_000, { subset: true });
           } catch (err) {
             error = errorMessage(err);
           }
@@ -294,13 +297,13 @@ async function annotationsOf(state: LabState, node: string): Promise<Record<stri
   return r.ok ? (r.annotations ?? {}) : r.error;
 }
 
-/** Waits until `node`'s veil.io annotations equal `want` again; returns why not on timeout. */
-async function waitAnnotations(state: LabState, node: string, want: Record<string, string>, timeoutMs: number): Promise<string | undefined> {
+/** Waits until `node`'s veil.io annotations equal `want` again (with `subset`, contain it); returns why not on timeout. */
+async function waitAnnotations(state: LabState, node: string, want: Record<string, string>, timeoutMs: number, opts: { subset?: boolean } = {}): Promise<string | undefined> {
   return until(timeoutMs, async () => {
     const got = await annotationsOf(state, node);
     if (typeof got === 'string') return got;
     const mine = veilAnnotations(got);
-    const diff = Object.keys({ ...want, ...mine }).filter((k) => want[k] !== mine[k]);
+    const diff = Object.keys(opts.subset ? want : { ...want, ...mine }).filter((k) => want[k] !== mine[k]);
     return diff.length === 0 ? undefined : `${node}'s annotations not restored after ${timeoutMs} ms: ${diff.join(', ')} differ`;
   });
 }
