@@ -1,32 +1,11 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import { afterAll } from 'vitest';
 import { Registry } from 'prom-client';
-import { DEFAULT_CONFIG, createLogger, type AgentConfig, type Logger, type ObservedNode } from '../src/index.js';
-import { FAKE_KEY_ANNOTATION } from '../src/fake/index.js';
+import { DEFAULT_CONFIG, type AgentConfig } from '../src/index.js';
 
-/** A deterministic, valid 44-char base64 key for node i (variant v). */
-export function keyFor(i: number, v = 0): string {
-  const raw = Buffer.alloc(32);
-  raw.writeUInt32BE(i, 0);
-  raw.writeUInt32BE(v, 4);
-  raw.write('veil-test-key', 8);
-  return raw.toString('base64');
-}
-
-export function node(i: number, over: Partial<ObservedNode> & { key?: string | undefined } = {}): ObservedNode {
-  const annotations: Record<string, string> = { ...(over.annotations ?? {}) };
-  if (!('key' in over)) annotations[FAKE_KEY_ANNOTATION] = keyFor(i);
-  else if (over.key !== undefined) annotations[FAKE_KEY_ANNOTATION] = over.key;
-  return {
-    name: over.name ?? `node-${i}`,
-    internalIPs: over.internalIPs ?? [`192.168.${(i >> 8) & 255}.${i & 255}`],
-    podCIDRs: over.podCIDRs ?? [`10.${(i >> 8) & 255}.${i & 255}.0/24`],
-    annotations,
-  };
-}
+export { fakeKey as keyFor, fakeNode as node, captureLogger } from '../src/fake/index.js';
 
 const stateDirs: string[] = [];
 // Registered in the root suite of each test file that imports this module.
@@ -46,18 +25,6 @@ export function testConfig(over: Partial<AgentConfig> = {}): AgentConfig {
   return { ...DEFAULT_CONFIG, encryption: { ...DEFAULT_CONFIG.encryption, enabled: true }, nodeName: 'local', stateDir: tempStateDir(), ...over };
 }
 
-/** A logger writing JSON lines into `lines`. */
-export function captureLogger(level = 'debug'): { logger: Logger; lines: string[]; text: () => string } {
-  const lines: string[] = [];
-  const stream = new Writable({
-    write(chunk: Buffer, _enc, cb) {
-      lines.push(...chunk.toString('utf8').split('\n').filter((l) => l.length > 0));
-      cb();
-    },
-  });
-  const logger = createLogger({ level }, stream);
-  return { logger, lines, text: () => lines.join('\n') };
-}
 
 export function newRegistry(): Registry {
   return new Registry();

@@ -2,3 +2,4 @@
 export { FakeBackend, FAKE_KEY_ANNOTATION, isBase64Key32, type FakeBackendCall } from './backend.js';
 export { FakeDatapath } from './datapath.js';
 export { RecordingEventRecorder } from './events.js';
+export { fakeKey, fakeNode, captureLogger } from './fixtures.js';
