@@ -2,7 +2,7 @@ import { parseIp } from '@veil/ip';
 /** What an underlay capture shows about encryption. */
 export interface CaptureAnalysis {
   packets: number;
-  /** IPv4 UDP packets from or to the WireGuard port, and ESP packets. */
+  /** IPv4 UDP packets from or to the WireGuard port, and ESP packets (between node addresses, when given). */
   encryptedPackets: number;
   /** Packets (not UDP on the WireGuard port) that carry a pod address in their bytes. */
   plaintextPackets: number;
@@ -37,10 +37,14 @@ export function* pcapFrames(buf: Buffer): Generator<Buffer> {
 /**
  * Classifies frames: UDP to/from `wgPort` counts as encrypted; any other frame containing one
  * of `podIPs` (as its 4 raw bytes, anywhere, so ICMP errors quoting a header count too) is
- * cleartext pod traffic.
+ * cleartext pod traffic. ESP (IP protocol 50) counts as encrypted; with `nodeIPs`, only ESP whose
+ * source and destination are both node addresses (the IPsec backend's tunnels), so an ESP packet
+ * that is not a node-to-node tunnel is still searched for pod addresses.
  */
-export function analyzeCapture(buf: Buffer, wgPort: number, podIPs: readonly string[]): CaptureAnalysis {
+export function analyzeCapture(buf: Buffer, wgPort: number, podIPs: readonly string[], nodeIPs?: readonly string[]): CaptureAnalysis {
   const needles = podIPs.map((ip) => parseIp(ip).bytes);
+  const nodes = nodeIPs ? new Set(nodeIPs) : undefined;
+  const v4 = (b: Buffer, off: number): string => `${b[off]}.${b[off + 1]}.${b[off + 2]}.${b[off + 3]}`;
   const out: CaptureAnalysis = { packets: 0, encryptedPackets: 0, plaintextPackets: 0, plaintextBytes: 0 };
   for (const frame of pcapFrames(buf)) {
     out.packets++;
@@ -48,7 +52,7 @@ export function analyzeCapture(buf: Buffer, wgPort: number, podIPs: readonly str
       const ihl = (frame[14]! & 0x0f) * 4;
       const proto = frame[14 + 9];
       const l4 = 14 + ihl;
-      if (proto === 50) {
+      if (proto === 50 && (!nodes || (nodes.has(v4(frame, 14 + 12)) && nodes.has(v4(frame, 14 + 16))))) {
         out.encryptedPackets++; // ESP (the IPsec backend)
         continue;
       }
