@@ -43,7 +43,9 @@ describe('veil ipsec keygen', () => {
 
   it('refuses an index outside 1..15 and an unknown algorithm as usage errors naming the flag', async () => {
     for (const spi of ['0', '16', 'x', '1.5']) {
-      await expect(runIpsecKeygen({ spi }, bufferIO())).rejects.toThrow(new UsageError('--spi', `needs a key index in 1..15, got "${spi}"`));
+      await expect(runIpsecKeygen({ spi }, bufferIO())).rejects.toThrow(
+        new UsageError('--spi', `needs a key index in 1..15, got "${spi}"`),
+      );
     }
     await expect(runIpsecKeygen({ algorithm: 'des' }, bufferIO())).rejects.toBeInstanceOf(UsageError);
   });
@@ -53,7 +55,9 @@ describe('veil ipsec keygen', () => {
     const lines = r.stdout.trim().split('\n');
     expect(lines).toHaveLength(1);
     expect(parseKeyLine(lines[0] ?? '')).toMatchObject({ spi: 3, algorithm: { name: 'rfc4106(gcm(aes))' } });
-    const bad = await run(process.execPath, [MAIN, 'ipsec', 'keygen', '--spi', '99']).catch((e: { code: number; stderr: string }) => e);
+    const bad = await run(process.execPath, [MAIN, 'ipsec', 'keygen', '--spi', '99']).catch(
+      (e: { code: number; stderr: string }) => e,
+    );
     expect(bad).toMatchObject({ code: 2 });
     expect((bad as { stderr: string }).stderr).toContain('--spi');
   });

@@ -20,11 +20,13 @@ export interface KeygenOptions {
 export async function runIpsecKeygen(opts: KeygenOptions, io: CommandIO = processIO()): Promise<number> {
   let spi: number | undefined;
   if (opts.spi !== undefined) {
-    if (!/^\d+$/.test(opts.spi) || Number(opts.spi) < 1 || Number(opts.spi) > 15) throw new UsageError('--spi', `needs a key index in 1..15, got "${opts.spi}"`);
+    if (!/^\d+$/.test(opts.spi) || Number(opts.spi) < 1 || Number(opts.spi) > 15)
+      throw new UsageError('--spi', `needs a key index in 1..15, got "${opts.spi}"`);
     spi = Number(opts.spi);
   }
   const algorithm = opts.algorithm ?? 'gcm-128';
-  if (!(ALGORITHMS as readonly string[]).includes(algorithm)) throw new UsageError('--algorithm', `needs one of ${ALGORITHMS.join(', ')}, got "${algorithm}"`);
+  if (!(ALGORITHMS as readonly string[]).includes(algorithm))
+    throw new UsageError('--algorithm', `needs one of ${ALGORITHMS.join(', ')}, got "${algorithm}"`);
   // Imported here: the backend loads XFRM bindings the other commands do not need.
   const { keygen } = await import('@veil/backend-ipsec');
   io.stdout.write(keygen({ algorithm: algorithm as Algorithm, ...(spi !== undefined ? { spi } : {}) }) + '\n');
@@ -35,7 +37,9 @@ export function register(program: Command): void {
   const ipsec = program.command('ipsec').description('IPsec backend tools');
   ipsec
     .command('keygen')
-    .description('print a fresh key line for the IPsec key Secret: kubectl -n kube-system create secret generic veil-ipsec-keys --from-literal=keys="$(veil ipsec keygen)"')
+    .description(
+      'print a fresh key line for the IPsec key Secret: kubectl -n kube-system create secret generic veil-ipsec-keys --from-literal=keys="$(veil ipsec keygen)"',
+    )
     .option('--spi <index>', 'key index 1..15 (a rotation uses the next index)', '1')
     .option('--algorithm <name>', `${ALGORITHMS.join(' | ')}`, 'gcm-128')
     .action(async (opts: KeygenOptions) => {
