@@ -16,7 +16,22 @@ describePrivileged('veil lab --backend ipsec --kernel vm (ESP under qemu)', ['ro
       const r = await new Promise<{ code: number | null; out: string }>((resolve) => {
         const child = spawn(
           process.execPath,
-          [MAIN, 'lab', 'up', '--kernel', 'vm', '--nodes', '3', '--pods-per-node', '1', '--backend', 'ipsec', '--json'],
+          [
+            MAIN,
+            'lab',
+            'up',
+            '--kernel',
+            'vm',
+            '--nodes',
+            '3',
+            '--pods-per-node',
+            '1',
+            '--backend',
+            'ipsec',
+            '--ready-timeout',
+            '600',
+            '--json',
+          ],
           {
             stdio: ['ignore', 'pipe', 'pipe'],
           },
