@@ -47,6 +47,9 @@ export {
   type BackendLoadErrorCode,
 } from './errors.js';
 
+// Advisory state files (versioned JSON, atomic writes), shared with the datapath
+export { readVersionedJson, writeJsonAtomic } from './util/state-file.js';
+
 // Dependency injection and backend loading
 export { TOKENS } from './di/tokens.js';
 export { loadBackendModule, type LoadedBackend } from './di/load-backend.js';

@@ -62,6 +62,7 @@ describe('own material is kept in the API (level-triggered)', () => {
     // The agent's own view follows once the watch delivers the restored Node.
     await until(async () => (await agent!.status()).localMaterial.inApi === true, 10_000, 'status shows the material in the API');
     const st = await agent!.status();
+    // eslint-disable-next-line @typescript-eslint/no-unsafe-assignment -- vitest's asymmetric matchers (expect.any) are typed any
     expect(st.localMaterial).toMatchObject({ inApi: true, restored: expect.any(Number) });
     expect(st.localMaterial.restored).toBeGreaterThanOrEqual(1);
     expect(st.localMaterial.lastRestoredKeys).toEqual(expect.arrayContaining([FAKE_KEY_ANNOTATION, NODE_ID_ANNOTATION]));

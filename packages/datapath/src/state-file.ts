@@ -1,6 +1,5 @@
-import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { dirname } from 'node:path';
-import type { IpcacheEntry } from '@veil/agent-core';
+import { rmSync } from 'node:fs';
+import { readVersionedJson, writeJsonAtomic, type IpcacheEntry } from '@veil/agent-core';
 
 // Node names are not in the BPF ipcache (it is keyed by prefix). This JSON file records which
 // node owns which prefixes, so a restarted agent can report `entries()` by node name.
@@ -21,30 +20,18 @@ interface StateFileV1 {
 
 /** Reads the recorded entries; [] when absent, unreadable, of another version or another pin dir. */
 export function readStateFile(path: string, pinDir: string): { nodes: IpcacheEntry[]; problem?: string } {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return { nodes: [] };
-    return { nodes: [], problem: `cannot read ${path}: ${(e as Error).message}` };
-  }
-  try {
-    const j = JSON.parse(text) as Partial<StateFileV1>;
-    if (j.version !== VERSION || !Array.isArray(j.nodes)) return { nodes: [], problem: `${path}: unknown format (version ${String(j.version)})` };
-    if (j.pinDir !== pinDir) return { nodes: [], problem: `${path} belongs to pin dir ${String(j.pinDir)}, not ${pinDir}` };
-    return { nodes: j.nodes };
-  } catch (e) {
-    return { nodes: [], problem: `${path}: ${(e as Error).message}` };
-  }
+  const { value: j, problem } = readVersionedJson<StateFileV1>(path, VERSION);
+  if (problem !== undefined) return { nodes: [], problem };
+  if (j === undefined) return { nodes: [] };
+  if (!Array.isArray(j.nodes)) return { nodes: [], problem: `${path}: unknown format (no nodes)` };
+  if (j.pinDir !== pinDir) return { nodes: [], problem: `${path} belongs to pin dir ${String(j.pinDir)}, not ${pinDir}` };
+  return { nodes: j.nodes };
 }
 
 /** Writes atomically (temp file + rename), creating the directory. */
 export function writeStateFile(path: string, pinDir: string, nodes: Iterable<IpcacheEntry>): void {
   const body: StateFileV1 = { version: VERSION, pinDir, nodes: [...nodes] };
-  mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
-  const tmp = `${path}.${process.pid}.tmp`;
-  writeFileSync(tmp, JSON.stringify(body), { mode: 0o600 });
-  renameSync(tmp, path);
+  writeJsonAtomic(path, body);
 }
 
 export function removeStateFile(path: string): void {

@@ -1,4 +1,5 @@
 import { basename } from 'node:path';
+import type { V1DaemonSet, V1DaemonSetList, V1Status } from '@kubernetes/client-node';
 import { KubeCluster } from '@veil/kube-cluster';
 import { describePrivileged } from '@veil/test-utils';
 import { afterAll, beforeAll, expect, it } from 'vitest';
@@ -28,7 +29,7 @@ describePrivileged('the chart judged by the real kube-apiserver (server-side dry
   async function dryRunCreate(m: Manifest): Promise<{ status: number; message: string; warnings: string[] }> {
     const { template: _t, ...obj } = m;
     const path = await cluster.collectionPath(m.apiVersion, m.kind, m.metadata.namespace);
-    const res = await cluster.request('POST', `${path}?dryRun=All&fieldValidation=Strict`, obj);
+    const res = await cluster.request<V1Status>('POST', `${path}?dryRun=All&fieldValidation=Strict`, obj);
     return { status: res.status, message: String(res.body?.message ?? ''), warnings: res.warnings };
   }
 
@@ -45,15 +46,18 @@ describePrivileged('the chart judged by the real kube-apiserver (server-side dry
   });
 
   it('nothing was stored by the dry runs', async () => {
-    const res = await cluster.request('GET', '/apis/apps/v1/namespaces/kube-system/daemonsets', undefined, { expect: [200] });
+    const res = await cluster.request<V1DaemonSetList>('GET', '/apis/apps/v1/namespaces/kube-system/daemonsets', undefined, { expect: [200] });
     expect(res.body.items).toEqual([]);
   });
 
   it('the server really judges: a bad mountPropagation and a too-long port name are refused', async () => {
     const { manifests } = await renderChart(CHART_DIR, { release: RELEASE });
-    const ds = structuredClone(manifests.find((m) => m.kind === 'DaemonSet')!) as any;
-    ds.spec.template.spec.containers[0].volumeMounts[0].mountPropagation = 'Sideways';
-    ds.spec.template.spec.containers[0].ports[0].name = 'a-port-name-too-long';
+    const ds = structuredClone<(Manifest & V1DaemonSet) | undefined>(manifests.find((m) => m.kind === 'DaemonSet'));
+    const container = ds?.spec?.template.spec?.containers[0];
+    const [mount, port] = [container?.volumeMounts?.[0], container?.ports?.[0]];
+    if (!ds || !mount || !port) throw new Error('the default render has no DaemonSet whose first container has a volume mount and a port');
+    mount.mountPropagation = 'Sideways';
+    port.name = 'a-port-name-too-long';
     const r = await dryRunCreate(ds);
     expect(r.status).toBe(422);
     expect(r.message).toContain('mountPropagation');

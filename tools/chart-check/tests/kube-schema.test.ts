@@ -1,5 +1,5 @@
 import { basename } from 'node:path';
-import { ServiceMonitor } from '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/ServiceMonitor';
+import { ServiceMonitor, type IServiceMonitor } from '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/ServiceMonitor';
 import { describePrivileged } from '@veil/test-utils';
 import { describe, expect, it } from 'vitest';
 import { renderChart, type Manifest } from '../src/index.js';
@@ -8,8 +8,9 @@ import { CHART_DIR, ciValueFiles } from './helpers.js';
 // Every built-in kind is judged by the real kube-apiserver (apiserver.test.ts). The ServiceMonitor
 // is a prometheus-operator CRD the test apiserver does not serve, so its OpenAPI model checks it.
 function validateServiceMonitor(m: Manifest): void {
-  const { template: _t, ...obj } = m;
-  new ServiceMonitor(obj as any).validate();
+  // Typed by its kind only: validate() is what checks the shape.
+  const { template: _t, ...obj } = m as Manifest & IServiceMonitor;
+  new ServiceMonitor(obj).validate();
 }
 
 describe('ServiceMonitor model', () => {

@@ -1,5 +1,6 @@
+import type { CoreV1EventList, V1Node, V1Status } from '@kubernetes/client-node';
 import { createLogger, KubernetesEventRecorder, KubernetesKeyDistributor, type DistributorEvent } from '@veil/agent-core';
-import { KubeCluster, type Credentials } from '@veil/kube-cluster';
+import { KubeCluster, type ApiResponse, type Credentials } from '@veil/kube-cluster';
 import { describePrivileged } from '@veil/test-utils';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { renderChart } from '../src/index.js';
@@ -26,10 +27,11 @@ describePrivileged('node-restricted key publication (real kube-apiserver, the ch
   let sa: string;
   const creds: Record<'n1' | 'n2' | 'unbound', Credentials> = {} as never;
 
-  const patchNode = (who: Credentials, node: string, patch: unknown, query = ''): Promise<{ status: number; body: any }> =>
-    cluster.request('PATCH', `/api/v1/nodes/${node}${query}`, patch, { creds: who, contentType: MERGE });
-  const annotations = async (node: string): Promise<Record<string, string>> =>
-    (await cluster.request('GET', `/api/v1/nodes/${node}`, undefined, { expect: [200] })).body.metadata.annotations ?? {};
+  // The tests read the body of refusals only: a Status.
+  const patchNode = (who: Credentials, node: string, patch: unknown, query = ''): Promise<ApiResponse<V1Status>> =>
+    cluster.request<V1Status>('PATCH', `/api/v1/nodes/${node}${query}`, patch, { creds: who, contentType: MERGE });
+  const getNode = async (node: string): Promise<V1Node> => (await cluster.request<V1Node>('GET', `/api/v1/nodes/${node}`, undefined, { expect: [200] })).body;
+  const annotations = async (node: string): Promise<Record<string, string>> => (await getNode(node)).metadata?.annotations ?? {};
 
   beforeAll(async () => {
     cluster = await KubeCluster.start({ log: (l) => process.stderr.write(`[kube-cluster] ${l}\n`) });
@@ -39,7 +41,9 @@ describePrivileged('node-restricted key publication (real kube-apiserver, the ch
       const { template: _t, ...obj } = m;
       await cluster.request('POST', await cluster.collectionPath(m.apiVersion, m.kind, m.metadata.namespace), obj, { expect: [201] });
     }
-    sa = (manifests.find((m) => m.kind === 'ServiceAccount') as any).metadata.name;
+    const serviceAccount = manifests.find((m) => m.kind === 'ServiceAccount');
+    if (!serviceAccount) throw new Error('the chart rendered no ServiceAccount');
+    sa = serviceAccount.metadata.name;
     for (const [i, name] of ['n1', 'n2'].entries()) {
       await cluster.request(
         'POST',
@@ -91,12 +95,12 @@ describePrivileged('node-restricted key publication (real kube-apiserver, the ch
     ['unschedulable', { spec: { unschedulable: true } }, 'spec, labels'],
     ['a finalizer', { metadata: { finalizers: ['example.com/hold'] } }, 'spec, labels'],
   ])('n1 cannot change %s of its own Node', async (_what, patch, message) => {
-    const before = (await cluster.request('GET', '/api/v1/nodes/n1', undefined, { expect: [200] })).body;
+    const before = await getNode('n1');
     const res = await patchNode(creds.n1, 'n1', patch);
     expect(res.status).toBe(403);
     expect(res.body.message).toContain(message);
-    const after = (await cluster.request('GET', '/api/v1/nodes/n1', undefined, { expect: [200] })).body;
-    expect(after.metadata.resourceVersion).toBe(before.metadata.resourceVersion);
+    const after = await getNode('n1');
+    expect(after.metadata?.resourceVersion).toBe(before.metadata?.resourceVersion);
   });
 
   it('nor its status, nor create or delete Nodes (RBAC), and an unbound token of the same ServiceAccount changes no Node', async () => {
@@ -146,8 +150,8 @@ describePrivileged('node-restricted key publication (real kube-apiserver, the ch
     const recorder = new KubernetesEventRecorder(cluster.kubeConfig(creds.n1), { namespace: 'default', component: 'veil-agent', host: 'n1', logger });
     recorder.record({ node: 'n2', type: 'Warning', reason: 'PeerRefused', message: 'test event from n1' });
     await recorder.flush();
-    const list = await cluster.request('GET', '/api/v1/namespaces/default/events?fieldSelector=reason%3DPeerRefused', undefined, { expect: [200] });
-    expect(list.body.items.map((e: any) => [e.involvedObject.name, e.source.host, e.message])).toEqual([['n2', 'n1', 'test event from n1']]);
+    const list = await cluster.request<CoreV1EventList>('GET', '/api/v1/namespaces/default/events?fieldSelector=reason%3DPeerRefused', undefined, { expect: [200] });
+    expect(list.body.items.map((e) => [e.involvedObject.name, e.source?.host, e.message])).toEqual([['n2', 'n1', 'test event from n1']]);
 
     const event = {
       metadata: { generateName: 'n2.veil.' },
@@ -156,9 +160,9 @@ describePrivileged('node-restricted key publication (real kube-apiserver, the ch
     };
     // RBAC: only `create`, only in `default`.
     expect((await cluster.request('POST', `/api/v1/namespaces/${NS}/events`, event, { creds: creds.n1 })).status).toBe(403);
-    expect((await cluster.request('PATCH', `/api/v1/namespaces/default/events/${list.body.items[0].metadata.name}`, { count: 2 }, { creds: creds.n1, contentType: MERGE })).status).toBe(403);
+    expect((await cluster.request('PATCH', `/api/v1/namespaces/default/events/${list.body.items[0]?.metadata.name}`, { count: 2 }, { creds: creds.n1, contentType: MERGE })).status).toBe(403);
     // Validation (even for the admin): an Event about a cluster-scoped Node is legal only in `default`.
-    const wrongNs = await cluster.request('POST', `/api/v1/namespaces/${NS}/events`, event);
+    const wrongNs = await cluster.request<V1Status>('POST', `/api/v1/namespaces/${NS}/events`, event);
     expect(wrongNs.status).toBe(422);
     expect(wrongNs.body.message).toContain('involvedObject.namespace');
   });

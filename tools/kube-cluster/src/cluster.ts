@@ -6,7 +6,7 @@ import { request as httpRequest } from 'node:http';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { KubeConfig } from '@kubernetes/client-node';
+import { KubeConfig, type AuthenticationV1TokenRequest, type V1APIResourceList, type V1Pod, type V1SelfSubjectReview } from '@kubernetes/client-node';
 import { requireK8sBinary } from '@veil/test-utils/k8s-bins';
 import { KubeApiError, KubeClusterError } from './errors.js';
 import { generatePki, readClientPem, type Pki } from './pki.js';
@@ -27,8 +27,11 @@ export interface KubeClusterOptions {
 /** Whom a request or kubeconfig authenticates as: the admin client certificate, or a bearer token. */
 export type Credentials = { admin: true } | { token: string };
 
-/** An answer from the apiserver: status code and the JSON (or text) body. */
-export interface ApiResponse<T = any> {
+/**
+ * An answer from the apiserver: status code and the JSON (or text) body. `T` is what the caller
+ * expects the body to be (a @kubernetes/client-node model); the body is not checked against it.
+ */
+export interface ApiResponse<T = unknown> {
   status: number;
   body: T;
   /** The apiserver's `Warning` headers (deprecations, unknown fields, bad values it still takes). */
@@ -265,7 +268,9 @@ export class KubeCluster {
    */
   async compactEtcd(): Promise<number> {
     const status = await plainPost(`${this.etcdUrl}/v3/kv/range`, { key: Buffer.from('\0').toString('base64'), limit: 1 });
-    const rev = Number(JSON.parse(status.body)?.header?.revision);
+    // etcd's gateway encodes int64 as a JSON string.
+    const range = JSON.parse(status.body) as { header?: { revision?: string } } | null;
+    const rev = Number(range?.header?.revision);
     if (!Number.isFinite(rev)) throw new KubeClusterError(`no revision in ${status.body}`, 'etcd', this.etcd.logFile);
     const res = await plainPost(`${this.etcdUrl}/v3/kv/compaction`, { revision: String(rev), physical: true });
     if (res.status !== 200) throw new KubeClusterError(`compaction to ${rev}: HTTP ${res.status} ${res.body}`, 'etcd', this.etcd.logFile);
@@ -313,7 +318,7 @@ export class KubeCluster {
    * One API call. Resolves with any status (tests assert on denials); `expect` turns other
    * statuses into a {@link KubeApiError}.
    */
-  async request<T = any>(
+  async request<T = unknown>(
     method: string,
     path: string,
     body?: unknown,
@@ -369,10 +374,10 @@ export class KubeCluster {
     const base = apiVersion.includes('/') ? `/apis/${apiVersion}` : `/api/${apiVersion}`;
     let resources = this.discovery.get(base);
     if (!resources) {
-      const res = await this.request('GET', base);
+      const res = await this.request<V1APIResourceList>('GET', base);
       if (res.status === 404) throw new KubeApiError('GET', base, 404, { message: `the server does not serve ${apiVersion}` });
       if (res.status !== 200) throw new KubeApiError('GET', base, res.status, res.body);
-      resources = (res.body.resources as { name: string; kind: string; namespaced: boolean }[]).filter((r) => !r.name.includes('/'));
+      resources = res.body.resources.filter((r) => !r.name.includes('/'));
       this.discovery.set(base, resources);
     }
     const r = resources.find((x) => x.kind === kind);
@@ -402,7 +407,7 @@ export class KubeCluster {
     const spec: Record<string, unknown> = { expirationSeconds: opts.expirationSeconds ?? 3600 };
     if (opts.audiences) spec.audiences = opts.audiences;
     if (opts.boundPod) spec.boundObjectRef = { kind: 'Pod', apiVersion: 'v1', name: opts.boundPod.name, uid: opts.boundPod.uid };
-    const res = await this.request(
+    const res = await this.request<AuthenticationV1TokenRequest>(
       'POST',
       `/api/v1/namespaces/${opts.namespace}/serviceaccounts/${opts.serviceAccount}/token`,
       { apiVersion: 'authentication.k8s.io/v1', kind: 'TokenRequest', spec },
@@ -419,7 +424,7 @@ export class KubeCluster {
    */
   async nodeBoundToken(opts: { namespace: string; serviceAccount: string; node: string; podName?: string }): Promise<{ token: string; pod: { name: string; uid: string } }> {
     const name = opts.podName ?? `veil-agent-${opts.node}`;
-    const res = await this.request(
+    const res = await this.request<V1Pod>(
       'POST',
       `/api/v1/namespaces/${opts.namespace}/pods`,
       {
@@ -430,20 +435,21 @@ export class KubeCluster {
       },
       { expect: [201] },
     );
-    const pod = { name, uid: String(res.body.metadata.uid) };
+    const pod = { name, uid: String(res.body.metadata?.uid) };
     const token = await this.issueToken({ namespace: opts.namespace, serviceAccount: opts.serviceAccount, boundPod: pod });
     return { token, pod };
   }
 
   /** Who the apiserver says these credentials are (SelfSubjectReview): username, groups, extra. */
   async whoAmI(creds: Credentials): Promise<{ username: string; groups: string[]; extra: Record<string, string[]> }> {
-    const res = await this.request(
+    const res = await this.request<V1SelfSubjectReview>(
       'POST',
       '/apis/authentication.k8s.io/v1/selfsubjectreviews',
       { apiVersion: 'authentication.k8s.io/v1', kind: 'SelfSubjectReview' },
       { creds, expect: [201] },
     );
-    const u = res.body.status.userInfo;
+    const u = res.body.status?.userInfo;
+    if (u?.username === undefined) throw new KubeApiError('POST', 'SelfSubjectReview', res.status, res.body);
     return { username: u.username, groups: u.groups ?? [], extra: u.extra ?? {} };
   }
 

@@ -19,7 +19,7 @@ export class KubeApiError extends Error {
     readonly statusCode: number,
     readonly body: unknown,
   ) {
-    const msg = typeof body === 'object' && body !== null && 'message' in body ? String((body as { message: unknown }).message) : JSON.stringify(body);
+    const msg = typeof body === 'object' && body !== null && 'message' in body ? String(body.message) : JSON.stringify(body);
     super(`${method} ${path}: HTTP ${statusCode}: ${msg}`);
   }
 }

@@ -1,4 +1,5 @@
 import { createServer, connect, type Server, type Socket } from 'node:net';
+import type { V1Node, V1NodeList } from '@kubernetes/client-node';
 import { createLogger, KubernetesKeyDistributor, type DistributorEvent } from '@veil/agent-core';
 import { describePrivileged } from '@veil/test-utils';
 import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
@@ -103,7 +104,10 @@ describePrivileged('KubernetesKeyDistributor against the real kube-apiserver', [
     await until(() => d.synced);
     expect(events.map((e) => e.type)).toEqual(['upsert', 'upsert', 'upsert', 'upsert', 'upsert', 'synced']);
     const first = events[0] as Extract<DistributorEvent, { type: 'upsert' }>;
-    expect(first.node).toEqual({ name: 'node-1', internalIPs: ['192.0.2.1'], podCIDRs: ['10.244.1.0/24'], annotations: { [KEY]: 'key-1' } });
+    // createdAt is the server's creationTimestamp (the durable tie-break for conflicting claims).
+    const { createdAt, ...rest } = first.node;
+    expect(rest).toEqual({ name: 'node-1', internalIPs: ['192.0.2.1'], podCIDRs: ['10.244.1.0/24'], annotations: { [KEY]: 'key-1' } });
+    expect(Date.parse(createdAt ?? '')).toBeGreaterThan(Date.now() - 3_600_000);
     await setKey(2, 'key-2b');
     await cluster.request('DELETE', '/api/v1/nodes/node-3', undefined, { expect: [200] });
     await until(() => upserted(events, 'node-2', 'key-2b') && events.some((e) => e.type === 'delete' && e.name === 'node-3'));
@@ -112,12 +116,12 @@ describePrivileged('KubernetesKeyDistributor against the real kube-apiserver', [
   it('publishLocal merge-patches only the local node, keeping other annotations', async () => {
     await createNode(1);
     await createNode(2);
-    const before2 = (await cluster.request('GET', '/api/v1/nodes/node-2')).body;
+    const before2 = (await cluster.request<V1Node>('GET', '/api/v1/nodes/node-2')).body;
     start('node-1');
     await dist!.publishLocal({ [KEY]: 'published', 'veil.io/gone': null });
-    const after = (await cluster.request('GET', '/api/v1/nodes/node-1')).body;
-    expect(after.metadata.annotations).toEqual({ [KEY]: 'published', 'example.com/other': 'x' });
-    expect((await cluster.request('GET', '/api/v1/nodes/node-2')).body.metadata.resourceVersion).toBe(before2.metadata.resourceVersion);
+    const after = (await cluster.request<V1Node>('GET', '/api/v1/nodes/node-1')).body;
+    expect(after.metadata?.annotations).toEqual({ [KEY]: 'published', 'example.com/other': 'x' });
+    expect((await cluster.request<V1Node>('GET', '/api/v1/nodes/node-2')).body.metadata?.resourceVersion).toBe(before2.metadata?.resourceVersion);
   });
 
   it('restarts the informer after the apiserver goes away and comes back', async () => {
@@ -164,7 +168,7 @@ describePrivileged('KubernetesKeyDistributor against the real kube-apiserver', [
     const events = start('local', `https://127.0.0.1:${partition.port}`);
     await until(() => dist!.synced);
     // Nothing changes from here to the cut, so the agent's resourceVersion is at most this one.
-    const rvAtSync = (await cluster.request('GET', '/api/v1/nodes', undefined, { expect: [200] })).body.metadata.resourceVersion as string;
+    const rvAtSync = (await cluster.request<V1NodeList>('GET', '/api/v1/nodes', undefined, { expect: [200] })).body.metadata?.resourceVersion as string;
     // Cut off from the agent: node-2 goes, node-4 comes, etcd compacts, the apiserver restarts
     // (its watch cache starts after the agent's resourceVersion).
     await partition.cut();

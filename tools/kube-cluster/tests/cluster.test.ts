@@ -3,7 +3,7 @@ import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CoreV1Api } from '@kubernetes/client-node';
+import { CoreV1Api, type V1Status, type VersionInfo } from '@kubernetes/client-node';
 import { describePrivileged } from '@veil/test-utils';
 import { k8sVersions } from '@veil/test-utils/k8s-bins';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -55,7 +55,7 @@ describePrivileged('KubeCluster: the real etcd + kube-apiserver on loopback', ['
   it('is the pinned kube-apiserver, ready, on 127.0.0.1 only', async () => {
     expect(cluster.server).toMatch(/^https:\/\/127\.0\.0\.1:\d+$/);
     expect((await cluster.request('GET', '/readyz')).body).toBe('ok');
-    const version = await cluster.request('GET', '/version', undefined, { expect: [200] });
+    const version = await cluster.request<VersionInfo>('GET', '/version', undefined, { expect: [200] });
     expect(version.body.gitVersion).toBe(k8sVersions()['kube-apiserver']);
     const listening = execFileSync('ss', ['-Htlnp'], { encoding: 'utf8' })
       .split('\n')
@@ -80,7 +80,7 @@ describePrivileged('KubeCluster: the real etcd + kube-apiserver on loopback', ['
     expect(who.username).toBe('system:serviceaccount:kube-system:veil');
     expect(who.groups).toContain('system:serviceaccounts:kube-system');
     expect(who.extra['authentication.kubernetes.io/node-name']).toBeUndefined();
-    const denied = await cluster.request('GET', '/api/v1/nodes', undefined, { creds: { token } });
+    const denied = await cluster.request<V1Status>('GET', '/api/v1/nodes', undefined, { creds: { token } });
     expect(denied.status).toBe(403);
     expect(denied.body.message).toContain('system:serviceaccount:kube-system:veil');
   });

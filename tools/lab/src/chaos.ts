@@ -1,18 +1,22 @@
 /**
  * `veil lab chaos`: disturbs a running lab while continuous pings run between pods on different
  * nodes, and watches the underlay: agents killed (SIGTERM and SIGKILL) and restarted, the API
- * server restarted, nodes added and deleted. A restart must not interrupt traffic (kernel state
- * stays), and nothing may ever cross the underlay in clear.
+ * server restarted (with and without its state), keys rotated, nodes added and deleted, a node's
+ * own annotations tampered with, a hostile node publishing another's key. A restart must not
+ * interrupt traffic (kernel state stays): the run fails on any lost ping beyond `maxLostPings`
+ * (default 0), on any failed disturbance, and on anything in clear on the underlay.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { LabError } from './errors.js';
-import { pidAlive, pidMatches, sleep, spawnDetached, terminate } from './exec.js';
-import { analyzeCapture, type CaptureAnalysis } from './pcap.js';
-import { UNDERLAY_NETNS, readState, writeState, type LabNode } from './state.js';
-import { agentStatus, startAgent, waitForLine, waitReady } from './up.js';
+import { pidAlive, pidMatches, sleep, terminate } from './exec.js';
+import { newMarker, startCapture, stopCapture } from './capture.js';
+import { apiControl } from './helpers.js';
+import type { CaptureAnalysis, CaptureHealth } from './pcap.js';
+import { readState, writeState, type LabNode, type LabState } from './state.js';
+import { agentStatus, captureFailures, startAgent, waitReady } from './up.js';
 import { errorMessage } from '@veil/agent-core/errors';
 
 export interface ChaosOptions {
@@ -20,6 +24,10 @@ export interface ChaosOptions {
   durationMs: number;
   /** Pause between two disturbances. */
   intervalMs: number;
+  /** The disturbances to cycle through, in this order (default: every one of {@link CHAOS_ACTIONS}). */
+  actions?: readonly ChaosAction[];
+  /** Pings the whole run may lose (the docs' budget: 0); the ones in flight when the pingers stop do not count. */
+  maxLostPings?: number;
   progress?: (line: string) => void;
 }
 
@@ -28,9 +36,14 @@ export interface PingStats {
   to: string;
   sent: number;
   received: number;
+  /** Unanswered pings, the one in flight when the pinger stopped excepted. */
   lost: number;
+  /** 1 when the last ping sent was still unanswered when the pinger stopped (not counted as lost). */
+  inFlightAtStop: number;
   /** Longest run of unanswered pings, in seconds (interval × count). */
   longestGapS: number;
+  /** Every run of unanswered pings (in flight at the stop excepted): when it began (s after the pinger started) and how long it lasted. */
+  gaps: { atS: number; lengthS: number }[];
 }
 
 export interface ChaosReport {
@@ -38,14 +51,28 @@ export interface ChaosReport {
   durationMs: number;
   actions: { atMs: number; action: string; target: string; error?: string }[];
   pings: PingStats[];
-  capture: CaptureAnalysis;
+  capture: CaptureAnalysis & { health: CaptureHealth };
+  /** This run's probe marker (hex): in every ping's payload, searched for in the capture. */
+  marker: string;
+  maxLostPings: number;
   readyAtEnd: number;
   nodes: number;
   failures: string[];
 }
 
 const PING_INTERVAL_S = 0.1;
-const ACTIONS = ['agent-sigterm', 'apiserver-restart', 'key-rotate', 'agent-sigkill', 'node-add', 'node-delete'] as const;
+export const CHAOS_ACTIONS = [
+  'agent-sigterm',
+  'apiserver-restart',
+  'key-rotate',
+  'annotation-tamper',
+  'agent-sigkill',
+  'node-add',
+  'node-delete',
+  'apiserver-state-loss',
+  'duplicate-key-restart',
+] as const;
+export type ChaosAction = (typeof CHAOS_ACTIONS)[number];
 
 /** A WireGuard public key (base64) for a node that does not exist. */
 function ghostPublicKey(): string {
@@ -63,11 +90,18 @@ export function pingStats(from: string, to: string, output: string): PingStats {
   const received = sum ? Number(sum[2]) : seqs.size;
   let run = 0;
   let longest = 0;
-  for (let s = 1; s <= sent; s++) {
-    if (seqs.has(s)) run = 0;
-    else longest = Math.max(longest, ++run);
+  const secs = (n: number): number => Math.round(n * PING_INTERVAL_S * 10) / 10;
+  const gaps: PingStats['gaps'] = [];
+  // SIGINT can land between the last request and its reply: that one was never given the chance.
+  const inFlightAtStop = sent > 0 && sent > received && !seqs.has(sent) ? 1 : 0;
+  for (let s = 1; s <= sent + 1; s++) {
+    if (s > sent || seqs.has(s)) {
+      const len = s > sent ? run - inFlightAtStop : run;
+      if (len > 0) gaps.push({ atS: secs(s - run - 1), lengthS: secs(len) });
+      run = 0;
+    } else longest = Math.max(longest, ++run);
   }
-  return { from, to, sent, received, lost: sent - received, longestGapS: Math.round(longest * PING_INTERVAL_S * 10) / 10 };
+  return { from, to, sent, received, lost: sent - received - inFlightAtStop, inFlightAtStop, longestGapS: secs(longest), gaps };
 }
 
 export async function labChaos(opts: ChaosOptions): Promise<ChaosReport> {
@@ -80,20 +114,17 @@ export async function labChaos(opts: ChaosOptions): Promise<ChaosReport> {
   const nodesFile = join(state.labDir, 'nodes.json');
   const baseNodes = JSON.parse(readFileSync(nodesFile, 'utf8')) as object[];
 
-  // Capture first, then the pingers: a ring n1 → n2 → … → n1 between each node's first pod.
-  const pcap = join(state.labDir, 'chaos.pcap');
-  const capLog = join(state.labDir, 'chaos-tcpdump.log');
-  const cap = spawnDetached('ip', ['netns', 'exec', UNDERLAY_NETNS, 'tcpdump', '-i', 'br0', '-n', '-U', '-s', '0', '-w', pcap], capLog);
-  if (cap.pid !== undefined) state.helperPids.push(cap.pid);
-  writeState(state);
-  await waitForLine(capLog, /listening on/, 10_000, cap.pid, 'tcpdump');
+  // Capture first, then the pingers: a ring n1 → n2 → … → n1 between each node's first pod, every
+  // ping's payload carrying this run's marker.
+  const marker = newMarker();
+  const cap = await startCapture(state, join(state.labDir, 'chaos.pcap'), join(state.labDir, 'chaos-tcpdump.log'));
   const pingers: { from: string; to: string; child: ChildProcess; out: string }[] = [];
   for (const [i, n] of nodes.entries()) {
     const peer = nodes[(i + 1) % nodes.length] as LabNode;
     const src = n.pods[0];
     const dst = peer.pods[0];
     if (!src || !dst) continue;
-    const child = spawn('ip', ['netns', 'exec', src.netns, 'ping', '-n', '-i', String(PING_INTERVAL_S), '-W', '1', dst.ip], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn('ip', ['netns', 'exec', src.netns, 'ping', '-n', '-i', String(PING_INTERVAL_S), '-W', '1', '-p', marker.toString('hex'), dst.ip], { stdio: ['ignore', 'pipe', 'pipe'] });
     const p = { from: src.name, to: dst.name, child, out: '' };
     child.stdout?.on('data', (c: Buffer) => (p.out += c.toString()));
     pingers.push(p);
@@ -101,13 +132,15 @@ export async function labChaos(opts: ChaosOptions): Promise<ChaosReport> {
   log(`${t()} chaos for ${(opts.durationMs / 1000).toFixed(0)} s: ${pingers.length} continuous pings, capture on the underlay`);
 
   const actions: ChaosReport['actions'] = [];
-  const ghosts: string[] = [];
+  const ghosts: Ghost[] = [];
+  const ghostIPs = new Set<string>();
   let k = 0;
   try {
     while (Date.now() - started < opts.durationMs) {
       await sleep(opts.intervalMs);
       if (Date.now() - started >= opts.durationMs) break;
-      const action = ACTIONS[k++ % ACTIONS.length] as (typeof ACTIONS)[number];
+      const cycle = opts.actions && opts.actions.length > 0 ? opts.actions : CHAOS_ACTIONS;
+      const action = cycle[k++ % cycle.length] as ChaosAction;
       const node = nodes[Math.floor(Math.random() * nodes.length)] as LabNode;
       let target = node.name;
       let error: string | undefined;
@@ -115,8 +148,13 @@ export async function labChaos(opts: ChaosOptions): Promise<ChaosReport> {
         case 'key-rotate': {
           // Through the agent's status socket, like `veil keys rotate`: new key, new public key published.
           const { StatusClient } = await import('@veil/cli');
+          // A rotation must succeed: give an agent a previous disturbance just restarted the time to come up.
+          await until(30_000, async () => ((await agentStatus(node.statusSocket)) ? undefined : 'no status'));
           try {
-            await new StatusClient({ socketPath: node.statusSocket, timeoutMs: 30_000 }).rotateKeys();
+            const r = await new StatusClient({ socketPath: node.statusSocket, timeoutMs: 30_000 }).rotateKeys();
+            // The agent retries a publish that failed (say, the API server was down): the rotation
+            // counts only once the new public material is on the Node.
+            if (!r.published) error = await waitAnnotations(state, node.name, veilAnnotations(r.annotations), 30_000, { subset: true });
           } catch (err) {
             error = errorMessage(err);
           }
@@ -136,9 +174,10 @@ export async function labChaos(opts: ChaosOptions): Promise<ChaosReport> {
           if (state.apiserver.pid !== undefined && pidMatches(state.apiserver.pid, 'apiserver')) process.kill(state.apiserver.pid, 'SIGUSR1');
           break;
         case 'node-add': {
-          const id = 200 + ghosts.length + actions.length;
-          target = `ghost-${id}`;
-          ghosts.push(target);
+          const ghost = newGhost(ghosts.length + actions.length);
+          target = ghost.name;
+          ghosts.push(ghost);
+          ghostIPs.add(ghost.underlayIP);
           writeNodes(nodesFile, baseNodes, ghosts);
           if (state.apiserver.pid !== undefined) process.kill(state.apiserver.pid, 'SIGUSR2');
           break;
@@ -146,14 +185,29 @@ export async function labChaos(opts: ChaosOptions): Promise<ChaosReport> {
         case 'node-delete': {
           const g = ghosts.shift();
           if (!g) continue;
-          target = g;
+          target = g.name;
           writeNodes(nodesFile, baseNodes, ghosts);
           if (state.apiserver.pid !== undefined) process.kill(state.apiserver.pid, 'SIGUSR2');
           break;
         }
+        case 'annotation-tamper':
+          error = await tamperAnnotations(state, node);
+          break;
+        case 'apiserver-state-loss':
+          target = 'apiserver';
+          error = await loseApiState(state);
+          break;
+        case 'duplicate-key-restart': {
+          const ghost = newGhost(ghosts.length + actions.length);
+          ghostIPs.add(ghost.underlayIP);
+          const restarted = nodes[Math.floor(Math.random() * nodes.length)] as LabNode;
+          target = `${ghost.name} claims ${node.name}'s key, ${restarted.name} restarts`;
+          error = await duplicateKeyRestart(state, nodesFile, baseNodes, ghosts, ghost, node, restarted);
+          break;
+        }
       }
       actions.push({ atMs: Date.now() - started, action, target, ...(error ? { error } : {}) });
-      log(`${t()} ${action} ${target}${error ? ` (failed: ${error})` : ''}`);
+      log(`${t()} ${action} ${target}${error ? ` (FAILED: ${error})` : ''}`);
     }
   } finally {
     if (ghosts.length > 0) {
@@ -178,34 +232,171 @@ export async function labChaos(opts: ChaosOptions): Promise<ChaosReport> {
   await sleep(1_000);
   for (const p of pingers) p.child.kill('SIGINT');
   await Promise.all(pingers.map((p) => new Promise<void>((r) => (p.child.exitCode !== null ? r() : p.child.once('exit', () => r())))));
-  if (cap.pid !== undefined) {
-    process.kill(cap.pid, 'SIGINT');
-    const deadline = Date.now() + 5_000;
-    while (pidAlive(cap.pid) && Date.now() < deadline) await sleep(50);
-    await terminate(cap.pid);
-    state.helperPids = state.helperPids.filter((p) => p !== cap.pid);
-    writeState(state);
-  }
   const pings = pingers.map((p) => pingStats(p.from, p.to, p.out));
   const podIPs = nodes.flatMap((n) => n.pods.map((p) => p.ip));
-  const capture = analyzeCapture(readFileSync(pcap), state.backendType === 'wireguard' ? state.wireguardPort : 0, podIPs);
-  const expectsEncryption = state.backend !== 'plaintext';
-  if (expectsEncryption && capture.plaintextPackets > 0) failures.push(`${capture.plaintextPackets} cleartext pod packets (${capture.plaintextBytes} bytes) on the underlay`);
+  const { analysis, health } = await stopCapture(state, cap, {
+    wgPort: state.backendType === 'wireguard' ? state.wireguardPort : 0,
+    podIPs,
+    nodeIPs: [...nodes.map((n) => n.underlayIP), ...ghostIPs],
+    marker,
+  });
+  failures.push(...captureFailures(analysis, health, state.backend !== 'plaintext'));
+  for (const a of actions) if (a.error !== undefined) failures.push(`${a.action} ${a.target} failed: ${a.error}`);
+  const maxLost = opts.maxLostPings ?? 0;
+  const lost = pings.reduce((sum, p) => sum + p.lost, 0);
+  if (lost > maxLost) failures.push(`${lost} pings lost (budget ${maxLost}): ${pings.filter((p) => p.lost > 0).map((p) => `${p.from} → ${p.to} ${p.lost}`).join(', ')}`);
   for (const p of pings) if (p.received === 0) failures.push(`ping ${p.from} → ${p.to}: no reply at all`);
-  return { ok: failures.length === 0, durationMs: Date.now() - started, actions, pings, capture, readyAtEnd, nodes: nodes.length, failures };
+  return {
+    ok: failures.length === 0,
+    durationMs: Date.now() - started,
+    actions,
+    pings,
+    capture: { ...analysis, health },
+    marker: marker.toString('hex'),
+    maxLostPings: maxLost,
+    readyAtEnd,
+    nodes: nodes.length,
+    failures,
+  };
 }
 
-function writeNodes(file: string, base: readonly object[], ghosts: readonly string[]): void {
-  const extra = ghosts.map((name) => {
-    const id = Number(name.split('-')[1]);
-    return {
-      apiVersion: 'v1',
-      kind: 'Node',
-      metadata: { name, labels: { 'veil.io/lab': 'ghost' }, annotations: { 'veil.io/wireguard-public-key': ghostPublicKey() } },
-      spec: { podCIDR: `10.250.${id}.0/24`, podCIDRs: [`10.250.${id}.0/24`] },
-      status: { addresses: [{ type: 'InternalIP', address: `198.18.1.${id}` }] },
-    };
+/** A node that exists only as a Node object (no namespace, no agent). */
+interface Ghost {
+  name: string;
+  id: number;
+  underlayIP: string;
+  /** Its WireGuard public key annotation: a random key, or another node's (the hostile case). */
+  key: string;
+}
+
+function newGhost(seq: number): Ghost {
+  const id = 200 + (seq % 50);
+  return { name: `ghost-${id}-${seq}`, id, underlayIP: `198.18.1.${id}`, key: ghostPublicKey() };
+}
+
+const WG_KEY_ANNOTATION = 'veil.io/wireguard-public-key';
+
+function veilAnnotations(a: Record<string, string> | undefined): Record<string, string> {
+  return Object.fromEntries(Object.entries(a ?? {}).filter(([k]) => k.startsWith('veil.io/')));
+}
+
+/** Polls `check` (a failure reason, or undefined when satisfied) until it passes or `timeoutMs` ends. */
+async function until(timeoutMs: number, check: () => Promise<string | undefined>): Promise<string | undefined> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const why = await check();
+    if (why === undefined || Date.now() > deadline) return why;
+    await sleep(250);
+  }
+}
+
+async function annotationsOf(state: LabState, node: string): Promise<Record<string, string> | string> {
+  const sock = state.apiserver.controlSocket;
+  if (!sock) return 'the lab API server has no control socket (lab started by an older veil)';
+  const r = await apiControl(sock, { op: 'annotations', node });
+  return r.ok ? (r.annotations ?? {}) : r.error;
+}
+
+/** Waits until `node`'s veil.io annotations equal `want` again (with `subset`, contain it); returns why not on timeout. */
+async function waitAnnotations(state: LabState, node: string, want: Record<string, string>, timeoutMs: number, opts: { subset?: boolean } = {}): Promise<string | undefined> {
+  return until(timeoutMs, async () => {
+    const got = await annotationsOf(state, node);
+    if (typeof got === 'string') return got;
+    const mine = veilAnnotations(got);
+    const diff = Object.keys(opts.subset ? want : { ...want, ...mine }).filter((k) => want[k] !== mine[k]);
+    return diff.length === 0 ? undefined : `${node}'s annotations not restored after ${timeoutMs} ms: ${diff.join(', ')} differ`;
   });
+}
+
+/**
+ * Defect: an agent must restore its own annotations when someone edits or removes them. Its
+ * WireGuard key is replaced by a stranger's and every other veil.io annotation removed through
+ * the API; the agent must put back exactly what it had published.
+ */
+async function tamperAnnotations(state: LabState, node: LabNode): Promise<string | undefined> {
+  const before = await annotationsOf(state, node.name);
+  if (typeof before === 'string') return before;
+  const published = veilAnnotations(before);
+  if (!published[WG_KEY_ANNOTATION]) return `${node.name} has no ${WG_KEY_ANNOTATION} to tamper with`;
+  const tampered = Object.fromEntries(Object.entries(before).filter(([k]) => !k.startsWith('veil.io/')));
+  tampered[WG_KEY_ANNOTATION] = ghostPublicKey();
+  const r = await apiControl(state.apiserver.controlSocket ?? '', { op: 'set-annotations', node: node.name, annotations: tampered });
+  if (!r.ok) return r.error;
+  return waitAnnotations(state, node.name, published, 15_000);
+}
+
+/**
+ * Defect: after the API server loses its state (Node objects back as first registered, without
+ * annotations), every agent must publish its material again.
+ */
+async function loseApiState(state: LabState): Promise<string | undefined> {
+  const published = new Map<string, Record<string, string>>();
+  for (const n of state.nodes) {
+    const a = await annotationsOf(state, n.name);
+    if (typeof a === 'string') return a;
+    published.set(n.name, veilAnnotations(a));
+  }
+  const r = await apiControl(state.apiserver.controlSocket ?? '', { op: 'lose-state' }, 20_000);
+  if (!r.ok) return r.error;
+  for (const n of state.nodes) {
+    const why = await waitAnnotations(state, n.name, published.get(n.name) ?? {}, 30_000);
+    if (why) return why;
+  }
+  return undefined;
+}
+
+/**
+ * Defect: a (younger) node publishing another node's WireGuard key must not take it, also across
+ * an agent restart: every agent keeps the rightful holder as an active peer and never makes the
+ * hostile node one. The ghost is deleted again afterwards; plaintext is the capture's business.
+ */
+async function duplicateKeyRestart(
+  state: LabState,
+  nodesFile: string,
+  baseNodes: readonly object[],
+  ghosts: readonly Ghost[],
+  hostile: Ghost,
+  victim: LabNode,
+  restarted: LabNode,
+): Promise<string | undefined> {
+  const a = await annotationsOf(state, victim.name);
+  if (typeof a === 'string') return a;
+  const key = a[WG_KEY_ANNOTATION];
+  if (!key) return `${victim.name} has no ${WG_KEY_ANNOTATION}`;
+  const sync = (): void => {
+    if (state.apiserver.pid !== undefined && pidAlive(state.apiserver.pid)) process.kill(state.apiserver.pid, 'SIGUSR2');
+  };
+  writeNodes(nodesFile, baseNodes, [...ghosts, { ...hostile, key }]);
+  sync();
+  try {
+    await sleep(1_000); // every agent has seen the hostile node before the restart
+    if (restarted.agentPid !== undefined && pidMatches(restarted.agentPid, 'agent')) await terminate(restarted.agentPid, 10_000);
+    startAgent(restarted, state.bpffsRoot);
+    writeState(state);
+    return await until(30_000, async () => {
+      const views = await Promise.all(state.nodes.map((n) => agentStatus(n.statusSocket)));
+      for (const [i, v] of views.entries()) {
+        const name = state.nodes[i]?.name ?? '?';
+        if (!v) return `${name}: no status`;
+        if (v.peers.some((p) => p.name === hostile.name && p.state === 'active')) return `${name} made ${hostile.name} (${victim.name}'s key) an active peer`;
+        if (name !== victim.name && !v.peers.some((p) => p.name === victim.name && p.state === 'active')) return `${name} does not have ${victim.name} as an active peer`;
+      }
+      return undefined;
+    });
+  } finally {
+    writeNodes(nodesFile, baseNodes, ghosts);
+    sync();
+  }
+}
+
+function writeNodes(file: string, base: readonly object[], ghosts: readonly Ghost[]): void {
+  const extra = ghosts.map((g) => ({
+    apiVersion: 'v1',
+    kind: 'Node',
+    metadata: { name: g.name, labels: { 'veil.io/lab': 'ghost' }, annotations: { [WG_KEY_ANNOTATION]: g.key } },
+    spec: { podCIDR: `10.250.${g.id}.0/24`, podCIDRs: [`10.250.${g.id}.0/24`] },
+    status: { addresses: [{ type: 'InternalIP', address: g.underlayIP }] },
+  }));
   writeFileSync(file, JSON.stringify([...base, ...extra], null, 2));
 }
 
@@ -214,8 +405,14 @@ export function formatChaos(r: ChaosReport): string {
   for (const a of r.actions) counts.set(a.action, (counts.get(a.action) ?? 0) + 1);
   const lines = [
     `veil lab chaos: ${(r.durationMs / 1000).toFixed(1)} s, ${r.actions.length} disturbances (${[...counts].map(([a, c]) => `${a} ×${c}`).join(', ')})`,
-    ...r.pings.map((p) => `  ping ${p.from} → ${p.to}: ${p.sent} sent, ${p.received} received, ${p.lost} lost, longest gap ${p.longestGapS.toFixed(1)} s`),
-    `  underlay capture: ${r.capture.packets} packets, ${r.capture.encryptedPackets} encrypted, plaintext pod-address packets ${r.capture.plaintextPackets} (${r.capture.plaintextBytes} bytes)`,
+    ...r.pings.map(
+      (p) =>
+        `  ping ${p.from} → ${p.to}: ${p.sent} sent, ${p.received} received, ${p.lost} lost${p.inFlightAtStop ? ' (+1 in flight at the stop)' : ''}, longest gap ${p.longestGapS.toFixed(1)} s` +
+        (p.gaps.length > 0 ? ` (gaps at ${p.gaps.map((g) => `${g.atS.toFixed(1)} s for ${g.lengthS.toFixed(1)} s`).join(', ')})` : ''),
+    ),
+    `  lost pings: ${r.pings.reduce((s, p) => s + p.lost, 0)} (budget ${r.maxLostPings})`,
+    `  underlay capture: ${r.capture.packets} packets, ${r.capture.encryptedPackets} encrypted, plaintext pod-address packets ${r.capture.plaintextPackets} (${r.capture.plaintextBytes} bytes), probe marker ${r.marker} in ${r.capture.markerPackets} packets, non-WireGuard on the tunnel port ${r.capture.malformedTunnelPackets}`,
+    `  capture health: tcpdump ${r.capture.health.exitCode === 0 ? 'exit 0' : `exit ${r.capture.health.exitCode ?? r.capture.health.signal}`}, ${r.capture.health.captured ?? '?'} captured, ${r.capture.health.droppedByKernel ?? '?'} dropped by kernel, ${r.capture.truncatedRecords} truncated`,
     `  agents ready with all peers at the end: ${r.readyAtEnd}/${r.nodes}`,
     ...r.failures.map((f) => `  FAIL ${f}`),
     `  result: ${r.ok ? 'PASS' : 'FAIL'}`,

@@ -129,16 +129,21 @@ export function registerLab(program: Command, setExit: ExitSetter): void {
     .description('disturb a running lab (agent kills/restarts, API server restart, node add/delete) under continuous pings')
     .option('--duration <d>', 'how long, e.g. 60s or 2m', '60s')
     .option('--interval <d>', 'pause between disturbances', '4s')
+    .option('--actions <list>', 'comma-separated disturbances to cycle through (default: all)')
+    .option('--max-lost <n>', 'pings the whole run may lose (in-flight ones at the stop excepted) before it fails', int('--max-lost', 0, 1_000_000), 0)
     .option('--json', 'print the report as JSON on stdout', false)
     .addOption(labDirOpt())
-    .action(async (o: { duration: string; interval: string; json: boolean; labDir: string }) => {
+    .action(async (o: { duration: string; interval: string; actions?: string; maxLost: number; json: boolean; labDir: string }) => {
       const { parseDuration } = await import('@veil/agent-core');
       const durationMs = /^(\d+(\.\d+)?(ms|s|m|h))+$/.test(o.duration) ? parseDuration(o.duration) : NaN;
       const intervalMs = /^(\d+(\.\d+)?(ms|s|m|h))+$/.test(o.interval) ? parseDuration(o.interval) : NaN;
       if (!(durationMs >= 1000)) throw new UsageError('--duration', `needs a duration of at least 1s like 60s, got "${o.duration}"`);
       if (!(intervalMs >= 100)) throw new UsageError('--interval', `needs a duration of at least 100ms like 4s, got "${o.interval}"`);
-      const { labChaos, formatChaos } = await import('./chaos.js');
-      const report = await labChaos({ labDir: o.labDir, durationMs, intervalMs });
+      const { labChaos, formatChaos, CHAOS_ACTIONS } = await import('./chaos.js');
+      const actions = (o.actions ?? '').split(',').filter(Boolean) as (typeof CHAOS_ACTIONS)[number][];
+      const unknown = actions.filter((a) => !CHAOS_ACTIONS.includes(a));
+      if (unknown.length > 0) throw new UsageError('--actions', `unknown disturbance ${unknown.join(', ')} (known: ${CHAOS_ACTIONS.join(', ')})`);
+      const report = await labChaos({ labDir: o.labDir, durationMs, intervalMs, actions, maxLostPings: o.maxLost });
       process.stderr.write(formatChaos(report) + '\n');
       if (o.json) process.stdout.write(JSON.stringify(report) + '\n');
       setExit(report.ok ? 0 : 1);
@@ -149,7 +154,10 @@ export function registerLab(program: Command, setExit: ExitSetter): void {
     .requiredOption('--host <ip>')
     .requiredOption('--port <n>', 'port', int('--port', 1, 65535))
     .requiredOption('--nodes <file>')
-    .action(async (o: { host: string; port: number; nodes: string }) => setExit(await runApiserver({ host: o.host, port: o.port, nodesFile: o.nodes })));
+    .option('--control <socket>', 'unix socket for lab chaos: tamper with Node objects, lose the state')
+    .action(async (o: { host: string; port: number; nodes: string; control?: string }) =>
+      setExit(await runApiserver({ host: o.host, port: o.port, nodesFile: o.nodes, ...(o.control ? { controlSocket: o.control } : {}) })),
+    );
 
   lab
     .command('_echo', { hidden: true })
@@ -160,6 +168,10 @@ export function registerLab(program: Command, setExit: ExitSetter): void {
     .command('_probe', { hidden: true })
     .option('--size <bytes>', 'payload', int('--size', 1, 64 << 20), 32768)
     .option('--timeout <ms>', 'per target', int('--timeout', 1, 600_000), 8000)
+    .option('--marker <hex>', 'bytes written at every KiB of the payload (the run\'s probe marker)', '')
     .argument('<targets...>', 'ip:port')
-    .action(async (targets: string[], o: { size: number; timeout: number }) => setExit(await runProbe(targets, o.size, o.timeout)));
+    .action(async (targets: string[], o: { size: number; timeout: number; marker: string }) => {
+      if (!/^([0-9a-f]{2})*$/i.test(o.marker)) throw new UsageError('--marker', `needs hex bytes, got "${o.marker}"`);
+      setExit(await runProbe(targets, o.size, o.timeout, o.marker));
+    });
 }

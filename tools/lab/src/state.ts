@@ -51,7 +51,8 @@ export interface LabState {
   wireguardPort: number;
   bpffsRoot: string;
   bpffsMounted: boolean;
-  apiserver: { pid?: number; url: string; logFile: string };
+  /** `controlSocket`: where `veil lab chaos` tampers with Node objects and wipes the API server's state. */
+  apiserver: { pid?: number; url: string; logFile: string; controlSocket?: string };
   nodes: LabNode[];
   /** Other helpers we started (capture…). */
   helperPids: number[];

@@ -9,8 +9,9 @@ import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { UsageError, VEIL_MAIN } from '@veil/cli';
 import { LabError, LabUnsupportedError } from './errors.js';
-import { mapLimit, pidAlive, run, sleep, spawnDetached, terminate } from './exec.js';
-import { analyzeCapture, type CaptureAnalysis } from './pcap.js';
+import { mapLimit, pidAlive, run, sleep, spawnDetached } from './exec.js';
+import { newMarker, startCapture, stopCapture } from './capture.js';
+import type { CaptureAnalysis, CaptureHealth } from './pcap.js';
 import {
   APISERVER_IP,
   APISERVER_PORT,
@@ -64,7 +65,9 @@ export interface LabSummary {
   nodes: number;
   pods: number;
   pairs: { total: number; pingOk: number; tcpOk: number; ok: number };
-  capture: CaptureAnalysis & { wireguardPort: number };
+  capture: CaptureAnalysis & { wireguardPort: number; health: CaptureHealth };
+  /** This run's probe marker (hex), searched for in the capture. */
+  marker: string;
   /** Cleartext on the underlay is expected (only) for the plaintext example backend. */
   expectsEncryption: boolean;
   failures: string[];
@@ -233,7 +236,7 @@ export async function labUp(opts: LabUpOptions): Promise<LabSummary> {
     wireguardPort: wgPort,
     bpffsRoot,
     bpffsMounted: false,
-    apiserver: { url: `http://${APISERVER_IP}:${APISERVER_PORT}`, logFile: join(labDir, 'apiserver.log') },
+    apiserver: { url: `http://${APISERVER_IP}:${APISERVER_PORT}`, logFile: join(labDir, 'apiserver.log'), controlSocket: join(labDir, 'apiserver.sock') },
     nodes,
     helperPids: [],
   };
@@ -251,7 +254,7 @@ export async function labUp(opts: LabUpOptions): Promise<LabSummary> {
 
     const nodesFile = join(labDir, 'nodes.json');
     writeFileSync(nodesFile, JSON.stringify(nodes.map(nodeObject), null, 2));
-    const api = spawnDetached('ip', ['netns', 'exec', UNDERLAY_NETNS, process.execPath, MAIN_JS, 'lab', 'apiserver', '--host', APISERVER_IP, '--port', String(APISERVER_PORT), '--nodes', nodesFile], state.apiserver.logFile);
+    const api = spawnDetached('ip', ['netns', 'exec', UNDERLAY_NETNS, process.execPath, MAIN_JS, 'lab', 'apiserver', '--host', APISERVER_IP, '--port', String(APISERVER_PORT), '--nodes', nodesFile, '--control', state.apiserver.controlSocket ?? ''], state.apiserver.logFile);
     if (api.pid !== undefined) state.apiserver.pid = api.pid;
     writeState(state);
     await waitForLine(state.apiserver.logFile, /apiserver listening/, 15_000, api.pid, 'apiserver');
@@ -273,26 +276,18 @@ export async function labUp(opts: LabUpOptions): Promise<LabSummary> {
     const driver = await waitReady(nodes, opts.readyTimeoutMs ?? 120_000, (line) => log(`${t()} ${line}`));
     for (const n of nodes) for (const p of n.pods) await waitForLine(join(n.dir, `${p.name}-echo.log`), /echo listening/, 10_000, p.echoPid, `echo server in ${p.name}`);
 
-    // The capture starts before any pod traffic.
-    const pcap = join(labDir, 'underlay.pcap');
-    const capLog = join(labDir, 'tcpdump.log');
-    const cap = spawnDetached('ip', ['netns', 'exec', UNDERLAY_NETNS, 'tcpdump', '-i', 'br0', '-n', '-U', '-s', '0', '-w', pcap], capLog);
-    if (cap.pid !== undefined) state.helperPids.push(cap.pid);
-    writeState(state);
-    await waitForLine(capLog, /listening on/, 10_000, cap.pid, 'tcpdump');
-
-    const pairs = await runTraffic(nodes, (line) => log(`${t()} ${line}`));
+    // The capture starts before any pod traffic; every probe payload carries this run's marker.
+    const marker = newMarker();
+    const cap = await startCapture(state, join(labDir, 'underlay.pcap'), join(labDir, 'tcpdump.log'));
+    const pairs = await runTraffic(nodes, marker, (line) => log(`${t()} ${line}`));
     await sleep(300);
-    if (cap.pid !== undefined) {
-      process.kill(cap.pid, 'SIGINT');
-      const deadline = Date.now() + 5_000;
-      while (pidAlive(cap.pid) && Date.now() < deadline) await sleep(50);
-      await terminate(cap.pid);
-    }
     const podIPs = nodes.flatMap((n) => n.pods.map((p) => p.ip));
-    const isWireguard = opts.backend === 'wireguard' || backendType === 'wireguard';
-    // IPsec: only ESP between node (tunnel) addresses counts as encrypted.
-    const analysis = analyzeCapture(readFileSync(pcap), isWireguard ? wgPort : 0, podIPs, backendType === 'ipsec' ? nodes.map((n) => n.underlayIP) : undefined);
+    const { analysis, health } = await stopCapture(state, cap, {
+      wgPort: opts.backend === 'wireguard' || backendType === 'wireguard' ? wgPort : 0,
+      podIPs,
+      nodeIPs: nodes.map((n) => n.underlayIP),
+      marker,
+    });
 
     const expectsEncryption = opts.backend !== 'plaintext';
     const failures: string[] = [];
@@ -300,8 +295,7 @@ export async function labUp(opts: LabUpOptions): Promise<LabSummary> {
       if (!p.ping.ok) failures.push(`ping ${p.from} → ${p.to} (${p.toIP}): ${p.ping.received}/${p.ping.sent}${p.ping.error ? ` ${p.ping.error}` : ''}`);
       if (!p.tcp.ok) failures.push(`tcp ${p.from} → ${p.to} (${p.toIP}): ${p.tcp.error ?? 'failed'}`);
     }
-    if (expectsEncryption && analysis.plaintextPackets > 0) failures.push(`${analysis.plaintextPackets} cleartext pod packets (${analysis.plaintextBytes} bytes) on the underlay`);
-    if (expectsEncryption && analysis.encryptedPackets === 0) failures.push('no encrypted packets seen on the underlay');
+    failures.push(...captureFailures(analysis, health, expectsEncryption));
     summary = {
       ok: failures.length === 0,
       backend: opts.backend,
@@ -314,7 +308,8 @@ export async function labUp(opts: LabUpOptions): Promise<LabSummary> {
         tcpOk: pairs.filter((p) => p.tcp.ok).length,
         ok: pairs.filter((p) => p.ping.ok && p.tcp.ok).length,
       },
-      capture: { ...analysis, wireguardPort: wgPort },
+      capture: { ...analysis, wireguardPort: wgPort, health },
+      marker: marker.toString('hex'),
       expectsEncryption,
       failures,
       kept: opts.keep,
@@ -330,6 +325,25 @@ export async function labUp(opts: LabUpOptions): Promise<LabSummary> {
     }
     if (summary) summary.durationMs = Date.now() - started;
   }
+}
+
+/**
+ * What a capture must show: a healthy tcpdump in every case; for an encrypting backend encrypted
+ * packets, no pod address in clear, no probe marker, and nothing on the tunnel port that is not
+ * WireGuard between nodes; for a backend that does not encrypt, the marker itself (the proof the
+ * search can see a leak).
+ */
+export function captureFailures(a: CaptureAnalysis, health: CaptureHealth, expectsEncryption: boolean): string[] {
+  const f = health.problems.map((p) => `capture unhealthy: ${p}`);
+  if (expectsEncryption) {
+    if (a.plaintextPackets > 0) f.push(`${a.plaintextPackets} cleartext pod packets (${a.plaintextBytes} bytes) on the underlay`);
+    if (a.markerPackets > 0) f.push(`the probe marker is in ${a.markerPackets} underlay packets (probe payload in clear)`);
+    if (a.malformedTunnelPackets > 0) f.push(`${a.malformedTunnelPackets} packets on the tunnel port are not WireGuard messages between node addresses`);
+    if (a.encryptedPackets === 0) f.push('no encrypted packets seen on the underlay');
+  } else if (a.markerPackets === 0) {
+    f.push('the probe marker is nowhere in the capture of a backend that does not encrypt: the marker search cannot see leaks');
+  }
+  return f;
 }
 
 export async function waitReady(nodes: readonly LabNode[], timeoutMs: number, log: (l: string) => void): Promise<string> {
@@ -366,17 +380,22 @@ export async function waitReady(nodes: readonly LabNode[], timeoutMs: number, lo
  */
 const SLOW = process.env.VEIL_KERNEL_LANE === '1' ? 4 : 1;
 
-/** Ping and TCP echo between every ordered pair of pods on different nodes. */
-async function runTraffic(nodes: readonly LabNode[], log: (l: string) => void): Promise<PairResult[]> {
+/** Pings per pod pair; a pair passes only if every one is answered. */
+const PINGS_PER_PAIR = 3;
+
+/** Ping and TCP echo between every ordered pair of pods on different nodes, payloads carrying `marker`. */
+async function runTraffic(nodes: readonly LabNode[], marker: Buffer, log: (l: string) => void): Promise<PairResult[]> {
   const pods = nodes.flatMap((n) => n.pods.map((p) => ({ ...p, node: n.name })));
   const pairs = pods.flatMap((a) => pods.filter((b) => b.node !== a.node).map((b) => ({ a, b })));
   log(`traffic: ${pairs.length} pod pairs across nodes (ping + ${32} KiB TCP echo)`);
   const pings = await mapLimit(pairs, SLOW > 1 ? 1 : 4, async ({ a, b }) => {
-    const r = await run('ip', ['netns', 'exec', a.netns, 'ping', '-n', '-q', '-c', '3', '-i', '0.2', '-W', String(2 * SLOW), b.ip], { timeoutMs: 20_000 * SLOW });
+    const r = await run('ip', ['netns', 'exec', a.netns, 'ping', '-n', '-q', '-c', String(PINGS_PER_PAIR), '-i', '0.2', '-W', String(2 * SLOW), '-p', marker.toString('hex'), b.ip], { timeoutMs: 20_000 * SLOW });
     const m = /(\d+) packets transmitted, (\d+) received/.exec(r.stdout);
     const sent = m ? Number(m[1]) : 0;
     const received = m ? Number(m[2]) : 0;
-    return { ok: r.code === 0 && received > 0, sent, received, ...(r.code !== 0 && !m ? { error: r.stderr.trim() } : {}) };
+    // Every probe must succeed: one lost ping is a failed pair.
+    const ok = r.code === 0 && sent === PINGS_PER_PAIR && received === sent;
+    return { ok, sent, received, ...(ok ? {} : { error: m ? `${sent - received} lost` : r.stderr.trim() || `ping exited ${r.code}` }) };
   });
   log(`ping: ${pings.filter((p) => p.ok).length}/${pairs.length} pairs OK`);
   const bySrc = new Map<string, { netns: string; targets: string[] }>();
@@ -387,7 +406,7 @@ async function runTraffic(nodes: readonly LabNode[], log: (l: string) => void): 
   }
   const tcp = new Map<string, { ok: boolean; bytes: number; error?: string }>();
   await mapLimit([...bySrc.entries()], SLOW > 1 ? 1 : 3, async ([src, { netns, targets }]) => {
-    const r = await run('ip', ['netns', 'exec', netns, process.execPath, MAIN_JS, 'lab', '_probe', '--size', String(32 * 1024), '--timeout', String(8000 * SLOW), ...targets], {
+    const r = await run('ip', ['netns', 'exec', netns, process.execPath, MAIN_JS, 'lab', '_probe', '--size', String(32 * 1024), '--marker', marker.toString('hex'), '--timeout', String(8000 * SLOW), ...targets], {
       timeoutMs: 30_000 * SLOW,
     });
     type ProbeResult = { target: string; ok: boolean; bytes: number; error?: string };
@@ -418,6 +437,8 @@ export function formatSummary(s: LabSummary): string {
     `  pod pairs across nodes: ${s.pairs.ok}/${s.pairs.total} OK (ping ${s.pairs.pingOk}/${s.pairs.total}, tcp echo ${s.pairs.tcpOk}/${s.pairs.total})`,
     `  underlay capture: ${c.packets} packets, ${c.encryptedPackets} encrypted${s.backend === 'ipsec' ? ' (ESP between node addresses)' : c.wireguardPort ? ` (udp/${c.wireguardPort})` : ''}, plaintext pod-address packets ${c.plaintextPackets} (${c.plaintextBytes} bytes)` +
       (s.expectsEncryption ? '' : ' [expected: this backend does not encrypt]'),
+    `  probe marker ${s.marker}: in ${c.markerPackets} underlay packets; tunnel-port packets that are not WireGuard between nodes: ${c.malformedTunnelPackets}`,
+    `  capture health: tcpdump ${c.health.exitCode === 0 ? 'exit 0' : `exit ${c.health.exitCode ?? c.health.signal}`}, ${c.health.captured ?? '?'} captured, ${c.health.droppedByKernel ?? '?'} dropped by kernel, ${c.truncatedRecords} truncated`,
   ];
   for (const f of s.failures.slice(0, 20)) lines.push(`  FAIL ${f}`);
   if (s.failures.length > 20) lines.push(`  … and ${s.failures.length - 20} more`);

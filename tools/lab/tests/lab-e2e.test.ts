@@ -5,7 +5,7 @@ import { describePrivileged } from '@veil/test-utils';
 import { afterAll, expect, it } from 'vitest';
 import type { LabSummary } from '../src/up.js';
 import type { LabState } from '../src/state.js';
-import type { ChaosReport } from '../src/chaos.js';
+import { CHAOS_ACTIONS, type ChaosReport } from '../src/chaos.js';
 
 // The `veil` CLI's dist/main.js: `veil lab` as a user types it (the CLI loads this package).
 const MAIN = VEIL_MAIN;
@@ -54,7 +54,7 @@ describePrivileged('veil lab (real agents in namespaces)', ['root', 'netns', 'bp
     if (labNamespaces().length > 0 || existsSync(STATE)) await veil(['lab', 'down']);
   });
 
-  it('3 nodes × 2 pods over WireGuard (wireguard-go): every pair connects, nothing in clear, chaos loses no traffic; down leaves nothing', { timeout: 240_000 }, async () => {
+  it('3 nodes × 2 pods over WireGuard (wireguard-go): every pair connects, nothing in clear, chaos loses no traffic; down leaves nothing', { timeout: 420_000 }, async () => {
     const up = await veil(['lab', 'up', '--nodes', '3', '--pods-per-node', '2', '--backend', 'wireguard', '--keep', '--json']);
     expect(up.stderr).toContain('result: PASS');
     expect(up.code).toBe(0);
@@ -63,6 +63,13 @@ describePrivileged('veil lab (real agents in namespaces)', ['root', 'netns', 'bp
     expect(s.capture.plaintextPackets).toBe(0);
     expect(s.capture.plaintextBytes).toBe(0);
     expect(s.capture.encryptedPackets).toBeGreaterThan(0);
+    // The probes' marker never crosses in clear; every tunnel-port packet is WireGuard between nodes; the capture is whole.
+    expect(s.marker).toMatch(/^[0-9a-f]{32}$/);
+    expect(s.capture.markerPackets).toBe(0);
+    expect(s.capture.malformedTunnelPackets).toBe(0);
+    expect(s.capture.health.problems).toEqual([]);
+    expect(s.capture.health.droppedByKernel).toBe(0);
+    expect(s.capture.health.captured).toBe(s.capture.packets);
     expect(s.driver).toMatch(/userspace|kernel/);
     expect(s.failures).toEqual([]);
 
@@ -77,22 +84,41 @@ describePrivileged('veil lab (real agents in namespaces)', ['root', 'netns', 'bp
     const exec = await veil(['lab', 'exec', 'n1-p1', '--', 'ping', '-c', '1', '-W', '2', '10.244.3.12']);
     expect(exec.code).toBe(0);
 
-    // Chaos: agents killed (TERM and KILL) and restarted, API server restarted, a node key rotated, nodes added and
-    // deleted, under continuous pings. A restart keeps kernel state, so the pings keep flowing.
-    const chaos = await veil(['lab', 'chaos', '--duration', '15s', '--interval', '2s', '--json']);
+    // Chaos: agents killed (TERM and KILL) and restarted, API server restarted (with and without its state), a
+    // hostile node publishing another's key while an agent restarts, nodes added and deleted, under continuous
+    // pings. A restart keeps kernel state: no ping may be lost. Key rotation and annotation tampering are not in
+    // this zero-loss run: with WireGuard a peer's traffic stops until it sees the new key (docs/key-rotation.md
+    // states the measured loss); rotation is checked below against its documented budget.
+    const zeroLoss = CHAOS_ACTIONS.filter((a) => a !== 'key-rotate' && a !== 'annotation-tamper');
+    const chaos = await veil(['lab', 'chaos', '--duration', '30s', '--interval', '1s', '--actions', zeroLoss.join(','), '--json'], 240_000);
     expect(chaos.stderr).toContain('result: PASS');
     expect(chaos.code).toBe(0);
     const report = JSON.parse(chaos.stdout.trim().split('\n').pop() ?? '{}') as ChaosReport;
-    expect(new Set(report.actions.map((a) => a.action))).toEqual(new Set(['agent-sigterm', 'apiserver-restart', 'key-rotate', 'agent-sigkill', 'node-add', 'node-delete']));
+    expect(new Set(report.actions.map((a) => a.action))).toEqual(new Set(zeroLoss));
     expect(report.actions.filter((a) => a.error !== undefined)).toEqual([]);
     expect(report.readyAtEnd).toBe(3);
     expect(report.capture.plaintextPackets).toBe(0);
+    expect(report.capture.markerPackets).toBe(0);
+    expect(report.capture.malformedTunnelPackets).toBe(0);
+    expect(report.capture.health.problems).toEqual([]);
     expect(report.capture.encryptedPackets).toBeGreaterThan(0);
+    expect(report.maxLostPings).toBe(0);
     for (const p of report.pings) {
       expect(p.received).toBeGreaterThan(0);
-      // A restart that tore the datapath or the tunnel down would lose seconds of pings.
-      expect(p.lost / p.sent).toBeLessThan(0.1);
+      // A restart that tore the datapath or the tunnel down would lose pings.
+      expect(p.lost).toBe(0);
     }
+
+    // One WireGuard key rotation: it must succeed (published, peers follow), nothing leaks, and the loss stays
+    // within the budget docs/key-rotation.md states (100 pings of 100 ms per run).
+    const rot = await veil(['lab', 'chaos', '--duration', '6s', '--interval', '5s', '--actions', 'key-rotate', '--max-lost', '100', '--json'], 120_000);
+    expect(rot.stderr).toContain('result: PASS');
+    const rotReport = JSON.parse(rot.stdout.trim().split('\n').pop() ?? '{}') as ChaosReport;
+    expect(rotReport.actions.map((a) => a.action)).toContain('key-rotate');
+    expect(rotReport.actions.filter((a) => a.error !== undefined)).toEqual([]);
+    expect(rotReport.capture.plaintextPackets).toBe(0);
+    expect(rotReport.capture.markerPackets).toBe(0);
+    expect(rotReport.readyAtEnd).toBe(3);
 
     const namespaces = labNamespaces();
     expect(namespaces).toHaveLength(1 + 3 + 6);
@@ -123,6 +149,9 @@ describePrivileged('veil lab (real agents in namespaces)', ['root', 'netns', 'bp
     expect(s.expectsEncryption).toBe(false);
     expect(s.capture.plaintextPackets).toBeGreaterThan(0);
     expect(s.capture.encryptedPackets).toBe(0);
+    // …and the run's marker in the payloads (ping and TCP): the marker search sees a leak when there is one.
+    expect(s.capture.markerPackets).toBeGreaterThanOrEqual(8 * 3);
+    expect(s.capture.health.problems).toEqual([]);
     expect(labNamespaces()).toEqual([]);
     expect(killed.filter(alive)).toEqual([]);
     expect(existsSync(STATE)).toBe(false);

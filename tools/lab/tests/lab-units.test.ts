@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { analyzeCapture, pcapFrames } from '../src/pcap.js';
+import { analyzeCapture, captureHealth, isWireGuardMessage, pcapFrames } from '../src/pcap.js';
+import { markedPayload } from '../src/helpers.js';
+import { captureFailures } from '../src/up.js';
 import { planLab } from '../src/state.js';
 import { parseIp } from '@veil/ip';
 
@@ -39,33 +41,92 @@ function udp(sport: number, dport: number): Buffer {
   return b;
 }
 
+/** A WireGuard message of `type` with the right length (transport: `data` bytes of ciphertext, a multiple of 16). */
+function wg(type: 1 | 2 | 3 | 4, data = 16): Buffer {
+  const len = { 1: 148, 2: 92, 3: 64, 4: 32 + data }[type];
+  const b = Buffer.alloc(len, 0xab);
+  b[0] = type;
+  b.fill(0, 1, 4);
+  return b;
+}
+/** Like {@link udp}, with the UDP length field set for `payload`. */
+function udpFor(sport: number, dport: number, payload: Buffer): Buffer {
+  const b = udp(sport, dport);
+  b.writeUInt16BE(8 + payload.length, 4);
+  return b;
+}
+
 describe('underlay capture analysis', () => {
   const pods = ['10.244.1.11', '10.244.2.11'];
+  const nodeIPs = ['198.18.0.1', '198.18.0.2'];
+  const opts = { wgPort: 51871, podIPs: pods, nodeIPs };
+  const clean = { markerPackets: 0, malformedTunnelPackets: 0, truncatedRecords: 0 };
 
-  it('counts WireGuard UDP as encrypted even if the ciphertext happens to contain a pod address', () => {
-    const inner = Buffer.from([10, 244, 2, 11]);
-    const buf = pcap([ipv4(17, '198.18.0.1', '198.18.0.2', udp(51871, 51871), inner), ipv4(17, '198.18.0.2', '198.18.0.1', udp(40000, 51871))]);
-    expect(analyzeCapture(buf, 51871, pods)).toEqual({ packets: 2, encryptedPackets: 2, plaintextPackets: 0, plaintextBytes: 0 });
+  it('counts WireGuard UDP between nodes as encrypted even if the ciphertext happens to contain a pod address', () => {
+    const data = wg(4, 32);
+    Buffer.from([10, 244, 2, 11]).copy(data, 20);
+    const init = wg(1);
+    const buf = pcap([ipv4(17, '198.18.0.1', '198.18.0.2', udpFor(51871, 51871, data), data), ipv4(17, '198.18.0.2', '198.18.0.1', udpFor(40000, 51871, init), init)]);
+    expect(analyzeCapture(buf, opts)).toEqual({ packets: 2, encryptedPackets: 2, plaintextPackets: 0, plaintextBytes: 0, ...clean });
+  });
+
+  it('parses WireGuard messages: types 1-4 with their lengths, reserved bytes zero', () => {
+    expect([wg(1), wg(2), wg(3), wg(4, 0), wg(4, 1408)].map((m) => isWireGuardMessage(m))).toEqual([true, true, true, true, true]);
+    // A full-size inner packet is padded only up to the tunnel MTU (1420 is not a multiple of 16).
+    expect([isWireGuardMessage(wg(4, 1420)), isWireGuardMessage(wg(4, 1420), 1400), isWireGuardMessage(wg(4, 1404))]).toEqual([true, false, false]);
+    const badReserved = wg(4);
+    badReserved[2] = 1;
+    expect([wg(1).subarray(0, 147), Buffer.concat([wg(2), Buffer.alloc(1)]), wg(4).subarray(0, 40), badReserved, Buffer.from([5, 0, 0, 0]), Buffer.alloc(0)].map((m) => isWireGuardMessage(m))).toEqual([
+      false, false, false, false, false, false,
+    ]);
+  });
+
+  it('does not count tunnel-port UDP as encrypted unless it is WireGuard between node addresses', () => {
+    const icmp = ipv4(1, '10.244.1.11', '10.244.2.11', Buffer.alloc(8));
+    const notWg = ipv4(17, '198.18.0.1', '198.18.0.2', udpFor(51871, 51871, icmp), icmp); // a pod packet in clear on the port
+    const msg = wg(4);
+    const fromPod = ipv4(17, '10.244.1.11', '198.18.0.2', udpFor(51871, 51871, msg), msg); // right format, wrong outer address
+    const r = analyzeCapture(pcap([notWg, fromPod]), opts);
+    expect(r).toMatchObject({ packets: 2, encryptedPackets: 0, malformedTunnelPackets: 2, plaintextPackets: 2 });
+  });
+
+  it('finds the run marker in any packet, whatever its addresses or protocol', () => {
+    const marker = Buffer.from('00112233445566778899aabbccddeeff', 'hex');
+    const natted = ipv4(6, '198.18.0.1', '203.0.113.9', Buffer.alloc(20), Buffer.concat([Buffer.from('x'), marker]));
+    const icmp = ipv4(1, '198.18.0.1', '198.18.0.2', Buffer.alloc(8), marker);
+    const other = ipv4(6, '198.18.0.1', '198.18.0.2', Buffer.alloc(20), marker.subarray(0, 15));
+    const r = analyzeCapture(pcap([natted, icmp, other]), { ...opts, marker });
+    expect(r).toMatchObject({ packets: 3, markerPackets: 2, plaintextPackets: 0 });
   });
 
   it('finds pod addresses in cleartext pod packets and in packets that tunnel them unencrypted', () => {
     const direct = ipv4(1, '10.244.1.11', '10.244.2.11', Buffer.alloc(8));
     const tunnelled = ipv4(17, '198.18.0.1', '198.18.0.2', udp(4789, 4789), ipv4(1, '10.244.1.11', '10.244.2.11', Buffer.alloc(8)));
     const apiText = ipv4(6, '198.18.0.1', '198.18.0.254', Buffer.alloc(20), Buffer.from('"podCIDR":"10.244.1.0/24"'));
-    const r = analyzeCapture(pcap([direct, tunnelled, apiText]), 51871, pods);
-    expect(r).toEqual({ packets: 3, encryptedPackets: 0, plaintextPackets: 2, plaintextBytes: direct.length + tunnelled.length });
+    const r = analyzeCapture(pcap([direct, tunnelled, apiText]), opts);
+    expect(r).toEqual({ packets: 3, encryptedPackets: 0, plaintextPackets: 2, plaintextBytes: direct.length + tunnelled.length, ...clean });
   });
 
   it('counts ESP as encrypted', () => {
     const esp = ipv4(50, '198.18.0.1', '198.18.0.2', Buffer.from([0, 0, 0, 1, 0, 0, 0, 1]), Buffer.from([10, 244, 1, 11]));
-    expect(analyzeCapture(pcap([esp]), 0, pods).encryptedPackets).toBe(1);
+    expect(analyzeCapture(pcap([esp]), { ...opts, wgPort: 0 }).encryptedPackets).toBe(1);
   });
 
-  it('with node addresses, counts only node-to-node ESP as encrypted', () => {
+  it('counts records cut by the snap length or mid-write as truncated', () => {
+    const f = ipv4(1, '1.1.1.1', '2.2.2.2', Buffer.alloc(8));
+    const whole = pcap([f, f]);
+    expect(analyzeCapture(whole, opts).truncatedRecords).toBe(0);
+    expect(analyzeCapture(whole.subarray(0, whole.length - 3), opts)).toMatchObject({ packets: 1, truncatedRecords: 1 });
+    const snapped = Buffer.from(whole);
+    snapped.writeUInt32LE(f.length + 100, 24 + 12); // original length > captured length
+    expect(analyzeCapture(snapped, opts)).toMatchObject({ packets: 2, truncatedRecords: 1 });
+  });
+
+  it('counts only node-to-node ESP as encrypted; other ESP is searched for pod addresses', () => {
     const tunnel = ipv4(50, '198.18.0.1', '198.18.0.2', Buffer.from([0, 0, 1, 1, 0, 0, 0, 1]), Buffer.from([10, 244, 1, 11]));
     const stray = ipv4(50, '10.244.1.11', '10.244.2.11', Buffer.from([0, 0, 1, 1, 0, 0, 0, 2]));
-    const r = analyzeCapture(pcap([tunnel, stray]), 0, pods, ['198.18.0.1', '198.18.0.2']);
-    expect(r).toEqual({ packets: 2, encryptedPackets: 1, plaintextPackets: 1, plaintextBytes: stray.length });
+    const r = analyzeCapture(pcap([tunnel, stray]), { ...opts, wgPort: 0 });
+    expect(r).toEqual({ packets: 2, encryptedPackets: 1, plaintextPackets: 1, plaintextBytes: stray.length, ...clean });
   });
 
   it('reads big-endian files, stops at a truncated last record and refuses other formats', () => {
@@ -80,6 +141,46 @@ describe('underlay capture analysis', () => {
     const raw = Buffer.from(le);
     raw.writeUInt32LE(101, 20);
     expect(() => [...pcapFrames(raw)]).toThrow(/link type 101/);
+  });
+});
+
+describe('capture health', () => {
+  const stats = 'tcpdump: listening on br0, link-type EN10MB (Ethernet), snapshot length 262144 bytes\n12 packets captured\n12 packets received by filter\n0 packets dropped by kernel\n';
+  const ok = { code: 0, signal: null };
+
+  it('is healthy when tcpdump exited 0, dropped nothing and the file holds every packet whole', () => {
+    expect(captureHealth(stats, ok, { packets: 12, truncatedRecords: 0 })).toEqual({ exitCode: 0, signal: null, captured: 12, droppedByKernel: 0, problems: [] });
+  });
+
+  it('names every reason a capture cannot be trusted', () => {
+    expect(captureHealth(stats.replace('0 packets dropped by kernel', '3 packets dropped by kernel'), ok, { packets: 12, truncatedRecords: 0 }).problems).toEqual(['3 packets dropped by kernel']);
+    expect(captureHealth(stats, { code: 1, signal: null }, { packets: 12, truncatedRecords: 0 }).problems).toEqual(['tcpdump exited 1']);
+    expect(captureHealth('', { code: null, signal: 'SIGKILL' }, { packets: 0, truncatedRecords: 0 }).problems).toEqual(['tcpdump killed by SIGKILL', 'tcpdump printed no capture statistics']);
+    expect(captureHealth(stats, ok, { packets: 11, truncatedRecords: 1 }).problems).toEqual(['tcpdump captured 12 packets, the file holds 11', '1 truncated capture records']);
+  });
+
+  it('turns into lab failures: unhealthy capture, marker, malformed tunnel packets; a non-encrypting backend must show the marker', () => {
+    const a = { packets: 5, encryptedPackets: 4, plaintextPackets: 0, plaintextBytes: 0, markerPackets: 1, malformedTunnelPackets: 1, truncatedRecords: 0 };
+    const h = captureHealth(stats.replace('0 packets dropped', '2 packets dropped'), ok, { packets: 12, truncatedRecords: 0 });
+    expect(captureFailures(a, h, true)).toEqual([
+      'capture unhealthy: 2 packets dropped by kernel',
+      'the probe marker is in 1 underlay packets (probe payload in clear)',
+      '1 packets on the tunnel port are not WireGuard messages between node addresses',
+    ]);
+    const healthy = captureHealth(stats, ok, { packets: 12, truncatedRecords: 0 });
+    expect(captureFailures({ ...a, markerPackets: 0 }, healthy, false)).toEqual(['the probe marker is nowhere in the capture of a backend that does not encrypt: the marker search cannot see leaks']);
+    expect(captureFailures({ ...a, markerPackets: 0, malformedTunnelPackets: 0 }, healthy, true)).toEqual([]);
+  });
+});
+
+describe('probe payload', () => {
+  it('carries the marker at every KiB boundary', () => {
+    const marker = Buffer.from('a1b2c3d4e5f60718293a4b5c6d7e8f90', 'hex');
+    const p = markedPayload(4096 + 10, marker);
+    expect(p).toHaveLength(4106);
+    expect([0, 1024, 2048, 3072].map((off) => p.subarray(off, off + 16).equals(marker))).toEqual([true, true, true, true]);
+    expect(p.includes(marker, 3073)).toBe(false); // no room for a whole copy at 4096
+    expect(markedPayload(8, marker)).toHaveLength(8);
   });
 });
 
@@ -104,6 +205,18 @@ describe('chaos ping statistics', () => {
   it('counts lost pings and the longest run of them', async () => {
     const { pingStats } = await import('../src/chaos.js');
     const out = [1, 2, 5, 6, 9].map((s) => `64 bytes from 10.244.2.11: icmp_seq=${s} ttl=62 time=0.5 ms`).join('\n') + '\n10 packets transmitted, 5 received, 50% packet loss, time 900ms\n';
-    expect(pingStats('a', 'b', out)).toEqual({ from: 'a', to: 'b', sent: 10, received: 5, lost: 5, longestGapS: 0.2 });
+    expect(pingStats('a', 'b', out)).toEqual({ from: 'a', to: 'b', sent: 10, received: 5, lost: 4, inFlightAtStop: 1, longestGapS: 0.2, gaps: [
+      { atS: 0.2, lengthS: 0.2 },
+      { atS: 0.6, lengthS: 0.2 },
+    ] });
+  });
+
+  it('does not count the ping in flight at the stop as lost, but counts every other', async () => {
+    const { pingStats } = await import('../src/chaos.js');
+    const line = (s: number): string => `64 bytes from 10.244.2.11: icmp_seq=${s} ttl=62 time=0.5 ms`;
+    const allButLast = [1, 2, 3].map(line).join('\n') + '\n4 packets transmitted, 3 received, 25% packet loss\n';
+    expect(pingStats('a', 'b', allButLast)).toMatchObject({ sent: 4, received: 3, lost: 0, inFlightAtStop: 1, gaps: [] });
+    const midLoss = [1, 3, 4].map(line).join('\n') + '\n4 packets transmitted, 3 received, 25% packet loss\n';
+    expect(pingStats('a', 'b', midLoss)).toMatchObject({ sent: 4, received: 3, lost: 1, inFlightAtStop: 0, gaps: [{ atS: 0.1, lengthS: 0.1 }] });
   });
 });

@@ -60,6 +60,9 @@ describePrivileged('veil lab --backend ipsec --kernel vm (ESP under qemu)', ['ro
       // ESP (IP protocol 50) between node addresses is the only thing counted as encrypted.
       expect(s.capture.encryptedPackets).toBeGreaterThan(0);
       expect(s.capture.plaintextPackets).toBe(0);
+      // The run's probe marker is in no captured frame, and the capture is whole.
+      expect(s.capture.markerPackets).toBe(0);
+      expect(s.capture.health.problems).toEqual([]);
       expect(s.failures).toEqual([]);
       expect(s.ok).toBe(true);
       expect(r.code).toBe(0);

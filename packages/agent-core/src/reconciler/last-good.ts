@@ -1,6 +1,5 @@
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
-import { dirname } from 'node:path';
 import { parseCidrCached as parseCidr } from '../util/ip.js';
+import { readVersionedJson, writeJsonAtomic } from '../util/state-file.js';
 import type { Cidr, IpcacheEntry, PeerNode } from '../types/index.js';
 
 // What the reconciler last programmed for each remote node, so a restarted agent keeps exactly
@@ -36,20 +35,10 @@ interface FileV1 {
 
 /** Reads the saved state; empty when absent. A corrupt or foreign file is reported, never thrown. */
 export function readLastGood(path: string): { nodes: LastGood[]; problem?: string } {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return { nodes: [] };
-    return { nodes: [], problem: `cannot read ${path}: ${(e as Error).message}` };
-  }
-  let j: Partial<FileV1>;
-  try {
-    j = JSON.parse(text) as Partial<FileV1>;
-  } catch (e) {
-    return { nodes: [], problem: `${path}: ${(e as Error).message}` };
-  }
-  if (j.version !== VERSION || !Array.isArray(j.nodes)) return { nodes: [], problem: `${path}: unknown format (version ${String(j.version)})` };
+  const { value: j, problem } = readVersionedJson<FileV1>(path, VERSION);
+  if (problem !== undefined) return { nodes: [], problem };
+  if (j === undefined) return { nodes: [] };
+  if (!Array.isArray(j.nodes)) return { nodes: [], problem: `${path}: unknown format (no nodes)` };
   const nodes: LastGood[] = [];
   for (const n of j.nodes) {
     const p = n?.peer;
@@ -88,8 +77,5 @@ export function writeLastGood(path: string, nodes: Iterable<LastGood>): void {
       ...(n.createdAt !== undefined ? { createdAt: n.createdAt } : {}),
     })),
   };
-  mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
-  const tmp = `${path}.${process.pid}.tmp`;
-  writeFileSync(tmp, JSON.stringify(body), { mode: 0o600 });
-  renameSync(tmp, path);
+  writeJsonAtomic(path, body);
 }
