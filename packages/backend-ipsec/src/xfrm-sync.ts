@@ -2,11 +2,16 @@ import { XfrmKernelError, type XfrmClient, type XfrmPolicy, type XfrmState, type
 import { IpsecNotSupportedError, IpsecXfrmError } from './errors.js';
 import { isOurPolicy, isOurState, policyOwner, stateOwner, type Owner, type XfrmObjects } from './model.js';
 
-/** The XfrmClient operations the backend uses (tests substitute an in-memory SAD/SPD). */
+/**
+ * The XfrmClient operations the backend uses (tests substitute an in-memory SAD/SPD). The batch
+ * adds are optional: with them, `applyPlan` pipelines each phase's additions (many requests in
+ * flight, as `ip -batch` sends them one at a time); without them it writes one by one.
+ */
 export type XfrmOps = Pick<
   XfrmClient,
   'addState' | 'deleteState' | 'listStates' | 'addPolicy' | 'updatePolicy' | 'deletePolicy' | 'listPolicies' | 'close'
->;
+> &
+  Partial<Pick<XfrmClient, 'addStates' | 'addPolicies'>>;
 
 /** Identity of a state in the kernel: destination, SPI (always ESP here). */
 export function stateId(s: Pick<XfrmState, 'dst' | 'spi'>): string {
@@ -175,6 +180,11 @@ export interface XfrmChange {
  * policies come first in `addPolicies`), then states (before the policies that use them), then
  * per-peer policies; deletions last, policies before their states. A marked packet therefore
  * always meets either a working SA or the BLOCK policy.
+ *
+ * Additions within a phase do not depend on each other, so with the client's batch operations
+ * a phase goes out pipelined; the phases still follow one another. A refused item fails the
+ * phase (naming that item) after the kernel has handled the rest of it, and later phases are
+ * not written: the next diff retries.
  */
 export async function applyPlan(x: XfrmOps, plan: XfrmPlan): Promise<XfrmChange[]> {
   const done: XfrmChange[] = [];
@@ -186,10 +196,30 @@ export async function applyPlan(x: XfrmOps, plan: XfrmPlan): Promise<XfrmChange[
     }
     done.push({ op, object });
   };
+  const adds = async <T>(
+    op: 'state add' | 'policy add',
+    items: readonly T[],
+    id: (t: T) => string,
+    one: (t: T) => Promise<void>,
+    many: ((ts: readonly T[]) => Promise<void>) | undefined,
+  ): Promise<void> => {
+    if (!many || items.length < 2) {
+      for (const t of items) await step(op, id(t), () => one(t));
+      return;
+    }
+    try {
+      await many(items);
+    } catch (err) {
+      const i = err instanceof XfrmKernelError && err.index !== undefined ? err.index : 0;
+      throw wrap(op, id(items[i] ?? (items[0] as T)), err);
+    }
+    for (const t of items) done.push({ op, object: id(t) });
+  };
+  const addPolicies = x.addPolicies?.bind(x);
   const block = plan.addPolicies.filter((p) => p.action === 'block');
   const rest = plan.addPolicies.filter((p) => p.action !== 'block');
-  for (const p of block) await step('policy add', policyId(p), () => x.addPolicy(p));
-  for (const s of plan.addStates) await step('state add', stateId(s), () => x.addState(s));
+  await adds('policy add', block, policyId, (p) => x.addPolicy(p), addPolicies);
+  await adds('state add', plan.addStates, stateId, (s) => x.addState(s), x.addStates?.bind(x));
   for (const s of plan.replaceStates) {
     await step('state replace', stateId(s), async () => {
       await x.deleteState({ dst: s.dst, spi: s.spi, proto: 'esp', ...(s.mark ? { mark: s.mark } : {}) }).catch((err: unknown) => {
@@ -198,7 +228,7 @@ export async function applyPlan(x: XfrmOps, plan: XfrmPlan): Promise<XfrmChange[
       await x.addState(s);
     });
   }
-  for (const p of rest) await step('policy add', policyId(p), () => x.addPolicy(p));
+  await adds('policy add', rest, policyId, (p) => x.addPolicy(p), addPolicies);
   for (const p of plan.updatePolicies) await step('policy update', policyId(p), () => x.updatePolicy(p));
   for (const p of plan.deletePolicies) {
     await step('policy delete', policyId(p), () =>

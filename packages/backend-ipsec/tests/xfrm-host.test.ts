@@ -1,10 +1,10 @@
 import { TestNetns, describePrivileged } from '@veil/test-utils';
 import { XfrmClient } from 'node-xfrm-bindings';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { IpsecNotSupportedError } from '../src/errors.js';
+import { IpsecNotSupportedError, IpsecXfrmError } from '../src/errors.js';
 import { parseKeyLine } from '../src/keyfile.js';
 import { basePolicies, encryptMark, isOurPolicy, peerObjects } from '../src/model.js';
-import { applyPlan, dumpXfrm, planDiff, planSize } from '../src/xfrm-sync.js';
+import { applyPlan, dumpXfrm, planDiff, planSize, policyId } from '../src/xfrm-sync.js';
 
 // This host kernel has XFRM policies but no ESP: policies are programmed and diffed for real in
 // a fresh netns; installing a state must fail with a clear IpsecNotSupportedError.
@@ -113,6 +113,26 @@ describePrivileged('XFRM policies by diff in a netns (host kernel)', ['root', 'n
     const left = (await x.listPolicies()).filter(isOurPolicy);
     expect(left).toHaveLength(8);
     expect(left.some((p) => p.mark?.value === encryptMark(3, 3))).toBe(false);
+  });
+
+  it('pipelined additions: a refused item is named, the rest of its phase is in place', async () => {
+    const extra = (id: number) =>
+      peerObjects(local, { ...peers[0]!, name: `n${id}`, nodeId: id, ipv4: `192.168.60.${id}`, ipv6: `fd60::${id}` }, [key])
+        .policies;
+    const existing = (await x.listPolicies()).find((p) => isOurPolicy(p) && p.priority === 0x7650);
+    expect(existing).toBeDefined();
+    const plan = planDiff({ states: [], policies: [] }, { states: [], policies: [] }, () => true);
+    plan.addPolicies.push(...extra(7), existing!, ...extra(8));
+    const err = await applyPlan(x, plan).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(IpsecXfrmError);
+    expect((err as IpsecXfrmError).object).toBe(policyId(existing!));
+    expect((err as IpsecXfrmError).message).toMatch(/EEXIST/);
+    const marks = (await x.listPolicies()).map((p) => p.mark?.value);
+    for (const p of [...extra(7), ...extra(8)]) expect(marks).toContain(p.mark!.value);
+    await applyPlan(x, { ...plan, addPolicies: [], deletePolicies: [...extra(7), ...extra(8)] });
   });
 
   it('installing states fails with IpsecNotSupportedError naming the state (no ESP here)', async () => {

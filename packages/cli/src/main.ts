@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 /**
- * `veil`: the agent (`veil agent`), the status tools (`veil status | peers | bpf | keys`) and,
+ * `veil`: the agent (`veil agent`), the status tools (`veil status | peers | bpf | keys`), the
+ * IPsec key generator (`veil ipsec keygen`) and,
  * where the development package @veil/lab is installed, the lab (`veil lab …`). Heavy modules
  * are imported inside the actions, so a small command (the lab's probes) starts fast.
  */
@@ -8,6 +9,7 @@ import { createRequire } from 'node:module';
 import { Command, CommanderError } from 'commander';
 import { runAgent } from './agent-command.js';
 import { register as registerBpf } from './commands/bpf.js';
+import { register as registerIpsec } from './commands/ipsec.js';
 import { register as registerKeys } from './commands/keys.js';
 import { register as registerPeers } from './commands/peers.js';
 import { register as registerStatus } from './commands/status.js';
@@ -41,6 +43,7 @@ async function buildProgram(setExit: (code: number) => void): Promise<Command> {
   registerPeers(program);
   registerBpf(program);
   registerKeys(program);
+  registerIpsec(program);
   return program;
 }
 

@@ -4,7 +4,7 @@ export interface CaptureAnalysis {
   packets: number;
   /**
    * IPv4 UDP packets on the WireGuard port between node addresses that parse as WireGuard
-   * messages, and ESP packets.
+   * messages, and ESP packets between node addresses.
    */
   encryptedPackets: number;
   /** Packets not counted as encrypted that carry a pod address in their bytes. */
@@ -97,8 +97,8 @@ export function isWireGuardMessage(msg: Buffer, tunnelMtu = WG_TUNNEL_MTU): bool
 
 /**
  * Classifies frames: UDP on the WireGuard port between node addresses that parses as a
- * WireGuard message counts as encrypted, and so does ESP; any other frame containing one of the
- * pod addresses (as its 4 raw bytes, anywhere, so ICMP errors quoting a header count too) is
+ * WireGuard message counts as encrypted, and so does ESP between node addresses; any other
+ * frame containing one of the pod addresses (as its 4 raw bytes, anywhere, so ICMP errors quoting a header count too) is
  * cleartext pod traffic. Every frame is also searched for the run's marker, so probe payload in
  * clear is caught whatever its addresses (after NAT) or protocol.
  */
@@ -117,15 +117,16 @@ export function analyzeCapture(buf: Buffer, opts: CaptureOptions): CaptureAnalys
       const ihl = (frame[14]! & 0x0f) * 4;
       const proto = frame[14 + 9];
       const l4 = 14 + ihl;
-      if (proto === 50) {
-        out.encryptedPackets++; // ESP (the IPsec backend)
+      const betweenNodes = nodes.has(frame.subarray(26, 30).toString('hex')) && nodes.has(frame.subarray(30, 34).toString('hex'));
+      // ESP (the IPsec backend's tunnels): only between node addresses; other ESP is searched for pod addresses.
+      if (proto === 50 && betweenNodes) {
+        out.encryptedPackets++;
         continue;
       }
       if (proto === 17 && frame.length >= l4 + 8) {
         const sport = frame.readUInt16BE(l4);
         const dport = frame.readUInt16BE(l4 + 2);
         if (wgPort > 0 && (sport === wgPort || dport === wgPort)) {
-          const betweenNodes = nodes.has(frame.subarray(26, 30).toString('hex')) && nodes.has(frame.subarray(30, 34).toString('hex'));
           const udpLen = frame.readUInt16BE(l4 + 4);
           if (betweenNodes && isWireGuardMessage(frame.subarray(l4 + 8, l4 + Math.max(8, udpLen)), opts.tunnelMtu)) {
             out.encryptedPackets++;

@@ -100,7 +100,6 @@ export async function resolveBackend(backend: string, requested: 'host' | 'vm'):
     await loadBackendModule(type);
   } catch (err) {
     const msg = errorMessage(err);
-    if (backend === 'ipsec') throw new LabUnsupportedError(`the IPsec backend is not available yet: ${msg}`);
     throw new LabUnsupportedError(`backend "${backend}" cannot be loaded: ${msg}`);
   }
   return type;
@@ -127,12 +126,25 @@ function nodeObject(n: LabNode): object {
   };
 }
 
-function agentConfig(n: LabNode, backendType: string, wgPort: number, strict: boolean): object {
+/**
+ * The IPsec backend's key file (Cilium's format, a fresh key from the backend's own `keygen`):
+ * what the chart mounts from the `veil-ipsec-keys` Secret, shared by every node of the lab.
+ */
+async function writeIpsecKeyFile(labDir: string): Promise<string> {
+  const { keygen } = await import('@veil/backend-ipsec');
+  const file = join(labDir, 'ipsec-keys');
+  writeFileSync(file, keygen() + '\n', { mode: 0o600 });
+  return file;
+}
+
+function agentConfig(n: LabNode, backendType: string, wgPort: number, strict: boolean, ipsecKeyFile?: string): object {
   return {
     encryption: {
       enabled: true,
       type: backendType,
       wireguard: { port: wgPort, userspaceFallback: true },
+      // Tunnel endpoints: each node's default route (via eth0) gives its underlay address.
+      ...(ipsecKeyFile ? { ipsec: { keyFile: ipsecKeyFile } } : {}),
       ...(strict ? { strictMode: { enabled: true, cidrs: [LAB_POD_SUPERNET], allowRemoteNodeIdentities: false } } : {}),
     },
     nodeName: n.name,
@@ -248,8 +260,9 @@ export async function labUp(opts: LabUpOptions): Promise<LabSummary> {
     await waitForLine(state.apiserver.logFile, /apiserver listening/, 15_000, api.pid, 'apiserver');
     log(`${t()} API server double on ${state.apiserver.url}`);
 
+    const ipsecKeyFile = backendType === 'ipsec' ? await writeIpsecKeyFile(labDir) : undefined;
     for (const n of nodes) {
-      writeFileSync(n.configFile, JSON.stringify(agentConfig(n, backendType, wgPort, opts.strict ?? false), null, 2));
+      writeFileSync(n.configFile, JSON.stringify(agentConfig(n, backendType, wgPort, opts.strict ?? false, ipsecKeyFile), null, 2));
       writeFileSync(n.kubeconfig, JSON.stringify(kubeconfigFor(state.apiserver.url, n.name), null, 2));
       startAgent(n, bpffsRoot);
       for (const p of n.pods) {
@@ -422,7 +435,7 @@ export function formatSummary(s: LabSummary): string {
   const lines = [
     `veil lab: ${s.nodes} nodes, ${s.pods} pods, backend ${s.backend} (driver ${s.driver}), ${(s.durationMs / 1000).toFixed(1)} s`,
     `  pod pairs across nodes: ${s.pairs.ok}/${s.pairs.total} OK (ping ${s.pairs.pingOk}/${s.pairs.total}, tcp echo ${s.pairs.tcpOk}/${s.pairs.total})`,
-    `  underlay capture: ${c.packets} packets, ${c.encryptedPackets} encrypted${c.wireguardPort ? ` (udp/${c.wireguardPort})` : ''}, plaintext pod-address packets ${c.plaintextPackets} (${c.plaintextBytes} bytes)` +
+    `  underlay capture: ${c.packets} packets, ${c.encryptedPackets} encrypted${s.backend === 'ipsec' ? ' (ESP between node addresses)' : c.wireguardPort ? ` (udp/${c.wireguardPort})` : ''}, plaintext pod-address packets ${c.plaintextPackets} (${c.plaintextBytes} bytes)` +
       (s.expectsEncryption ? '' : ' [expected: this backend does not encrypt]'),
     `  probe marker ${s.marker}: in ${c.markerPackets} underlay packets; tunnel-port packets that are not WireGuard between nodes: ${c.malformedTunnelPackets}`,
     `  capture health: tcpdump ${c.health.exitCode === 0 ? 'exit 0' : `exit ${c.health.exitCode ?? c.health.signal}`}, ${c.health.captured ?? '?'} captured, ${c.health.droppedByKernel ?? '?'} dropped by kernel, ${c.truncatedRecords} truncated`,

@@ -122,6 +122,13 @@ describe('underlay capture analysis', () => {
     expect(analyzeCapture(snapped, opts)).toMatchObject({ packets: 2, truncatedRecords: 1 });
   });
 
+  it('counts only node-to-node ESP as encrypted; other ESP is searched for pod addresses', () => {
+    const tunnel = ipv4(50, '198.18.0.1', '198.18.0.2', Buffer.from([0, 0, 1, 1, 0, 0, 0, 1]), Buffer.from([10, 244, 1, 11]));
+    const stray = ipv4(50, '10.244.1.11', '10.244.2.11', Buffer.from([0, 0, 1, 1, 0, 0, 0, 2]));
+    const r = analyzeCapture(pcap([tunnel, stray]), { ...opts, wgPort: 0 });
+    expect(r).toEqual({ packets: 2, encryptedPackets: 1, plaintextPackets: 1, plaintextBytes: stray.length, ...clean });
+  });
+
   it('reads big-endian files, stops at a truncated last record and refuses other formats', () => {
     const le = pcap([ipv4(1, '1.1.1.1', '2.2.2.2', Buffer.alloc(8))]);
     const be = Buffer.from(le);
