@@ -5,10 +5,9 @@
  */
 import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
-import { pidAlive, sleep, spawnDetached, terminate } from './exec.js';
+import { pidAlive, sleep, spawnDetached, terminate, waitForLine } from './exec.js';
 import { analyzeCapture, captureHealth, type CaptureAnalysis, type CaptureHealth, type CaptureOptions } from './pcap.js';
 import { UNDERLAY_NETNS, writeState, type LabState } from './state.js';
-import { waitForLine } from './up.js';
 
 /** 16 random bytes: `ping -p` takes at most 16 pattern bytes, and 16 random bytes never occur by chance. */
 export function newMarker(): Buffer {

@@ -1,5 +1,5 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { openSync, closeSync, readFileSync } from 'node:fs';
+import { openSync, closeSync, existsSync, readFileSync } from 'node:fs';
 import { LabError } from './errors.js';
 
 /** Result of a finished command. */
@@ -106,4 +106,18 @@ export async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (it
   };
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
   return out;
+}
+
+/** Waits until `file` (a process's log) matches `re`; fails naming `what` if the process exits first or time runs out. */
+export async function waitForLine(file: string, re: RegExp, timeoutMs: number, pid: number | undefined, what: string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const text = existsSync(file) ? readFileSync(file, 'utf8') : '';
+    if (re.test(text)) return;
+    if (pid !== undefined && !pidAlive(pid)) {
+      throw new LabError(what, `exited before it was ready: ${text.trim().split('\n').slice(-3).join(' | ') || '(no output)'}`);
+    }
+    if (Date.now() > deadline) throw new LabError(what, `not ready after ${timeoutMs} ms: ${text.trim().split('\n').slice(-2).join(' | ')}`);
+    await sleep(100);
+  }
 }

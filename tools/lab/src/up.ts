@@ -9,7 +9,7 @@ import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { UsageError, VEIL_MAIN } from '@veil/cli';
 import { LabError, LabUnsupportedError } from './errors.js';
-import { mapLimit, pidAlive, run, sleep, spawnDetached } from './exec.js';
+import { mapLimit, pidAlive, run, sleep, spawnDetached, waitForLine } from './exec.js';
 import { newMarker, startCapture, stopCapture } from './capture.js';
 import type { CaptureAnalysis, CaptureHealth } from './pcap.js';
 import {
@@ -166,19 +166,6 @@ export function startAgent(n: LabNode, bpffsRoot: string): void {
     '--underlay-device', 'eth0', '--bpf-pin-dir', n.pinDir, '--bpffs-root', bpffsRoot, '--pod-cidrs', n.podCIDR,
   ], n.logFile, env);
   if (child.pid !== undefined) n.agentPid = child.pid;
-}
-
-export async function waitForLine(file: string, re: RegExp, timeoutMs: number, pid: number | undefined, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const text = existsSync(file) ? readFileSync(file, 'utf8') : '';
-    if (re.test(text)) return;
-    if (pid !== undefined && !pidAlive(pid)) {
-      throw new LabError(what, `exited before it was ready: ${text.trim().split('\n').slice(-3).join(' | ') || '(no output)'}`);
-    }
-    if (Date.now() > deadline) throw new LabError(what, `not ready after ${timeoutMs} ms: ${text.trim().split('\n').slice(-2).join(' | ')}`);
-    await sleep(100);
-  }
 }
 
 export interface AgentView {
