@@ -60,24 +60,25 @@ struct Capture {
 
 // ---------------------------------------------------------------------------------------------
 // Argument helpers. TS validates first; these only keep a wrong call from crashing the process.
-int32_t ArgInt(const Napi::CallbackInfo& info, size_t i) {
-  if (info.Length() <= i || !info[i].IsNumber()) {
-    throw Napi::TypeError::New(info.Env(), "argument " + std::to_string(i) + " must be a number");
+// Throws "argument i must be <what>" unless argument i is present and `is` holds for it.
+void CheckArg(const Napi::CallbackInfo& info, size_t i, bool (Napi::Value::*is)() const, const char* what) {
+  if (info.Length() <= i || !(info[i].*is)()) {
+    throw Napi::TypeError::New(info.Env(), "argument " + std::to_string(i) + " must be " + what);
   }
+}
+
+int32_t ArgInt(const Napi::CallbackInfo& info, size_t i) {
+  CheckArg(info, i, &Napi::Value::IsNumber, "a number");
   return info[i].As<Napi::Number>().Int32Value();
 }
 
 uint32_t ArgU32(const Napi::CallbackInfo& info, size_t i) {
-  if (info.Length() <= i || !info[i].IsNumber()) {
-    throw Napi::TypeError::New(info.Env(), "argument " + std::to_string(i) + " must be a number");
-  }
+  CheckArg(info, i, &Napi::Value::IsNumber, "a number");
   return info[i].As<Napi::Number>().Uint32Value();
 }
 
 std::string ArgStr(const Napi::CallbackInfo& info, size_t i) {
-  if (info.Length() <= i || !info[i].IsString()) {
-    throw Napi::TypeError::New(info.Env(), "argument " + std::to_string(i) + " must be a string");
-  }
+  CheckArg(info, i, &Napi::Value::IsString, "a string");
   return info[i].As<Napi::String>().Utf8Value();
 }
 
@@ -86,13 +87,18 @@ bool IsNullish(const Napi::CallbackInfo& info, size_t i) {
 }
 
 Napi::Buffer<uint8_t> ArgBuf(const Napi::CallbackInfo& info, size_t i) {
-  if (info.Length() <= i || !info[i].IsBuffer()) {
-    throw Napi::TypeError::New(info.Env(), "argument " + std::to_string(i) + " must be a Buffer");
-  }
+  CheckArg(info, i, &Napi::Value::IsBuffer, "a Buffer");
   return info[i].As<Napi::Buffer<uint8_t>>();
 }
 
 int NegErrno(int ret) { return ret < 0 ? ret : -errno; }
+
+// A result object whose err is 0 or the call's -errno (the caller adds the other fields).
+Napi::Object ErrResult(Napi::Env env, int ret) {
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("err", ret < 0 ? NegErrno(ret) : 0);
+  return out;
+}
 
 // ---------------------------------------------------------------------------------------------
 // Network namespace guard: setns() the calling thread into `path`, restore on destruction.
@@ -148,6 +154,20 @@ void RestoreOrThrow(Napi::Env env, NetnsGuard& g) {
   }
 }
 
+// The guard's -errno when it could not enter the namespace (after restoring), else 0.
+int EntryError(Napi::Env env, NetnsGuard& g) {
+  int e = g.err();
+  if (e != 0) RestoreOrThrow(env, g);
+  return e;
+}
+
+// The { err, op: "setns" } result of a call whose namespace could not be entered.
+Napi::Object SetnsFailure(Napi::Object out, int err) {
+  out.Set("err", err);
+  out.Set("op", "setns");
+  return out;
+}
+
 // ---------------------------------------------------------------------------------------------
 // bpf_object handle (an ObjectSpec before load).
 struct ObjHandle {
@@ -160,9 +180,7 @@ void FinalizeObj(Napi::Env, ObjHandle* h) {
 }
 
 ObjHandle* ArgObj(const Napi::CallbackInfo& info, size_t i) {
-  if (info.Length() <= i || !info[i].IsExternal()) {
-    throw Napi::TypeError::New(info.Env(), "argument " + std::to_string(i) + " must be an object handle");
-  }
+  CheckArg(info, i, &Napi::Value::IsExternal, "an object handle");
   ObjHandle* h = info[i].As<Napi::External<ObjHandle>>().Data();
   if (h->obj == nullptr) throw Napi::Error::New(info.Env(), "object handle is closed");
   return h;
@@ -403,9 +421,7 @@ Napi::Value MapUpdateBatch(const Napi::CallbackInfo& info) {
   memset(&opts, 0, sizeof(opts));
   opts.sz = sizeof(opts);
   opts.elem_flags = ArgU32(info, 4);
-  int r = bpf_map_update_batch(fd, k.Data(), v.Data(), &count, &opts);
-  Napi::Object out = Napi::Object::New(env);
-  out.Set("err", r < 0 ? NegErrno(r) : 0);
+  Napi::Object out = ErrResult(env, bpf_map_update_batch(fd, k.Data(), v.Data(), &count, &opts));
   out.Set("count", count);
   return out;
 }
@@ -419,9 +435,7 @@ Napi::Value MapDeleteBatch(const Napi::CallbackInfo& info) {
   struct bpf_map_batch_opts opts;
   memset(&opts, 0, sizeof(opts));
   opts.sz = sizeof(opts);
-  int r = bpf_map_delete_batch(fd, k.Data(), &count, &opts);
-  Napi::Object out = Napi::Object::New(env);
-  out.Set("err", r < 0 ? NegErrno(r) : 0);
+  Napi::Object out = ErrResult(env, bpf_map_delete_batch(fd, k.Data(), &count, &opts));
   out.Set("count", count);
   return out;
 }
@@ -434,8 +448,7 @@ Napi::Value MapInfo(const Napi::CallbackInfo& info) {
   memset(&mi, 0, sizeof(mi));
   __u32 len = sizeof(mi);
   int r = bpf_obj_get_info_by_fd(fd, &mi, &len);
-  Napi::Object out = Napi::Object::New(env);
-  out.Set("err", r < 0 ? NegErrno(r) : 0);
+  Napi::Object out = ErrResult(env, r);
   if (r < 0) return out;
   out.Set("id", mi.id);
   out.Set("type", MapTypeStr(static_cast<int>(mi.type)));
@@ -455,8 +468,7 @@ Napi::Value ProgInfo(const Napi::CallbackInfo& info) {
   memset(&pi, 0, sizeof(pi));
   __u32 len = sizeof(pi);
   int r = bpf_obj_get_info_by_fd(fd, &pi, &len);
-  Napi::Object out = Napi::Object::New(env);
-  out.Set("err", r < 0 ? NegErrno(r) : 0);
+  Napi::Object out = ErrResult(env, r);
   if (r < 0) return out;
   out.Set("id", pi.id);
   out.Set("type", ProgTypeStr(static_cast<int>(pi.type)));
@@ -513,12 +525,7 @@ Napi::Value ProgTestRun(const Napi::CallbackInfo& info) {
   std::string ns = ArgNetns(info, 6);
   Napi::Object out = Napi::Object::New(env);
   NetnsGuard g(ns);
-  if (g.err() != 0) {
-    out.Set("err", g.err());
-    out.Set("op", "setns");
-    RestoreOrThrow(env, g);
-    return out;
-  }
+  if (int e = EntryError(env, g)) return SetnsFailure(out, e);
   int r = bpf_prog_test_run_opts(fd, &opts);
   RestoreOrThrow(env, g);
   out.Set("op", "program.run");
@@ -533,31 +540,37 @@ Napi::Value ProgTestRun(const Napi::CallbackInfo& info) {
 // ---------------------------------------------------------------------------------------------
 // tc (clsact + cls_bpf direct-action), optionally inside another network namespace.
 
+// The clsact hook and filter options that tc attach/detach/query name: ifindex and attach point are
+// arguments 0 and 1, priority and handle arguments prioArg and prioArg + 1.
+struct TcTarget {
+  struct bpf_tc_hook hook;
+  struct bpf_tc_opts opts;
+};
+
+TcTarget ArgTcTarget(const Napi::CallbackInfo& info, size_t prioArg) {
+  TcTarget t;
+  memset(&t, 0, sizeof(t));
+  t.hook.sz = sizeof(t.hook);
+  t.hook.ifindex = ArgInt(info, 0);
+  t.hook.attach_point = static_cast<enum bpf_tc_attach_point>(ArgU32(info, 1));
+  t.opts.sz = sizeof(t.opts);
+  t.opts.priority = ArgU32(info, prioArg);
+  t.opts.handle = ArgU32(info, prioArg + 1);
+  return t;
+}
+
 // tcAttach(ifindex, attachPoint, progFd, priority, handle, flags, netns|null)
 //   → { err, hookErr, handle, priority, progId }
 Napi::Value TcAttach(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  int ifindex = ArgInt(info, 0);
-  uint32_t ap = ArgU32(info, 1);
-  int progFd = ArgInt(info, 2);
-  uint32_t prio = ArgU32(info, 3);
-  uint32_t handle = ArgU32(info, 4);
-  uint32_t flags = ArgU32(info, 5);
+  TcTarget t = ArgTcTarget(info, 3);
+  t.opts.prog_fd = ArgInt(info, 2);
+  t.opts.flags = ArgU32(info, 5);
   std::string ns = ArgNetns(info, 6);
   Napi::Object out = Napi::Object::New(env);
   NetnsGuard g(ns);
-  if (g.err() != 0) {
-    out.Set("err", g.err());
-    out.Set("op", "setns");
-    RestoreOrThrow(env, g);
-    return out;
-  }
-  struct bpf_tc_hook hook;
-  memset(&hook, 0, sizeof(hook));
-  hook.sz = sizeof(hook);
-  hook.ifindex = ifindex;
-  hook.attach_point = static_cast<enum bpf_tc_attach_point>(ap);
-  int hr = bpf_tc_hook_create(&hook);
+  if (int e = EntryError(env, g)) return SetnsFailure(out, e);
+  int hr = bpf_tc_hook_create(&t.hook);
   // An existing clsact qdisc is fine: we only add a filter to it.
   if (hr < 0 && hr != -EEXIST) {
     out.Set("err", hr);
@@ -565,48 +578,24 @@ Napi::Value TcAttach(const Napi::CallbackInfo& info) {
     RestoreOrThrow(env, g);
     return out;
   }
-  struct bpf_tc_opts opts;
-  memset(&opts, 0, sizeof(opts));
-  opts.sz = sizeof(opts);
-  opts.prog_fd = progFd;
-  opts.priority = prio;
-  opts.handle = handle;
-  opts.flags = flags;
-  int r = bpf_tc_attach(&hook, &opts);
+  int r = bpf_tc_attach(&t.hook, &t.opts);
   RestoreOrThrow(env, g);
   out.Set("err", r);
   out.Set("op", "tc.attach");
-  out.Set("handle", opts.handle);
-  out.Set("priority", opts.priority);
-  out.Set("progId", opts.prog_id);
+  out.Set("handle", t.opts.handle);
+  out.Set("priority", t.opts.priority);
+  out.Set("progId", t.opts.prog_id);
   return out;
 }
 
 // tcDetach(ifindex, attachPoint, priority, handle, netns|null) → err
 Napi::Value TcDetach(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  int ifindex = ArgInt(info, 0);
-  uint32_t ap = ArgU32(info, 1);
-  uint32_t prio = ArgU32(info, 2);
-  uint32_t handle = ArgU32(info, 3);
+  TcTarget t = ArgTcTarget(info, 2);
   std::string ns = ArgNetns(info, 4);
   NetnsGuard g(ns);
-  if (g.err() != 0) {
-    int e = g.err();
-    RestoreOrThrow(env, g);
-    return Napi::Number::New(env, e);
-  }
-  struct bpf_tc_hook hook;
-  memset(&hook, 0, sizeof(hook));
-  hook.sz = sizeof(hook);
-  hook.ifindex = ifindex;
-  hook.attach_point = static_cast<enum bpf_tc_attach_point>(ap);
-  struct bpf_tc_opts opts;
-  memset(&opts, 0, sizeof(opts));
-  opts.sz = sizeof(opts);
-  opts.priority = prio;
-  opts.handle = handle;
-  int r = bpf_tc_detach(&hook, &opts);
+  if (int e = EntryError(env, g)) return Napi::Number::New(env, e);
+  int r = bpf_tc_detach(&t.hook, &t.opts);
   RestoreOrThrow(env, g);
   return Napi::Number::New(env, r);
 }
@@ -614,32 +603,18 @@ Napi::Value TcDetach(const Napi::CallbackInfo& info) {
 // tcQuery(ifindex, attachPoint, priority, handle, netns|null) → { err, progId }
 Napi::Value TcQuery(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  int ifindex = ArgInt(info, 0);
-  uint32_t ap = ArgU32(info, 1);
-  uint32_t prio = ArgU32(info, 2);
-  uint32_t handle = ArgU32(info, 3);
+  TcTarget t = ArgTcTarget(info, 2);
   std::string ns = ArgNetns(info, 4);
   Napi::Object out = Napi::Object::New(env);
   NetnsGuard g(ns);
-  if (g.err() != 0) {
-    out.Set("err", g.err());
-    RestoreOrThrow(env, g);
+  if (int e = EntryError(env, g)) {
+    out.Set("err", e);
     return out;
   }
-  struct bpf_tc_hook hook;
-  memset(&hook, 0, sizeof(hook));
-  hook.sz = sizeof(hook);
-  hook.ifindex = ifindex;
-  hook.attach_point = static_cast<enum bpf_tc_attach_point>(ap);
-  struct bpf_tc_opts opts;
-  memset(&opts, 0, sizeof(opts));
-  opts.sz = sizeof(opts);
-  opts.priority = prio;
-  opts.handle = handle;
-  int r = bpf_tc_query(&hook, &opts);
+  int r = bpf_tc_query(&t.hook, &t.opts);
   RestoreOrThrow(env, g);
   out.Set("err", r);
-  out.Set("progId", opts.prog_id);
+  out.Set("progId", t.opts.prog_id);
   return out;
 }
 
@@ -649,11 +624,7 @@ Napi::Value IfNameToIndex(const Napi::CallbackInfo& info) {
   std::string name = ArgStr(info, 0);
   std::string ns = ArgNetns(info, 1);
   NetnsGuard g(ns);
-  if (g.err() != 0) {
-    int e = g.err();
-    RestoreOrThrow(env, g);
-    return Napi::Number::New(env, e);
-  }
+  if (int e = EntryError(env, g)) return Napi::Number::New(env, e);
   errno = 0;
   unsigned idx = if_nametoindex(name.c_str());
   int e = errno;
@@ -672,12 +643,7 @@ Napi::Value NlDump(const Napi::CallbackInfo& info) {
   std::string ns = ArgNetns(info, 2);
   Napi::Object out = Napi::Object::New(env);
   NetnsGuard g(ns);
-  if (g.err() != 0) {
-    out.Set("err", g.err());
-    out.Set("op", "setns");
-    RestoreOrThrow(env, g);
-    return out;
-  }
+  if (int e = EntryError(env, g)) return SetnsFailure(out, e);
   // The socket belongs to the namespace it was created in; the guard can be released right after.
   int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, protocol);
   int sockErr = fd < 0 ? -errno : 0;

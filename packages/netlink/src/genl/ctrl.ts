@@ -201,6 +201,21 @@ function genlMessage(f: Pick<GenlFamily, 'id' | 'name' | 'version'>, cmd: number
   };
 }
 
+/** genlRequest and genlDump differ only in the socket call (request waits for the ACK, dump for NLMSG_DONE). */
+async function genlExchange(
+  sock: NetlinkSocket,
+  how: 'request' | 'dump',
+  family: GenlFamily | number,
+  cmd: number,
+  attrs: readonly AttrPart[],
+  opts: GenlRequestOptions,
+): Promise<GenlMessage[]> {
+  checkGenericSocket(sock);
+  const f = target(family);
+  const msgs = await sock[how](genlMessage(f, cmd, attrs, opts), opts);
+  return msgs.map((m) => decodeGenlmsg(m, f.hdrsize));
+}
+
 /** Sends one command to a family and returns the decoded replies (after the ACK). */
 export async function genlRequest(
   sock: NetlinkSocket,
@@ -209,10 +224,7 @@ export async function genlRequest(
   attrs: readonly AttrPart[],
   opts: GenlRequestOptions = {},
 ): Promise<GenlMessage[]> {
-  checkGenericSocket(sock);
-  const f = target(family);
-  const replies = await sock.request(genlMessage(f, cmd, attrs, opts), opts);
-  return replies.map((m) => decodeGenlmsg(m, f.hdrsize));
+  return genlExchange(sock, 'request', family, cmd, attrs, opts);
 }
 
 /** Dumps a family command (NLM_F_DUMP) and returns every decoded part. */
@@ -223,8 +235,5 @@ export async function genlDump(
   attrs: readonly AttrPart[],
   opts: GenlRequestOptions = {},
 ): Promise<GenlMessage[]> {
-  checkGenericSocket(sock);
-  const f = target(family);
-  const parts = await sock.dump(genlMessage(f, cmd, attrs, opts), opts);
-  return parts.map((m) => decodeGenlmsg(m, f.hdrsize));
+  return genlExchange(sock, 'dump', family, cmd, attrs, opts);
 }
