@@ -440,15 +440,27 @@ Napi::Value MapDeleteBatch(const Napi::CallbackInfo& info) {
   return out;
 }
 
+// bpf_obj_get_info_by_fd(argument 0) into a zeroed `T`; the result object carries its err.
+template <typename T>
+Napi::Object InfoByFd(const Napi::CallbackInfo& info, T& out_info, int& r) {
+  int fd = ArgInt(info, 0);
+  memset(&out_info, 0, sizeof(out_info));
+  __u32 len = sizeof(out_info);
+  r = bpf_obj_get_info_by_fd(fd, &out_info, &len);
+  return ErrResult(info.Env(), r);
+}
+
+// A kernel name field (NUL-padded, possibly unterminated) as a string.
+template <size_t N>
+std::string KernelName(const char (&name)[N]) {
+  return std::string(name, strnlen(name, N));
+}
+
 // mapInfo(fd) → { err, id, type, keySize, valueSize, maxEntries, flags, name }
 Napi::Value MapInfo(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  int fd = ArgInt(info, 0);
   struct bpf_map_info mi;
-  memset(&mi, 0, sizeof(mi));
-  __u32 len = sizeof(mi);
-  int r = bpf_obj_get_info_by_fd(fd, &mi, &len);
-  Napi::Object out = ErrResult(env, r);
+  int r;
+  Napi::Object out = InfoByFd(info, mi, r);
   if (r < 0) return out;
   out.Set("id", mi.id);
   out.Set("type", MapTypeStr(static_cast<int>(mi.type)));
@@ -456,24 +468,20 @@ Napi::Value MapInfo(const Napi::CallbackInfo& info) {
   out.Set("valueSize", mi.value_size);
   out.Set("maxEntries", mi.max_entries);
   out.Set("flags", mi.map_flags);
-  out.Set("name", std::string(mi.name, strnlen(mi.name, sizeof(mi.name))));
+  out.Set("name", KernelName(mi.name));
   return out;
 }
 
 // progInfo(fd) → { err, id, type, name, tag }
 Napi::Value ProgInfo(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  int fd = ArgInt(info, 0);
   struct bpf_prog_info pi;
-  memset(&pi, 0, sizeof(pi));
-  __u32 len = sizeof(pi);
-  int r = bpf_obj_get_info_by_fd(fd, &pi, &len);
-  Napi::Object out = ErrResult(env, r);
+  int r;
+  Napi::Object out = InfoByFd(info, pi, r);
   if (r < 0) return out;
   out.Set("id", pi.id);
   out.Set("type", ProgTypeStr(static_cast<int>(pi.type)));
-  out.Set("name", std::string(pi.name, strnlen(pi.name, sizeof(pi.name))));
-  out.Set("tag", Napi::Buffer<uint8_t>::Copy(env, pi.tag, sizeof(pi.tag)));
+  out.Set("name", KernelName(pi.name));
+  out.Set("tag", Napi::Buffer<uint8_t>::Copy(info.Env(), pi.tag, sizeof(pi.tag)));
   return out;
 }
 

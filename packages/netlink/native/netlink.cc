@@ -492,6 +492,15 @@ class NativeSocket : public Napi::ObjectWrap<NativeSocket> {
       groups = Napi::Array::New(env);
       count = 0;
     };
+    // A recvmsg failure other than EINTR/EAGAIN: what was read before it is delivered first, to keep
+    // the order, then the error. True when reading goes on: ENOBUFS (the kernel dropped messages; JS
+    // emits 'overrun') with the socket still open.
+    auto recvFailed = [&](int err) {
+      flush();
+      if (fd_ < 0) return false;
+      Invoke(onError_, {SysError(env, "recvmsg", err).Value()});
+      return err == ENOBUFS && fd_ >= 0;
+    };
     // Bounded batch so a flood of notifications cannot starve the event loop.
     for (int i = 0; i < 256; i++) {
       // 1) Size the next datagram without consuming it.
@@ -506,12 +515,7 @@ class NativeSocket : public Napi::ObjectWrap<NativeSocket> {
         int err = errno;
         if (err == EINTR) continue;
         if (err == EAGAIN || err == EWOULDBLOCK) break;
-        // ENOBUFS: the kernel dropped messages (overrun); JS emits 'overrun' and reading goes on.
-        // What was read before the overrun is delivered first, to keep the order.
-        flush();
-        if (fd_ < 0) return;
-        Invoke(onError_, {SysError(env, "recvmsg", err).Value()});
-        if (err == ENOBUFS && fd_ >= 0) continue;
+        if (recvFailed(err)) continue;
         return;
       }
       // 2) Receive it into a Buffer of exactly that size, with the multicast group in a cmsg.
@@ -538,10 +542,7 @@ class NativeSocket : public Napi::ObjectWrap<NativeSocket> {
       if (n < 0) {
         int err = errno;
         if (err == EAGAIN || err == EWOULDBLOCK) break;
-        flush();
-        if (fd_ < 0) return;
-        Invoke(onError_, {SysError(env, "recvmsg", err).Value()});
-        if (err == ENOBUFS && fd_ >= 0) continue;
+        if (recvFailed(err)) continue;
         return;
       }
       uint32_t group = 0;

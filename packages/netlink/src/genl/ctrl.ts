@@ -216,24 +216,17 @@ async function genlExchange(
   return msgs.map((m) => decodeGenlmsg(m, f.hdrsize));
 }
 
-/** Sends one command to a family and returns the decoded replies (after the ACK). */
-export async function genlRequest(
+/** genlRequest's and genlDump's signature. */
+export type GenlCall = (
   sock: NetlinkSocket,
   family: GenlFamily | number,
   cmd: number,
   attrs: readonly AttrPart[],
-  opts: GenlRequestOptions = {},
-): Promise<GenlMessage[]> {
-  return genlExchange(sock, 'request', family, cmd, attrs, opts);
-}
+  opts?: GenlRequestOptions,
+) => Promise<GenlMessage[]>;
+
+/** Sends one command to a family and returns the decoded replies (after the ACK). */
+export const genlRequest: GenlCall = (sock, family, cmd, attrs, opts = {}) => genlExchange(sock, 'request', family, cmd, attrs, opts);
 
 /** Dumps a family command (NLM_F_DUMP) and returns every decoded part. */
-export async function genlDump(
-  sock: NetlinkSocket,
-  family: GenlFamily | number,
-  cmd: number,
-  attrs: readonly AttrPart[],
-  opts: GenlRequestOptions = {},
-): Promise<GenlMessage[]> {
-  return genlExchange(sock, 'dump', family, cmd, attrs, opts);
-}
+export const genlDump: GenlCall = (sock, family, cmd, attrs, opts = {}) => genlExchange(sock, 'dump', family, cmd, attrs, opts);
