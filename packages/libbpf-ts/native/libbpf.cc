@@ -93,6 +93,9 @@ Napi::Buffer<uint8_t> ArgBuf(const Napi::CallbackInfo& info, size_t i) {
 
 int NegErrno(int ret) { return ret < 0 ? ret : -errno; }
 
+// 0, or the call's -errno.
+Napi::Number ErrnoNumber(Napi::Env env, int ret) { return Napi::Number::New(env, ret < 0 ? NegErrno(ret) : 0); }
+
 // A result object whose err is 0 or the call's -errno (the caller adds the other fields).
 Napi::Object ErrResult(Napi::Env env, int ret) {
   Napi::Object out = Napi::Object::New(env);
@@ -186,9 +189,11 @@ ObjHandle* ArgObj(const Napi::CallbackInfo& info, size_t i) {
   return h;
 }
 
-bpf_map* FindMap(ObjHandle* h, const std::string& name) {
+// The map named by argument 1 in the object of argument 0, or nullptr.
+bpf_map* ArgObjMap(const Napi::CallbackInfo& info) {
+  ObjHandle* h = ArgObj(info, 0);
   // bpf_object__find_map_by_name also matches internal maps by section name (".rodata").
-  return bpf_object__find_map_by_name(h->obj, name.c_str());
+  return bpf_object__find_map_by_name(h->obj, ArgStr(info, 1).c_str());
 }
 
 // objOpen(path) → { handle?, err, log }
@@ -294,24 +299,21 @@ Napi::Value ObjDatasec(const Napi::CallbackInfo& info) {
 
 // objSetMaxEntries(handle, map, n) → err
 Napi::Value ObjSetMaxEntries(const Napi::CallbackInfo& info) {
-  ObjHandle* h = ArgObj(info, 0);
-  bpf_map* m = FindMap(h, ArgStr(info, 1));
+  bpf_map* m = ArgObjMap(info);
   if (m == nullptr) return Napi::Number::New(info.Env(), -ENOENT);
   return Napi::Number::New(info.Env(), bpf_map__set_max_entries(m, ArgU32(info, 2)));
 }
 
 // objSetPinPath(handle, map, path) → err
 Napi::Value ObjSetPinPath(const Napi::CallbackInfo& info) {
-  ObjHandle* h = ArgObj(info, 0);
-  bpf_map* m = FindMap(h, ArgStr(info, 1));
+  bpf_map* m = ArgObjMap(info);
   if (m == nullptr) return Napi::Number::New(info.Env(), -ENOENT);
   return Napi::Number::New(info.Env(), bpf_map__set_pin_path(m, ArgStr(info, 2).c_str()));
 }
 
 // objGetInitialValue(handle, map) → Buffer (copy) | undefined
 Napi::Value ObjGetInitialValue(const Napi::CallbackInfo& info) {
-  ObjHandle* h = ArgObj(info, 0);
-  bpf_map* m = FindMap(h, ArgStr(info, 1));
+  bpf_map* m = ArgObjMap(info);
   if (m == nullptr) return info.Env().Undefined();
   size_t size = 0;
   const void* data = bpf_map__initial_value(m, &size);
@@ -321,14 +323,22 @@ Napi::Value ObjGetInitialValue(const Napi::CallbackInfo& info) {
 
 // objSetInitialValue(handle, map, buf) → err
 Napi::Value ObjSetInitialValue(const Napi::CallbackInfo& info) {
-  ObjHandle* h = ArgObj(info, 0);
-  bpf_map* m = FindMap(h, ArgStr(info, 1));
+  bpf_map* m = ArgObjMap(info);
   if (m == nullptr) return Napi::Number::New(info.Env(), -ENOENT);
   Napi::Buffer<uint8_t> b = ArgBuf(info, 2);
   return Napi::Number::New(info.Env(), bpf_map__set_initial_value(m, b.Data(), b.Length()));
 }
 
 int DupFd(int fd) { return fcntl(fd, F_DUPFD_CLOEXEC, 3); }
+
+// Appends { name, fd } for a loaded map or program, with a dup of its fd (skipped when it has none).
+void PushLoaded(Napi::Env env, Napi::Array& list, const char* name, int fd) {
+  if (fd < 0) return;
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("name", name);
+  o.Set("fd", DupFd(fd));
+  list.Set(list.Length(), o);
+}
 
 // objLoad(handle) → { err, log, maps: [{name, fd}], programs: [{name, fd}] }
 // The libbpf object is always freed here: live maps/programs keep dup'ed fds of their own.
@@ -347,23 +357,9 @@ Napi::Value ObjLoad(const Napi::CallbackInfo& info) {
   }
   if (err == 0) {
     bpf_map* m;
-    bpf_object__for_each_map(m, h->obj) {
-      int fd = bpf_map__fd(m);
-      if (fd < 0) continue;
-      Napi::Object o = Napi::Object::New(env);
-      o.Set("name", bpf_map__name(m));
-      o.Set("fd", DupFd(fd));
-      maps.Set(maps.Length(), o);
-    }
+    bpf_object__for_each_map(m, h->obj) PushLoaded(env, maps, bpf_map__name(m), bpf_map__fd(m));
     bpf_program* p;
-    bpf_object__for_each_program(p, h->obj) {
-      int fd = bpf_program__fd(p);
-      if (fd < 0) continue;
-      Napi::Object o = Napi::Object::New(env);
-      o.Set("name", bpf_program__name(p));
-      o.Set("fd", DupFd(fd));
-      progs.Set(progs.Length(), o);
-    }
+    bpf_object__for_each_program(p, h->obj) PushLoaded(env, progs, bpf_program__name(p), bpf_program__fd(p));
   }
   bpf_object__close(h->obj);
   h->obj = nullptr;
@@ -381,23 +377,20 @@ Napi::Value MapLookup(const Napi::CallbackInfo& info) {
   int fd = ArgInt(info, 0);
   auto k = ArgBuf(info, 1);
   auto v = ArgBuf(info, 2);
-  int r = bpf_map_lookup_elem(fd, k.Data(), v.Data());
-  return Napi::Number::New(info.Env(), r < 0 ? NegErrno(r) : 0);
+  return ErrnoNumber(info.Env(), bpf_map_lookup_elem(fd, k.Data(), v.Data()));
 }
 
 Napi::Value MapUpdate(const Napi::CallbackInfo& info) {
   int fd = ArgInt(info, 0);
   auto k = ArgBuf(info, 1);
   auto v = ArgBuf(info, 2);
-  int r = bpf_map_update_elem(fd, k.Data(), v.Data(), ArgU32(info, 3));
-  return Napi::Number::New(info.Env(), r < 0 ? NegErrno(r) : 0);
+  return ErrnoNumber(info.Env(), bpf_map_update_elem(fd, k.Data(), v.Data(), ArgU32(info, 3)));
 }
 
 Napi::Value MapDelete(const Napi::CallbackInfo& info) {
   int fd = ArgInt(info, 0);
   auto k = ArgBuf(info, 1);
-  int r = bpf_map_delete_elem(fd, k.Data());
-  return Napi::Number::New(info.Env(), r < 0 ? NegErrno(r) : 0);
+  return ErrnoNumber(info.Env(), bpf_map_delete_elem(fd, k.Data()));
 }
 
 // mapGetNextKey(fd, key | null, next) → err (-ENOENT at the end)
@@ -406,8 +399,7 @@ Napi::Value MapGetNextKey(const Napi::CallbackInfo& info) {
   const void* key = nullptr;
   if (!IsNullish(info, 1)) key = ArgBuf(info, 1).Data();
   auto next = ArgBuf(info, 2);
-  int r = bpf_map_get_next_key(fd, key, next.Data());
-  return Napi::Number::New(info.Env(), r < 0 ? NegErrno(r) : 0);
+  return ErrnoNumber(info.Env(), bpf_map_get_next_key(fd, key, next.Data()));
 }
 
 // mapUpdateBatch(fd, keys, values, count, elemFlags) → { err, count }
@@ -487,8 +479,7 @@ Napi::Value ProgInfo(const Napi::CallbackInfo& info) {
 
 Napi::Value ObjPin(const Napi::CallbackInfo& info) {
   int fd = ArgInt(info, 0);
-  int r = bpf_obj_pin(fd, ArgStr(info, 1).c_str());
-  return Napi::Number::New(info.Env(), r < 0 ? NegErrno(r) : 0);
+  return ErrnoNumber(info.Env(), bpf_obj_pin(fd, ArgStr(info, 1).c_str()));
 }
 
 // objGet(path) → fd | -errno
