@@ -93,6 +93,14 @@ Napi::Buffer<uint8_t> ArgBuf(const Napi::CallbackInfo& info, size_t i) {
 
 int NegErrno(int ret) { return ret < 0 ? ret : -errno; }
 
+// Zeroes a libbpf options struct in place and sets its sz (what LIBBPF_OPTS does in C). In place,
+// not by copy: libbpf rejects opts whose trailing padding is not zero, and a copy may not keep it so.
+template <typename T>
+void ZeroOpts(T& o) {
+  memset(&o, 0, sizeof(o));
+  o.sz = sizeof(o);
+}
+
 // 0, or the call's -errno.
 Napi::Number ErrnoNumber(Napi::Env env, int ret) { return Napi::Number::New(env, ret < 0 ? NegErrno(ret) : 0); }
 
@@ -410,8 +418,7 @@ Napi::Value MapUpdateBatch(const Napi::CallbackInfo& info) {
   auto v = ArgBuf(info, 2);
   __u32 count = ArgU32(info, 3);
   struct bpf_map_batch_opts opts;
-  memset(&opts, 0, sizeof(opts));
-  opts.sz = sizeof(opts);
+  ZeroOpts(opts);
   opts.elem_flags = ArgU32(info, 4);
   Napi::Object out = ErrResult(env, bpf_map_update_batch(fd, k.Data(), v.Data(), &count, &opts));
   out.Set("count", count);
@@ -425,8 +432,7 @@ Napi::Value MapDeleteBatch(const Napi::CallbackInfo& info) {
   auto k = ArgBuf(info, 1);
   __u32 count = ArgU32(info, 2);
   struct bpf_map_batch_opts opts;
-  memset(&opts, 0, sizeof(opts));
-  opts.sz = sizeof(opts);
+  ZeroOpts(opts);
   Napi::Object out = ErrResult(env, bpf_map_delete_batch(fd, k.Data(), &count, &opts));
   out.Set("count", count);
   return out;
@@ -504,8 +510,7 @@ Napi::Value ProgTestRun(const Napi::CallbackInfo& info) {
   auto din = ArgBuf(info, 1);
   auto dout = ArgBuf(info, 2);
   struct bpf_test_run_opts opts;
-  memset(&opts, 0, sizeof(opts));
-  opts.sz = sizeof(opts);
+  ZeroOpts(opts);
   opts.data_in = din.Data();
   opts.data_size_in = static_cast<__u32>(din.Length());
   opts.data_out = dout.Data();
@@ -546,23 +551,22 @@ struct TcTarget {
   struct bpf_tc_opts opts;
 };
 
-TcTarget ArgTcTarget(const Napi::CallbackInfo& info, size_t prioArg) {
-  TcTarget t;
-  memset(&t, 0, sizeof(t));
-  t.hook.sz = sizeof(t.hook);
+// Fills `t` in place (see ZeroOpts).
+void ArgTcTarget(const Napi::CallbackInfo& info, size_t prioArg, TcTarget& t) {
+  ZeroOpts(t.hook);
+  ZeroOpts(t.opts);
   t.hook.ifindex = ArgInt(info, 0);
   t.hook.attach_point = static_cast<enum bpf_tc_attach_point>(ArgU32(info, 1));
-  t.opts.sz = sizeof(t.opts);
   t.opts.priority = ArgU32(info, prioArg);
   t.opts.handle = ArgU32(info, prioArg + 1);
-  return t;
 }
 
 // tcAttach(ifindex, attachPoint, progFd, priority, handle, flags, netns|null)
 //   → { err, hookErr, handle, priority, progId }
 Napi::Value TcAttach(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  TcTarget t = ArgTcTarget(info, 3);
+  TcTarget t;
+  ArgTcTarget(info, 3, t);
   t.opts.prog_fd = ArgInt(info, 2);
   t.opts.flags = ArgU32(info, 5);
   std::string ns = ArgNetns(info, 6);
@@ -590,7 +594,8 @@ Napi::Value TcAttach(const Napi::CallbackInfo& info) {
 // tcDetach(ifindex, attachPoint, priority, handle, netns|null) → err
 Napi::Value TcDetach(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  TcTarget t = ArgTcTarget(info, 2);
+  TcTarget t;
+  ArgTcTarget(info, 2, t);
   std::string ns = ArgNetns(info, 4);
   NetnsGuard g(ns);
   if (int e = EntryError(env, g)) return Napi::Number::New(env, e);
@@ -602,7 +607,8 @@ Napi::Value TcDetach(const Napi::CallbackInfo& info) {
 // tcQuery(ifindex, attachPoint, priority, handle, netns|null) → { err, progId }
 Napi::Value TcQuery(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  TcTarget t = ArgTcTarget(info, 2);
+  TcTarget t;
+  ArgTcTarget(info, 2, t);
   std::string ns = ArgNetns(info, 4);
   Napi::Object out = Napi::Object::New(env);
   NetnsGuard g(ns);
