@@ -381,18 +381,25 @@ Napi::Value ObjLoad(const Napi::CallbackInfo& info) {
 // ---------------------------------------------------------------------------------------------
 // Map syscalls on raw fds.
 
+// Arguments 0..2 of the element calls: the map fd, the key buffer(s), the value buffer(s).
+struct MapElemArgs {
+  int fd;
+  Napi::Buffer<uint8_t> k;
+  Napi::Buffer<uint8_t> v;
+};
+
+MapElemArgs ArgMapElem(const Napi::CallbackInfo& info) {
+  return MapElemArgs{ArgInt(info, 0), ArgBuf(info, 1), ArgBuf(info, 2)};  // braced: read in order
+}
+
 Napi::Value MapLookup(const Napi::CallbackInfo& info) {
-  int fd = ArgInt(info, 0);
-  auto k = ArgBuf(info, 1);
-  auto v = ArgBuf(info, 2);
-  return ErrnoNumber(info.Env(), bpf_map_lookup_elem(fd, k.Data(), v.Data()));
+  MapElemArgs a = ArgMapElem(info);
+  return ErrnoNumber(info.Env(), bpf_map_lookup_elem(a.fd, a.k.Data(), a.v.Data()));
 }
 
 Napi::Value MapUpdate(const Napi::CallbackInfo& info) {
-  int fd = ArgInt(info, 0);
-  auto k = ArgBuf(info, 1);
-  auto v = ArgBuf(info, 2);
-  return ErrnoNumber(info.Env(), bpf_map_update_elem(fd, k.Data(), v.Data(), ArgU32(info, 3)));
+  MapElemArgs a = ArgMapElem(info);
+  return ErrnoNumber(info.Env(), bpf_map_update_elem(a.fd, a.k.Data(), a.v.Data(), ArgU32(info, 3)));
 }
 
 Napi::Value MapDelete(const Napi::CallbackInfo& info) {
@@ -410,42 +417,33 @@ Napi::Value MapGetNextKey(const Napi::CallbackInfo& info) {
   return ErrnoNumber(info.Env(), bpf_map_get_next_key(fd, key, next.Data()));
 }
 
-// mapUpdateBatch(fd, keys, values, count, elemFlags) → { err, count }
-Napi::Value MapUpdateBatch(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  int fd = ArgInt(info, 0);
-  auto k = ArgBuf(info, 1);
-  auto v = ArgBuf(info, 2);
-  __u32 count = ArgU32(info, 3);
-  struct bpf_map_batch_opts opts;
-  ZeroOpts(opts);
-  opts.elem_flags = ArgU32(info, 4);
-  Napi::Object out = ErrResult(env, bpf_map_update_batch(fd, k.Data(), v.Data(), &count, &opts));
+// { err, count }: the kernel writes back how many elements it processed.
+Napi::Object BatchResult(Napi::Env env, int r, __u32 count) {
+  Napi::Object out = ErrResult(env, r);
   out.Set("count", count);
   return out;
 }
 
+// mapUpdateBatch(fd, keys, values, count, elemFlags) → { err, count }
+Napi::Value MapUpdateBatch(const Napi::CallbackInfo& info) {
+  MapElemArgs a = ArgMapElem(info);
+  __u32 count = ArgU32(info, 3);
+  struct bpf_map_batch_opts opts;
+  ZeroOpts(opts);
+  opts.elem_flags = ArgU32(info, 4);
+  int r = bpf_map_update_batch(a.fd, a.k.Data(), a.v.Data(), &count, &opts);
+  return BatchResult(info.Env(), r, count);
+}
+
 // mapDeleteBatch(fd, keys, count) → { err, count }
 Napi::Value MapDeleteBatch(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
   int fd = ArgInt(info, 0);
   auto k = ArgBuf(info, 1);
   __u32 count = ArgU32(info, 2);
   struct bpf_map_batch_opts opts;
   ZeroOpts(opts);
-  Napi::Object out = ErrResult(env, bpf_map_delete_batch(fd, k.Data(), &count, &opts));
-  out.Set("count", count);
-  return out;
-}
-
-// bpf_obj_get_info_by_fd(argument 0) into a zeroed `T`; the result object carries its err.
-template <typename T>
-Napi::Object InfoByFd(const Napi::CallbackInfo& info, T& out_info, int& r) {
-  int fd = ArgInt(info, 0);
-  memset(&out_info, 0, sizeof(out_info));
-  __u32 len = sizeof(out_info);
-  r = bpf_obj_get_info_by_fd(fd, &out_info, &len);
-  return ErrResult(info.Env(), r);
+  int r = bpf_map_delete_batch(fd, k.Data(), &count, &opts);
+  return BatchResult(info.Env(), r, count);
 }
 
 // A kernel name field (NUL-padded, possibly unterminated) as a string.
@@ -454,31 +452,42 @@ std::string KernelName(const char (&name)[N]) {
   return std::string(name, strnlen(name, N));
 }
 
+// bpf_obj_get_info_by_fd(argument 0) into a zeroed `T`. The result object carries its err and, when
+// it succeeded (`ok`), the id, type (named by `typeName`) and name every kernel object info has.
+template <typename T>
+Napi::Object InfoByFd(const Napi::CallbackInfo& info, T& ki, std::string (*typeName)(int), bool& ok) {
+  int fd = ArgInt(info, 0);
+  memset(&ki, 0, sizeof(ki));
+  __u32 len = sizeof(ki);
+  int r = bpf_obj_get_info_by_fd(fd, &ki, &len);
+  Napi::Object out = ErrResult(info.Env(), r);
+  ok = r >= 0;
+  if (!ok) return out;
+  out.Set("id", ki.id);
+  out.Set("type", typeName(static_cast<int>(ki.type)));
+  out.Set("name", KernelName(ki.name));
+  return out;
+}
+
 // mapInfo(fd) → { err, id, type, keySize, valueSize, maxEntries, flags, name }
 Napi::Value MapInfo(const Napi::CallbackInfo& info) {
   struct bpf_map_info mi;
-  int r;
-  Napi::Object out = InfoByFd(info, mi, r);
-  if (r < 0) return out;
-  out.Set("id", mi.id);
-  out.Set("type", MapTypeStr(static_cast<int>(mi.type)));
+  bool ok;
+  Napi::Object out = InfoByFd(info, mi, MapTypeStr, ok);
+  if (!ok) return out;
   out.Set("keySize", mi.key_size);
   out.Set("valueSize", mi.value_size);
   out.Set("maxEntries", mi.max_entries);
   out.Set("flags", mi.map_flags);
-  out.Set("name", KernelName(mi.name));
   return out;
 }
 
 // progInfo(fd) → { err, id, type, name, tag }
 Napi::Value ProgInfo(const Napi::CallbackInfo& info) {
   struct bpf_prog_info pi;
-  int r;
-  Napi::Object out = InfoByFd(info, pi, r);
-  if (r < 0) return out;
-  out.Set("id", pi.id);
-  out.Set("type", ProgTypeStr(static_cast<int>(pi.type)));
-  out.Set("name", KernelName(pi.name));
+  bool ok;
+  Napi::Object out = InfoByFd(info, pi, ProgTypeStr, ok);
+  if (!ok) return out;
   out.Set("tag", Napi::Buffer<uint8_t>::Copy(info.Env(), pi.tag, sizeof(pi.tag)));
   return out;
 }
