@@ -72,6 +72,18 @@ static __always_inline int veil_swap_macs(struct __sk_buff *skb)
 	return bpf_skb_store_bytes(skb, 0, swapped, sizeof(swapped), 0);
 }
 
+/* Writes the built headers and the quote over the packet from l3 on and trims it right after them
+ * (both builders end so). */
+static __always_inline int veil_emit_icmp(struct __sk_buff *skb, const struct veil_pkt *p, const void *h, __u32 hlen,
+					  const void *quote, __u64 qlen)
+{
+	if (bpf_skb_store_bytes(skb, p->l3_off, h, hlen, BPF_F_RECOMPUTE_CSUM) < 0)
+		return -1;
+	if (bpf_skb_store_bytes(skb, p->l3_off + hlen, quote, qlen, BPF_F_RECOMPUTE_CSUM) < 0)
+		return -1;
+	return bpf_skb_change_tail(skb, p->l3_off + hlen + qlen, 0);
+}
+
 static __always_inline int veil_build_icmp4(struct __sk_buff *skb, const struct veil_pkt *p, __u32 mtu)
 {
 	__u8 quote[VEIL_ICMP4_QUOTE_MAX];
@@ -112,11 +124,7 @@ static __always_inline int veil_build_icmp4(struct __sk_buff *skb, const struct 
 		return -1;
 	h.icmp.checksum = csum_fold32(sum);
 
-	if (bpf_skb_store_bytes(skb, p->l3_off, &h, sizeof(h), BPF_F_RECOMPUTE_CSUM) < 0)
-		return -1;
-	if (bpf_skb_store_bytes(skb, p->l3_off + sizeof(h), quote, qlen, BPF_F_RECOMPUTE_CSUM) < 0)
-		return -1;
-	return bpf_skb_change_tail(skb, p->l3_off + sizeof(h) + qlen, 0);
+	return veil_emit_icmp(skb, p, &h, sizeof(h), quote, qlen);
 fail:
 	return -1;
 }
@@ -170,11 +178,7 @@ static __always_inline int veil_build_icmp6(struct __sk_buff *skb, const struct 
 		return -1;
 	h.icmp6.icmp6_cksum = csum_fold32(sum);
 
-	if (bpf_skb_store_bytes(skb, p->l3_off, &h, sizeof(h), BPF_F_RECOMPUTE_CSUM) < 0)
-		return -1;
-	if (bpf_skb_store_bytes(skb, p->l3_off + sizeof(h), quote, qlen, BPF_F_RECOMPUTE_CSUM) < 0)
-		return -1;
-	return bpf_skb_change_tail(skb, p->l3_off + sizeof(h) + qlen, 0);
+	return veil_emit_icmp(skb, p, &h, sizeof(h), quote, qlen);
 fail:
 	return -1;
 }

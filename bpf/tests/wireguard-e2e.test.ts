@@ -1,8 +1,8 @@
 import { describePrivileged, NETNS_PREFIX } from '@veil/test-utils';
-import { attachTc, type TcLink } from 'libbpf-ts';
+import { type TcLink } from 'libbpf-ts';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { type Datapath, loadDatapath } from '../src/index.js';
-import { type LabNode, TwoNodeLab, WG_PORT } from '../src/testing/index.js';
+import { type Datapath } from '../src/index.js';
+import { attachLabDatapath, type LabNode, loadLabDatapath, TwoNodeLab } from '../src/testing/index.js';
 
 // The real thing: two node namespaces joined by an underlay veth, wireguard-go in each, a pod
 // namespace behind each node. Veil's programs are attached with libbpf-ts and steer pod traffic
@@ -19,21 +19,9 @@ describePrivileged('pod to pod over wireguard-go through Veil programs', ['root'
       [lab.a, lab.b, 2],
       [lab.b, lab.a, 1],
     ] as const) {
-      const dp = loadDatapath({
-        ipcacheMaxEntries: 256,
-        config: { backend: 'wireguard', wgIfindex: n.wgIfindex, mtu: 1420, wgPort: WG_PORT, strict: true },
-      });
+      const dp = loadLabDatapath(n, peer, peerId, 256);
       dps.set(n, dp);
-      dp.ipcache.update(`${n.pod4}/32`, { local: true, ifindex: n.hostVethIfindex });
-      dp.ipcache.update(`${n.pod6}/128`, { local: true, ifindex: n.hostVethIfindex });
-      for (const cidr of [peer.podCidr4, peer.podCidr6]) {
-        dp.ipcache.update(cidr, { remote: true, encryptReady: true, nodeIp: peer.underlay4, nodeId: peerId });
-      }
-      dp.addStrictCidr('10.200.0.0/16');
-      dp.addStrictCidr('fd00:200::/32');
-      links.push(attachTc({ ifindex: n.hostVethIfindex, direction: 'ingress', program: dp.fromPod, netns: n.netnsPath }));
-      links.push(attachTc({ ifindex: n.wgIfindex, direction: 'ingress', program: dp.fromTunnel, netns: n.netnsPath }));
-      links.push(attachTc({ ifindex: n.underlayIfindex, direction: 'egress', program: dp.toWire, netns: n.netnsPath }));
+      links.push(...attachLabDatapath(n, dp));
     }
   });
 

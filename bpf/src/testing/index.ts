@@ -19,3 +19,4 @@ export {
   udpPacket,
 } from './packets.js';
 export { type LabNode, type LabOptions, TwoNodeLab, WG_PORT } from './lab.js';
+export { attachLabDatapath, loadLabDatapath } from './lab-datapath.js';

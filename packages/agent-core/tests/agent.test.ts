@@ -52,6 +52,17 @@ async function socketPath(): Promise<string> {
   return join(dir, 'status.sock');
 }
 
+/** An agent on the fakes with no HTTP listeners (only the status socket). */
+async function quietAgent(cluster: InMemoryCluster, datapath: FakeDatapath, backend: FakeBackend): Promise<Agent> {
+  return Agent.create({
+    config: testConfig({ status: { socketPath: await socketPath() } }),
+    platformModules: platform(cluster, datapath),
+    backendModule: backendModule(backend),
+    logger: captureLogger().logger,
+    noListeners: true,
+  });
+}
+
 describe('loadBackendModule', () => {
   it('maps built-in names to packages and paths to file URLs', () => {
     expect(backendSpecifier('wireguard')).toBe('@veil/backend-wireguard');
@@ -185,13 +196,7 @@ describe('Agent', () => {
     const cluster = new InMemoryCluster();
     const datapath = new FakeDatapath();
     const backend = new FakeBackend();
-    agent = await Agent.create({
-      config: testConfig({ status: { socketPath: await socketPath() } }),
-      platformModules: platform(cluster, datapath),
-      backendModule: backendModule(backend),
-      logger: captureLogger().logger,
-      noListeners: true,
-    });
+    agent = await quietAgent(cluster, datapath, backend);
     await agent.start();
     expect(datapath.steeringConfig).toEqual({ kind: 'redirect', ifindex: 42 });
     backend.changeSteering({ kind: 'redirect', ifindex: 77 });
@@ -210,13 +215,7 @@ describe('Agent', () => {
     cluster.upsertNode(node(1));
     const datapath = new FakeDatapath();
     const backend = new FakeBackend();
-    agent = await Agent.create({
-      config: testConfig({ status: { socketPath: await socketPath() } }),
-      platformModules: platform(cluster, datapath),
-      backendModule: backendModule(backend),
-      logger: captureLogger().logger,
-      noListeners: true,
-    });
+    agent = await quietAgent(cluster, datapath, backend);
     await agent.start();
     await agent.reconciler.whenSynced();
     await until(() => backend.peers.has('node-1'));

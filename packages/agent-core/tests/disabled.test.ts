@@ -1,22 +1,13 @@
 /** Issue 12, defect 7: `encryption.enabled=false` publishes nothing and steers nothing, as documented. */
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { ContainerModule } from 'inversify';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { Agent, InMemoryCluster, IpcacheFlags, TOKENS } from '../src/index.js';
 import { NODE_ID_ANNOTATION } from '../src/types/peer.js';
 import { FAKE_KEY_ANNOTATION, FakeBackend, FakeDatapath, RecordingEventRecorder } from '../src/fake/index.js';
-import { captureLogger, keyFor, node, testConfig, until } from './helpers.js';
+import { agentPerTest, captureLogger, keyFor, node, testConfig, until } from './helpers.js';
 
 describe('encryption.enabled=false', () => {
-  let agent: Agent | undefined;
-  let dir: string | undefined;
-  afterEach(async () => {
-    await agent?.stop();
-    if (dir) await rm(dir, { recursive: true, force: true });
-    agent = dir = undefined;
-  });
+  const perTest = agentPerTest('veil-disabled-');
 
   it('publishes nothing (withdraws what an earlier run published) and steers nothing, while reporting disabled', async () => {
     const cluster = new InMemoryCluster();
@@ -25,29 +16,31 @@ describe('encryption.enabled=false', () => {
     cluster.upsertNode({ ...node(0, { key: keyFor(99) }), name: 'local', annotations: { [FAKE_KEY_ANNOTATION]: keyFor(99), [NODE_ID_ANNOTATION]: '7' } });
     const datapath = new FakeDatapath([{ nodeName: 'node-1', nodeIPs: ['192.168.0.1'], podCIDRs: ['10.0.1.0/24'], flags: IpcacheFlags.REMOTE | IpcacheFlags.ENCRYPT_READY, keyIndex: 0, nodeId: 0 }]);
     const backend = new FakeBackend();
-    dir = await mkdtemp(join(tmpdir(), 'veil-disabled-'));
+    const socketPath = await perTest.statusSocket();
     const base = testConfig();
-    agent = await Agent.create({
-      config: testConfig({
-        encryption: { ...base.encryption, enabled: false },
-        nodeId: 7,
-        metrics: { enabled: false, port: 0, host: '127.0.0.1' },
-        health: { port: 0, host: '127.0.0.1' },
-        status: { socketPath: join(dir, 'status.sock') },
-      }),
-      platformModules: [
-        new ContainerModule(({ bind }) => {
-          bind(TOKENS.KeyDistributor).toConstantValue(cluster.distributor('local'));
-          bind(TOKENS.Datapath).toConstantValue(datapath);
-          bind(TOKENS.EventRecorder).toConstantValue(new RecordingEventRecorder());
+    const agent = perTest.track(
+      await Agent.create({
+        config: testConfig({
+          encryption: { ...base.encryption, enabled: false },
+          nodeId: 7,
+          metrics: { enabled: false, port: 0, host: '127.0.0.1' },
+          health: { port: 0, host: '127.0.0.1' },
+          status: { socketPath },
         }),
-      ],
-      backendModule: new ContainerModule(({ bind }) => void bind(TOKENS.EncryptionBackend).toConstantValue(backend)),
-      attachTargets: [{ kind: 'pod-veth', ifname: 'lxc1' }],
-      logger: captureLogger().logger,
-    });
+        platformModules: [
+          new ContainerModule(({ bind }) => {
+            bind(TOKENS.KeyDistributor).toConstantValue(cluster.distributor('local'));
+            bind(TOKENS.Datapath).toConstantValue(datapath);
+            bind(TOKENS.EventRecorder).toConstantValue(new RecordingEventRecorder());
+          }),
+        ],
+        backendModule: new ContainerModule(({ bind }) => void bind(TOKENS.EncryptionBackend).toConstantValue(backend)),
+        attachTargets: [{ kind: 'pod-veth', ifname: 'lxc1' }],
+        logger: captureLogger().logger,
+      }),
+    );
     await agent.start();
-    await until(() => agent!.ready, 5_000, 'ready');
+    await until(() => agent.ready, 5_000, 'ready');
     await until(() => cluster.getNode('local')?.annotations[FAKE_KEY_ANNOTATION] === undefined, 5_000, 'material withdrawn');
     // Publishes nothing: no key, no node ID on the Node (peers stop encrypting towards it).
     expect(cluster.getNode('local')?.annotations).toEqual({});

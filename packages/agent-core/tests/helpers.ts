@@ -1,9 +1,10 @@
 import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll } from 'vitest';
+import { afterAll, afterEach } from 'vitest';
 import { Registry } from 'prom-client';
-import { DEFAULT_CONFIG, type AgentConfig } from '../src/index.js';
+import { DEFAULT_CONFIG, type Agent, type AgentConfig } from '../src/index.js';
 
 export { fakeKey as keyFor, fakeNode as node, captureLogger } from '../src/fake/index.js';
 
@@ -25,6 +26,30 @@ export function testConfig(over: Partial<AgentConfig> = {}): AgentConfig {
   return { ...DEFAULT_CONFIG, encryption: { ...DEFAULT_CONFIG.encryption, enabled: true }, nodeName: 'local', stateDir: tempStateDir(), ...over };
 }
 
+
+/**
+ * One agent per test with its status socket in a fresh directory (named after `prefix`): registers an
+ * afterEach that stops the agent `track` was given and removes the directory.
+ */
+export function agentPerTest(prefix: string): { statusSocket(): Promise<string>; track(agent: Agent): Agent } {
+  let agent: Agent | undefined;
+  let dir: string | undefined;
+  afterEach(async () => {
+    await agent?.stop();
+    if (dir) await rm(dir, { recursive: true, force: true });
+    agent = dir = undefined;
+  });
+  return {
+    async statusSocket() {
+      dir = await mkdtemp(join(tmpdir(), prefix));
+      return join(dir, 'status.sock');
+    },
+    track(a) {
+      agent = a;
+      return a;
+    },
+  };
+}
 
 export function newRegistry(): Registry {
   return new Registry();

@@ -1,37 +1,30 @@
 /** Issue 12, defect 5: readiness and status tell the truth about what traffic is affected. */
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { ContainerModule } from 'inversify';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { Agent, InMemoryCluster, TOKENS, type KeyDistributor, type LocalMaterial } from '../src/index.js';
 import { FAKE_KEY_ANNOTATION, FakeBackend, FakeDatapath, RecordingEventRecorder } from '../src/fake/index.js';
-import { captureLogger, keyFor, node, testConfig, until } from './helpers.js';
+import { agentPerTest, captureLogger, keyFor, node, testConfig, until } from './helpers.js';
 
 describe('readiness reflects affected traffic', () => {
-  let agent: Agent | undefined;
-  let dir: string | undefined;
-  afterEach(async () => {
-    await agent?.stop();
-    if (dir) await rm(dir, { recursive: true, force: true });
-    agent = dir = undefined;
-  });
+  const perTest = agentPerTest('veil-ready-');
 
   async function start(cluster: InMemoryCluster, distributor: KeyDistributor = cluster.distributor('local')): Promise<Agent> {
-    dir = await mkdtemp(join(tmpdir(), 'veil-ready-'));
-    agent = await Agent.create({
-      config: testConfig({ metrics: { enabled: false, port: 0, host: '127.0.0.1' }, health: { port: 0, host: '127.0.0.1' }, status: { socketPath: join(dir, 'status.sock') } }),
-      platformModules: [
-        new ContainerModule(({ bind }) => {
-          bind(TOKENS.KeyDistributor).toConstantValue(distributor);
-          bind(TOKENS.Datapath).toConstantValue(new FakeDatapath());
-          bind(TOKENS.EventRecorder).toConstantValue(new RecordingEventRecorder());
-        }),
-      ],
-      backendModule: new ContainerModule(({ bind }) => void bind(TOKENS.EncryptionBackend).toConstantValue(new FakeBackend())),
-      logger: captureLogger().logger,
-      pendingGraceMs: 300,
-    });
+    const socketPath = await perTest.statusSocket();
+    const agent = perTest.track(
+      await Agent.create({
+        config: testConfig({ metrics: { enabled: false, port: 0, host: '127.0.0.1' }, health: { port: 0, host: '127.0.0.1' }, status: { socketPath } }),
+        platformModules: [
+          new ContainerModule(({ bind }) => {
+            bind(TOKENS.KeyDistributor).toConstantValue(distributor);
+            bind(TOKENS.Datapath).toConstantValue(new FakeDatapath());
+            bind(TOKENS.EventRecorder).toConstantValue(new RecordingEventRecorder());
+          }),
+        ],
+        backendModule: new ContainerModule(({ bind }) => void bind(TOKENS.EncryptionBackend).toConstantValue(new FakeBackend())),
+        logger: captureLogger().logger,
+        pendingGraceMs: 300,
+      }),
+    );
     await agent.start();
     return agent;
   }

@@ -36,14 +36,9 @@ export interface LocalNode {
   readonly epoch: number;
 }
 
-/** A peer node, as the states need it. */
-export interface RemoteNode {
+/** A peer node, as the states need it: what a local node has, and its name. */
+export interface RemoteNode extends LocalNode {
   readonly name: string;
-  readonly nodeId: number;
-  readonly ipv4?: string | undefined;
-  readonly ipv6?: string | undefined;
-  readonly bootId: string;
-  readonly epoch: number;
 }
 
 /** A set of XFRM objects. */

@@ -6,9 +6,10 @@ import { join } from 'node:path';
 import { inspect } from 'node:util';
 import { Container } from 'inversify';
 import { DEFAULT_CONFIG, TOKENS, createLogger, loadBackendModule, parseCidr, type AgentConfig, type Cidr, type PeerNode } from '@veil/agent-core';
-import { describePrivileged, TestNetns } from '@veil/test-utils';
+import { describePrivileged, type TestNetns } from '@veil/test-utils';
 import { Key } from '../src/index.js';
 import backendModule, { PUBLIC_KEY_ANNOTATION, WireGuardBackend } from '../src/index.js';
+import { underlayPair } from './netns-pair.js';
 
 const DEV = 'wgbk0';
 
@@ -59,14 +60,8 @@ describePrivileged('WireGuardBackend on wireguard-go, two nodes', ['root', 'netn
   const handedOver: number[] = []; // PIDs of daemons left running by close(), ours to end
 
   beforeAll(() => {
-    ns.push(TestNetns.create('wgbka'), TestNetns.create('wgbkb'));
-    const [a, b] = ns as [TestNetns, TestNetns];
-    a.exec('ip', ['link', 'add', 'wgbk0u', 'type', 'veth', 'peer', 'name', 'wgbk1u', 'netns', b.name]);
-    a.exec('ip', ['addr', 'add', '192.168.78.1/24', 'dev', 'wgbk0u']);
-    b.exec('ip', ['addr', 'add', '192.168.78.2/24', 'dev', 'wgbk1u']);
-    a.exec('ip', ['link', 'set', 'wgbk0u', 'up']);
-    b.exec('ip', ['link', 'set', 'wgbk1u', 'up']);
-    a.exec('ip', ['route', 'add', 'default', 'via', '192.168.78.2']);
+    ns.push(...underlayPair(['wgbka', 'wgbkb'], ['wgbk0u', 'wgbk1u'], '192.168.78'));
+    ns[0]!.exec('ip', ['route', 'add', 'default', 'via', '192.168.78.2']);
   });
 
   afterAll(async () => {

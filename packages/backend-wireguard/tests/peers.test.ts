@@ -3,22 +3,13 @@ import { Key, type DeviceConfig, type WireGuardPeer } from '../src/index.js';
 import { PeerReconciler, WgValidationError, diffPeers, peerFromNode, type DesiredPeer } from '../src/index.js';
 import { applySet, emptyDevice, getReply } from './fake-uapi.js';
 import { encodeSet, parseGet } from '../src/index.js';
+import { newPeer } from '../src/wgtypes/types.js';
 
 const keys = Array.from({ length: 4 }, () => Key.generatePrivate().publicKey());
 const [A, B, C, D] = keys as [Key, Key, Key, Key];
 
 function devPeer(publicKey: Key, over: Partial<WireGuardPeer> = {}): WireGuardPeer {
-  return {
-    publicKey,
-    endpoint: undefined,
-    persistentKeepalive: 0,
-    lastHandshake: undefined,
-    rxBytes: 0,
-    txBytes: 0,
-    allowedIPs: [],
-    protocolVersion: 1,
-    ...over,
-  };
+  return { ...newPeer(publicKey, 1), ...over };
 }
 
 const current: WireGuardPeer[] = [

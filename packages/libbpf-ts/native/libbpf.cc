@@ -60,24 +60,25 @@ struct Capture {
 
 // ---------------------------------------------------------------------------------------------
 // Argument helpers. TS validates first; these only keep a wrong call from crashing the process.
-int32_t ArgInt(const Napi::CallbackInfo& info, size_t i) {
-  if (info.Length() <= i || !info[i].IsNumber()) {
-    throw Napi::TypeError::New(info.Env(), "argument " + std::to_string(i) + " must be a number");
+// Throws "argument i must be <what>" unless argument i is present and `is` holds for it.
+void CheckArg(const Napi::CallbackInfo& info, size_t i, bool (Napi::Value::*is)() const, const char* what) {
+  if (info.Length() <= i || !(info[i].*is)()) {
+    throw Napi::TypeError::New(info.Env(), "argument " + std::to_string(i) + " must be " + what);
   }
+}
+
+int32_t ArgInt(const Napi::CallbackInfo& info, size_t i) {
+  CheckArg(info, i, &Napi::Value::IsNumber, "a number");
   return info[i].As<Napi::Number>().Int32Value();
 }
 
 uint32_t ArgU32(const Napi::CallbackInfo& info, size_t i) {
-  if (info.Length() <= i || !info[i].IsNumber()) {
-    throw Napi::TypeError::New(info.Env(), "argument " + std::to_string(i) + " must be a number");
-  }
+  CheckArg(info, i, &Napi::Value::IsNumber, "a number");
   return info[i].As<Napi::Number>().Uint32Value();
 }
 
 std::string ArgStr(const Napi::CallbackInfo& info, size_t i) {
-  if (info.Length() <= i || !info[i].IsString()) {
-    throw Napi::TypeError::New(info.Env(), "argument " + std::to_string(i) + " must be a string");
-  }
+  CheckArg(info, i, &Napi::Value::IsString, "a string");
   return info[i].As<Napi::String>().Utf8Value();
 }
 
@@ -86,13 +87,29 @@ bool IsNullish(const Napi::CallbackInfo& info, size_t i) {
 }
 
 Napi::Buffer<uint8_t> ArgBuf(const Napi::CallbackInfo& info, size_t i) {
-  if (info.Length() <= i || !info[i].IsBuffer()) {
-    throw Napi::TypeError::New(info.Env(), "argument " + std::to_string(i) + " must be a Buffer");
-  }
+  CheckArg(info, i, &Napi::Value::IsBuffer, "a Buffer");
   return info[i].As<Napi::Buffer<uint8_t>>();
 }
 
 int NegErrno(int ret) { return ret < 0 ? ret : -errno; }
+
+// Zeroes a libbpf options struct in place and sets its sz (what LIBBPF_OPTS does in C). In place,
+// not by copy: libbpf rejects opts whose trailing padding is not zero, and a copy may not keep it so.
+template <typename T>
+void ZeroOpts(T& o) {
+  memset(&o, 0, sizeof(o));
+  o.sz = sizeof(o);
+}
+
+// 0, or the call's -errno.
+Napi::Number ErrnoNumber(Napi::Env env, int ret) { return Napi::Number::New(env, ret < 0 ? NegErrno(ret) : 0); }
+
+// A result object whose err is 0 or the call's -errno (the caller adds the other fields).
+Napi::Object ErrResult(Napi::Env env, int ret) {
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("err", ret < 0 ? NegErrno(ret) : 0);
+  return out;
+}
 
 // ---------------------------------------------------------------------------------------------
 // Network namespace guard: setns() the calling thread into `path`, restore on destruction.
@@ -148,6 +165,20 @@ void RestoreOrThrow(Napi::Env env, NetnsGuard& g) {
   }
 }
 
+// The guard's -errno when it could not enter the namespace (after restoring), else 0.
+int EntryError(Napi::Env env, NetnsGuard& g) {
+  int e = g.err();
+  if (e != 0) RestoreOrThrow(env, g);
+  return e;
+}
+
+// The { err, op: "setns" } result of a call whose namespace could not be entered.
+Napi::Object SetnsFailure(Napi::Object out, int err) {
+  out.Set("err", err);
+  out.Set("op", "setns");
+  return out;
+}
+
 // ---------------------------------------------------------------------------------------------
 // bpf_object handle (an ObjectSpec before load).
 struct ObjHandle {
@@ -160,17 +191,17 @@ void FinalizeObj(Napi::Env, ObjHandle* h) {
 }
 
 ObjHandle* ArgObj(const Napi::CallbackInfo& info, size_t i) {
-  if (info.Length() <= i || !info[i].IsExternal()) {
-    throw Napi::TypeError::New(info.Env(), "argument " + std::to_string(i) + " must be an object handle");
-  }
+  CheckArg(info, i, &Napi::Value::IsExternal, "an object handle");
   ObjHandle* h = info[i].As<Napi::External<ObjHandle>>().Data();
   if (h->obj == nullptr) throw Napi::Error::New(info.Env(), "object handle is closed");
   return h;
 }
 
-bpf_map* FindMap(ObjHandle* h, const std::string& name) {
+// The map named by argument 1 in the object of argument 0, or nullptr.
+bpf_map* ArgObjMap(const Napi::CallbackInfo& info) {
+  ObjHandle* h = ArgObj(info, 0);
   // bpf_object__find_map_by_name also matches internal maps by section name (".rodata").
-  return bpf_object__find_map_by_name(h->obj, name.c_str());
+  return bpf_object__find_map_by_name(h->obj, ArgStr(info, 1).c_str());
 }
 
 // objOpen(path) → { handle?, err, log }
@@ -276,24 +307,21 @@ Napi::Value ObjDatasec(const Napi::CallbackInfo& info) {
 
 // objSetMaxEntries(handle, map, n) → err
 Napi::Value ObjSetMaxEntries(const Napi::CallbackInfo& info) {
-  ObjHandle* h = ArgObj(info, 0);
-  bpf_map* m = FindMap(h, ArgStr(info, 1));
+  bpf_map* m = ArgObjMap(info);
   if (m == nullptr) return Napi::Number::New(info.Env(), -ENOENT);
   return Napi::Number::New(info.Env(), bpf_map__set_max_entries(m, ArgU32(info, 2)));
 }
 
 // objSetPinPath(handle, map, path) → err
 Napi::Value ObjSetPinPath(const Napi::CallbackInfo& info) {
-  ObjHandle* h = ArgObj(info, 0);
-  bpf_map* m = FindMap(h, ArgStr(info, 1));
+  bpf_map* m = ArgObjMap(info);
   if (m == nullptr) return Napi::Number::New(info.Env(), -ENOENT);
   return Napi::Number::New(info.Env(), bpf_map__set_pin_path(m, ArgStr(info, 2).c_str()));
 }
 
 // objGetInitialValue(handle, map) → Buffer (copy) | undefined
 Napi::Value ObjGetInitialValue(const Napi::CallbackInfo& info) {
-  ObjHandle* h = ArgObj(info, 0);
-  bpf_map* m = FindMap(h, ArgStr(info, 1));
+  bpf_map* m = ArgObjMap(info);
   if (m == nullptr) return info.Env().Undefined();
   size_t size = 0;
   const void* data = bpf_map__initial_value(m, &size);
@@ -303,14 +331,22 @@ Napi::Value ObjGetInitialValue(const Napi::CallbackInfo& info) {
 
 // objSetInitialValue(handle, map, buf) → err
 Napi::Value ObjSetInitialValue(const Napi::CallbackInfo& info) {
-  ObjHandle* h = ArgObj(info, 0);
-  bpf_map* m = FindMap(h, ArgStr(info, 1));
+  bpf_map* m = ArgObjMap(info);
   if (m == nullptr) return Napi::Number::New(info.Env(), -ENOENT);
   Napi::Buffer<uint8_t> b = ArgBuf(info, 2);
   return Napi::Number::New(info.Env(), bpf_map__set_initial_value(m, b.Data(), b.Length()));
 }
 
 int DupFd(int fd) { return fcntl(fd, F_DUPFD_CLOEXEC, 3); }
+
+// Appends { name, fd } for a loaded map or program, with a dup of its fd (skipped when it has none).
+void PushLoaded(Napi::Env env, Napi::Array& list, const char* name, int fd) {
+  if (fd < 0) return;
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("name", name);
+  o.Set("fd", DupFd(fd));
+  list.Set(list.Length(), o);
+}
 
 // objLoad(handle) → { err, log, maps: [{name, fd}], programs: [{name, fd}] }
 // The libbpf object is always freed here: live maps/programs keep dup'ed fds of their own.
@@ -329,23 +365,9 @@ Napi::Value ObjLoad(const Napi::CallbackInfo& info) {
   }
   if (err == 0) {
     bpf_map* m;
-    bpf_object__for_each_map(m, h->obj) {
-      int fd = bpf_map__fd(m);
-      if (fd < 0) continue;
-      Napi::Object o = Napi::Object::New(env);
-      o.Set("name", bpf_map__name(m));
-      o.Set("fd", DupFd(fd));
-      maps.Set(maps.Length(), o);
-    }
+    bpf_object__for_each_map(m, h->obj) PushLoaded(env, maps, bpf_map__name(m), bpf_map__fd(m));
     bpf_program* p;
-    bpf_object__for_each_program(p, h->obj) {
-      int fd = bpf_program__fd(p);
-      if (fd < 0) continue;
-      Napi::Object o = Napi::Object::New(env);
-      o.Set("name", bpf_program__name(p));
-      o.Set("fd", DupFd(fd));
-      progs.Set(progs.Length(), o);
-    }
+    bpf_object__for_each_program(p, h->obj) PushLoaded(env, progs, bpf_program__name(p), bpf_program__fd(p));
   }
   bpf_object__close(h->obj);
   h->obj = nullptr;
@@ -359,27 +381,31 @@ Napi::Value ObjLoad(const Napi::CallbackInfo& info) {
 // ---------------------------------------------------------------------------------------------
 // Map syscalls on raw fds.
 
+// Arguments 0..2 of the element calls: the map fd, the key buffer(s), the value buffer(s).
+struct MapElemArgs {
+  int fd;
+  Napi::Buffer<uint8_t> k;
+  Napi::Buffer<uint8_t> v;
+};
+
+MapElemArgs ArgMapElem(const Napi::CallbackInfo& info) {
+  return MapElemArgs{ArgInt(info, 0), ArgBuf(info, 1), ArgBuf(info, 2)};  // braced: read in order
+}
+
 Napi::Value MapLookup(const Napi::CallbackInfo& info) {
-  int fd = ArgInt(info, 0);
-  auto k = ArgBuf(info, 1);
-  auto v = ArgBuf(info, 2);
-  int r = bpf_map_lookup_elem(fd, k.Data(), v.Data());
-  return Napi::Number::New(info.Env(), r < 0 ? NegErrno(r) : 0);
+  MapElemArgs a = ArgMapElem(info);
+  return ErrnoNumber(info.Env(), bpf_map_lookup_elem(a.fd, a.k.Data(), a.v.Data()));
 }
 
 Napi::Value MapUpdate(const Napi::CallbackInfo& info) {
-  int fd = ArgInt(info, 0);
-  auto k = ArgBuf(info, 1);
-  auto v = ArgBuf(info, 2);
-  int r = bpf_map_update_elem(fd, k.Data(), v.Data(), ArgU32(info, 3));
-  return Napi::Number::New(info.Env(), r < 0 ? NegErrno(r) : 0);
+  MapElemArgs a = ArgMapElem(info);
+  return ErrnoNumber(info.Env(), bpf_map_update_elem(a.fd, a.k.Data(), a.v.Data(), ArgU32(info, 3)));
 }
 
 Napi::Value MapDelete(const Napi::CallbackInfo& info) {
   int fd = ArgInt(info, 0);
   auto k = ArgBuf(info, 1);
-  int r = bpf_map_delete_elem(fd, k.Data());
-  return Napi::Number::New(info.Env(), r < 0 ? NegErrno(r) : 0);
+  return ErrnoNumber(info.Env(), bpf_map_delete_elem(fd, k.Data()));
 }
 
 // mapGetNextKey(fd, key | null, next) → err (-ENOENT at the end)
@@ -388,87 +414,87 @@ Napi::Value MapGetNextKey(const Napi::CallbackInfo& info) {
   const void* key = nullptr;
   if (!IsNullish(info, 1)) key = ArgBuf(info, 1).Data();
   auto next = ArgBuf(info, 2);
-  int r = bpf_map_get_next_key(fd, key, next.Data());
-  return Napi::Number::New(info.Env(), r < 0 ? NegErrno(r) : 0);
+  return ErrnoNumber(info.Env(), bpf_map_get_next_key(fd, key, next.Data()));
 }
 
-// mapUpdateBatch(fd, keys, values, count, elemFlags) → { err, count }
-Napi::Value MapUpdateBatch(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  int fd = ArgInt(info, 0);
-  auto k = ArgBuf(info, 1);
-  auto v = ArgBuf(info, 2);
-  __u32 count = ArgU32(info, 3);
-  struct bpf_map_batch_opts opts;
-  memset(&opts, 0, sizeof(opts));
-  opts.sz = sizeof(opts);
-  opts.elem_flags = ArgU32(info, 4);
-  int r = bpf_map_update_batch(fd, k.Data(), v.Data(), &count, &opts);
-  Napi::Object out = Napi::Object::New(env);
-  out.Set("err", r < 0 ? NegErrno(r) : 0);
+// { err, count }: the kernel writes back how many elements it processed.
+Napi::Object BatchResult(Napi::Env env, int r, __u32 count) {
+  Napi::Object out = ErrResult(env, r);
   out.Set("count", count);
   return out;
 }
 
+// mapUpdateBatch(fd, keys, values, count, elemFlags) → { err, count }
+Napi::Value MapUpdateBatch(const Napi::CallbackInfo& info) {
+  MapElemArgs a = ArgMapElem(info);
+  __u32 count = ArgU32(info, 3);
+  struct bpf_map_batch_opts opts;
+  ZeroOpts(opts);
+  opts.elem_flags = ArgU32(info, 4);
+  int r = bpf_map_update_batch(a.fd, a.k.Data(), a.v.Data(), &count, &opts);
+  return BatchResult(info.Env(), r, count);
+}
+
 // mapDeleteBatch(fd, keys, count) → { err, count }
 Napi::Value MapDeleteBatch(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
   int fd = ArgInt(info, 0);
   auto k = ArgBuf(info, 1);
   __u32 count = ArgU32(info, 2);
   struct bpf_map_batch_opts opts;
-  memset(&opts, 0, sizeof(opts));
-  opts.sz = sizeof(opts);
+  ZeroOpts(opts);
   int r = bpf_map_delete_batch(fd, k.Data(), &count, &opts);
-  Napi::Object out = Napi::Object::New(env);
-  out.Set("err", r < 0 ? NegErrno(r) : 0);
-  out.Set("count", count);
+  return BatchResult(info.Env(), r, count);
+}
+
+// A kernel name field (NUL-padded, possibly unterminated) as a string.
+template <size_t N>
+std::string KernelName(const char (&name)[N]) {
+  return std::string(name, strnlen(name, N));
+}
+
+// bpf_obj_get_info_by_fd(argument 0) into a zeroed `T`. The result object carries its err and, when
+// it succeeded (`ok`), the id, type (named by `typeName`) and name every kernel object info has.
+template <typename T>
+Napi::Object InfoByFd(const Napi::CallbackInfo& info, T& ki, std::string (*typeName)(int), bool& ok) {
+  int fd = ArgInt(info, 0);
+  memset(&ki, 0, sizeof(ki));
+  __u32 len = sizeof(ki);
+  int r = bpf_obj_get_info_by_fd(fd, &ki, &len);
+  Napi::Object out = ErrResult(info.Env(), r);
+  ok = r >= 0;
+  if (!ok) return out;
+  out.Set("id", ki.id);
+  out.Set("type", typeName(static_cast<int>(ki.type)));
+  out.Set("name", KernelName(ki.name));
   return out;
 }
 
 // mapInfo(fd) → { err, id, type, keySize, valueSize, maxEntries, flags, name }
 Napi::Value MapInfo(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  int fd = ArgInt(info, 0);
   struct bpf_map_info mi;
-  memset(&mi, 0, sizeof(mi));
-  __u32 len = sizeof(mi);
-  int r = bpf_obj_get_info_by_fd(fd, &mi, &len);
-  Napi::Object out = Napi::Object::New(env);
-  out.Set("err", r < 0 ? NegErrno(r) : 0);
-  if (r < 0) return out;
-  out.Set("id", mi.id);
-  out.Set("type", MapTypeStr(static_cast<int>(mi.type)));
+  bool ok;
+  Napi::Object out = InfoByFd(info, mi, MapTypeStr, ok);
+  if (!ok) return out;
   out.Set("keySize", mi.key_size);
   out.Set("valueSize", mi.value_size);
   out.Set("maxEntries", mi.max_entries);
   out.Set("flags", mi.map_flags);
-  out.Set("name", std::string(mi.name, strnlen(mi.name, sizeof(mi.name))));
   return out;
 }
 
 // progInfo(fd) → { err, id, type, name, tag }
 Napi::Value ProgInfo(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  int fd = ArgInt(info, 0);
   struct bpf_prog_info pi;
-  memset(&pi, 0, sizeof(pi));
-  __u32 len = sizeof(pi);
-  int r = bpf_obj_get_info_by_fd(fd, &pi, &len);
-  Napi::Object out = Napi::Object::New(env);
-  out.Set("err", r < 0 ? NegErrno(r) : 0);
-  if (r < 0) return out;
-  out.Set("id", pi.id);
-  out.Set("type", ProgTypeStr(static_cast<int>(pi.type)));
-  out.Set("name", std::string(pi.name, strnlen(pi.name, sizeof(pi.name))));
-  out.Set("tag", Napi::Buffer<uint8_t>::Copy(env, pi.tag, sizeof(pi.tag)));
+  bool ok;
+  Napi::Object out = InfoByFd(info, pi, ProgTypeStr, ok);
+  if (!ok) return out;
+  out.Set("tag", Napi::Buffer<uint8_t>::Copy(info.Env(), pi.tag, sizeof(pi.tag)));
   return out;
 }
 
 Napi::Value ObjPin(const Napi::CallbackInfo& info) {
   int fd = ArgInt(info, 0);
-  int r = bpf_obj_pin(fd, ArgStr(info, 1).c_str());
-  return Napi::Number::New(info.Env(), r < 0 ? NegErrno(r) : 0);
+  return ErrnoNumber(info.Env(), bpf_obj_pin(fd, ArgStr(info, 1).c_str()));
 }
 
 // objGet(path) → fd | -errno
@@ -493,8 +519,7 @@ Napi::Value ProgTestRun(const Napi::CallbackInfo& info) {
   auto din = ArgBuf(info, 1);
   auto dout = ArgBuf(info, 2);
   struct bpf_test_run_opts opts;
-  memset(&opts, 0, sizeof(opts));
-  opts.sz = sizeof(opts);
+  ZeroOpts(opts);
   opts.data_in = din.Data();
   opts.data_size_in = static_cast<__u32>(din.Length());
   opts.data_out = dout.Data();
@@ -513,12 +538,7 @@ Napi::Value ProgTestRun(const Napi::CallbackInfo& info) {
   std::string ns = ArgNetns(info, 6);
   Napi::Object out = Napi::Object::New(env);
   NetnsGuard g(ns);
-  if (g.err() != 0) {
-    out.Set("err", g.err());
-    out.Set("op", "setns");
-    RestoreOrThrow(env, g);
-    return out;
-  }
+  if (int e = EntryError(env, g)) return SetnsFailure(out, e);
   int r = bpf_prog_test_run_opts(fd, &opts);
   RestoreOrThrow(env, g);
   out.Set("op", "program.run");
@@ -533,31 +553,36 @@ Napi::Value ProgTestRun(const Napi::CallbackInfo& info) {
 // ---------------------------------------------------------------------------------------------
 // tc (clsact + cls_bpf direct-action), optionally inside another network namespace.
 
+// The clsact hook and filter options that tc attach/detach/query name: ifindex and attach point are
+// arguments 0 and 1, priority and handle arguments prioArg and prioArg + 1.
+struct TcTarget {
+  struct bpf_tc_hook hook;
+  struct bpf_tc_opts opts;
+};
+
+// Fills `t` in place (see ZeroOpts).
+void ArgTcTarget(const Napi::CallbackInfo& info, size_t prioArg, TcTarget& t) {
+  ZeroOpts(t.hook);
+  ZeroOpts(t.opts);
+  t.hook.ifindex = ArgInt(info, 0);
+  t.hook.attach_point = static_cast<enum bpf_tc_attach_point>(ArgU32(info, 1));
+  t.opts.priority = ArgU32(info, prioArg);
+  t.opts.handle = ArgU32(info, prioArg + 1);
+}
+
 // tcAttach(ifindex, attachPoint, progFd, priority, handle, flags, netns|null)
 //   → { err, hookErr, handle, priority, progId }
 Napi::Value TcAttach(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  int ifindex = ArgInt(info, 0);
-  uint32_t ap = ArgU32(info, 1);
-  int progFd = ArgInt(info, 2);
-  uint32_t prio = ArgU32(info, 3);
-  uint32_t handle = ArgU32(info, 4);
-  uint32_t flags = ArgU32(info, 5);
+  TcTarget t;
+  ArgTcTarget(info, 3, t);
+  t.opts.prog_fd = ArgInt(info, 2);
+  t.opts.flags = ArgU32(info, 5);
   std::string ns = ArgNetns(info, 6);
   Napi::Object out = Napi::Object::New(env);
   NetnsGuard g(ns);
-  if (g.err() != 0) {
-    out.Set("err", g.err());
-    out.Set("op", "setns");
-    RestoreOrThrow(env, g);
-    return out;
-  }
-  struct bpf_tc_hook hook;
-  memset(&hook, 0, sizeof(hook));
-  hook.sz = sizeof(hook);
-  hook.ifindex = ifindex;
-  hook.attach_point = static_cast<enum bpf_tc_attach_point>(ap);
-  int hr = bpf_tc_hook_create(&hook);
+  if (int e = EntryError(env, g)) return SetnsFailure(out, e);
+  int hr = bpf_tc_hook_create(&t.hook);
   // An existing clsact qdisc is fine: we only add a filter to it.
   if (hr < 0 && hr != -EEXIST) {
     out.Set("err", hr);
@@ -565,48 +590,25 @@ Napi::Value TcAttach(const Napi::CallbackInfo& info) {
     RestoreOrThrow(env, g);
     return out;
   }
-  struct bpf_tc_opts opts;
-  memset(&opts, 0, sizeof(opts));
-  opts.sz = sizeof(opts);
-  opts.prog_fd = progFd;
-  opts.priority = prio;
-  opts.handle = handle;
-  opts.flags = flags;
-  int r = bpf_tc_attach(&hook, &opts);
+  int r = bpf_tc_attach(&t.hook, &t.opts);
   RestoreOrThrow(env, g);
   out.Set("err", r);
   out.Set("op", "tc.attach");
-  out.Set("handle", opts.handle);
-  out.Set("priority", opts.priority);
-  out.Set("progId", opts.prog_id);
+  out.Set("handle", t.opts.handle);
+  out.Set("priority", t.opts.priority);
+  out.Set("progId", t.opts.prog_id);
   return out;
 }
 
 // tcDetach(ifindex, attachPoint, priority, handle, netns|null) → err
 Napi::Value TcDetach(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  int ifindex = ArgInt(info, 0);
-  uint32_t ap = ArgU32(info, 1);
-  uint32_t prio = ArgU32(info, 2);
-  uint32_t handle = ArgU32(info, 3);
+  TcTarget t;
+  ArgTcTarget(info, 2, t);
   std::string ns = ArgNetns(info, 4);
   NetnsGuard g(ns);
-  if (g.err() != 0) {
-    int e = g.err();
-    RestoreOrThrow(env, g);
-    return Napi::Number::New(env, e);
-  }
-  struct bpf_tc_hook hook;
-  memset(&hook, 0, sizeof(hook));
-  hook.sz = sizeof(hook);
-  hook.ifindex = ifindex;
-  hook.attach_point = static_cast<enum bpf_tc_attach_point>(ap);
-  struct bpf_tc_opts opts;
-  memset(&opts, 0, sizeof(opts));
-  opts.sz = sizeof(opts);
-  opts.priority = prio;
-  opts.handle = handle;
-  int r = bpf_tc_detach(&hook, &opts);
+  if (int e = EntryError(env, g)) return Napi::Number::New(env, e);
+  int r = bpf_tc_detach(&t.hook, &t.opts);
   RestoreOrThrow(env, g);
   return Napi::Number::New(env, r);
 }
@@ -614,32 +616,19 @@ Napi::Value TcDetach(const Napi::CallbackInfo& info) {
 // tcQuery(ifindex, attachPoint, priority, handle, netns|null) → { err, progId }
 Napi::Value TcQuery(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  int ifindex = ArgInt(info, 0);
-  uint32_t ap = ArgU32(info, 1);
-  uint32_t prio = ArgU32(info, 2);
-  uint32_t handle = ArgU32(info, 3);
+  TcTarget t;
+  ArgTcTarget(info, 2, t);
   std::string ns = ArgNetns(info, 4);
   Napi::Object out = Napi::Object::New(env);
   NetnsGuard g(ns);
-  if (g.err() != 0) {
-    out.Set("err", g.err());
-    RestoreOrThrow(env, g);
+  if (int e = EntryError(env, g)) {
+    out.Set("err", e);
     return out;
   }
-  struct bpf_tc_hook hook;
-  memset(&hook, 0, sizeof(hook));
-  hook.sz = sizeof(hook);
-  hook.ifindex = ifindex;
-  hook.attach_point = static_cast<enum bpf_tc_attach_point>(ap);
-  struct bpf_tc_opts opts;
-  memset(&opts, 0, sizeof(opts));
-  opts.sz = sizeof(opts);
-  opts.priority = prio;
-  opts.handle = handle;
-  int r = bpf_tc_query(&hook, &opts);
+  int r = bpf_tc_query(&t.hook, &t.opts);
   RestoreOrThrow(env, g);
   out.Set("err", r);
-  out.Set("progId", opts.prog_id);
+  out.Set("progId", t.opts.prog_id);
   return out;
 }
 
@@ -649,11 +638,7 @@ Napi::Value IfNameToIndex(const Napi::CallbackInfo& info) {
   std::string name = ArgStr(info, 0);
   std::string ns = ArgNetns(info, 1);
   NetnsGuard g(ns);
-  if (g.err() != 0) {
-    int e = g.err();
-    RestoreOrThrow(env, g);
-    return Napi::Number::New(env, e);
-  }
+  if (int e = EntryError(env, g)) return Napi::Number::New(env, e);
   errno = 0;
   unsigned idx = if_nametoindex(name.c_str());
   int e = errno;
@@ -672,12 +657,7 @@ Napi::Value NlDump(const Napi::CallbackInfo& info) {
   std::string ns = ArgNetns(info, 2);
   Napi::Object out = Napi::Object::New(env);
   NetnsGuard g(ns);
-  if (g.err() != 0) {
-    out.Set("err", g.err());
-    out.Set("op", "setns");
-    RestoreOrThrow(env, g);
-    return out;
-  }
+  if (int e = EntryError(env, g)) return SetnsFailure(out, e);
   // The socket belongs to the namespace it was created in; the guard can be released right after.
   int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, protocol);
   int sockErr = fd < 0 ? -errno : 0;

@@ -4,7 +4,7 @@ export { type LpmKey, lpmKey } from './lpm.js';
 export { SkBuff, type SkBuffFields, type SkBuffInput } from './skbuff.js';
 export { ObjectSpec, type MapSpec, type VarSpec } from './spec.js';
 export { BpfObject, type ProgramSpec } from './object.js';
-export { BpfMap, type MapInfo, type MapType, type UpdateFlag, numPossibleCpus } from './map.js';
+export { BpfMap, type MapInfo, type MapShape, type MapType, type UpdateFlag, numPossibleCpus } from './map.js';
 export { Program, type ProgramType, type RunOptions, type RunResult } from './program.js';
 export { attachTc, queryTc, listTc, ifNameToIndex, type TcAttachOptions, type TcFilterInfo, type TcDirection, type TcLink, type TcQueryOptions } from './tc.js';
 export { mountBpffs, unmountBpffs } from './bpffs.js';

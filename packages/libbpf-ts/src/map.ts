@@ -16,17 +16,22 @@ export type MapType =
   | 'struct_ops' | 'ringbuf' | 'inode_storage' | 'task_storage' | 'bloom_filter' | 'user_ringbuf'
   | (string & {});
 
-/** What the kernel reports about a live map (bpf_obj_get_info_by_fd). */
-export interface MapInfo {
-  /** Kernel map id (bpftool map show id …). */
-  readonly id: number;
-  /** Name: libbpf's name for maps from an object, the kernel's (≤15 chars) for pinned maps. */
+/** A map's name and shape, as the ELF describes it (MapSpec) and as the kernel reports it (MapInfo). */
+export interface MapShape {
   readonly name: string;
   readonly type: MapType;
   readonly keySize: number;
   readonly valueSize: number;
   readonly maxEntries: number;
   readonly flags: number;
+}
+
+/** What the kernel reports about a live map (bpf_obj_get_info_by_fd). */
+export interface MapInfo extends MapShape {
+  /** Kernel map id (bpftool map show id …). */
+  readonly id: number;
+  /** Name: libbpf's name for maps from an object, the kernel's (≤15 chars) for pinned maps. */
+  readonly name: string;
 }
 
 /** BPF_ANY / BPF_NOEXIST / BPF_EXIST. */
@@ -94,32 +99,81 @@ export function checkPath(path: unknown, field = 'path'): asserts path is string
 }
 
 /**
+ * What maps and programs share: an fd (possibly shared with a BpfObject) seen through a view that
+ * close() retires, and closes the fd only when the view owns it; pins by that fd.
+ */
+export abstract class FdView {
+  /** For error messages: "map 'routes'", "program 'tc_ingress'". */
+  protected readonly ctx: string;
+  private viewClosed = false;
+
+  protected constructor(
+    protected readonly handle: FdHandle,
+    private readonly kind: 'map' | 'program',
+    name: string,
+    private readonly ownsFd: boolean,
+  ) {
+    this.ctx = `${kind} '${name}'`;
+  }
+
+  /** The fd (valid until close()). */
+  get fd(): number {
+    return this.fdOrThrow();
+  }
+
+  get closed(): boolean {
+    return this.viewClosed || this.handle.isClosed;
+  }
+
+  protected fdOrThrow(): number {
+    if (this.viewClosed) throw new ClosedError(this.ctx);
+    return this.handle.get();
+  }
+
+  /** BPF_OBJ_PIN at `path` on a bpffs (`bpftool map pin` / `bpftool prog pin`). */
+  pin(path: string): void {
+    checkPath(path);
+    check(native.objPin(this.fdOrThrow(), path), `${this.kind}.pin`, `${this.ctx} at '${path}'`);
+  }
+
+  /** Removes a pin (unlink). The object lives on while fds or other pins reference it. */
+  unpin(path: string): void {
+    this.fdOrThrow();
+    unlinkPin(path, `${this.kind}.unpin`);
+  }
+
+  /** Closes this view (and the fd, when the view owns it: opened with fromPin). Idempotent. */
+  close(): void {
+    this.viewClosed = true;
+    if (this.ownsFd) this.handle.close();
+  }
+}
+
+/**
  * A typed view of a live BPF map. Keys and values go through codecs whose sizes were checked
  * against the map when the view was created. All operations are synchronous syscalls.
  */
-export class BpfMap<K, V, KIn = K, VIn = V> {
+export class BpfMap<K, V, KIn = K, VIn = V> extends FdView {
   /** True for percpu_hash / percpu_array / lru_percpu_hash: values are one slot per possible CPU. */
   readonly isPerCpu: boolean;
-  private readonly ctx: string;
   private readonly keyBuf: Buffer;
   private readonly valBuf: Buffer;
   /** Per-CPU slot stride: value size rounded up to 8 bytes. */
   private readonly stride: number;
   private readonly batchSupport: { update?: boolean; delete?: boolean } = {};
-  private viewClosed = false;
 
   /**
    * @internal Use BpfObject.map() or BpfMap.fromPin().
    * `ownsFd`: whether close() closes the fd (fromPin) or only this view (maps of a BpfObject).
    */
   constructor(
-    private readonly handle: FdHandle,
+    handle: FdHandle,
     readonly info: MapInfo,
     private readonly keyCodec: Codec<K, KIn>,
     private readonly valueCodec: Codec<V, VIn>,
-    private readonly ownsFd: boolean,
+    ownsFd: boolean,
   ) {
-    this.ctx = `map '${info.name}'`;
+    super(handle, 'map', info.name, ownsFd);
     this.isPerCpu = perCpuTypes.has(info.type);
     this.stride = this.isPerCpu ? Math.ceil(info.valueSize / 8) * 8 : info.valueSize;
     this.keyBuf = Buffer.alloc(Math.max(info.keySize, 1));
@@ -164,19 +218,6 @@ export class BpfMap<K, V, KIn = K, VIn = V> {
   get maxEntries(): number {
     return this.info.maxEntries;
   }
-  /** The map's fd (valid until close()). */
-  get fd(): number {
-    return this.fdOrThrow();
-  }
-  get closed(): boolean {
-    return this.viewClosed || this.handle.isClosed;
-  }
-
-  private fdOrThrow(): number {
-    if (this.viewClosed) throw new ClosedError(this.ctx);
-    return this.handle.get();
-  }
-
   private encodeKey(k: KIn, buf = this.keyBuf, off = 0): Buffer {
     withField('key', () => this.keyCodec.encode(k, buf, off));
     return buf;
@@ -409,24 +450,6 @@ export class BpfMap<K, V, KIn = K, VIn = V> {
     this.valBuf.fill(0);
     values.forEach((v, cpu) => withField(`values[${cpu}]`, () => this.valueCodec.encode(v, this.valBuf, cpu * this.stride)));
     check(native.mapUpdate(fd, this.keyBuf, this.valBuf, f), 'map.update', this.ctx);
-  }
-
-  /** BPF_OBJ_PIN at `path` (on a bpffs; `bpftool map pin`). */
-  pin(path: string): void {
-    checkPath(path);
-    check(native.objPin(this.fdOrThrow(), path), 'map.pin', `${this.ctx} at '${path}'`);
-  }
-
-  /** Removes a pin (unlink). The map lives on while fds or other pins reference it. */
-  unpin(path: string): void {
-    this.fdOrThrow();
-    unlinkPin(path, 'map.unpin');
-  }
-
-  /** Closes this view (and the fd, for maps opened with fromPin). Idempotent. */
-  close(): void {
-    this.viewClosed = true;
-    if (this.ownsFd) this.handle.close();
   }
 }
 

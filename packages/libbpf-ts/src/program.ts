@@ -1,6 +1,6 @@
-import { ArgumentError, ClosedError, bpfError, check } from './errors.js';
+import { ArgumentError, bpfError, check } from './errors.js';
 import { FdHandle } from './handle.js';
-import { checkPath, fdKind, unlinkPin } from './map.js';
+import { FdView, checkPath, fdKind } from './map.js';
 import { native } from './native.js';
 
 /** Program types by libbpf's names (libbpf_bpf_prog_type_str). */
@@ -42,20 +42,18 @@ export interface RunResult {
 }
 
 /** A loaded BPF program. */
-export class Program {
-  private viewClosed = false;
-  private readonly ctx: string;
+export class Program extends FdView {
 
   /** @internal Use BpfObject.program() or Program.fromPin(). */
   constructor(
-    private readonly handle: FdHandle,
+    handle: FdHandle,
     readonly name: string,
     readonly type: ProgramType,
     /** Kernel program id (bpftool prog show id …). */
     readonly id: number,
-    private readonly ownsFd: boolean,
+    ownsFd: boolean,
   ) {
-    this.ctx = `program '${name}'`;
+    super(handle, 'program', name, ownsFd);
   }
 
   /** Opens a pinned program (bpf_obj_get). The returned program owns its fd: close() it. */
@@ -73,32 +71,6 @@ export class Program {
       handle.close();
       throw e;
     }
-  }
-
-  /** The program's fd (valid until close()). */
-  get fd(): number {
-    return this.fdOrThrow();
-  }
-
-  get closed(): boolean {
-    return this.viewClosed || this.handle.isClosed;
-  }
-
-  private fdOrThrow(): number {
-    if (this.viewClosed) throw new ClosedError(this.ctx);
-    return this.handle.get();
-  }
-
-  /** BPF_OBJ_PIN at `path` on a bpffs (`bpftool prog pin`). */
-  pin(path: string): void {
-    checkPath(path);
-    check(native.objPin(this.fdOrThrow(), path), 'program.pin', `${this.ctx} at '${path}'`);
-  }
-
-  /** Removes a pin (unlink). */
-  unpin(path: string): void {
-    this.fdOrThrow();
-    unlinkPin(path, 'program.unpin');
   }
 
   /**
@@ -136,11 +108,5 @@ export class Program {
     };
     if (ctxOut) result.ctx = ctxOut.subarray(0, Math.min(r.ctxSizeOut || ctxOut.length, ctxOut.length));
     return result;
-  }
-
-  /** Closes this program (its fd for fromPin; the BpfObject owns the fd otherwise). Idempotent. */
-  close(): void {
-    this.viewClosed = true;
-    if (this.ownsFd) this.handle.close();
   }
 }

@@ -1,18 +1,12 @@
 import { type Codec, withField } from './codec.js';
 import { ArgumentError, ClosedError, CodecSizeError, NotFoundError, VerifierError, bpfError, check } from './errors.js';
 import { FdHandle } from './handle.js';
-import { type MapInfo, type MapType, checkPath, mapInfoOf } from './map.js';
+import { type MapInfo, type MapShape, checkPath, mapInfoOf } from './map.js';
 import { native, type ObjHandle } from './native.js';
 import { BpfObject, type ProgramSpec } from './object.js';
 
 /** A map as described by the ELF (before load). */
-export interface MapSpec {
-  readonly name: string;
-  readonly type: MapType;
-  readonly keySize: number;
-  readonly valueSize: number;
-  readonly maxEntries: number;
-  readonly flags: number;
+export interface MapSpec extends MapShape {
   /** libbpf's internal maps (.rodata, .data, .bss, .kconfig). */
   readonly internal: boolean;
   readonly pinPath?: string;

@@ -25,6 +25,7 @@
 
 #include <condition_variable>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -391,31 +392,33 @@ class NativeSocket : public Napi::ObjectWrap<NativeSocket> {
     Membership(info, NETLINK_DROP_MEMBERSHIP, "setsockopt(NETLINK_DROP_MEMBERSHIP)");
   }
 
-  void SetRcvbuf(const Napi::CallbackInfo& info) {
+  // Both int-valued setters: the open check, the (number, number|boolean) arguments, one setsockopt.
+  void SetIntOption(const Napi::CallbackInfo& info, const char* what, const char* usage, bool secondIsBool,
+                    const std::function<void(Napi::Env, int, const Napi::Value&)>& apply) {
     Napi::Env env = info.Env();
-    CheckOpen(env, "setsockopt(SO_RCVBUF)");
-    if (info.Length() < 2 || !info[0].IsNumber() || !info[1].IsBoolean()) {
-      throw Napi::TypeError::New(env, "setRcvbuf(bytes, force)");
+    CheckOpen(env, what);
+    if (info.Length() < 2 || !info[0].IsNumber() || !(secondIsBool ? info[1].IsBoolean() : info[1].IsNumber())) {
+      throw Napi::TypeError::New(env, usage);
     }
-    int bytes = info[0].As<Napi::Number>().Int32Value();
-    bool force = info[1].As<Napi::Boolean>().Value();
-    int opt = force ? SO_RCVBUFFORCE : SO_RCVBUF;
-    if (setsockopt(fd_, SOL_SOCKET, opt, &bytes, sizeof bytes) != 0) {
-      throw SysError(env, force ? "setsockopt(SO_RCVBUFFORCE)" : "setsockopt(SO_RCVBUF)", errno);
-    }
+    apply(env, info[0].As<Napi::Number>().Int32Value(), info[1]);
+  }
+  void Setsockopt(Napi::Env env, int level, int opt, int value, const char* what, const std::string& detail = "") {
+    if (setsockopt(fd_, level, opt, &value, sizeof value) != 0) throw SysError(env, what, errno, detail);
+  }
+
+  void SetRcvbuf(const Napi::CallbackInfo& info) {
+    SetIntOption(info, "setsockopt(SO_RCVBUF)", "setRcvbuf(bytes, force)", true, [this](Napi::Env env, int bytes, const Napi::Value& v) {
+      bool force = v.As<Napi::Boolean>().Value();
+      Setsockopt(env, SOL_SOCKET, force ? SO_RCVBUFFORCE : SO_RCVBUF, bytes,
+                 force ? "setsockopt(SO_RCVBUFFORCE)" : "setsockopt(SO_RCVBUF)");
+    });
   }
 
   void SetNetlinkOption(const Napi::CallbackInfo& info) {
-    Napi::Env env = info.Env();
-    CheckOpen(env, "setsockopt(SOL_NETLINK)");
-    if (info.Length() < 2 || !info[0].IsNumber() || !info[1].IsNumber()) {
-      throw Napi::TypeError::New(env, "setNetlinkOption(name, value)");
-    }
-    int name = info[0].As<Napi::Number>().Int32Value();
-    int value = info[1].As<Napi::Number>().Int32Value();
-    if (setsockopt(fd_, SOL_NETLINK, name, &value, sizeof value) != 0) {
-      throw SysError(env, "setsockopt(SOL_NETLINK)", errno, "option " + std::to_string(name));
-    }
+    SetIntOption(info, "setsockopt(SOL_NETLINK)", "setNetlinkOption(name, value)", false, [this](Napi::Env env, int name, const Napi::Value& v) {
+      Setsockopt(env, SOL_NETLINK, name, v.As<Napi::Number>().Int32Value(), "setsockopt(SOL_NETLINK)",
+                 "option " + std::to_string(name));
+    });
   }
 
   void DoRef(const Napi::CallbackInfo&) {
@@ -489,6 +492,15 @@ class NativeSocket : public Napi::ObjectWrap<NativeSocket> {
       groups = Napi::Array::New(env);
       count = 0;
     };
+    // A recvmsg failure other than EINTR/EAGAIN: what was read before it is delivered first, to keep
+    // the order, then the error. True when reading goes on: ENOBUFS (the kernel dropped messages; JS
+    // emits 'overrun') with the socket still open.
+    auto recvFailed = [&](int err) {
+      flush();
+      if (fd_ < 0) return false;
+      Invoke(onError_, {SysError(env, "recvmsg", err).Value()});
+      return err == ENOBUFS && fd_ >= 0;
+    };
     // Bounded batch so a flood of notifications cannot starve the event loop.
     for (int i = 0; i < 256; i++) {
       // 1) Size the next datagram without consuming it.
@@ -503,12 +515,7 @@ class NativeSocket : public Napi::ObjectWrap<NativeSocket> {
         int err = errno;
         if (err == EINTR) continue;
         if (err == EAGAIN || err == EWOULDBLOCK) break;
-        // ENOBUFS: the kernel dropped messages (overrun); JS emits 'overrun' and reading goes on.
-        // What was read before the overrun is delivered first, to keep the order.
-        flush();
-        if (fd_ < 0) return;
-        Invoke(onError_, {SysError(env, "recvmsg", err).Value()});
-        if (err == ENOBUFS && fd_ >= 0) continue;
+        if (recvFailed(err)) continue;
         return;
       }
       // 2) Receive it into a Buffer of exactly that size, with the multicast group in a cmsg.
@@ -535,10 +542,7 @@ class NativeSocket : public Napi::ObjectWrap<NativeSocket> {
       if (n < 0) {
         int err = errno;
         if (err == EAGAIN || err == EWOULDBLOCK) break;
-        flush();
-        if (fd_ < 0) return;
-        Invoke(onError_, {SysError(env, "recvmsg", err).Value()});
-        if (err == ENOBUFS && fd_ >= 0) continue;
+        if (recvFailed(err)) continue;
         return;
       }
       uint32_t group = 0;

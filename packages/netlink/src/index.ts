@@ -64,6 +64,7 @@ export {
   type GenlFamily,
   type GenlMessage,
   type GenlRequestOptions,
+  type GenlCall,
   FamilyNotFoundError,
   encodeGenlmsghdr,
   decodeGenlmsg,

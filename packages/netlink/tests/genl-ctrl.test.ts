@@ -1,5 +1,5 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { TestNetns, describePrivileged } from '@veil/test-utils';
+import { describe, expect, it } from 'vitest';
+import { describePrivileged } from '@veil/test-utils';
 import {
   FamilyNotFoundError,
   NetlinkSocket,
@@ -25,6 +25,7 @@ import {
   GENL_ID_CTRL,
 } from '../src/genl/constants.js';
 import { decodeFamily } from '../src/genl/ctrl.js';
+import { netnsSocket } from './helpers.js';
 
 describe('generic netlink codecs', () => {
   it('genlmsghdr is cmd, version, 2 reserved bytes', () => {
@@ -69,19 +70,10 @@ describe('generic netlink codecs', () => {
 });
 
 describePrivileged('generic netlink controller (real kernel, test netns)', ['root', 'netns'], () => {
-  let ns: TestNetns;
-  let sock: NetlinkSocket;
-  beforeAll(() => {
-    ns = TestNetns.create('nlg');
-    sock = NetlinkSocket.open('GENERIC', { netns: ns.path });
-  });
-  afterAll(() => {
-    sock?.close();
-    ns?.remove();
-  });
+  const env = netnsSocket('nlg', 'GENERIC');
 
   it('resolves nlctrl (id 0x10) with its ops and "notify" multicast group', async () => {
-    const f = await resolveFamily(sock, 'nlctrl');
+    const f = await resolveFamily(env.sock, 'nlctrl');
     expect(f.id).toBe(GENL_ID_CTRL);
     expect(f.name).toBe('nlctrl');
     expect(f.version).toBeGreaterThanOrEqual(1);
@@ -90,33 +82,33 @@ describePrivileged('generic netlink controller (real kernel, test netns)', ['roo
   });
 
   it('a missing family is a typed FamilyNotFoundError wrapping ENOENT', async () => {
-    const err = await resolveFamily(sock, 'veil-nope').catch((e: unknown) => e);
+    const err = await resolveFamily(env.sock, 'veil-nope').catch((e: unknown) => e);
     expect(err).toBeInstanceOf(FamilyNotFoundError);
     expect(err).toMatchObject({ family: 'veil-nope', cause: { code: 'ENOENT', operation: 'CTRL_CMD_GETFAMILY' } });
   });
 
   it('lists families, agreeing with resolveFamily', async () => {
-    const all = await listFamilies(sock);
+    const all = await listFamilies(env.sock);
     const ctrl = all.find((f) => f.name === 'nlctrl');
     expect(ctrl?.id).toBe(GENL_ID_CTRL);
-    for (const f of all.slice(0, 5)) expect((await resolveFamily(sock, f.name)).id).toBe(f.id);
+    for (const f of all.slice(0, 5)) expect((await resolveFamily(env.sock, f.name)).id).toBe(f.id);
   });
 
   it('genlRequest / genlDump against the controller', async () => {
-    const ctrl = await resolveFamily(sock, 'nlctrl');
-    const one = await genlRequest(sock, ctrl, CTRL_CMD_GETFAMILY, [attr.string(CTRL_ATTR_FAMILY_NAME, 'nlctrl')]);
+    const ctrl = await resolveFamily(env.sock, 'nlctrl');
+    const one = await genlRequest(env.sock, ctrl, CTRL_CMD_GETFAMILY, [attr.string(CTRL_ATTR_FAMILY_NAME, 'nlctrl')]);
     expect(one).toHaveLength(1);
     expect(one[0]!.attrs.u16(CTRL_ATTR_FAMILY_ID)).toBe(GENL_ID_CTRL);
-    const many = await genlDump(sock, GENL_ID_CTRL, CTRL_CMD_GETFAMILY, []);
+    const many = await genlDump(env.sock, GENL_ID_CTRL, CTRL_CMD_GETFAMILY, []);
     expect(many.length).toBeGreaterThan(1);
   });
 
   it('joins a family multicast group by id; an unknown group id is a typed EINVAL', async () => {
-    const ctrl = await resolveFamily(sock, 'nlctrl');
+    const ctrl = await resolveFamily(env.sock, 'nlctrl');
     const notify = ctrl.mcastGroups.get('notify')!;
-    expect(() => sock.joinGroup(notify)).not.toThrow();
-    expect(() => sock.leaveGroup(notify)).not.toThrow();
-    expect(() => sock.joinGroup(0xfff0)).toThrow(
+    expect(() => env.sock.joinGroup(notify)).not.toThrow();
+    expect(() => env.sock.leaveGroup(notify)).not.toThrow();
+    expect(() => env.sock.joinGroup(0xfff0)).toThrow(
       expect.objectContaining({ name: 'NetlinkSyscallError', code: 'EINVAL', syscall: 'setsockopt(NETLINK_ADD_MEMBERSHIP)' }),
     );
   });

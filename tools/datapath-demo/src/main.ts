@@ -13,8 +13,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import { type CounterRecord, type Datapath, loadDatapath, REASONS } from '@veil/bpf';
-import { type LabNode, TwoNodeLab, WG_PORT } from '@veil/bpf/testing';
-import { attachTc, type TcLink } from 'libbpf-ts';
+import { attachLabDatapath, type LabNode, loadLabDatapath, TwoNodeLab } from '@veil/bpf/testing';
 import { fillDemoIpcache, runScenarios, verdictName } from './scenarios.js';
 
 const cleanups: Array<() => void | Promise<void>> = [];
@@ -115,28 +114,14 @@ async function main(): Promise<number> {
     [lab.a, lab.b, 2],
     [lab.b, lab.a, 1],
   ] as const) {
-    const dp = loadDatapath({
-      ipcacheMaxEntries: 1024,
-      config: { backend: 'wireguard', wgIfindex: n.wgIfindex, mtu: 1420, wgPort: WG_PORT, strict: true },
-    });
+    const dp = loadLabDatapath(n, peer, peerId, 1024);
     cleanups.push(() => dp.close());
     dps.set(n, dp);
-    dp.ipcache.update(`${n.pod4}/32`, { local: true, ifindex: n.hostVethIfindex });
-    dp.ipcache.update(`${n.pod6}/128`, { local: true, ifindex: n.hostVethIfindex });
-    for (const cidr of [peer.podCidr4, peer.podCidr6]) {
-      dp.ipcache.update(cidr, { remote: true, encryptReady: true, nodeIp: peer.underlay4, nodeId: peerId });
-    }
-    dp.addStrictCidr('10.200.0.0/16');
-    dp.addStrictCidr('fd00:200::/32');
-    const attach = (ifindex: number, direction: 'ingress' | 'egress', program: Datapath['fromPod']): void => {
-      const link: TcLink = attachTc({ ifindex, direction, program, netns: n.netnsPath });
+    for (const link of attachLabDatapath(n, dp)) {
       cleanups.push(() => {
         link.detach();
       });
-    };
-    attach(n.hostVethIfindex, 'ingress', dp.fromPod);
-    attach(n.wgIfindex, 'ingress', dp.fromTunnel);
-    attach(n.underlayIfindex, 'egress', dp.toWire);
+    }
     console.log(
       `  node ${n.id}: netns ${n.netns}, pod ${n.pod4} / ${n.pod6}, wg ${n.wgDev} (ifindex ${n.wgIfindex}), ` +
         `from-pod on ${n.hostVeth}, from-tunnel on ${n.wgDev}, to-wire on ${n.underlayDev}`,

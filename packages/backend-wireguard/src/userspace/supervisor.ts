@@ -225,12 +225,7 @@ export class WireGuardGoSupervisor extends EventEmitter<SupervisorEvents> {
 
   /** Stops the daemon (SIGTERM, SIGKILL after `graceMs`), removes its socket, log and TUN. Idempotent. */
   async stop(graceMs = 3000): Promise<void> {
-    this.stopping = true;
-    this.running = false;
-    if (this.restartTimer) clearTimeout(this.restartTimer);
-    this.restartTimer = undefined;
-    if (this.pollTimer) clearTimeout(this.pollTimer);
-    this.pollTimer = undefined;
+    this.endSupervision();
     const child = this.child;
     // An adopted daemon this process never spawned has no PID here: it is left alone (as before).
     if (!child && this.startedAt !== 0 && (await socketAnswers(this.socketPath, 300))) return;
@@ -253,14 +248,19 @@ export class WireGuardGoSupervisor extends EventEmitter<SupervisorEvents> {
    * (an agent handing the device over to its successor, which adopts it). Idempotent.
    */
   detach(): void {
+    this.endSupervision();
+    this.child?.unref();
+    this.child = undefined;
+  }
+
+  /** stop() and detach(): no more restarts or polls, whatever happens to the daemon next. */
+  private endSupervision(): void {
     this.stopping = true;
     this.running = false;
     if (this.restartTimer) clearTimeout(this.restartTimer);
     this.restartTimer = undefined;
     if (this.pollTimer) clearTimeout(this.pollTimer);
     this.pollTimer = undefined;
-    this.child?.unref();
-    this.child = undefined;
   }
 
   /** Spawns one daemon and waits for its socket. Returns its PID. */

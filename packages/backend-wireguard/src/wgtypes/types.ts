@@ -43,6 +43,20 @@ export interface WireGuardPeer {
   protocolVersion: number;
 }
 
+/** A peer as first seen: no endpoint, handshake, traffic or allowed IPs yet. */
+export function newPeer(publicKey: Key, protocolVersion: number): WireGuardPeer {
+  return {
+    publicKey,
+    endpoint: undefined,
+    persistentKeepalive: 0,
+    lastHandshake: undefined,
+    rxBytes: 0,
+    txBytes: 0,
+    allowedIPs: [],
+    protocolVersion,
+  };
+}
+
 /**
  * A change to a device (WG_CMD_SET_DEVICE), with wgctrl-go's semantics: every field is
  * optional and `undefined` means "leave as is".

@@ -1,7 +1,8 @@
 // Runs inside the qemu kernel lane (Debian 6.1 with the wireguard module): the kernel driver of
 // WgClient, and device setup in kernel mode, between two namespaces.
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { describePrivileged, TestNetns } from '@veil/test-utils';
+import { describePrivileged, type TestNetns } from '@veil/test-utils';
+import { underlayPair } from '../netns-pair.js';
 import { Key } from '../../src/index.js';
 import { PeerReconciler, WgClient, WgDeviceNotFoundError, peerFromNode, setupDevice, type WgDeviceHandle } from '../../src/index.js';
 
@@ -13,15 +14,7 @@ describePrivileged('WgClient kernel driver and kernel-mode device setup', ['root
   const keys = [Key.generatePrivate(), Key.generatePrivate()];
 
   beforeAll(() => {
-    ns.push(TestNetns.create('wgbka'), TestNetns.create('wgbkb'));
-    const [a, b] = ns as [TestNetns, TestNetns];
-    a.exec('ip', ['link', 'add', 'ul0', 'type', 'veth', 'peer', 'name', 'ul1', 'netns', b.name]);
-    a.exec('ip', ['link', 'set', 'ul0', 'mtu', '9000']);
-    b.exec('ip', ['link', 'set', 'ul1', 'mtu', '9000']);
-    a.exec('ip', ['addr', 'add', '192.168.79.1/24', 'dev', 'ul0']);
-    b.exec('ip', ['addr', 'add', '192.168.79.2/24', 'dev', 'ul1']);
-    a.exec('ip', ['link', 'set', 'ul0', 'up']);
-    b.exec('ip', ['link', 'set', 'ul1', 'up']);
+    ns.push(...underlayPair(['wgbka', 'wgbkb'], ['ul0', 'ul1'], '192.168.79', 9000));
   });
 
   afterAll(async () => {

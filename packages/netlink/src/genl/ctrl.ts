@@ -201,30 +201,32 @@ function genlMessage(f: Pick<GenlFamily, 'id' | 'name' | 'version'>, cmd: number
   };
 }
 
-/** Sends one command to a family and returns the decoded replies (after the ACK). */
-export async function genlRequest(
+/** genlRequest and genlDump differ only in the socket call (request waits for the ACK, dump for NLMSG_DONE). */
+async function genlExchange(
   sock: NetlinkSocket,
+  how: 'request' | 'dump',
   family: GenlFamily | number,
   cmd: number,
   attrs: readonly AttrPart[],
-  opts: GenlRequestOptions = {},
+  opts: GenlRequestOptions,
 ): Promise<GenlMessage[]> {
   checkGenericSocket(sock);
   const f = target(family);
-  const replies = await sock.request(genlMessage(f, cmd, attrs, opts), opts);
-  return replies.map((m) => decodeGenlmsg(m, f.hdrsize));
+  const msgs = await sock[how](genlMessage(f, cmd, attrs, opts), opts);
+  return msgs.map((m) => decodeGenlmsg(m, f.hdrsize));
 }
 
-/** Dumps a family command (NLM_F_DUMP) and returns every decoded part. */
-export async function genlDump(
+/** genlRequest's and genlDump's signature. */
+export type GenlCall = (
   sock: NetlinkSocket,
   family: GenlFamily | number,
   cmd: number,
   attrs: readonly AttrPart[],
-  opts: GenlRequestOptions = {},
-): Promise<GenlMessage[]> {
-  checkGenericSocket(sock);
-  const f = target(family);
-  const parts = await sock.dump(genlMessage(f, cmd, attrs, opts), opts);
-  return parts.map((m) => decodeGenlmsg(m, f.hdrsize));
-}
+  opts?: GenlRequestOptions,
+) => Promise<GenlMessage[]>;
+
+/** Sends one command to a family and returns the decoded replies (after the ACK). */
+export const genlRequest: GenlCall = (sock, family, cmd, attrs, opts = {}) => genlExchange(sock, 'request', family, cmd, attrs, opts);
+
+/** Dumps a family command (NLM_F_DUMP) and returns every decoded part. */
+export const genlDump: GenlCall = (sock, family, cmd, attrs, opts = {}) => genlExchange(sock, 'dump', family, cmd, attrs, opts);

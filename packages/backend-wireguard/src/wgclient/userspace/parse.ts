@@ -1,7 +1,7 @@
 import { UapiError, UapiProtocolError } from '../../errors.js';
 import { canonicalCidr, parseEndpoint } from '../../ip.js';
 import { Key } from '../../wgtypes/key.js';
-import type { WireGuardDevice, WireGuardPeer } from '../../wgtypes/types.js';
+import { type WireGuardDevice, type WireGuardPeer, newPeer } from '../../wgtypes/types.js';
 
 /** Options of parseGet. */
 export interface ParseGetOptions {
@@ -100,18 +100,7 @@ export function parseGet(reply: string, opts: ParseGetOptions): WireGuardDevice 
       finishPeer();
       const pk = key(ln, k, v);
       if (!pk) continue;
-      peer = {
-        publicKey: pk,
-        endpoint: undefined,
-        persistentKeepalive: 0,
-        lastHandshake: undefined,
-        rxBytes: 0,
-        txBytes: 0,
-        allowedIPs: [],
-        protocolVersion: 0,
-        hsSec: 0,
-        hsNsec: 0,
-      };
+      peer = { ...newPeer(pk, 0), hsSec: 0, hsNsec: 0 };
       continue;
     }
     if (!peer) {
