@@ -5,8 +5,7 @@ import { defineConfig } from 'vitest/config';
 const kernelLane = process.env.VEIL_KERNEL_LANE === '1';
 // The VM's root is a read-only share with a tmpfs overlay, so the lane passes an absolute report
 // path on its writable results share.
-const report =
-  process.env.VEIL_TEST_REPORT ?? `test-results/vitest${kernelLane ? '-kernel' : ''}.json`;
+const report = process.env.VEIL_TEST_REPORT ?? `test-results/vitest${kernelLane ? '-kernel' : ''}.json`;
 
 /**
  * Shared vitest settings, merged by every package's vitest.config.ts.

@@ -79,19 +79,40 @@ function main(): void {
     check(bare, hitFrame, 7, 'bare hit');
     check(bare, missFrame, 0, 'bare miss');
 
-    console.log(`from-pod vs baselines, BPF_PROG_TEST_RUN, ${hitFrame.length}-byte IPv4 UDP, repeat ${REPEAT}, median of ${ROUNDS} interleaved rounds`);
+    console.log(
+      `from-pod vs baselines, BPF_PROG_TEST_RUN, ${hitFrame.length}-byte IPv4 UDP, repeat ${REPEAT}, median of ${ROUNDS} interleaved rounds`,
+    );
     console.log(`(machine shared with other jobs: spread = max/min over rounds of from-pod hit)\n`);
-    const header = ['entries', 'pass ns', 'bare hit', 'veil hit', 'hit/bare', 'hit/pass', 'bare miss', 'veil miss', 'miss/bare', 'spread'];
+    const header = [
+      'entries',
+      'pass ns',
+      'bare hit',
+      'veil hit',
+      'hit/bare',
+      'hit/pass',
+      'bare miss',
+      'veil miss',
+      'miss/bare',
+      'spread',
+    ];
     const rows: string[][] = [];
     const verdicts: string[] = [];
     for (const size of SIZES) {
-      const add = all.slice(filled - 1, size - 1).map((p) => [p, { remote: true, encryptReady: true, nodeIp: '192.168.9.9', nodeId: 9 }] as const);
+      const add = all
+        .slice(filled - 1, size - 1)
+        .map((p) => [p, { remote: true, encryptReady: true, nodeIp: '192.168.9.9', nodeId: 9 }] as const);
       if (add.length) {
         dp.ipcache.updateMany(add);
         bareMap.updateMany(add);
       }
       filled = size;
-      const t = { pass: [] as number[], bareHit: [] as number[], veilHit: [] as number[], bareMiss: [] as number[], veilMiss: [] as number[] };
+      const t = {
+        pass: [] as number[],
+        bareHit: [] as number[],
+        veilHit: [] as number[],
+        bareMiss: [] as number[],
+        veilMiss: [] as number[],
+      };
       for (let r = 0; r < ROUNDS; r++) {
         t.pass.push(time(pass, hitFrame));
         t.bareHit.push(time(bare, hitFrame));
@@ -115,8 +136,10 @@ function main(): void {
       ]);
       const hitOk = m.veilHit / m.bareHit <= 1.5;
       const missOk = m.veilMiss / m.bareMiss <= 1.5;
-      verdicts.push(`${size.toLocaleString('en-US')} entries: hit ${hitOk ? 'within' : 'OVER'} 1.5x bare, miss ${missOk ? 'within' : 'OVER'} 1.5x bare` +
-        (size === 10_000 ? `; hit ${m.veilHit} ns ${m.veilHit <= 60 ? '<=' : '>'} 60 ns target` : ''));
+      verdicts.push(
+        `${size.toLocaleString('en-US')} entries: hit ${hitOk ? 'within' : 'OVER'} 1.5x bare, miss ${missOk ? 'within' : 'OVER'} 1.5x bare` +
+          (size === 10_000 ? `; hit ${m.veilHit} ns ${m.veilHit <= 60 ? '<=' : '>'} 60 ns target` : ''),
+      );
     }
     const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
     const line = (c: string[]) => c.map((x, i) => x.padStart(widths[i] ?? 0)).join('  ');

@@ -1,11 +1,4 @@
-import {
-  ArgumentError,
-  type BpfMap,
-  type BpfObject,
-  numPossibleCpus,
-  ObjectSpec,
-  type Program,
-} from 'libbpf-ts';
+import { ArgumentError, type BpfMap, type BpfObject, numPossibleCpus, ObjectSpec, type Program } from 'libbpf-ts';
 import {
   type Counter,
   counterValue,
@@ -139,7 +132,8 @@ export class Datapath {
    * production object, which has no trace map.
    */
   lastTrace(): TraceRecord | undefined {
-    if (!this.traceMap) throw new ArgumentError('trace', 'this datapath was loaded without trace (loadDatapath({ trace: true }))');
+    if (!this.traceMap)
+      throw new ArgumentError('trace', 'this datapath was loaded without trace (loadDatapath({ trace: true }))');
     let best: TraceRecord | undefined;
     for (const t of this.traceMap.lookupPerCpu(0) ?? []) {
       if (t.seq > 0n && (!best || t.seq > best.seq)) best = t;
@@ -151,7 +145,10 @@ export class Datapath {
   resetTrace(): void {
     if (!this.traceMap) return;
     const zero: TraceRecord = { seq: 0n, reason: 'pass-local', verdict: 0, kind: 'none', ifindex: 0, redirectFlags: 0, mark: 0 };
-    this.traceMap.updatePerCpu(0, Array.from({ length: numPossibleCpus() }, () => zero));
+    this.traceMap.updatePerCpu(
+      0,
+      Array.from({ length: numPossibleCpus() }, () => zero),
+    );
   }
 
   /** Closes the object and every handle from it. Idempotent. */

@@ -2,13 +2,7 @@
  * @veil/bpf: Veil's shared tc programs (bpf/*.c, compiled into obj/veil.bpf.o) and the typed
  * TypeScript mirror of their maps. Packet builders for tests live in `@veil/bpf/testing`.
  */
-export {
-  BpfObjectMissingError,
-  benchObjectPath,
-  objectPath,
-  PROGRAMS,
-  traceObjectPath,
-} from './paths.js';
+export { BpfObjectMissingError, benchObjectPath, objectPath, PROGRAMS, traceObjectPath } from './paths.js';
 export { REASONS, REASON_COUNT, type ReasonName, reasonIndex, reasonName, TcAction } from './reasons.js';
 export {
   type Backend,

@@ -19,7 +19,8 @@ import { ArgumentError, type Codec } from 'libbpf-ts';
 export const ipv4: Codec<string> = {
   size: 4,
   encode(v, buf, off) {
-    if (typeof v !== 'string' || !parseIPv4Into(v, buf, off)) throw new ArgumentError('value', `'${String(v)}' is not an IPv4 address`);
+    if (typeof v !== 'string' || !parseIPv4Into(v, buf, off))
+      throw new ArgumentError('value', `'${String(v)}' is not an IPv4 address`);
   },
   decode: (buf, off) => formatIPv4(buf, off),
 };
@@ -28,7 +29,8 @@ export const ipv4: Codec<string> = {
 export const ipv6: Codec<string> = {
   size: 16,
   encode(v, buf, off) {
-    if (typeof v !== 'string' || !parseIPv6Into(v, buf, off)) throw new ArgumentError('value', `'${String(v)}' is not an IPv6 address`);
+    if (typeof v !== 'string' || !parseIPv6Into(v, buf, off))
+      throw new ArgumentError('value', `'${String(v)}' is not an IPv6 address`);
   },
   decode: (buf, off) => formatIPv6(buf, off),
 };

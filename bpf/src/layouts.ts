@@ -313,7 +313,8 @@ export const datapathConfig: Codec<DatapathConfig> = {
     if (backend < 0) throw new ArgumentError('config.backend', `needs one of ${BACKENDS.join(', ')}, got ${String(v.backend)}`);
     for (const f of ['wgIfindex', 'mtu', 'encryptMark', 'encryptMarkMask'] as const) {
       const n = v[f];
-      if (!Number.isInteger(n) || n < 0 || n > 0xffffffff) throw new ArgumentError(`config.${f}`, `needs a u32, got ${String(n)}`);
+      if (!Number.isInteger(n) || n < 0 || n > 0xffffffff)
+        throw new ArgumentError(`config.${f}`, `needs a u32, got ${String(n)}`);
     }
     if (!Number.isInteger(v.wgPort) || v.wgPort < 0 || v.wgPort > 0xffff) {
       throw new ArgumentError('config.wgPort', `needs a port in [0, 65535], got ${String(v.wgPort)}`);

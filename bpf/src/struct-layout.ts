@@ -39,7 +39,8 @@ export function structLayout<F extends string>(
   size: number,
   fields: { readonly [K in F]: readonly [offset: number, size: number] },
 ): StructLayout<F> {
-  if (!Number.isInteger(size) || size <= 0) throw new StructLayoutError(name, undefined, `size must be a positive integer, got ${size}`);
+  if (!Number.isInteger(size) || size <= 0)
+    throw new StructLayoutError(name, undefined, `size must be a positive integer, got ${size}`);
   const out = {} as { [K in F]: FieldLayout };
   let end = 0;
   let prev: string | undefined;
@@ -49,7 +50,8 @@ export function structLayout<F extends string>(
       throw new StructLayoutError(name, key, `needs a non-negative offset and a positive size, got [${offset}, ${fieldSize}]`);
     }
     if (offset < end) throw new StructLayoutError(name, key, `offset ${offset} overlaps '${String(prev)}' (ends at ${end})`);
-    if (offset + fieldSize > size) throw new StructLayoutError(name, key, `[${offset}, ${offset + fieldSize}) does not fit in ${size} bytes`);
+    if (offset + fieldSize > size)
+      throw new StructLayoutError(name, key, `[${offset}, ${offset + fieldSize}) does not fit in ${size} bytes`);
     out[key] = Object.freeze({ offset, size: fieldSize });
     end = offset + fieldSize;
     prev = key;

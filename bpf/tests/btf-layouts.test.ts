@@ -36,7 +36,13 @@ describe('TypeScript layouts match the BTF of the compiled objects', () => {
   });
 
   it('every descriptor matches obj/veil_trace.bpf.o: struct size, every member offset and size', () => {
-    expect(STRUCT_LAYOUTS.map((l) => l.name)).toEqual(['ipcache_key', 'ipcache_value', 'veil_config', 'veil_counter', 'veil_trace']);
+    expect(STRUCT_LAYOUTS.map((l) => l.name)).toEqual([
+      'ipcache_key',
+      'ipcache_value',
+      'veil_config',
+      'veil_counter',
+      'veil_trace',
+    ]);
     for (const layout of STRUCT_LAYOUTS) expect(messages(trace, layout), layout.name).toEqual([]);
   });
 
@@ -77,15 +83,37 @@ describe('TypeScript layouts match the BTF of the compiled objects', () => {
     });
 
     it('names each member whose offset differs, with both offsets', () => {
-      const swapped = wrong('ipcache_value', 24, { node_ip: [0, 16], ifindex: [20, 4], node_id: [16, 2], flags: [22, 1], key_index: [23, 1] });
+      const swapped = wrong('ipcache_value', 24, {
+        node_ip: [0, 16],
+        ifindex: [20, 4],
+        node_id: [16, 2],
+        flags: [22, 1],
+        key_index: [23, 1],
+      });
       expect(compareLayout(trace, swapped)).toEqual([
-        { struct: 'ipcache_value', field: 'ifindex', kind: 'offset', c: 16, ts: 20, message: 'struct ipcache_value field ifindex: C offset 16 vs TS offset 20' },
-        { struct: 'ipcache_value', field: 'node_id', kind: 'offset', c: 20, ts: 16, message: 'struct ipcache_value field node_id: C offset 20 vs TS offset 16' },
+        {
+          struct: 'ipcache_value',
+          field: 'ifindex',
+          kind: 'offset',
+          c: 16,
+          ts: 20,
+          message: 'struct ipcache_value field ifindex: C offset 16 vs TS offset 20',
+        },
+        {
+          struct: 'ipcache_value',
+          field: 'node_id',
+          kind: 'offset',
+          c: 20,
+          ts: 16,
+          message: 'struct ipcache_value field node_id: C offset 20 vs TS offset 16',
+        },
       ]);
     });
 
     it('names a struct size and a member size that differ', () => {
-      const fields = Object.fromEntries(Object.entries(datapathConfigLayout.fields).map(([k, f]) => [k, [f.offset, f.size] as [number, number]]));
+      const fields = Object.fromEntries(
+        Object.entries(datapathConfigLayout.fields).map(([k, f]) => [k, [f.offset, f.size] as [number, number]]),
+      );
       const grown = wrong('veil_config', 32, { ...fields, wg_port: [24, 4] });
       expect(messages(trace, grown)).toEqual([
         'struct veil_config: C size 28 vs TS size 32',
@@ -155,12 +183,16 @@ describe('BTF reading (hand-written type lists)', () => {
 
 describe('structLayout / fieldAt refuse impossible descriptors', () => {
   it('rejects overlapping and out-of-bounds members, naming struct and member', () => {
-    expect(() => structLayout('x', 8, { a: [0, 4], b: [2, 4] })).toThrow(new StructLayoutError('x', 'b', "offset 2 overlaps 'a' (ends at 4)"));
+    expect(() => structLayout('x', 8, { a: [0, 4], b: [2, 4] })).toThrow(
+      new StructLayoutError('x', 'b', "offset 2 overlaps 'a' (ends at 4)"),
+    );
     expect(() => structLayout('x', 8, { a: [0, 4], b: [6, 4] })).toThrow(/struct x\.b: \[6, 10\) does not fit in 8 bytes/);
   });
 
   it('rejects a codec whose size is not the member size', () => {
     expect(fieldAt(datapathConfigLayout, 'wg_port', u16)).toEqual([24, u16]);
-    expect(() => fieldAt(datapathConfigLayout, 'wg_port', u32)).toThrow(/struct veil_config\.wg_port: member is 2 bytes, codec is 4/);
+    expect(() => fieldAt(datapathConfigLayout, 'wg_port', u32)).toThrow(
+      /struct veil_config\.wg_port: member is 2 bytes, codec is 4/,
+    );
   });
 });

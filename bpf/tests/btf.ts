@@ -173,7 +173,13 @@ export function compareLayout(btf: Btf, layout: StructLayout): LayoutMismatch[] 
   const out: LayoutMismatch[] = [];
   const cSize = c.size ?? 0;
   if (cSize !== layout.size) {
-    out.push({ struct: s, kind: 'size', c: cSize, ts: layout.size, message: `struct ${s}: C size ${cSize} vs TS size ${layout.size}` });
+    out.push({
+      struct: s,
+      kind: 'size',
+      c: cSize,
+      ts: layout.size,
+      message: `struct ${s}: C size ${cSize} vs TS size ${layout.size}`,
+    });
   }
   const seen = new Set<string>();
   for (const m of c.members ?? []) {
@@ -202,10 +208,24 @@ export function compareLayout(btf: Btf, layout: StructLayout): LayoutMismatch[] 
       continue;
     }
     if (ts.offset !== cOff) {
-      out.push({ struct: s, field: m.name, kind: 'offset', c: cOff, ts: ts.offset, message: `${at}: C offset ${cOff} vs TS offset ${ts.offset}` });
+      out.push({
+        struct: s,
+        field: m.name,
+        kind: 'offset',
+        c: cOff,
+        ts: ts.offset,
+        message: `${at}: C offset ${cOff} vs TS offset ${ts.offset}`,
+      });
     }
     if (ts.size !== cLen) {
-      out.push({ struct: s, field: m.name, kind: 'field-size', c: cLen, ts: ts.size, message: `${at}: C size ${cLen} vs TS size ${ts.size}` });
+      out.push({
+        struct: s,
+        field: m.name,
+        kind: 'field-size',
+        c: cLen,
+        ts: ts.size,
+        message: `${at}: C size ${cLen} vs TS size ${ts.size}`,
+      });
     }
   }
   for (const [name, f] of Object.entries(layout.fields)) {

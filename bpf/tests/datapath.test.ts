@@ -29,7 +29,11 @@ describePrivileged('loadDatapath', ['root', 'bpf'], () => {
     } finally {
       spec.close();
     }
-    const dp = loadDatapath({ ipcacheMaxEntries: 4096, strictCidrsMaxEntries: 16, config: { backend: 'wireguard', wgIfindex: 5 } });
+    const dp = loadDatapath({
+      ipcacheMaxEntries: 4096,
+      strictCidrsMaxEntries: 16,
+      config: { backend: 'wireguard', wgIfindex: 5 },
+    });
     try {
       expect(dp.ipcache.maxEntries).toBe(4096);
       expect(dp.strictCidrs.maxEntries).toBe(16);

@@ -49,7 +49,13 @@ export function fillIpcache(dp: Datapath): void {
       keyIndex: REMOTE_KEY_INDEX,
     });
     dp.ipcache.update(`${a.notReady}/${podNet}`, { remote: true, nodeIp, nodeId: 8 });
-    dp.ipcache.update(`${a.nodeReady}/${host}`, { remote: true, isNode: true, encryptReady: true, nodeIp: a.nodeReady, nodeId: 9 });
+    dp.ipcache.update(`${a.nodeReady}/${host}`, {
+      remote: true,
+      isNode: true,
+      encryptReady: true,
+      nodeIp: a.nodeReady,
+      nodeId: 9,
+    });
     dp.ipcache.update(`${a.nodeNotReady}/${host}`, { remote: true, isNode: true, nodeIp: a.nodeNotReady, nodeId: 10 });
     dp.ipcache.update(`${a.nodeInPodRange}/${host}`, { remote: true, isNode: true, nodeIp: a.nodeInPodRange, nodeId: 11 });
   }

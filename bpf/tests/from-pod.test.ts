@@ -166,7 +166,9 @@ describePrivileged('from-pod (BPF_PROG_TEST_RUN, trace object)', ['root', 'bpf']
       const errorType = fam === 'v4' ? 3 : 1;
       const body = Buffer.alloc(1400, 0x11);
       body[0] = errorType;
-      const frame = ethernet(ipPacket({ src: a.pod, dst: a.remote, proto: fam === 'v4' ? IPPROTO.ICMP : IPPROTO.ICMPV6, payload: body }));
+      const frame = ethernet(
+        ipPacket({ src: a.pod, dst: a.remote, proto: fam === 'v4' ? IPPROTO.ICMP : IPPROTO.ICMPV6, payload: body }),
+      );
       const o = run(frame);
       expect(o.retval).toBe(TcAction.SHOT);
       expect(onlyReason(o).reason).toBe('drop-too-big');

@@ -63,7 +63,9 @@ describe('IP address and LPM codecs', () => {
     );
     expect(() => lpmIPv4.encode('10.0.0.0/33', b, 0)).toThrow("value: '10.0.0.0/33' has a bad prefix length (0..32)");
     expect(() => lpmIPv4.encode('fd00::/8', b, 0)).toThrow("'fd00::/8' is not an IPv4 prefix");
-    expect(() => lpmIPv4.encode({ addr: '10.0.0.0', prefixLen: 40 }, b, 0)).toThrow('prefixLen: must be an integer in [0, 32], got 40');
+    expect(() => lpmIPv4.encode({ addr: '10.0.0.0', prefixLen: 40 }, b, 0)).toThrow(
+      'prefixLen: must be an integer in [0, 32], got 40',
+    );
     expect(() => lpmIPv4.encode({ addr: 'nope', prefixLen: 8 }, b, 0)).toThrow("addr: 'nope' is not an IPv4 address");
   });
 

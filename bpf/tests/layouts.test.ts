@@ -34,7 +34,11 @@ describe('ipcache key', () => {
   });
 
   it('accepts {addr, prefixLen} and rejects bad prefixes with a field name', () => {
-    expect(ipcacheKey.decode(enc(ipcacheKey, { addr: '10.9.9.9', prefixLen: 8 }), 0)).toEqual({ family: 4, addr: '10.0.0.0', prefixLen: 8 });
+    expect(ipcacheKey.decode(enc(ipcacheKey, { addr: '10.9.9.9', prefixLen: 8 }), 0)).toEqual({
+      family: 4,
+      addr: '10.0.0.0',
+      prefixLen: 8,
+    });
     expect(() => enc(ipcacheKey, '10.0.0.0/33')).toThrow(ArgumentError);
     expect(() => enc(ipcacheKey, 'nope')).toThrow(/key/);
     expect(() => enc(ipcacheKey, { addr: '10.0.0.0', prefixLen: -1 })).toThrow(/key\.prefixLen/);
@@ -93,7 +97,12 @@ describe('config', () => {
     expect(b.length).toBe(28);
     expect([b.readUInt32LE(0), b.readUInt32LE(4), b.readUInt32LE(8), b.readUInt32LE(12)]).toEqual([2, 9, 0x5, 1420]);
     expect([b.readUInt32LE(16), b.readUInt32LE(20), b.readUInt16LE(24), b.readUInt16LE(26)]).toEqual([0xe00, 0xf00, 51871, 0]);
-    expect(datapathConfig.decode(b, 0)).toMatchObject({ backend: 'ipsec', strict: true, allowRemoteNodeIdentities: true, mtu: 1420 });
+    expect(datapathConfig.decode(b, 0)).toMatchObject({
+      backend: 'ipsec',
+      strict: true,
+      allowRemoteNodeIdentities: true,
+      mtu: 1420,
+    });
     expect(datapathConfig.decode(enc(datapathConfig, DEFAULT_CONFIG), 0)).toEqual(DEFAULT_CONFIG);
   });
 

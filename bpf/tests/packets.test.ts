@@ -5,7 +5,10 @@ import { ethernet, icmpEcho, internetChecksum, l4Checksum, tcpPacket, udpPacket 
 // against the RFC 1071 property: summing a correct header/segment (with its checksum) gives 0.
 describe('packet builder', () => {
   it('IPv4 UDP/TCP/ICMP carry valid IP and L4 checksums', () => {
-    for (const p of [udpPacket({ src: '10.0.0.1', dst: '10.0.0.2', payload: 33 }), tcpPacket({ src: '10.0.0.1', dst: '10.0.0.2', payload: 7 })]) {
+    for (const p of [
+      udpPacket({ src: '10.0.0.1', dst: '10.0.0.2', payload: 33 }),
+      tcpPacket({ src: '10.0.0.1', dst: '10.0.0.2', payload: 7 }),
+    ]) {
       expect(internetChecksum(p.subarray(0, 20))).toBe(0);
       const seg = Buffer.from(p.subarray(20));
       const proto = p[9] as number;

@@ -163,7 +163,18 @@ export class TwoNodeLab {
       n.hostVethIfindex = this.ifindex(n.netns, n.hostVeth);
     }
     // Underlay between the two node namespaces.
-    this.exec(this.a.netns, 'ip', ['link', 'add', this.a.underlayDev, 'type', 'veth', 'peer', 'name', this.b.underlayDev, 'netns', this.b.netns]);
+    this.exec(this.a.netns, 'ip', [
+      'link',
+      'add',
+      this.a.underlayDev,
+      'type',
+      'veth',
+      'peer',
+      'name',
+      this.b.underlayDev,
+      'netns',
+      this.b.netns,
+    ]);
     for (const n of [this.a, this.b]) {
       this.exec(n.netns, 'ip', ['addr', 'add', `${n.underlay4}/24`, 'dev', n.underlayDev]);
       this.exec(n.netns, 'ip', ['link', 'set', n.underlayDev, 'up']);
@@ -197,13 +208,19 @@ export class TwoNodeLab {
       [this.b, this.a],
     ] as const) {
       this.exec(n.netns, 'wg', [
-        'set', n.wgDev,
-        'listen-port', String(WG_PORT),
-        'private-key', keys.get(n) as string,
-        'peer', peer.wgPublicKey,
-        'endpoint', `${peer.underlay4}:${WG_PORT}`,
+        'set',
+        n.wgDev,
+        'listen-port',
+        String(WG_PORT),
+        'private-key',
+        keys.get(n) as string,
+        'peer',
+        peer.wgPublicKey,
+        'endpoint',
+        `${peer.underlay4}:${WG_PORT}`,
         // The peer's underlay address too, for node-to-node encryption (to-wire's node path).
-        'allowed-ips', `${peer.podCidr4},${peer.podCidr6},${peer.underlay4}/32`,
+        'allowed-ips',
+        `${peer.podCidr4},${peer.podCidr6},${peer.underlay4}/32`,
       ]);
       this.exec(n.netns, 'ip', ['link', 'set', n.wgDev, 'up']);
       n.wgIfindex = this.ifindex(n.netns, n.wgDev);

@@ -143,7 +143,14 @@ export function tcpPacket(o: L4Options): Buffer {
 }
 
 /** ICMP echo request (IPv4) or ICMPv6 echo request (IPv6) with a correct checksum. */
-export function icmpEcho(o: { src: string; dst: string; id?: number; seq?: number; payload?: Buffer | number; df?: boolean }): Buffer {
+export function icmpEcho(o: {
+  src: string;
+  dst: string;
+  id?: number;
+  seq?: number;
+  payload?: Buffer | number;
+  df?: boolean;
+}): Buffer {
   const data = payloadOf(o.payload);
   const m = Buffer.alloc(8 + data.length);
   const v6 = ipFamily(o.src) === 6;

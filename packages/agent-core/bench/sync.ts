@@ -39,7 +39,11 @@ function nodeObject(i: number): KubeObject {
   return {
     metadata: {
       name: `node-${i}`,
-      labels: { 'kubernetes.io/hostname': `node-${i}`, 'kubernetes.io/os': 'linux', 'node.kubernetes.io/instance-type': 'm5.large' },
+      labels: {
+        'kubernetes.io/hostname': `node-${i}`,
+        'kubernetes.io/os': 'linux',
+        'node.kubernetes.io/instance-type': 'm5.large',
+      },
       annotations: {
         [FAKE_KEY_ANNOTATION]: keyFor(i, 0),
         'node.alpha.kubernetes.io/ttl': '0',
@@ -112,7 +116,11 @@ function request<T>(child: ChildProcess, msg: object, reply: string): Promise<T>
   });
 }
 
-function startChild(mode: string, extra: string[] = [], execArgv: string[] = process.execArgv): { child: ChildProcess; ready: Promise<{ options: Record<string, unknown> }> } {
+function startChild(
+  mode: string,
+  extra: string[] = [],
+  execArgv: string[] = process.execArgv,
+): { child: ChildProcess; ready: Promise<{ options: Record<string, unknown> }> } {
   const child = fork(self, [mode, ...extra], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv });
   const ready = new Promise<{ options: Record<string, unknown> }>((resolve) => {
     child.once('message', (m: { options: Record<string, unknown> }) => resolve(m));
@@ -177,7 +185,9 @@ async function runPhase(kind: 'baseline' | 'agent', nodes: number, updates: numb
     c.bind(TOKENS.Datapath).toConstantValue(datapath);
     c.bind(TOKENS.EventRecorder).toConstantValue(new RecordingEventRecorder());
     c.bind(TOKENS.Logger).toConstantValue(logger);
-    c.bind(TOKENS.AgentMetrics).toConstantValue(new AgentMetrics(new Registry(), () => datapath.counters(), { defaultMetrics: false }));
+    c.bind(TOKENS.AgentMetrics).toConstantValue(
+      new AgentMetrics(new Registry(), () => datapath.counters(), { defaultMetrics: false }),
+    );
     c.bind(TOKENS.Config).toConstantValue({ ...DEFAULT_CONFIG, nodeName: 'local' });
     c.bind(TOKENS.ReconcilerOptions).toConstantValue({});
     c.bind(Reconciler).toSelf().inSingletonScope();
@@ -212,7 +222,16 @@ async function runPhase(kind: 'baseline' | 'agent', nodes: number, updates: numb
   }
   await stop();
   dbl.child.send({ cmd: 'exit' });
-  const result: PhaseResult = { syncMs, syncCpuMs: (c1.user + c1.system) / 1000, updateCpuMs: (c3.user + c3.system) / 1000, rssMb: mem.rss / 2 ** 20, heapMb: mem.heapUsed / 2 ** 20, latencies, delivered: latencies.length, updateWallMs };
+  const result: PhaseResult = {
+    syncMs,
+    syncCpuMs: (c1.user + c1.system) / 1000,
+    updateCpuMs: (c3.user + c3.system) / 1000,
+    rssMb: mem.rss / 2 ** 20,
+    heapMb: mem.heapUsed / 2 ** 20,
+    latencies,
+    delivered: latencies.length,
+    updateWallMs,
+  };
   process.send!({ cmd: 'result', result });
   process.exit(0);
 }
@@ -239,7 +258,12 @@ async function main(): Promise<void> {
   const updates = arg('updates', 10000);
   const fmt = (n: number, d = 1): string => n.toFixed(d);
   console.log(`agent-core bench: ${nodes} nodes, ${updates} updates (double in its own process, fake backend)`);
-  console.log(`load average at start: ${(await import('node:os')).loadavg().map((l) => l.toFixed(2)).join(' ')} (2 shared cores: latencies are noisy, compare ratios)`);
+  console.log(
+    `load average at start: ${(await import('node:os'))
+      .loadavg()
+      .map((l) => l.toFixed(2))
+      .join(' ')} (2 shared cores: latencies are noisy, compare ratios)`,
+  );
   // V8's default young generation (16 MB semi-spaces) inflates RSS by tens of MB for a process
   // this size; the DaemonSet is meant to run with a small one. Both are measured.
   const v8Configs: [string, string[]][] = [
@@ -256,15 +280,19 @@ async function main(): Promise<void> {
       results[kind] = m.result;
     }
     console.log(`\n[${label}]`);
-    console.log('phase      sync_ms  sync_cpu_ms  rss_mb  heap_mb  upd_wall_ms  upd_cpu_us/update  delivered  p50_ms  p99_ms  max_ms');
+    console.log(
+      'phase      sync_ms  sync_cpu_ms  rss_mb  heap_mb  upd_wall_ms  upd_cpu_us/update  delivered  p50_ms  p99_ms  max_ms',
+    );
     for (const [k, r] of Object.entries(results)) {
       const s = [...r.latencies].sort((a, b) => a - b);
       console.log(
         `${k.padEnd(9)}  ${fmt(r.syncMs, 0).padStart(7)}  ${fmt(r.syncCpuMs, 0).padStart(11)}  ${fmt(r.rssMb).padStart(6)}  ${fmt(r.heapMb).padStart(7)}  ${fmt(r.updateWallMs, 0).padStart(11)}  ${fmt((r.updateCpuMs * 1000) / updates).padStart(17)}  ${String(r.delivered).padStart(9)}  ${fmt(pct(s, 50), 2).padStart(6)}  ${fmt(pct(s, 99), 2).padStart(6)}  ${fmt(s[s.length - 1] ?? NaN, 2).padStart(6)}`,
       );
     }
-    const a = results.agent!, b = results.baseline!;
-    const as = [...a.latencies].sort((x, y) => x - y), bs = [...b.latencies].sort((x, y) => x - y);
+    const a = results.agent!,
+      b = results.baseline!;
+    const as = [...a.latencies].sort((x, y) => x - y),
+      bs = [...b.latencies].sort((x, y) => x - y);
     console.log(
       `ratio agent/baseline: sync ${fmt(a.syncMs / b.syncMs, 2)}x, sync cpu ${fmt(a.syncCpuMs / b.syncCpuMs, 2)}x, rss ${fmt(a.rssMb / b.rssMb, 2)}x, ` +
         `update cpu ${fmt(a.updateCpuMs / b.updateCpuMs, 2)}x, p50 ${fmt(pct(as, 50) / pct(bs, 50), 2)}x, p99 ${fmt(pct(as, 99) / pct(bs, 99), 2)}x`,

@@ -27,7 +27,14 @@ import {
 import { AgentMetrics } from './observability/metrics.js';
 import { Reconciler, type PeerView, type ReconcilerOptions } from './reconciler/reconciler.js';
 import { Backoff } from './util/backoff.js';
-import { IpcacheFlags, NODE_ID_ANNOTATION, type AttachTarget, type BackendStatus, type LocalMaterial, type ObservedNode } from './types/index.js';
+import {
+  IpcacheFlags,
+  NODE_ID_ANNOTATION,
+  type AttachTarget,
+  type BackendStatus,
+  type LocalMaterial,
+  type ObservedNode,
+} from './types/index.js';
 
 /** Options for {@link Agent.create}. */
 export interface AgentOptions {
@@ -56,7 +63,10 @@ export interface AgentOptions {
 }
 
 function names(peers: readonly PeerView[]): string {
-  const shown = peers.slice(0, 5).map((p) => p.name).join(', ');
+  const shown = peers
+    .slice(0, 5)
+    .map((p) => p.name)
+    .join(', ');
   return peers.length > 5 ? `${shown} and ${peers.length - 5} more` : shown;
 }
 
@@ -193,7 +203,9 @@ export class Agent {
     container.bind(TOKENS.MetricsRegistry).toConstantValue(registry);
     // The last good peers survive restarts in the state dir (issue 12: a refused update must not
     // cost a restarted agent what ran before).
-    container.bind(TOKENS.ReconcilerOptions).toConstantValue({ stateFile: join(opts.config.stateDir, 'peers-last-good.json'), ...opts.reconciler });
+    container
+      .bind(TOKENS.ReconcilerOptions)
+      .toConstantValue({ stateFile: join(opts.config.stateDir, 'peers-last-good.json'), ...opts.reconciler });
     container
       .bind(TOKENS.AgentMetrics)
       .toDynamicValue((ctx) => {
@@ -211,7 +223,8 @@ export class Agent {
     }
     await container.loadAsync(backendModule);
     for (const token of [TOKENS.EncryptionBackend, TOKENS.KeyDistributor, TOKENS.Datapath, TOKENS.EventRecorder]) {
-      if (!container.isBound(token)) throw new VeilAgentError(`nothing is bound to ${String(token)}: the platform or backend module is incomplete`);
+      if (!container.isBound(token))
+        throw new VeilAgentError(`nothing is bound to ${String(token)}: the platform or backend module is incomplete`);
     }
     container.bind(Reconciler).toSelf().inSingletonScope();
     return new Agent(container, opts, logger, registry);
@@ -240,7 +253,8 @@ export class Agent {
       if (missing.length > 0) reasons.push(`own material missing from the API: ${missing.join(', ')}`);
     }
     const { stuck, affected } = this.troubledPeers(this.reconciler.peers());
-    if (stuck.length > 0) reasons.push(`peers pending with no encryption for over ${Math.round(this.pendingGraceMs / 1000)}s: ${names(stuck)}`);
+    if (stuck.length > 0)
+      reasons.push(`peers pending with no encryption for over ${Math.round(this.pendingGraceMs / 1000)}s: ${names(stuck)}`);
     if (affected.length > 0) reasons.push(`refused peers with affected traffic: ${names(affected)}`);
     return reasons.length === 0 ? undefined : reasons.join('; ');
   }
@@ -252,7 +266,13 @@ export class Agent {
   /** Peers whose traffic is affected: stuck pending with nothing programmed, or displaced. */
   private troubledPeers(peers: readonly PeerView[]): { stuck: PeerView[]; affected: PeerView[] } {
     const now = Date.now();
-    const stuck = peers.filter((p) => p.state === 'pending' && !p.programmed && p.pendingSince !== undefined && now - Date.parse(p.pendingSince) > this.pendingGraceMs);
+    const stuck = peers.filter(
+      (p) =>
+        p.state === 'pending' &&
+        !p.programmed &&
+        p.pendingSince !== undefined &&
+        now - Date.parse(p.pendingSince) > this.pendingGraceMs,
+    );
     const affected = peers.filter((p) => p.trafficAffected === true);
     return { stuck, affected };
   }
@@ -282,7 +302,10 @@ export class Agent {
     backend.registerMetrics?.(this.registry);
     const adoptedPeers = await backend.init();
     const adoptedEntries = await datapath.entries();
-    log.info({ backend: backend.name, adoptedPeers: adoptedPeers.length, adoptedEntries: adoptedEntries.size }, 'adopted existing state');
+    log.info(
+      { backend: backend.name, adoptedPeers: adoptedPeers.length, adoptedEntries: adoptedEntries.size },
+      'adopted existing state',
+    );
     await datapath.setSteering(backend.steering());
     this.unsubscribeSteering = backend.onSteeringChange?.((steering) => {
       datapath.setSteering(steering).then(
@@ -325,24 +348,34 @@ export class Agent {
     this.started = true;
     await datapath.setSteering({ kind: 'none' });
     const res = await datapath.syncPeers([]);
-    if (res.removed.length > 0) log.info({ removed: res.removed }, 'encryption disabled: removed peer entries left by an earlier run');
+    if (res.removed.length > 0)
+      log.info({ removed: res.removed }, 'encryption disabled: removed peer entries left by an earlier run');
     const withdraw: Record<string, null> = { [NODE_ID_ANNOTATION]: null };
     for (const spec of backend.peerAnnotations) withdraw[spec.key] = null;
     const backoff = new Backoff(200, 30_000);
     const attempt = (): void => {
-      this.container.get(TOKENS.KeyDistributor).publishLocal(withdraw).then(
-        () => {
-          this.disabledSettled = true;
-          log.info({ node: this.opts.config.nodeName, annotations: Object.keys(withdraw) }, 'encryption disabled: publishing nothing, steering nothing');
-        },
-        (err: unknown) => {
-          if (this.stopped) return;
-          const delay = backoff.next();
-          log.warn({ err: err instanceof Error ? err.message : String(err), retryInMs: delay }, 'withdrawing published material failed; retrying');
-          this.publishTimer = setTimeout(attempt, delay);
-          this.publishTimer.unref();
-        },
-      );
+      this.container
+        .get(TOKENS.KeyDistributor)
+        .publishLocal(withdraw)
+        .then(
+          () => {
+            this.disabledSettled = true;
+            log.info(
+              { node: this.opts.config.nodeName, annotations: Object.keys(withdraw) },
+              'encryption disabled: publishing nothing, steering nothing',
+            );
+          },
+          (err: unknown) => {
+            if (this.stopped) return;
+            const delay = backoff.next();
+            log.warn(
+              { err: err instanceof Error ? err.message : String(err), retryInMs: delay },
+              'withdrawing published material failed; retrying',
+            );
+            this.publishTimer = setTimeout(attempt, delay);
+            this.publishTimer.unref();
+          },
+        );
     };
     attempt();
   }
@@ -391,7 +424,16 @@ export class Agent {
    * are published again, and the restore is logged, counted and shown in status.
    */
   private checkOwnMaterial(): void {
-    if (!this.published || this.publishPending || this.stopped || this.rotating || this.restoreInFlight || this.restoreTimer || this.awaitingEcho) return;
+    if (
+      !this.published ||
+      this.publishPending ||
+      this.stopped ||
+      this.rotating ||
+      this.restoreInFlight ||
+      this.restoreTimer ||
+      this.awaitingEcho
+    )
+      return;
     // A deleted Node cannot be patched; it is restored when it is registered again.
     if (this.localNode === null || this.localNode === undefined) return;
     const keys = this.missingMaterial();
@@ -400,33 +442,42 @@ export class Agent {
     const generation = this.publishGeneration;
     const seenBefore = this.localObservations;
     this.restoreInFlight = true;
-    this.container.get(TOKENS.KeyDistributor).publishLocal(full).then(
-      () => {
-        this.restoreInFlight = false;
-        this.restoreBackoff.reset();
-        // The watch may deliver the patch's echo (or a newer edit) before this response: judge
-        // that observation now; otherwise wait for the next one.
-        const observedMeanwhile = this.localObservations !== seenBefore;
-        this.awaitingEcho = !observedMeanwhile;
-        if (observedMeanwhile) queueMicrotask(() => this.checkOwnMaterial());
-        if (generation !== this.publishGeneration) return;
-        this.restoredCount++;
-        this.lastRestored = { at: new Date(), keys };
-        for (const key of keys) this.metrics.localMaterialRestored.inc({ key });
-        this.logger.warn({ node: this.opts.config.nodeName, annotations: keys }, `restored own annotations that were missing or changed on the Node: ${keys.join(', ')}`);
-      },
-      (err: unknown) => {
-        this.restoreInFlight = false;
-        if (this.stopped) return;
-        const delay = this.restoreBackoff.next();
-        this.logger.warn({ annotations: keys, err: err instanceof Error ? err.message : String(err), retryInMs: delay }, 'restoring own annotations failed; retrying');
-        this.restoreTimer = setTimeout(() => {
-          this.restoreTimer = undefined;
-          this.checkOwnMaterial();
-        }, delay);
-        this.restoreTimer.unref();
-      },
-    );
+    this.container
+      .get(TOKENS.KeyDistributor)
+      .publishLocal(full)
+      .then(
+        () => {
+          this.restoreInFlight = false;
+          this.restoreBackoff.reset();
+          // The watch may deliver the patch's echo (or a newer edit) before this response: judge
+          // that observation now; otherwise wait for the next one.
+          const observedMeanwhile = this.localObservations !== seenBefore;
+          this.awaitingEcho = !observedMeanwhile;
+          if (observedMeanwhile) queueMicrotask(() => this.checkOwnMaterial());
+          if (generation !== this.publishGeneration) return;
+          this.restoredCount++;
+          this.lastRestored = { at: new Date(), keys };
+          for (const key of keys) this.metrics.localMaterialRestored.inc({ key });
+          this.logger.warn(
+            { node: this.opts.config.nodeName, annotations: keys },
+            `restored own annotations that were missing or changed on the Node: ${keys.join(', ')}`,
+          );
+        },
+        (err: unknown) => {
+          this.restoreInFlight = false;
+          if (this.stopped) return;
+          const delay = this.restoreBackoff.next();
+          this.logger.warn(
+            { annotations: keys, err: err instanceof Error ? err.message : String(err), retryInMs: delay },
+            'restoring own annotations failed; retrying',
+          );
+          this.restoreTimer = setTimeout(() => {
+            this.restoreTimer = undefined;
+            this.checkOwnMaterial();
+          }, delay);
+          this.restoreTimer.unref();
+        },
+      );
   }
 
   private localMaterialStatus(): LocalMaterialStatus {
@@ -436,7 +487,9 @@ export class Agent {
       inApi: this.localNode === undefined || !this.desiredMaterial ? undefined : missing.length === 0,
       missing,
       restored: this.restoredCount,
-      ...(this.lastRestored ? { lastRestoredAt: this.lastRestored.at.toISOString(), lastRestoredKeys: this.lastRestored.keys } : {}),
+      ...(this.lastRestored
+        ? { lastRestoredAt: this.lastRestored.at.toISOString(), lastRestoredKeys: this.lastRestored.keys }
+        : {}),
     };
   }
 
@@ -468,11 +521,17 @@ export class Agent {
       const { stuck, affected } = this.troubledPeers(peers);
       for (const p of stuck) {
         const secs = Math.round((Date.now() - Date.parse(p.pendingSince!)) / 1000);
-        errors.push(`${p.name}: pending for ${secs}s (${p.pendingOn ?? 'not ready'}) with nothing programmed: traffic to its pods is not encrypted`);
+        errors.push(
+          `${p.name}: pending for ${secs}s (${p.pendingOn ?? 'not ready'}) with nothing programmed: traffic to its pods is not encrypted`,
+        );
       }
-      for (const p of affected) errors.push(`${p.name}: traffic affected: its entry is kept encrypt-ready but the backend has no peer for it (packets to its pods are dropped)`);
+      for (const p of affected)
+        errors.push(
+          `${p.name}: traffic affected: its entry is kept encrypt-ready but the backend has no peer for it (packets to its pods are dropped)`,
+        );
       const missing = this.published ? this.missingMaterial() : [];
-      if (missing.length > 0) errors.push(`own material missing from the API: ${missing.join(', ')} (peers cannot reach this node's pods encrypted)`);
+      if (missing.length > 0)
+        errors.push(`own material missing from the API: ${missing.join(', ')} (peers cannot reach this node's pods encrypted)`);
     }
     // Programmed in the kernel but claimed by no node (a removal that did not happen, or adopted
     // state not yet pruned): worth seeing, since such a peer still accepts traffic.
@@ -501,7 +560,16 @@ export class Agent {
       datapathAttached: datapath.attached,
       peers: peers.map((p) => {
         const b = byName.get(p.name);
-        return b ? { ...p, backend: { ...(b.detail ? { detail: b.detail } : {}), ...(b.keyIndex !== undefined ? { keyIndex: b.keyIndex } : {}), ...(b.stats ? { stats: b.stats } : {}) } } : p;
+        return b
+          ? {
+              ...p,
+              backend: {
+                ...(b.detail ? { detail: b.detail } : {}),
+                ...(b.keyIndex !== undefined ? { keyIndex: b.keyIndex } : {}),
+                ...(b.stats ? { stats: b.stats } : {}),
+              },
+            }
+          : p;
       }),
       errors,
       orphanPeers,
@@ -526,7 +594,12 @@ export class Agent {
     }
     const attachments = datapath.attachments?.();
     const interfaces = attachments
-      ? attachments.map((a) => ({ ifname: a.ifname, ...(a.ifindex !== undefined ? { ifindex: a.ifindex } : {}), ...(a.role !== undefined ? { role: a.role } : {}), ...(a.direction !== undefined ? { direction: a.direction } : {}) }))
+      ? attachments.map((a) => ({
+          ifname: a.ifname,
+          ...(a.ifindex !== undefined ? { ifindex: a.ifindex } : {}),
+          ...(a.role !== undefined ? { role: a.role } : {}),
+          ...(a.direction !== undefined ? { direction: a.direction } : {}),
+        }))
       : (this.opts.attachTargets ?? []).map((t) => ({ ifname: t.ifname, role: t.kind }));
     return {
       version: this.opts.version ?? packageVersion(),
@@ -551,13 +624,17 @@ export class Agent {
     if (datapath.ipcacheDump) {
       // LOCAL prefixes belong to this node; the datapath does not know its own node's name.
       const me = this.opts.config.nodeName;
-      const rows = (await datapath.ipcacheDump()).map((r) => (r.nodeName === undefined && r.flags & IpcacheFlags.LOCAL ? { ...r, nodeName: me } : r));
+      const rows = (await datapath.ipcacheDump()).map((r) =>
+        r.nodeName === undefined && r.flags & IpcacheFlags.LOCAL ? { ...r, nodeName: me } : r,
+      );
       return { source: 'map', entries: ipcacheRows(rows) };
     }
     const entries = await datapath.entries();
     return {
       source: 'derived',
-      entries: ipcacheRows(deriveIpcache(entries.values(), { nodeName: this.opts.config.nodeName, endpoints: datapath.localEndpoints?.() })),
+      entries: ipcacheRows(
+        deriveIpcache(entries.values(), { nodeName: this.opts.config.nodeName, endpoints: datapath.localEndpoints?.() }),
+      ),
     };
   }
 
@@ -566,10 +643,16 @@ export class Agent {
     const datapath = this.container.get(TOKENS.Datapath);
     if (datapath.counterDetails) {
       const d = await datapath.counterDetails();
-      return { source: 'details', counters: Object.entries(d).map(([reason, c]) => ({ reason, packets: c.packets.toString(), bytes: c.bytes.toString() })) };
+      return {
+        source: 'details',
+        counters: Object.entries(d).map(([reason, c]) => ({ reason, packets: c.packets.toString(), bytes: c.bytes.toString() })),
+      };
     }
     const v = await datapath.counters();
-    return { source: 'verdicts', counters: Object.entries(v).map(([reason, packets]) => ({ reason, packets: packets.toString(), bytes: null })) };
+    return {
+      source: 'verdicts',
+      counters: Object.entries(v).map(([reason, packets]) => ({ reason, packets: packets.toString(), bytes: null })),
+    };
   }
 
   /**
@@ -579,9 +662,16 @@ export class Agent {
    */
   async rotateKeys(): Promise<KeyRotationResponse> {
     const backend = this.container.get(TOKENS.EncryptionBackend);
-    if (!backend.rotateKeys) throw new StatusRouteError(501, 'NOT_IMPLEMENTED', `the ${backend.name} backend does not support key rotation`);
-    if (!this.started || this.stopped) throw new StatusRouteError(409, 'NOT_STARTED', 'the agent is not running (not started or stopping)');
-    if (this.disabled) throw new StatusRouteError(409, 'ENCRYPTION_DISABLED', 'encryption is disabled (encryption.enabled=false): there is no node key to rotate');
+    if (!backend.rotateKeys)
+      throw new StatusRouteError(501, 'NOT_IMPLEMENTED', `the ${backend.name} backend does not support key rotation`);
+    if (!this.started || this.stopped)
+      throw new StatusRouteError(409, 'NOT_STARTED', 'the agent is not running (not started or stopping)');
+    if (this.disabled)
+      throw new StatusRouteError(
+        409,
+        'ENCRYPTION_DISABLED',
+        'encryption is disabled (encryption.enabled=false): there is no node key to rotate',
+      );
     if (this.rotating) throw new StatusRouteError(409, 'ROTATION_IN_PROGRESS', 'a key rotation is already in progress');
     this.rotating = true;
     try {
@@ -606,7 +696,10 @@ export class Agent {
         this.publish(result.material, new Backoff(200, 30_000), generation);
       }
       const fingerprint = materialFingerprint(result.material);
-      log.info({ backend: backend.name, previousFingerprint: previous, fingerprint, published: publishError === null }, 'rotated node key');
+      log.info(
+        { backend: backend.name, previousFingerprint: previous, fingerprint, published: publishError === null },
+        'rotated node key',
+      );
       return {
         backend: backend.name,
         previousFingerprint: previous,

@@ -29,7 +29,8 @@ export class ConfigError extends VeilAgentError {
 }
 
 /** Why a backend module could not be loaded. */
-export type BackendLoadErrorCode = 'MODULE_NOT_FOUND' | 'NO_DEFAULT_EXPORT' | 'NOT_A_CONTAINER_MODULE' | 'IMPORT_FAILED' | 'BAD_CONFIG_EXPORT';
+export type BackendLoadErrorCode =
+  'MODULE_NOT_FOUND' | 'NO_DEFAULT_EXPORT' | 'NOT_A_CONTAINER_MODULE' | 'IMPORT_FAILED' | 'BAD_CONFIG_EXPORT';
 
 /** `loadBackendModule()` failed; `specifier` is what was imported. */
 export class BackendLoadError extends VeilAgentError {

@@ -55,8 +55,21 @@ export { TOKENS } from './di/tokens.js';
 export { loadBackendModule, type LoadedBackend } from './di/load-backend.js';
 
 // Configuration: core's schema, loading, backend-owned sections
-export { AgentConfigSchema, DEFAULT_CONFIG, parseDuration, durationRe, type AgentConfig, type BackendSections } from './config/schema.js';
-export { loadConfig, loadAgentConfig, type ConfigSources, type LoadConfigOptions, type AgentConfigAndBackend } from './config/load.js';
+export {
+  AgentConfigSchema,
+  DEFAULT_CONFIG,
+  parseDuration,
+  durationRe,
+  type AgentConfig,
+  type BackendSections,
+} from './config/schema.js';
+export {
+  loadConfig,
+  loadAgentConfig,
+  type ConfigSources,
+  type LoadConfigOptions,
+  type AgentConfigAndBackend,
+} from './config/load.js';
 export { defineBackendConfig, backendSection, type BackendConfigSpec, type SectionSchema } from './config/backend.js';
 
 // Key distribution

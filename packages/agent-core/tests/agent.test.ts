@@ -83,13 +83,27 @@ describe('loadBackendModule', () => {
     let agent: Agent | undefined;
     try {
       // encryption.enabled: with it off (the default) the agent starts no backend (issue 12).
-      const { config, backend } = await loadAgentConfig({ env: {}, argv: ['--nodeName=n1', '--encryption.enabled', `--encryption.type=${EXAMPLE}`, '--encryption.plaintext.banner=ops@example know'] });
+      const { config, backend } = await loadAgentConfig({
+        env: {},
+        argv: [
+          '--nodeName=n1',
+          '--encryption.enabled',
+          `--encryption.type=${EXAMPLE}`,
+          '--encryption.plaintext.banner=ops@example know',
+        ],
+      });
       expect(backend.config?.section).toBe('plaintext');
       expect(config.encryption.plaintext).toEqual({ banner: 'ops@example know' });
       const cluster = new InMemoryCluster();
       const log = captureLogger();
       agent = await Agent.create({
-        config: { ...config, stateDir: dir, metrics: { enabled: false, port: 0, host: '127.0.0.1' }, health: { port: 0, host: '127.0.0.1' }, status: { socketPath: join(dir, 's.sock') } },
+        config: {
+          ...config,
+          stateDir: dir,
+          metrics: { enabled: false, port: 0, host: '127.0.0.1' },
+          health: { port: 0, host: '127.0.0.1' },
+          status: { socketPath: join(dir, 's.sock') },
+        },
         platformModules: platform(cluster, new FakeDatapath()),
         logger: log.logger,
       });
@@ -97,7 +111,10 @@ describe('loadBackendModule', () => {
       expect((await agent.status()).backendDetails).toMatchObject({ banner: 'ops@example know' });
       expect(log.text()).toContain('plaintext backend: ops@example know');
       // A bad value is refused naming the full key path, before any backend runs.
-      const err = await loadAgentConfig({ env: {}, argv: ['--nodeName=n1', `--encryption.type=${EXAMPLE}`, '--encryption.plaintext.banner='] }).catch((e: unknown) => e);
+      const err = await loadAgentConfig({
+        env: {},
+        argv: ['--nodeName=n1', `--encryption.type=${EXAMPLE}`, '--encryption.plaintext.banner='],
+      }).catch((e: unknown) => e);
       expect(err).toBeInstanceOf(ConfigError);
       expect((err as ConfigError).issues.map((i) => i.key)).toEqual(['encryption.plaintext.banner']);
     } finally {
@@ -137,7 +154,12 @@ describe('Agent', () => {
     const datapath = new FakeDatapath();
     const log = captureLogger();
     agent = await Agent.create({
-      config: testConfig({ encryption: { ...testConfig().encryption, enabled: true, type: EXAMPLE }, metrics: { enabled: true, port: 0, host: '127.0.0.1' }, health: { port: 0, host: '127.0.0.1' }, status: { socketPath: await socketPath() } }),
+      config: testConfig({
+        encryption: { ...testConfig().encryption, enabled: true, type: EXAMPLE },
+        metrics: { enabled: true, port: 0, host: '127.0.0.1' },
+        health: { port: 0, host: '127.0.0.1' },
+        status: { socketPath: await socketPath() },
+      }),
       platformModules: platform(cluster, datapath),
       logger: log.logger,
     });
@@ -161,7 +183,11 @@ describe('Agent', () => {
     datapath.attachGate = new Promise((r) => (openGate = r));
     const backend = new FakeBackend();
     agent = await Agent.create({
-      config: testConfig({ metrics: { enabled: true, port: 0, host: '127.0.0.1' }, health: { port: 0, host: '127.0.0.1' }, status: { socketPath: await socketPath() } }),
+      config: testConfig({
+        metrics: { enabled: true, port: 0, host: '127.0.0.1' },
+        health: { port: 0, host: '127.0.0.1' },
+        status: { socketPath: await socketPath() },
+      }),
       platformModules: platform(cluster, datapath),
       backendModule: backendModule(backend),
       logger: captureLogger().logger,
@@ -233,7 +259,11 @@ describe('Agent', () => {
     const backend = new FakeBackend({ keyIndex: 3 });
     const sock = await socketPath();
     agent = await Agent.create({
-      config: testConfig({ metrics: { enabled: true, port: 0, host: '127.0.0.1' }, health: { port: 0, host: '127.0.0.1' }, status: { socketPath: sock } }),
+      config: testConfig({
+        metrics: { enabled: true, port: 0, host: '127.0.0.1' },
+        health: { port: 0, host: '127.0.0.1' },
+        status: { socketPath: sock },
+      }),
       platformModules: platform(cluster, new FakeDatapath()),
       backendModule: backendModule(backend),
       logger: captureLogger().logger,
@@ -242,7 +272,15 @@ describe('Agent', () => {
     await until(() => agent!.ready);
     const raw = await getJsonOverUnixSocket(sock);
     const st = raw as AgentStatus;
-    expect(st).toMatchObject({ node: 'local', backend: 'fake', driver: 'in-memory', keyIndex: 3, ready: true, synced: true, datapathAttached: true });
+    expect(st).toMatchObject({
+      node: 'local',
+      backend: 'fake',
+      driver: 'in-memory',
+      keyIndex: 3,
+      ready: true,
+      synced: true,
+      datapathAttached: true,
+    });
     expect(st.peers.map((p) => [p.name, p.state, p.keyIndex])).toEqual([
       ['node-1', 'active', 3],
       ['node-2', 'refused', 0],
@@ -261,7 +299,11 @@ describe('Agent', () => {
     backend.failUpsert.add('node-1');
     const log = captureLogger('trace');
     agent = await Agent.create({
-      config: testConfig({ metrics: { enabled: false, port: 0, host: '127.0.0.1' }, health: { port: 0, host: '127.0.0.1' }, status: { socketPath: await socketPath() } }),
+      config: testConfig({
+        metrics: { enabled: false, port: 0, host: '127.0.0.1' },
+        health: { port: 0, host: '127.0.0.1' },
+        status: { socketPath: await socketPath() },
+      }),
       platformModules: platform(cluster, new FakeDatapath()),
       backendModule: backendModule(backend),
       logger: log.logger,
@@ -291,8 +333,16 @@ describe('Agent', () => {
       const backend = new FakeBackend();
       const datapath = new FakeDatapath();
       agent = await Agent.create({
-        config: testConfig({ nodeId: 12, metrics: { enabled: false, port: 0, host: '127.0.0.1' }, health: { port: 0, host: '127.0.0.1' }, status: { socketPath: await socketPath() } }),
-        platformModules: [kubernetesModule(kubeConfigFor(server)), new ContainerModule(({ bind }) => void bind(TOKENS.Datapath).toConstantValue(datapath))],
+        config: testConfig({
+          nodeId: 12,
+          metrics: { enabled: false, port: 0, host: '127.0.0.1' },
+          health: { port: 0, host: '127.0.0.1' },
+          status: { socketPath: await socketPath() },
+        }),
+        platformModules: [
+          kubernetesModule(kubeConfigFor(server)),
+          new ContainerModule(({ bind }) => void bind(TOKENS.Datapath).toConstantValue(datapath)),
+        ],
         backendModule: backendModule(backend),
         logger: captureLogger().logger,
       });
@@ -300,8 +350,11 @@ describe('Agent', () => {
       const localAnnotations = () => server.get('nodes', 'local')?.metadata.annotations as Record<string, string> | undefined;
       await until(() => agent!.ready && localAnnotations()?.['veil.io/fake-public-key'] !== undefined);
       expect([...backend.peers.keys()]).toEqual(['node-1']);
-      // eslint-disable-next-line @typescript-eslint/no-unsafe-assignment -- vitest's asymmetric matchers (expect.any/stringMatching) are typed any
-      expect(server.get('nodes', 'local')?.metadata.annotations).toMatchObject({ [NODE_ID_ANNOTATION]: '12', 'veil.io/fake-public-key': expect.any(String) });
+      expect(server.get('nodes', 'local')?.metadata.annotations).toMatchObject({
+        [NODE_ID_ANNOTATION]: '12',
+        // eslint-disable-next-line @typescript-eslint/no-unsafe-assignment -- vitest's asymmetric matchers (expect.any/stringMatching) are typed any
+        'veil.io/fake-public-key': expect.any(String),
+      });
       await until(() => server.list('events').length === 1);
       expect(server.list('events')[0]).toMatchObject({ involvedObject: { name: 'node-2' }, reason: 'PeerRefused' });
     } finally {
@@ -317,8 +370,17 @@ describe('Agent', () => {
     cluster.upsertNode(node(2));
     const backend = new FakeBackend();
     const datapath = new FakeDatapath();
-    const cfg = testConfig({ metrics: { enabled: false, port: 0, host: '127.0.0.1' }, health: { port: 0, host: '127.0.0.1' }, status: { socketPath: await socketPath() } });
-    agent = await Agent.create({ config: cfg, platformModules: platform(cluster, datapath), backendModule: backendModule(backend), logger: captureLogger().logger });
+    const cfg = testConfig({
+      metrics: { enabled: false, port: 0, host: '127.0.0.1' },
+      health: { port: 0, host: '127.0.0.1' },
+      status: { socketPath: await socketPath() },
+    });
+    agent = await Agent.create({
+      config: cfg,
+      platformModules: platform(cluster, datapath),
+      backendModule: backendModule(backend),
+      logger: captureLogger().logger,
+    });
     await agent.start();
     await until(() => agent!.ready);
     await agent.stop();
@@ -328,7 +390,12 @@ describe('Agent', () => {
     const backend2 = new FakeBackend({ preexisting: [...backend.peers.values()] });
     const datapath2 = new FakeDatapath([...datapath.ipcache.values()]);
     cluster.deleteNode('node-2');
-    agent = await Agent.create({ config: cfg, platformModules: platform(cluster, datapath2), backendModule: backendModule(backend2), logger: captureLogger().logger });
+    agent = await Agent.create({
+      config: cfg,
+      platformModules: platform(cluster, datapath2),
+      backendModule: backendModule(backend2),
+      logger: captureLogger().logger,
+    });
     await agent.start();
     await until(() => agent!.ready);
     expect(backend2.callsOf('upsertPeer')).toEqual([{ op: 'upsertPeer', name: 'node-1', changed: false }]);

@@ -13,8 +13,21 @@ describe('encryption.enabled=false', () => {
     const cluster = new InMemoryCluster();
     cluster.upsertNode(node(1));
     // What an earlier, enabled run of this agent left: its key on the Node, a peer in the ipcache.
-    cluster.upsertNode({ ...node(0, { key: keyFor(99) }), name: 'local', annotations: { [FAKE_KEY_ANNOTATION]: keyFor(99), [NODE_ID_ANNOTATION]: '7' } });
-    const datapath = new FakeDatapath([{ nodeName: 'node-1', nodeIPs: ['192.168.0.1'], podCIDRs: ['10.0.1.0/24'], flags: IpcacheFlags.REMOTE | IpcacheFlags.ENCRYPT_READY, keyIndex: 0, nodeId: 0 }]);
+    cluster.upsertNode({
+      ...node(0, { key: keyFor(99) }),
+      name: 'local',
+      annotations: { [FAKE_KEY_ANNOTATION]: keyFor(99), [NODE_ID_ANNOTATION]: '7' },
+    });
+    const datapath = new FakeDatapath([
+      {
+        nodeName: 'node-1',
+        nodeIPs: ['192.168.0.1'],
+        podCIDRs: ['10.0.1.0/24'],
+        flags: IpcacheFlags.REMOTE | IpcacheFlags.ENCRYPT_READY,
+        keyIndex: 0,
+        nodeId: 0,
+      },
+    ]);
     const backend = new FakeBackend();
     const socketPath = await perTest.statusSocket();
     const base = testConfig();

@@ -17,7 +17,9 @@ export function toNodeObject(n: ObservedNode): KubeObject {
   return {
     metadata: { name: n.name, annotations: { ...n.annotations }, labels: { 'kubernetes.io/hostname': n.name } },
     spec: { podCIDR: n.podCIDRs[0], podCIDRs: [...n.podCIDRs] },
-    status: { addresses: [...n.internalIPs.map((address) => ({ type: 'InternalIP', address })), { type: 'Hostname', address: n.name }] },
+    status: {
+      addresses: [...n.internalIPs.map((address) => ({ type: 'InternalIP', address })), { type: 'Hostname', address: n.name }],
+    },
   };
 }
 
@@ -46,7 +48,12 @@ export async function kubernetesDriver(): Promise<ClusterDriver & { server: Kube
     name: 'kubernetes',
     server,
     distributor: (local) =>
-      new KubernetesKeyDistributor({ kubeConfig: kubeConfigFor(server), nodeName: local, logger: log.logger, restartBackoff: { initialMs: 20, maxMs: 200 } }),
+      new KubernetesKeyDistributor({
+        kubeConfig: kubeConfigFor(server),
+        nodeName: local,
+        logger: log.logger,
+        restartBackoff: { initialMs: 20, maxMs: 200 },
+      }),
     upsert: (n) => {
       server.apply('nodes', toNodeObject(n));
     },

@@ -20,7 +20,12 @@ describe('health/metrics HTTP server limits', () => {
   });
 
   function make(limits?: ConstructorParameters<typeof HealthMetricsServer>[0]['limits']): HealthMetricsServer {
-    server = new HealthMetricsServer({ registry: new Registry(), healthy: () => true, notReadyReason: () => undefined, ...(limits ? { limits } : {}) });
+    server = new HealthMetricsServer({
+      registry: new Registry(),
+      healthy: () => true,
+      notReadyReason: () => undefined,
+      ...(limits ? { limits } : {}),
+    });
     return server;
   }
 
@@ -53,7 +58,9 @@ describe('health/metrics HTTP server limits', () => {
     expect(Date.now() - t0).toBeLessThan(3_000);
     // Over the cap, further connections are dropped at once instead of piling up.
     const conns = await Promise.all(Array.from({ length: 10 }, () => open(port)));
-    const closedSoon = await Promise.all(conns.map((c) => Promise.race([c.closed.then(() => true), sleep(150).then(() => false)])));
+    const closedSoon = await Promise.all(
+      conns.map((c) => Promise.race([c.closed.then(() => true), sleep(150).then(() => false)])),
+    );
     expect(closedSoon.filter((x) => x).length).toBeGreaterThanOrEqual(6);
     // It still serves once connections are released.
     for (const c of conns) c.socket.destroy();

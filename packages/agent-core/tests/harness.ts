@@ -1,11 +1,6 @@
 import 'reflect-metadata';
 import { Container } from 'inversify';
-import {
-  Reconciler,
-  TOKENS,
-  type KeyDistributor,
-  type ReconcilerOptions,
-} from '../src/index.js';
+import { Reconciler, TOKENS, type KeyDistributor, type ReconcilerOptions } from '../src/index.js';
 import { AgentMetrics } from '../src/observability/metrics.js';
 import { FakeBackend, FakeDatapath, RecordingEventRecorder } from '../src/fake/index.js';
 import { captureLogger, newRegistry, testConfig } from './helpers.js';
@@ -21,7 +16,10 @@ export interface Harness {
   stop(): Promise<void>;
 }
 
-export function harness(distributor: KeyDistributor, opts: { backend?: FakeBackend; datapath?: FakeDatapath; reconciler?: ReconcilerOptions; nodeName?: string } = {}): Harness {
+export function harness(
+  distributor: KeyDistributor,
+  opts: { backend?: FakeBackend; datapath?: FakeDatapath; reconciler?: ReconcilerOptions; nodeName?: string } = {},
+): Harness {
   const backend = opts.backend ?? new FakeBackend();
   const datapath = opts.datapath ?? new FakeDatapath();
   const events = new RecordingEventRecorder();
@@ -56,4 +54,3 @@ export function harness(distributor: KeyDistributor, opts: { backend?: FakeBacke
     },
   };
 }
-

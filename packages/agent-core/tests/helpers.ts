@@ -23,9 +23,14 @@ function tempStateDir(): string {
 /** A config for tests; stateDir is a fresh temporary directory (the agent saves peer state there). */
 export function testConfig(over: Partial<AgentConfig> = {}): AgentConfig {
   // Encryption on: with it off the agent publishes and steers nothing (see disabled.test.ts).
-  return { ...DEFAULT_CONFIG, encryption: { ...DEFAULT_CONFIG.encryption, enabled: true }, nodeName: 'local', stateDir: tempStateDir(), ...over };
+  return {
+    ...DEFAULT_CONFIG,
+    encryption: { ...DEFAULT_CONFIG.encryption, enabled: true },
+    nodeName: 'local',
+    stateDir: tempStateDir(),
+    ...over,
+  };
 }
-
 
 /**
  * One agent per test with its status socket in a fresh directory (named after `prefix`): registers an

@@ -74,15 +74,20 @@ for (const makeDriver of [async () => inMemoryDriver(), kubernetesDriver]) {
       await h2.start();
       await settle(h2);
       expect(view(h2, 'node-3')?.state).toBe('active');
-      expect(view(h2, 'node-2')).toMatchObject({ state: 'refused', refusal: { reason: 'duplicate-key', conflictsWith: 'node-3' } });
+      expect(view(h2, 'node-2')).toMatchObject({
+        state: 'refused',
+        refusal: { reason: 'duplicate-key', conflictsWith: 'node-3' },
+      });
       expect(h2.backend.peers.get('node-3')?.backend[FAKE_KEY_ANNOTATION]).toBe(keyFor(3));
-      expect([...h2.backend.peers.values()].filter((p) => p.backend[FAKE_KEY_ANNOTATION] === keyFor(3)).map((p) => p.name)).toEqual(['node-3']);
+      expect(
+        [...h2.backend.peers.values()].filter((p) => p.backend[FAKE_KEY_ANNOTATION] === keyFor(3)).map((p) => p.name),
+      ).toEqual(['node-3']);
       // node-3's pods stay encrypted: its entry is there and encrypt-ready.
       expect((h2.datapath.ipcache.get('node-3')?.flags ?? 0) & IpcacheFlags.ENCRYPT_READY).toBeTruthy();
     });
 
     // Defect 1: a conflict never turns an encrypted peer into a plaintext one.
-    it('an older node claiming a younger one\'s key displaces it without turning its traffic into plaintext', async () => {
+    it("an older node claiming a younger one's key displaces it without turning its traffic into plaintext", async () => {
       d = await makeDriver();
       d.upsert(node(1, { key: keyFor(7) }));
       await sleep(1100);
@@ -151,7 +156,11 @@ for (const makeDriver of [async () => inMemoryDriver(), kubernetesDriver]) {
       d.upsert(node(1, { key: 'not-a-key' }));
       await until(() => view(h1, 'node-1')?.state === 'refused');
       await stop(h1);
-      const h2 = make({ backend: restartedBackend(h1), datapath: new FakeDatapath([...h1.datapath.ipcache.values()]), reconciler: { initialRetryMs: 10, maxRetryMs: 100, stateFile } });
+      const h2 = make({
+        backend: restartedBackend(h1),
+        datapath: new FakeDatapath([...h1.datapath.ipcache.values()]),
+        reconciler: { initialRetryMs: 10, maxRetryMs: 100, stateFile },
+      });
       await h2.start();
       await settle(h2);
       expect(view(h2, 'node-1')).toMatchObject({ state: 'refused', programmed: true });
@@ -161,7 +170,11 @@ for (const makeDriver of [async () => inMemoryDriver(), kubernetesDriver]) {
       // A node deleted while the agent was down is still pruned.
       await stop(h2);
       d.delete('node-2');
-      const h3 = make({ backend: restartedBackend(h2), datapath: new FakeDatapath([...h2.datapath.ipcache.values()]), reconciler: { initialRetryMs: 10, maxRetryMs: 100, stateFile } });
+      const h3 = make({
+        backend: restartedBackend(h2),
+        datapath: new FakeDatapath([...h2.datapath.ipcache.values()]),
+        reconciler: { initialRetryMs: 10, maxRetryMs: 100, stateFile },
+      });
       await h3.start();
       await settle(h3);
       expect(h3.backend.peers.has('node-2')).toBe(false);

@@ -28,7 +28,12 @@ describe('KubernetesKeyDistributor (against the API server double, real client-n
 
   function make(s: KubeApiServerDouble, local = 'local'): KubernetesKeyDistributor {
     const log = captureLogger();
-    return new KubernetesKeyDistributor({ kubeConfig: kubeConfigFor(s), nodeName: local, logger: log.logger, restartBackoff: { initialMs: 20, maxMs: 200 } });
+    return new KubernetesKeyDistributor({
+      kubeConfig: kubeConfigFor(s),
+      nodeName: local,
+      logger: log.logger,
+      restartBackoff: { initialMs: 20, maxMs: 200 },
+    });
   }
 
   it('lists, signals synced after the initial list, then streams changes', async () => {
@@ -44,7 +49,10 @@ describe('KubernetesKeyDistributor (against the API server double, real client-n
     });
     server.delete('nodes', 'node-2');
     await until(() => events.length === 5);
-    expect(events[3]).toMatchObject({ type: 'upsert', node: { name: 'node-1', annotations: { [FAKE_KEY_ANNOTATION]: keyFor(1, 1) } } });
+    expect(events[3]).toMatchObject({
+      type: 'upsert',
+      node: { name: 'node-1', annotations: { [FAKE_KEY_ANNOTATION]: keyFor(1, 1) } },
+    });
     expect(events[4]).toEqual({ type: 'delete', name: 'node-2' });
     // Only veil.io/ annotations are carried.
     expect(Object.keys((events[0] as { node: { annotations: object } }).node.annotations)).toEqual([FAKE_KEY_ANNOTATION]);
@@ -79,7 +87,10 @@ describe('KubernetesKeyDistributor (against the API server double, real client-n
     d.upsert(node(1, { key: keyFor(1, 7) }));
     d.upsert(node(2));
     await server.restart();
-    await until(() => h!.backend.peers.get('node-1')?.backend[FAKE_KEY_ANNOTATION] === keyFor(1, 7) && h!.backend.peers.has('node-2'), 15_000);
+    await until(
+      () => h!.backend.peers.get('node-1')?.backend[FAKE_KEY_ANNOTATION] === keyFor(1, 7) && h!.backend.peers.has('node-2'),
+      15_000,
+    );
     expect(h.backend.callsOf('removePeer')).toEqual([]);
   });
 
@@ -94,7 +105,12 @@ describe('KubernetesKeyDistributor (against the API server double, real client-n
     server.apply('nodes', toNodeObject(node(4)));
     server.compact();
     await server.restart();
-    await until(() => events.some((e) => e.type === 'delete' && e.name === 'node-2') && events.some((e) => e.type === 'upsert' && e.node.name === 'node-4'), 15_000);
+    await until(
+      () =>
+        events.some((e) => e.type === 'delete' && e.name === 'node-2') &&
+        events.some((e) => e.type === 'upsert' && e.node.name === 'node-4'),
+      15_000,
+    );
     expect(dist.restarts).toBeGreaterThan(0);
     // Also: an open watch expired by the server (410 ERROR event) leads to a relist.
     const n = events.length;
@@ -114,18 +130,32 @@ describe('KubernetesKeyDistributor (against the API server double, real client-n
     await h.reconciler.whenSynced();
     expect(h.backend.peers.size).toBe(1000);
     for (let i = 1; i <= 1000; i++) d.upsert(node(i, { key: keyFor(i, 1) }));
-    await until(() => [...h!.backend.peers.values()].every((p) => p.backend[FAKE_KEY_ANNOTATION] === keyFor(Number(p.name.slice(5)), 1)), 30_000);
+    await until(
+      () => [...h!.backend.peers.values()].every((p) => p.backend[FAKE_KEY_ANNOTATION] === keyFor(Number(p.name.slice(5)), 1)),
+      30_000,
+    );
     expect(h.datapath.ipcache.size).toBe(1000);
   });
 
   it('KubernetesEventRecorder posts core/v1 Events about the node', async () => {
     server = await KubeApiServerDouble.start();
-    const rec = new KubernetesEventRecorder(kubeConfigFor(server), { namespace: 'default', component: 'veil-agent', host: 'local', logger: captureLogger().logger });
+    const rec = new KubernetesEventRecorder(kubeConfigFor(server), {
+      namespace: 'default',
+      component: 'veil-agent',
+      host: 'local',
+      logger: captureLogger().logger,
+    });
     rec.record({ node: 'node-7', type: 'Warning', reason: 'PeerRefused', message: 'duplicate-key' });
     await rec.flush();
     const evs = server.list('events', 'default');
     expect(evs).toHaveLength(1);
-    expect(evs[0]).toMatchObject({ kind: 'Event', involvedObject: { kind: 'Node', name: 'node-7' }, reason: 'PeerRefused', type: 'Warning', source: { component: 'veil-agent' } });
+    expect(evs[0]).toMatchObject({
+      kind: 'Event',
+      involvedObject: { kind: 'Node', name: 'node-7' },
+      reason: 'PeerRefused',
+      type: 'Warning',
+      source: { component: 'veil-agent' },
+    });
     expect(evs[0]?.metadata.name).toMatch(/^node-7\.veil\./);
   });
 });

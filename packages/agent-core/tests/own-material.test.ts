@@ -29,8 +29,16 @@ describe('own material is kept in the API (level-triggered)', () => {
     dir = await mkdtemp(join(tmpdir(), 'veil-own-'));
     const log = captureLogger();
     agent = await Agent.create({
-      config: testConfig({ nodeId: 12, metrics: { enabled: false, port: 0, host: '127.0.0.1' }, health: { port: 0, host: '127.0.0.1' }, status: { socketPath: join(dir, 'status.sock') } }),
-      platformModules: [kubernetesModule(kubeConfigFor(server)), new ContainerModule(({ bind }) => void bind(TOKENS.Datapath).toConstantValue(new FakeDatapath()))],
+      config: testConfig({
+        nodeId: 12,
+        metrics: { enabled: false, port: 0, host: '127.0.0.1' },
+        health: { port: 0, host: '127.0.0.1' },
+        status: { socketPath: join(dir, 'status.sock') },
+      }),
+      platformModules: [
+        kubernetesModule(kubeConfigFor(server)),
+        new ContainerModule(({ bind }) => void bind(TOKENS.Datapath).toConstantValue(new FakeDatapath())),
+      ],
       backendModule: new ContainerModule(({ bind }) => void bind(TOKENS.EncryptionBackend).toConstantValue(new FakeBackend())),
       logger: log.logger,
     });
@@ -53,12 +61,18 @@ describe('own material is kept in the API (level-triggered)', () => {
       delete a[FAKE_KEY_ANNOTATION];
       a[NODE_ID_ANNOTATION] = '99';
     });
-    await until(() => {
-      const a = server!.get('nodes', 'local')!.metadata.annotations as Record<string, string>;
-      return a[FAKE_KEY_ANNOTATION] === published[FAKE_KEY_ANNOTATION] && a[NODE_ID_ANNOTATION] === '12';
-    }, 10_000, 'annotations restored');
+    await until(
+      () => {
+        const a = server!.get('nodes', 'local')!.metadata.annotations as Record<string, string>;
+        return a[FAKE_KEY_ANNOTATION] === published[FAKE_KEY_ANNOTATION] && a[NODE_ID_ANNOTATION] === '12';
+      },
+      10_000,
+      'annotations restored',
+    );
     expect(await restoredTotal()).toBeGreaterThanOrEqual(1);
-    expect(log.text()).toMatch(/restored own annotations.*veil.io\/fake-public-key|veil.io\/fake-public-key.*restored own annotations/);
+    expect(log.text()).toMatch(
+      /restored own annotations.*veil.io\/fake-public-key|veil.io\/fake-public-key.*restored own annotations/,
+    );
     // The agent's own view follows once the watch delivers the restored Node.
     await until(async () => (await agent!.status()).localMaterial.inApi === true, 10_000, 'status shows the material in the API');
     const st = await agent!.status();
@@ -73,7 +87,13 @@ describe('own material is kept in the API (level-triggered)', () => {
     const key = (server!.get('nodes', 'local')!.metadata.annotations as Record<string, string>)[FAKE_KEY_ANNOTATION];
     server!.delete('nodes', 'local');
     server!.apply('nodes', toNodeObject({ ...node(0, { key: undefined }), name: 'local' }));
-    await until(() => (server!.get('nodes', 'local')?.metadata.annotations as Record<string, string> | undefined)?.[FAKE_KEY_ANNOTATION] === key, 10_000, 'annotations restored');
+    await until(
+      () =>
+        (server!.get('nodes', 'local')?.metadata.annotations as Record<string, string> | undefined)?.[FAKE_KEY_ANNOTATION] ===
+        key,
+      10_000,
+      'annotations restored',
+    );
   });
 });
 
@@ -81,7 +101,12 @@ describe('KubernetesKeyDistributor retry backoff', () => {
   it('backs off exponentially while the API server is unreachable, even after the initial sync', async () => {
     const server = await KubeApiServerDouble.start();
     server.apply('nodes', toNodeObject(node(1)));
-    const dist = new KubernetesKeyDistributor({ kubeConfig: kubeConfigFor(server), nodeName: 'local', logger: captureLogger().logger, restartBackoff: { initialMs: 20, maxMs: 5_000 } });
+    const dist = new KubernetesKeyDistributor({
+      kubeConfig: kubeConfigFor(server),
+      nodeName: 'local',
+      logger: captureLogger().logger,
+      restartBackoff: { initialMs: 20, maxMs: 5_000 },
+    });
     try {
       void (async () => {
         for await (const _ of dist.events()) void _;

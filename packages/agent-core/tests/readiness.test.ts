@@ -12,7 +12,11 @@ describe('readiness reflects affected traffic', () => {
     const socketPath = await perTest.statusSocket();
     const agent = perTest.track(
       await Agent.create({
-        config: testConfig({ metrics: { enabled: false, port: 0, host: '127.0.0.1' }, health: { port: 0, host: '127.0.0.1' }, status: { socketPath } }),
+        config: testConfig({
+          metrics: { enabled: false, port: 0, host: '127.0.0.1' },
+          health: { port: 0, host: '127.0.0.1' },
+          status: { socketPath },
+        }),
         platformModules: [
           new ContainerModule(({ bind }) => {
             bind(TOKENS.KeyDistributor).toConstantValue(distributor);

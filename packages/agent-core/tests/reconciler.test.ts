@@ -6,9 +6,15 @@ import { inMemoryDriver, kubernetesDriver, type ClusterDriver } from './drivers.
 import { harness, type Harness } from './harness.js';
 import { keyFor, node, until } from './helpers.js';
 
-async function counterValue(h: Harness, name: 'refusedPeers' | 'reconcileErrors', labels: Record<string, string>): Promise<number> {
+async function counterValue(
+  h: Harness,
+  name: 'refusedPeers' | 'reconcileErrors',
+  labels: Record<string, string>,
+): Promise<number> {
   const m = await h.metrics[name].get();
-  return m.values.find((v) => Object.entries(labels).every(([k, val]) => (v.labels as Record<string, unknown>)[k] === val))?.value ?? 0;
+  return (
+    m.values.find((v) => Object.entries(labels).every(([k, val]) => (v.labels as Record<string, unknown>)[k] === val))?.value ?? 0
+  );
 }
 
 async function peersGauge(h: Harness, state: string): Promise<number> {
@@ -30,7 +36,14 @@ function peerOf(i: number): PeerNode {
 
 function entryOf(i: number): IpcacheEntry {
   const n = node(i);
-  return { nodeName: n.name, nodeIPs: [...n.internalIPs], podCIDRs: [...n.podCIDRs], flags: IpcacheFlags.REMOTE | IpcacheFlags.ENCRYPT_READY, keyIndex: 0, nodeId: 0 };
+  return {
+    nodeName: n.name,
+    nodeIPs: [...n.internalIPs],
+    podCIDRs: [...n.podCIDRs],
+    flags: IpcacheFlags.REMOTE | IpcacheFlags.ENCRYPT_READY,
+    keyIndex: 0,
+    nodeId: 0,
+  };
 }
 
 for (const makeDriver of [async () => inMemoryDriver(), kubernetesDriver]) {
@@ -113,7 +126,11 @@ for (const makeDriver of [async () => inMemoryDriver(), kubernetesDriver]) {
       await until(() => h.backend.peers.has('node-5'));
       await h.reconciler.idle();
       const byName = new Map(h.reconciler.peers().map((p) => [p.name, p]));
-      expect(byName.get('node-2')?.refusal).toMatchObject({ reason: 'cidr-overlap', field: 'spec.podCIDRs', conflictsWith: 'node-1' });
+      expect(byName.get('node-2')?.refusal).toMatchObject({
+        reason: 'cidr-overlap',
+        field: 'spec.podCIDRs',
+        conflictsWith: 'node-1',
+      });
       expect(byName.get('node-3')?.refusal).toMatchObject({ reason: 'cidr-overlap', conflictsWith: 'node-1' });
       expect(byName.get('node-4')?.refusal).toMatchObject({ reason: 'duplicate-node-id', conflictsWith: 'node-1' });
       expect(await counterValue(h, 'refusedPeers', { reason: 'cidr-overlap' })).toBe(2);
@@ -132,7 +149,11 @@ for (const makeDriver of [async () => inMemoryDriver(), kubernetesDriver]) {
         [{ key: 'not-a-key' }, 'malformed-annotation', `annotations[${FAKE_KEY_ANNOTATION}]`],
         [{ podCIDRs: ['10.0.1.7/24'] }, 'malformed-cidr', 'spec.podCIDRs'],
         [{ podCIDRs: ['10.0.1.0/33'] }, 'malformed-cidr', 'spec.podCIDRs'],
-        [{ annotations: { [INTERNAL_IPS_ANNOTATION]: '192.168.0.1,not-an-ip' } }, 'malformed-ip', `annotations[${INTERNAL_IPS_ANNOTATION}]`],
+        [
+          { annotations: { [INTERNAL_IPS_ANNOTATION]: '192.168.0.1,not-an-ip' } },
+          'malformed-ip',
+          `annotations[${INTERNAL_IPS_ANNOTATION}]`,
+        ],
         [{ annotations: { [NODE_ID_ANNOTATION]: '70000' } }, 'malformed-annotation', `annotations[${NODE_ID_ANNOTATION}]`],
       ];
       for (const [i, [over, reason, field]] of cases.entries()) {
@@ -180,8 +201,10 @@ for (const makeDriver of [async () => inMemoryDriver(), kubernetesDriver]) {
       expect(backend.callsOf('upsertPeer').every((c) => !c.changed)).toBe(true);
       expect(datapath.calls.filter((c) => c.op === 'upsert' || c.op === 'remove')).toEqual([]);
       // Exactly one prune, after sync, removing only the stale one.
-      // eslint-disable-next-line @typescript-eslint/no-unsafe-assignment -- vitest's asymmetric matchers (expect.any/stringMatching) are typed any
-      expect(backend.callsOf('prune')).toEqual([{ op: 'prune', keep: expect.arrayContaining(['node-1', 'node-2']), removed: ['node-9'] }]);
+      expect(backend.callsOf('prune')).toEqual([
+        // eslint-disable-next-line @typescript-eslint/no-unsafe-assignment -- vitest's asymmetric matchers (expect.any/stringMatching) are typed any
+        { op: 'prune', keep: expect.arrayContaining(['node-1', 'node-2']), removed: ['node-9'] },
+      ]);
       expect([...backend.peers.keys()].sort()).toEqual(['node-1', 'node-2']);
       expect([...datapath.ipcache.keys()].sort()).toEqual(['node-1', 'node-2']);
     });

@@ -72,7 +72,9 @@ async function measure(): Promise<void> {
       // With a private key the kernel precomputes one X25519 per peer; both sides pay it.
       { label: 'with private key', config: { privateKey: Key.generatePrivate(), listenPort: 51821, replacePeers: true, peers } },
     ];
-    console.log(`WireGuard configure benchmark: ${PEERS} peers, ${ROUNDS} rounds, kernel ${execFileSync('uname', ['-r'], { encoding: 'utf8' }).trim()}`);
+    console.log(
+      `WireGuard configure benchmark: ${PEERS} peers, ${ROUNDS} rounds, kernel ${execFileSync('uname', ['-r'], { encoding: 'utf8' }).trim()}`,
+    );
     for (const { label, config } of variants) {
       const conf = join(dir, `${label.replace(/\W+/g, '-')}.conf`);
       writeFileSync(conf, toWgConf(config), { mode: 0o600 });
@@ -95,7 +97,8 @@ async function measure(): Promise<void> {
           const ms = performance.now() - t0;
           (side === 'genl' ? genl : wg).push(ms);
           const got = await client.getDevice(name);
-          if (got.peers.length !== PEERS) throw new Error(`${side}: device ${name} has ${got.peers.length} peers, expected ${PEERS}`);
+          if (got.peers.length !== PEERS)
+            throw new Error(`${side}: device ${name} has ${got.peers.length} peers, expected ${PEERS}`);
         }
       }
       const e0 = performance.now();
@@ -104,7 +107,9 @@ async function measure(): Promise<void> {
       const g = median(genl);
       const w = median(wg);
       const fmt = (xs: number[]): string => xs.map((x) => x.toFixed(0)).join('/');
-      console.log(`  ${label}: genetlink ${fmt(genl)} ms (${messages} messages, encoding alone ${encodeMs.toFixed(0)} ms); wg setconf ${fmt(wg)} ms`);
+      console.log(
+        `  ${label}: genetlink ${fmt(genl)} ms (${messages} messages, encoding alone ${encodeMs.toFixed(0)} ms); wg setconf ${fmt(wg)} ms`,
+      );
       console.log(
         `  ${label.padEnd(17)} genetlink median ${g.toFixed(0)} ms, wg setconf median ${w.toFixed(0)} ms: ` +
           `ratio wg/genetlink = ${(w / g).toFixed(2)} (>= 1.00 means at least as fast as wg)`,

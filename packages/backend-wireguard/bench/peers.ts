@@ -39,9 +39,27 @@ class WgShell {
   private waiter: ((status: number) => void) | undefined;
 
   constructor() {
-    this.proc = spawn('ip', ['netns', 'exec', NS, 'unshare', '--mount', '--propagation', 'private', '--', 'sh', '-c', 'mount --bind "$1" /run/wireguard && exec sh', 'sh', sockDir], {
-      stdio: ['pipe', 'pipe', 'inherit'],
-    });
+    this.proc = spawn(
+      'ip',
+      [
+        'netns',
+        'exec',
+        NS,
+        'unshare',
+        '--mount',
+        '--propagation',
+        'private',
+        '--',
+        'sh',
+        '-c',
+        'mount --bind "$1" /run/wireguard && exec sh',
+        'sh',
+        sockDir,
+      ],
+      {
+        stdio: ['pipe', 'pipe', 'inherit'],
+      },
+    );
     this.proc.stdout!.setEncoding('utf8');
     this.proc.stdout!.on('data', (d: string) => {
       this.buf += d;
@@ -149,7 +167,9 @@ async function main(): Promise<void> {
       if (dev.peers.length !== n) throw new Error(`device has ${dev.peers.length} peers, expected ${n}`);
       const v = median(veil);
       const w = median(wgs);
-      console.log(`full mesh ${n} peers: veil userspace driver ${v.toFixed(1)} ms | wg setconf ${w.toFixed(1)} ms | ratio wg/veil ${(w / v).toFixed(2)}x`);
+      console.log(
+        `full mesh ${n} peers: veil userspace driver ${v.toFixed(1)} ms | wg setconf ${w.toFixed(1)} ms | ratio wg/veil ${(w / v).toFixed(2)}x`,
+      );
 
       // One-peer change on a device holding n peers.
       await client.configureDevice(DEV, { replacePeers: true, peers: toConfigs(peers) });

@@ -112,7 +112,14 @@ export class WireGuardBackend implements EncryptionBackend {
     await this.refreshIfindex();
     for (const w of this.handle.warnings) this.log.warn({ device: this.deviceName }, w);
     this.log.info(
-      { device: this.deviceName, driver: this.handle.driver, adopted: this.handle.adopted, mtu: this.handle.mtu, publicKey: this.keys.publicKey.toBase64(), keyCreated: this.keys.created },
+      {
+        device: this.deviceName,
+        driver: this.handle.driver,
+        adopted: this.handle.adopted,
+        mtu: this.handle.mtu,
+        publicKey: this.keys.publicKey.toBase64(),
+        keyCreated: this.keys.created,
+      },
       'wireguard device ready',
     );
     // Peers already on the device are kept (no teardown on restart); they are matched to nodes
@@ -126,7 +133,8 @@ export class WireGuardBackend implements EncryptionBackend {
     const keyText = peer.backend[PUBLIC_KEY_ANNOTATION];
     if (keyText === undefined) throw new WgBackendError(`peer ${peer.name} has no ${PUBLIC_KEY_ANNOTATION}`);
     const publicKey = Key.fromBase64(keyText, PUBLIC_KEY_ANNOTATION);
-    if (this.keys?.publicKey.equals(publicKey)) throw new WgBackendError(`peer ${peer.name} publishes this node's own public key`);
+    if (this.keys?.publicKey.equals(publicKey))
+      throw new WgBackendError(`peer ${peer.name} publishes this node's own public key`);
     const endpointIp = peer.internalIPv4 ?? peer.internalIPv6;
     const allowed = peer.podCIDRs.map((c) => c.text);
     if (this.config.encryption.nodeEncryption) {
@@ -179,7 +187,12 @@ export class WireGuardBackend implements EncryptionBackend {
   steering(): Steering {
     if (!this.ifindex) throw new WgBackendError('steering() before init()');
     // The device MTU bounds what the BPF redirect may hand it (bpf_redirect bypasses PMTU checks).
-    return { kind: 'redirect', ifindex: this.ifindex, udpPort: this.wg.port, ...(this.handle?.mtu ? { mtu: this.handle.mtu } : {}) };
+    return {
+      kind: 'redirect',
+      ifindex: this.ifindex,
+      udpPort: this.wg.port,
+      ...(this.handle?.mtu ? { mtu: this.handle.mtu } : {}),
+    };
   }
 
   /**
@@ -214,8 +227,14 @@ export class WireGuardBackend implements EncryptionBackend {
         details.listenPort = dev.listenPort;
         const byKey = new Map([...this.peers].map(([n, p]) => [p.publicKey.toBase64(), n]));
         for (const p of dev.peers) {
-          const hs = p.lastHandshake ? `handshake ${Math.round((Date.now() - p.lastHandshake.getTime()) / 1000)}s ago` : 'no handshake yet';
-          peers.push({ name: byKey.get(p.publicKey.toBase64()) ?? `unclaimed ${p.publicKey.toBase64()}`, detail: hs, stats: { rxBytes: p.rxBytes, txBytes: p.txBytes } });
+          const hs = p.lastHandshake
+            ? `handshake ${Math.round((Date.now() - p.lastHandshake.getTime()) / 1000)}s ago`
+            : 'no handshake yet';
+          peers.push({
+            name: byKey.get(p.publicKey.toBase64()) ?? `unclaimed ${p.publicKey.toBase64()}`,
+            detail: hs,
+            stats: { rxBytes: p.rxBytes, txBytes: p.txBytes },
+          });
         }
       } catch (e) {
         errors.push(`reading ${this.deviceName}: ${(e as Error).message}`);
@@ -281,7 +300,10 @@ export class WireGuardBackend implements EncryptionBackend {
         const dev = await read();
         if (!dev) return;
         const driver = driverOf();
-        this.set({ device: dev.name, driver, listen_port: String(dev.listenPort), public_key: dev.publicKey?.toBase64() ?? '' }, 1);
+        this.set(
+          { device: dev.name, driver, listen_port: String(dev.listenPort), public_key: dev.publicKey?.toBase64() ?? '' },
+          1,
+        );
       },
     });
     new Gauge({

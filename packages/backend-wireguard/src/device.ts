@@ -193,7 +193,9 @@ export async function setupDevice(opts: DeviceSetupOptions): Promise<WgDeviceHan
     client = WgClient.fromDrivers([kernel, new UserspaceDriver({ socketDir })]);
   } else {
     if (opts.userspaceFallback === false) {
-      throw new WireGuardNotAvailableError('the kernel has no WireGuard (generic netlink family "wireguard" is missing) and userspaceFallback is off');
+      throw new WireGuardNotAvailableError(
+        'the kernel has no WireGuard (generic netlink family "wireguard" is missing) and userspaceFallback is off',
+      );
     }
     const bin = opts.wireguardGo ?? 'wireguard-go';
     if (!findExecutable(bin)) {
@@ -231,7 +233,9 @@ export async function setupDevice(opts: DeviceSetupOptions): Promise<WgDeviceHan
     if (opts.rpFilter !== 'keep') {
       const all = readSysctl('net/ipv4/conf/all/rp_filter', netns ? { netns } : {});
       if (all !== '0') {
-        warnings.push(`net.ipv4.conf.all.rp_filter=${all}: decrypted packets may be dropped unless the BPF from-tunnel hop delivers them`);
+        warnings.push(
+          `net.ipv4.conf.all.rp_filter=${all}: decrypted packets may be dropped unless the BPF from-tunnel hop delivers them`,
+        );
       }
     }
   } catch (e) {

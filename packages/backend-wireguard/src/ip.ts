@@ -23,7 +23,10 @@ export function checkEndpoint(e: unknown, field: string): Endpoint {
   const { address, port, scopeId } = e as Endpoint;
   const family = ipFamily(address);
   if (family === undefined) {
-    throw new WgValidationError(`${field}.address`, `must be an IPv4 or IPv6 address without brackets (got ${JSON.stringify(address)})`);
+    throw new WgValidationError(
+      `${field}.address`,
+      `must be an IPv4 or IPv6 address without brackets (got ${JSON.stringify(address)})`,
+    );
   }
   if (!Number.isInteger(port) || port < 1 || port > 65535) {
     throw new WgValidationError(`${field}.port`, `must be an integer 1..65535 (got ${String(port)})`);

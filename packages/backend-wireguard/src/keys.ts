@@ -166,7 +166,9 @@ async function readKeyFile(path: string, warnings: string[]): Promise<Key | unde
   if (raw.every((b) => b === 0)) throw new KeyFileError(path, 'holds the all-zero key');
   if ((st.mode & 0o077) !== 0) {
     await chmod(path, 0o600);
-    warnings.push(`key file ${path} had mode ${octal(st.mode)}: the private key was readable by others; tightened to 0600 (consider rotating the key: veil keys rotate)`);
+    warnings.push(
+      `key file ${path} had mode ${octal(st.mode)}: the private key was readable by others; tightened to 0600 (consider rotating the key: veil keys rotate)`,
+    );
   }
   return Key.fromBytes(raw);
 }

@@ -40,7 +40,8 @@ export function peerFromNode(spec: NodePeerSpec): DesiredPeer {
   let endpoint: Endpoint | undefined;
   if (typeof spec.endpoint === 'string') {
     endpoint = parseEndpoint(spec.endpoint);
-    if (!endpoint) throw new WgValidationError('endpoint', `must be ip:port or [ipv6]:port (got ${JSON.stringify(spec.endpoint)})`);
+    if (!endpoint)
+      throw new WgValidationError('endpoint', `must be ip:port or [ipv6]:port (got ${JSON.stringify(spec.endpoint)})`);
   } else if (spec.endpoint !== undefined) endpoint = checkEndpoint(spec.endpoint, 'endpoint');
   const allowed = spec.podCIDRs.map((c, i) => canonicalCidr(c, `podCIDRs[${i}]`));
   if (spec.nodeEncryption) (spec.nodeIPs ?? []).forEach((ip, i) => allowed.push(canonicalCidr(ip, `nodeIPs[${i}]`)));
@@ -101,7 +102,11 @@ export function diffPeer(want: DesiredPeer, current: WireGuardPeer | undefined):
  * one-peer config, never a rewrite of the whole set.
  * @throws WgValidationError on a duplicate public key or a bad CIDR.
  */
-export function diffPeers(desired: readonly DesiredPeer[], current: readonly WireGuardPeer[], opts: DiffOptions = {}): PeerConfig[] {
+export function diffPeers(
+  desired: readonly DesiredPeer[],
+  current: readonly WireGuardPeer[],
+  opts: DiffOptions = {},
+): PeerConfig[] {
   const have = new Map<string, WireGuardPeer>();
   for (const p of current) have.set(p.publicKey.toBase64(), p);
   const seen = new Set<string>();
@@ -226,10 +231,20 @@ export class PeerReconciler {
       const prev = this.cache.get(id);
       const next: WireGuardPeer = prev
         ? { ...prev }
-        : { publicKey: c.publicKey, endpoint: undefined, persistentKeepalive: 0, lastHandshake: undefined, rxBytes: 0, txBytes: 0, allowedIPs: [], protocolVersion: 1 };
+        : {
+            publicKey: c.publicKey,
+            endpoint: undefined,
+            persistentKeepalive: 0,
+            lastHandshake: undefined,
+            rxBytes: 0,
+            txBytes: 0,
+            allowedIPs: [],
+            protocolVersion: 1,
+          };
       if (c.endpoint) next.endpoint = c.endpoint;
       if (c.persistentKeepalive !== undefined) next.persistentKeepalive = c.persistentKeepalive;
-      if (c.allowedIPs) next.allowedIPs = c.replaceAllowedIPs || !prev ? [...c.allowedIPs] : [...new Set([...next.allowedIPs, ...c.allowedIPs])];
+      if (c.allowedIPs)
+        next.allowedIPs = c.replaceAllowedIPs || !prev ? [...c.allowedIPs] : [...new Set([...next.allowedIPs, ...c.allowedIPs])];
       this.cache.set(id, next);
     }
   }

@@ -5,7 +5,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { inspect } from 'node:util';
 import { Container } from 'inversify';
-import { DEFAULT_CONFIG, TOKENS, createLogger, loadBackendModule, parseCidr, type AgentConfig, type Cidr, type PeerNode } from '@veil/agent-core';
+import {
+  DEFAULT_CONFIG,
+  TOKENS,
+  createLogger,
+  loadBackendModule,
+  parseCidr,
+  type AgentConfig,
+  type Cidr,
+  type PeerNode,
+} from '@veil/agent-core';
 import { describePrivileged, type TestNetns } from '@veil/test-utils';
 import { Key } from '../src/index.js';
 import backendModule, { PUBLIC_KEY_ANNOTATION, WireGuardBackend } from '../src/index.js';
@@ -50,7 +59,14 @@ describe('ContainerModule', () => {
 });
 
 function peerNode(name: string, ip: string, podCidr: string, key: string): PeerNode {
-  return { name, internalIPv4: ip, internalIPv6: undefined, podCIDRs: [parseCidr(podCidr) as Cidr], nodeId: 0, backend: { [PUBLIC_KEY_ANNOTATION]: key } };
+  return {
+    name,
+    internalIPv4: ip,
+    internalIPv6: undefined,
+    podCIDRs: [parseCidr(podCidr) as Cidr],
+    nodeId: 0,
+    backend: { [PUBLIC_KEY_ANNOTATION]: key },
+  };
 }
 
 describePrivileged('WireGuardBackend on wireguard-go, two nodes', ['root', 'netns', 'tun', 'wireguard-go'], () => {
@@ -79,7 +95,11 @@ describePrivileged('WireGuardBackend on wireguard-go, two nodes', ['root', 'netn
 
   it('init, publish, peer, ping; status names peers and shows no private key', async () => {
     for (const [i, n] of ns.entries()) {
-      const b = new WireGuardBackend(configFor(join(tmp, `state${i}`)), silent, { device: DEV, netns: n.name, preferKernel: false });
+      const b = new WireGuardBackend(configFor(join(tmp, `state${i}`)), silent, {
+        device: DEV,
+        netns: n.name,
+        preferKernel: false,
+      });
       expect(await b.init()).toEqual([]);
       backends.push(b);
     }
@@ -101,27 +121,40 @@ describePrivileged('WireGuardBackend on wireguard-go, two nodes', ['root', 'netn
     b.exec('ip', ['addr', 'add', '10.97.2.1/32', 'dev', DEV]);
     b.exec('ip', ['route', 'add', '10.97.1.0/24', 'dev', DEV, 'src', '10.97.2.1']);
     let ok = false;
-    for (let i = 0; i < 5 && !ok; i++) ok = a.tryExec('ping', ['-c', '2', '-i', '0.3', '-W', '2', '10.97.2.1'], 15_000).status === 0;
+    for (let i = 0; i < 5 && !ok; i++)
+      ok = a.tryExec('ping', ['-c', '2', '-i', '0.3', '-W', '2', '10.97.2.1'], 15_000).status === 0;
     expect(ok).toBe(true);
 
     // Prometheus view of the same device: meta, peers, handshake time and bytes per node name.
     const registry = new Registry();
     ba.registerMetrics(registry);
     const scrape = await registry.metrics();
-    expect(scrape).toContain(`veil_wireguard_meta{device="${DEV}",driver="userspace",listen_port="51871",public_key="${keyA}"} 1`);
+    expect(scrape).toContain(
+      `veil_wireguard_meta{device="${DEV}",driver="userspace",listen_port="51871",public_key="${keyA}"} 1`,
+    );
     expect(scrape).toMatch(/^veil_wireguard_peers 1$/m);
-    const handshake = new RegExp(`^veil_wireguard_latest_handshake_seconds\\{peer="node-b",public_key="${keyB.replace(/[+/]/g, '\\$&')}"\\} (\\d+)$`, 'm').exec(scrape);
+    const handshake = new RegExp(
+      `^veil_wireguard_latest_handshake_seconds\\{peer="node-b",public_key="${keyB.replace(/[+/]/g, '\\$&')}"\\} (\\d+)$`,
+      'm',
+    ).exec(scrape);
     expect(Number(handshake?.[1])).toBeGreaterThan(Date.now() / 1000 - 120);
     expect(Number(/^veil_wireguard_sent_bytes\{peer="node-b".*\} (\d+)$/m.exec(scrape)?.[1])).toBeGreaterThan(0);
     expect(Number(/^veil_wireguard_received_bytes\{peer="node-b".*\} (\d+)$/m.exec(scrape)?.[1])).toBeGreaterThan(0);
-    expect(scrape).not.toContain((ba as unknown as { keys: { privateKey(): { toBase64(): string } } }).keys.privateKey().toBase64());
+    expect(scrape).not.toContain(
+      (ba as unknown as { keys: { privateKey(): { toBase64(): string } } }).keys.privateKey().toBase64(),
+    );
 
     const st = await ba.status();
     expect(st).toMatchObject({ backend: 'wireguard', driver: 'userspace (wireguard-go)' });
     expect(st.peers.map((p) => p.name)).toEqual(['node-b']);
     expect(st.peers[0]?.detail).toMatch(/handshake \d+s ago/);
     const priv = (ba['keys' as never] as unknown as { privateKey(): Key }).privateKey();
-    for (const text of [JSON.stringify(st), inspect(st, { depth: 10 }), inspect(ba, { depth: 10 }), Object.prototype.toString.call(ba)]) {
+    for (const text of [
+      JSON.stringify(st),
+      inspect(st, { depth: 10 }),
+      inspect(ba, { depth: 10 }),
+      Object.prototype.toString.call(ba),
+    ]) {
       expect(text).not.toContain(priv.toBase64());
       expect(text).not.toContain(priv.toHex());
     }
@@ -157,13 +190,19 @@ describePrivileged('WireGuardBackend on wireguard-go, two nodes', ['root', 'netn
     handedOver.push(pid);
     await ba.close();
     expect(() => process.kill(pid, 0)).not.toThrow(); // still running, now unsupervised
-    const again = new WireGuardBackend(configFor(join(tmp, 'state0')), silent, { device: DEV, netns: ns[0]!.name, preferKernel: false });
+    const again = new WireGuardBackend(configFor(join(tmp, 'state0')), silent, {
+      device: DEV,
+      netns: ns[0]!.name,
+      preferKernel: false,
+    });
     await again.init();
     expect(again.localMaterial()).toEqual(ba.localMaterial()); // same key from the state dir
     st = await again.status();
     expect(st.peers).toHaveLength(2); // nothing torn down
     expect(st.peers.every((p) => p.name.startsWith('unclaimed'))).toBe(true);
-    await again.upsertPeer(peerNode('node-b', '192.168.78.2', '10.97.2.0/24', backends[1]!.localMaterial()[PUBLIC_KEY_ANNOTATION]!));
+    await again.upsertPeer(
+      peerNode('node-b', '192.168.78.2', '10.97.2.0/24', backends[1]!.localMaterial()[PUBLIC_KEY_ANNOTATION]!),
+    );
     expect(await again.prune(new Set(['node-b']))).toEqual([]);
     st = await again.status();
     expect(st.peers.map((p) => p.name)).toEqual(['node-b']);
@@ -177,7 +216,11 @@ describePrivileged('WireGuardBackend on wireguard-go, two nodes', ['root', 'netn
     expect(again.localMaterial()).toEqual(material);
     expect((await again.status()).details?.publicKey).toBe(material[PUBLIC_KEY_ANNOTATION]);
     expect((await again.status()).details?.publicKeyFingerprint).toMatch(/^[0-9a-f]{16}$/);
-    const reread = new WireGuardBackend(configFor(join(tmp, 'state0')), silent, { device: DEV, netns: ns[0]!.name, preferKernel: false });
+    const reread = new WireGuardBackend(configFor(join(tmp, 'state0')), silent, {
+      device: DEV,
+      netns: ns[0]!.name,
+      preferKernel: false,
+    });
     await reread.init();
     expect(reread.localMaterial()).toEqual(material);
     await reread.close();

@@ -118,19 +118,21 @@ const endpointArb = fc.oneof(
   fc.record({ address: fc.ipV6().map((a) => formatIp(bytesOf(a))), port: fc.integer({ min: 1, max: 65535 }) }),
 );
 const peerArb = (publicKey: Key): fc.Arbitrary<PeerConfig> =>
-  fc.record(
-    {
-      publicKey: fc.constant(publicKey),
-      remove: fc.boolean(),
-      updateOnly: fc.boolean(),
-      presharedKey: keyArb,
-      endpoint: endpointArb,
-      persistentKeepalive: fc.integer({ min: 0, max: 65535 }),
-      replaceAllowedIPs: fc.boolean(),
-      allowedIPs: fc.array(cidrArb, { maxLength: 40 }),
-    },
-    { requiredKeys: ['publicKey'] },
-  ).map((p) => (p.remove ? { publicKey: p.publicKey, remove: true } : p));
+  fc
+    .record(
+      {
+        publicKey: fc.constant(publicKey),
+        remove: fc.boolean(),
+        updateOnly: fc.boolean(),
+        presharedKey: keyArb,
+        endpoint: endpointArb,
+        persistentKeepalive: fc.integer({ min: 0, max: 65535 }),
+        replaceAllowedIPs: fc.boolean(),
+        allowedIPs: fc.array(cidrArb, { maxLength: 40 }),
+      },
+      { requiredKeys: ['publicKey'] },
+    )
+    .map((p) => (p.remove ? { publicKey: p.publicKey, remove: true } : p));
 const configArb: fc.Arbitrary<DeviceConfig> = fc
   .uniqueArray(keyArb, { maxLength: 25, selector: (k) => k.toHex() })
   .chain((keys) =>
@@ -202,7 +204,11 @@ describe('WG_CMD_SET_DEVICE encoding', () => {
       publicKey: Key.fromBytes(Buffer.alloc(32, i + 1)),
       allowedIPs: [`10.${i}.0.0/16`],
     }));
-    const payloads = encodeSetDevice('wg0', { privateKey: Key.generatePrivate(), listenPort: 51820, replacePeers: true, peers }, 1024);
+    const payloads = encodeSetDevice(
+      'wg0',
+      { privateKey: Key.generatePrivate(), listenPort: 51820, replacePeers: true, peers },
+      1024,
+    );
     expect(payloads.length).toBeGreaterThan(5);
     const [first, ...rest] = payloads.map((p) => decodeDeviceMessages([p]));
     expect(first?.flags).toBe(WGDEVICE_F_REPLACE_PEERS);
@@ -218,7 +224,11 @@ describe('WG_CMD_SET_DEVICE encoding', () => {
   it('continues a peer whose allowed IPs do not fit, without REPLACE_ALLOWEDIPS', () => {
     const pk = Key.generatePrivate().publicKey();
     const ips = Array.from({ length: 3000 }, (_, i) => `10.${i >> 8}.${i & 0xff}.0/24`);
-    const payloads = encodeSetDevice(7, { peers: [{ publicKey: pk, replaceAllowedIPs: true, updateOnly: true, allowedIPs: ips }] }, 4096);
+    const payloads = encodeSetDevice(
+      7,
+      { peers: [{ publicKey: pk, replaceAllowedIPs: true, updateOnly: true, allowedIPs: ips }] },
+      4096,
+    );
     expect(payloads.length).toBeGreaterThan(10);
     const parts = payloads.map((p) => decodeDeviceMessages([p]));
     expect(parts[0]?.ifindex).toBe(7);
@@ -232,7 +242,9 @@ describe('WG_CMD_SET_DEVICE encoding', () => {
 
   it('splits 10,000 peers into messages under the limit and loses nothing', () => {
     const peers: PeerConfig[] = Array.from({ length: 10_000 }, (_, i) => ({
-      publicKey: Key.fromBytes(Buffer.concat([Buffer.alloc(28), Buffer.from([i >> 24, i >> 16, i >> 8, i].map((x) => x & 0xff))])),
+      publicKey: Key.fromBytes(
+        Buffer.concat([Buffer.alloc(28), Buffer.from([i >> 24, i >> 16, i >> 8, i].map((x) => x & 0xff))]),
+      ),
       endpoint: { address: `192.0.2.${i % 250}`, port: 51820 },
       persistentKeepalive: 25,
       allowedIPs: [`10.${i >> 8}.${i & 0xff}.0/24`, `fd00::${i.toString(16)}/128`],

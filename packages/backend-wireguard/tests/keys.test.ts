@@ -103,11 +103,21 @@ describe('KeyStore', () => {
   it('never shows private key material in toString, JSON, inspect or errors', async () => {
     const ks = await KeyStore.open({ dir: root });
     await ks.rotate();
-    const secrets = [ks.privateKey(), (await KeyStore.open({ dir: root })).privateKey()].flatMap((k) => [k.toBase64(), k.toHex()]);
+    const secrets = [ks.privateKey(), (await KeyStore.open({ dir: root })).privateKey()].flatMap((k) => [
+      k.toBase64(),
+      k.toHex(),
+    ]);
     const prevText = readFileSync(ks.previousPath, 'utf8').trim();
     secrets.push(prevText, Key.parse(prevText).toHex());
-    // eslint-disable-next-line @typescript-eslint/restrict-template-expressions -- what a template literal shows is the point
-    const shown = [String(ks), `${ks}`, JSON.stringify(ks), JSON.stringify({ ks }), inspect(ks), inspect({ nested: { ks } }, { depth: 10, showHidden: true })];
+    const shown = [
+      String(ks),
+      // eslint-disable-next-line @typescript-eslint/restrict-template-expressions -- what a template literal shows is the point
+      `${ks}`,
+      JSON.stringify(ks),
+      JSON.stringify({ ks }),
+      inspect(ks),
+      inspect({ nested: { ks } }, { depth: 10, showHidden: true }),
+    ];
     for (const s of shown) for (const secret of secrets) expect(s).not.toContain(secret);
     expect(JSON.stringify(ks)).toContain(ks.publicKey.toBase64());
 
@@ -121,6 +131,9 @@ describe('KeyStore', () => {
 
   it('validates its options', async () => {
     await expect(KeyStore.open({ dir: '' })).rejects.toMatchObject({ name: 'WgValidationError', field: 'dir' });
-    await expect(KeyStore.open({ dir: root, fileName: '../x' })).rejects.toMatchObject({ name: 'WgValidationError', field: 'fileName' });
+    await expect(KeyStore.open({ dir: root, fileName: '../x' })).rejects.toMatchObject({
+      name: 'WgValidationError',
+      field: 'fileName',
+    });
   });
 });

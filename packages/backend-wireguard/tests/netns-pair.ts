@@ -4,7 +4,12 @@ import { TestNetns } from '@veil/test-utils';
  * Two test namespaces joined by a veth "underlay": `devs[0]` in the first with `<subnet>.1/24`, `devs[1]`
  * in the second with `<subnet>.2/24`, both up (at `mtu` when given). The caller removes them (they are removed here when setup fails).
  */
-export function underlayPair(prefixes: [string, string], devs: [string, string], subnet: string, mtu?: number): [TestNetns, TestNetns] {
+export function underlayPair(
+  prefixes: [string, string],
+  devs: [string, string],
+  subnet: string,
+  mtu?: number,
+): [TestNetns, TestNetns] {
   const a = TestNetns.create(prefixes[0]);
   const b = TestNetns.create(prefixes[1]);
   const sides: [TestNetns, string][] = [

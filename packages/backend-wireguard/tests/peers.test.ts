@@ -14,11 +14,20 @@ function devPeer(publicKey: Key, over: Partial<WireGuardPeer> = {}): WireGuardPe
 
 const current: WireGuardPeer[] = [
   devPeer(A, { endpoint: { address: '192.168.1.2', port: 51871 }, allowedIPs: ['10.0.1.0/24'] }),
-  devPeer(B, { endpoint: { address: 'fd00::2', port: 51871 }, allowedIPs: ['10.0.2.0/24', 'fd10:2::/64'], persistentKeepalive: 25 }),
+  devPeer(B, {
+    endpoint: { address: 'fd00::2', port: 51871 },
+    allowedIPs: ['10.0.2.0/24', 'fd10:2::/64'],
+    persistentKeepalive: 25,
+  }),
 ];
 const same: DesiredPeer[] = [
   { publicKey: A, endpoint: { address: '192.168.1.2', port: 51871 }, allowedIPs: ['10.0.1.0/24'] },
-  { publicKey: B, endpoint: { address: 'fd00:0:0::2', port: 51871 }, allowedIPs: ['fd10:2::/64', '10.0.2.7/24'], persistentKeepalive: 25 },
+  {
+    publicKey: B,
+    endpoint: { address: 'fd00:0:0::2', port: 51871 },
+    allowedIPs: ['fd10:2::/64', '10.0.2.7/24'],
+    persistentKeepalive: 25,
+  },
 ];
 
 describe('diffPeers', () => {
@@ -26,7 +35,10 @@ describe('diffPeers', () => {
     ['no-op (IPv6 spelling and allowed-IP order/host bits ignored)', same, []],
     [
       'add a peer',
-      [...same, { publicKey: C, endpoint: { address: '192.168.1.3', port: 51871 }, allowedIPs: ['10.0.3.0/24'], persistentKeepalive: 0 }],
+      [
+        ...same,
+        { publicKey: C, endpoint: { address: '192.168.1.3', port: 51871 }, allowedIPs: ['10.0.3.0/24'], persistentKeepalive: 0 },
+      ],
       [{ publicKey: C, endpoint: { address: '192.168.1.3', port: 51871 }, allowedIPs: ['10.0.3.0/24'] }],
     ],
     [
@@ -47,7 +59,10 @@ describe('diffPeers', () => {
     ['removal', [same[1]!], [{ publicKey: A, remove: true }]],
     [
       'mixed: one add, one removal, one change',
-      [{ ...same[1]!, endpoint: { address: 'fd00::3', port: 1 } }, { publicKey: D, allowedIPs: ['10.0.4.0/24'] }],
+      [
+        { ...same[1]!, endpoint: { address: 'fd00::3', port: 1 } },
+        { publicKey: D, allowedIPs: ['10.0.4.0/24'] },
+      ],
       [
         { publicKey: B, updateOnly: true, endpoint: { address: 'fd00::3', port: 1 } },
         { publicKey: D, allowedIPs: ['10.0.4.0/24'] },
@@ -68,10 +83,20 @@ describe('diffPeers', () => {
 
   it('one changed peer among 5,000 yields a one-peer config', () => {
     const many = Array.from({ length: 5000 }, (_, i) => ({
-      key: Key.fromBytes(Buffer.alloc(32, 0).fill(i & 0xff, 0, 1).fill((i >> 8) & 0xff, 1, 2).fill(1, 2)),
+      key: Key.fromBytes(
+        Buffer.alloc(32, 0)
+          .fill(i & 0xff, 0, 1)
+          .fill((i >> 8) & 0xff, 1, 2)
+          .fill(1, 2),
+      ),
       i,
     }));
-    const cur = many.map(({ key, i }) => devPeer(key, { endpoint: { address: `10.${i >> 8}.${i & 0xff}.1`, port: 51871 }, allowedIPs: [`172.${16 + (i >> 8)}.${i & 0xff}.0/24`] }));
+    const cur = many.map(({ key, i }) =>
+      devPeer(key, {
+        endpoint: { address: `10.${i >> 8}.${i & 0xff}.1`, port: 51871 },
+        allowedIPs: [`172.${16 + (i >> 8)}.${i & 0xff}.0/24`],
+      }),
+    );
     const want: DesiredPeer[] = cur.map((p) => ({ publicKey: p.publicKey, endpoint: p.endpoint!, allowedIPs: p.allowedIPs }));
     want[1234] = { ...want[1234]!, allowedIPs: ['172.99.0.0/24'] };
     const change = diffPeers(want, cur);
@@ -87,11 +112,20 @@ describe('diffPeers', () => {
 
 describe('peerFromNode', () => {
   it('builds allowed IPs from PodCIDRs, plus node IPs with node encryption', () => {
-    const p = peerFromNode({ publicKey: A.toBase64(), endpoint: '[fd00::2]:51871', podCIDRs: ['10.0.2.5/24', 'fd10:2::/64'], nodeIPs: ['192.168.1.2', 'fd00::2'], nodeEncryption: true, persistentKeepalive: 25 });
+    const p = peerFromNode({
+      publicKey: A.toBase64(),
+      endpoint: '[fd00::2]:51871',
+      podCIDRs: ['10.0.2.5/24', 'fd10:2::/64'],
+      nodeIPs: ['192.168.1.2', 'fd00::2'],
+      nodeEncryption: true,
+      persistentKeepalive: 25,
+    });
     expect(p.publicKey.equals(A)).toBe(true);
     expect(p.endpoint).toEqual({ address: 'fd00::2', port: 51871 });
     expect(p.allowedIPs).toEqual(['10.0.2.0/24', 'fd10:2::/64', '192.168.1.2/32', 'fd00::2/128']);
-    expect(peerFromNode({ publicKey: A, endpoint: '1.2.3.4:5', podCIDRs: ['10.0.0.0/24'], nodeIPs: ['1.2.3.4'] }).allowedIPs).toEqual(['10.0.0.0/24']);
+    expect(
+      peerFromNode({ publicKey: A, endpoint: '1.2.3.4:5', podCIDRs: ['10.0.0.0/24'], nodeIPs: ['1.2.3.4'] }).allowedIPs,
+    ).toEqual(['10.0.0.0/24']);
   });
 
   it.each([
@@ -156,7 +190,9 @@ describe('PeerReconciler', () => {
     const r = new PeerReconciler(c, 'wg0');
     const wants = [0, 1, 2, 3].map((i) => ({ ...same[0]!, allowedIPs: [`10.50.${i}.0/24`] }));
     const results = await Promise.all([r.sync(same), ...wants.map((w) => r.upsert(w)), r.remove(B)]);
-    expect(results.slice(1, 5).every((ch) => ch !== undefined && (ch as { replaceAllowedIPs?: boolean }).replaceAllowedIPs)).toBe(true);
+    expect(results.slice(1, 5).every((ch) => ch !== undefined && (ch as { replaceAllowedIPs?: boolean }).replaceAllowedIPs)).toBe(
+      true,
+    );
     const onDevice = parseGet(getReply(c.dev), { name: 'wg0' });
     expect(onDevice.peers.map((p) => [p.publicKey.toBase64(), p.allowedIPs])).toEqual([[A.toBase64(), ['10.50.3.0/24']]]);
   });

@@ -30,9 +30,26 @@ const SPEC_SET: DeviceConfig = {
   fwmark: 0,
   replacePeers: true,
   peers: [
-    { publicKey: k(P1), presharedKey: k(PSK), endpoint: { address: 'abcd:23::33', port: 51820, scopeId: 2 }, replaceAllowedIPs: true, allowedIPs: ['192.168.4.4/32'] },
-    { publicKey: k(P2), endpoint: { address: '182.122.22.19', port: 3233 }, persistentKeepalive: 111, replaceAllowedIPs: true, allowedIPs: ['192.168.4.6/32'] },
-    { publicKey: k(P3), endpoint: { address: '5.152.198.39', port: 51820 }, replaceAllowedIPs: true, allowedIPs: ['192.168.4.10/32', '192.168.4.11/32'] },
+    {
+      publicKey: k(P1),
+      presharedKey: k(PSK),
+      endpoint: { address: 'abcd:23::33', port: 51820, scopeId: 2 },
+      replaceAllowedIPs: true,
+      allowedIPs: ['192.168.4.4/32'],
+    },
+    {
+      publicKey: k(P2),
+      endpoint: { address: '182.122.22.19', port: 3233 },
+      persistentKeepalive: 111,
+      replaceAllowedIPs: true,
+      allowedIPs: ['192.168.4.6/32'],
+    },
+    {
+      publicKey: k(P3),
+      endpoint: { address: '5.152.198.39', port: 51820 },
+      replaceAllowedIPs: true,
+      allowedIPs: ['192.168.4.10/32', '192.168.4.11/32'],
+    },
     { publicKey: k(P4), remove: true },
   ],
 };
@@ -102,7 +119,9 @@ describe('UAPI writer', () => {
   });
 
   it('canonicalises allowed IPs and brackets IPv6 endpoints', () => {
-    const t = encodeSet({ peers: [{ publicKey: k(P1), endpoint: { address: 'fd00:0::1', port: 1 }, allowedIPs: ['10.1.2.3/16', 'fd00:0:0::5/64'] }] });
+    const t = encodeSet({
+      peers: [{ publicKey: k(P1), endpoint: { address: 'fd00:0::1', port: 1 }, allowedIPs: ['10.1.2.3/16', 'fd00:0:0::5/64'] }],
+    });
     expect(t).toContain('endpoint=[fd00:0::1]:1\n');
     expect(t).toContain('allowed_ip=10.1.0.0/16\nallowed_ip=fd00::/64\n');
   });
@@ -141,8 +160,18 @@ describe('UAPI parser', () => {
     expect(a?.presharedKey?.toHex()).toBe(PSK);
     expect(a?.endpoint).toEqual({ address: 'abcd:23::33', port: 51820, scopeId: 2 });
     expect(a?.allowedIPs).toEqual(['192.168.4.4/32']);
-    expect(b).toMatchObject({ txBytes: 38333, rxBytes: 2224, persistentKeepalive: 111, endpoint: { address: '182.122.22.19', port: 3233 } });
-    expect(c).toMatchObject({ allowedIPs: ['192.168.4.10/32', '192.168.4.11/32'], txBytes: 1212111, rxBytes: 1929999999, protocolVersion: 1 });
+    expect(b).toMatchObject({
+      txBytes: 38333,
+      rxBytes: 2224,
+      persistentKeepalive: 111,
+      endpoint: { address: '182.122.22.19', port: 3233 },
+    });
+    expect(c).toMatchObject({
+      allowedIPs: ['192.168.4.10/32', '192.168.4.11/32'],
+      txBytes: 1212111,
+      rxBytes: 1929999999,
+      protocolVersion: 1,
+    });
     expect(c?.lastHandshake).toBeUndefined();
   });
 
@@ -154,7 +183,9 @@ describe('UAPI parser', () => {
   });
 
   it('reads the last handshake time', () => {
-    const d = parseGet(`public_key=${P1}\nlast_handshake_time_sec=1590081350\nlast_handshake_time_nsec=500000000\nerrno=0\n\n`, { name: 'x' });
+    const d = parseGet(`public_key=${P1}\nlast_handshake_time_sec=1590081350\nlast_handshake_time_nsec=500000000\nerrno=0\n\n`, {
+      name: 'x',
+    });
     expect(d.peers[0]?.lastHandshake?.getTime()).toBe(1590081350500);
   });
 
@@ -219,7 +250,17 @@ describe('UAPI parser', () => {
 
   it('survives line-shaped garbage', () => {
     const line = fc.oneof(
-      fc.constantFrom('errno=0', 'errno=5', `public_key=${P1}`, `private_key=${PRIV}`, 'allowed_ip=10.0.0.0/8', 'endpoint=[::1]:1', 'endpoint=1.2.3.4:99999', 'listen_port=1', ''),
+      fc.constantFrom(
+        'errno=0',
+        'errno=5',
+        `public_key=${P1}`,
+        `private_key=${PRIV}`,
+        'allowed_ip=10.0.0.0/8',
+        'endpoint=[::1]:1',
+        'endpoint=1.2.3.4:99999',
+        'listen_port=1',
+        '',
+      ),
       fc.tuple(fc.string({ maxLength: 12 }), fc.string({ maxLength: 40 })).map(([a, b]) => `${a}=${b}`),
     );
     fc.assert(
@@ -320,7 +361,11 @@ describe('userspace driver against a fake UAPI server', () => {
   it('reports errno replies as UapiError', async () => {
     const drv = new UserspaceDriver({ socketDir: fake.dir });
     fake.canned = 'errno=1\n\n';
-    await expect(drv.configureDevice('wgfake0', { listenPort: 1 })).rejects.toMatchObject({ name: 'UapiError', code: 'EPERM', operation: 'set' });
+    await expect(drv.configureDevice('wgfake0', { listenPort: 1 })).rejects.toMatchObject({
+      name: 'UapiError',
+      code: 'EPERM',
+      operation: 'set',
+    });
     await expect(drv.device('wgfake0')).rejects.toMatchObject({ name: 'UapiError', code: 'EPERM', operation: 'get' });
   });
 

@@ -32,7 +32,6 @@ const CLI_FLAGS: Record<string, StringFlag | 'podCIDRs'> = {
   'pod-cidrs': 'podCIDRs',
 };
 
-
 /**
  * Splits `veil agent` arguments into the CLI's own flags and the rest (config flags for
  * loadConfig, e.g. `--config f.yaml --encryption.wireguard.port=51871`).
@@ -55,8 +54,12 @@ export function splitAgentArgs(argv: readonly string[]): { cli: AgentCliOptions;
     const value = m[2] ?? argv[++i];
     if (value === undefined || value === '' || value.startsWith('--')) throw new UsageError(`--${m[1]}`, 'needs a value');
     if (key === 'podCIDRs') {
-      const cidrs = value.split(',').map((s) => s.trim()).filter((s) => s.length > 0);
-      for (const c of cidrs) if (!/^[0-9a-fA-F:.]+\/\d{1,3}$/.test(c)) throw new UsageError('--pod-cidrs', `"${c}" is not a CIDR`);
+      const cidrs = value
+        .split(',')
+        .map((s) => s.trim())
+        .filter((s) => s.length > 0);
+      for (const c of cidrs)
+        if (!/^[0-9a-fA-F:.]+\/\d{1,3}$/.test(c)) throw new UsageError('--pod-cidrs', `"${c}" is not a CIDR`);
       cli.podCIDRs = cidrs;
     } else {
       cli[key] = value;
@@ -106,11 +109,14 @@ export async function runAgent(argv: readonly string[], env: NodeJS.ProcessEnv =
     } else {
       kc.loadFromDefault();
     }
-    if (!kc.getCurrentCluster()) throw new UsageError('--kubeconfig', 'no cluster configured (pass --kubeconfig, set KUBECONFIG, or run in a pod)');
+    if (!kc.getCurrentCluster())
+      throw new UsageError('--kubeconfig', 'no cluster configured (pass --kubeconfig, set KUBECONFIG, or run in a pod)');
 
     const logger = core.createLogger({ level: config.logLevel });
     const underlay = cli.underlayDevice ?? defaultRouteDevice();
-    const tunnel = cli.tunnelDevice ?? (config.encryption.type === 'wireguard' ? (await import('@veil/backend-wireguard')).DEFAULT_DEVICE : undefined);
+    const tunnel =
+      cli.tunnelDevice ??
+      (config.encryption.type === 'wireguard' ? (await import('@veil/backend-wireguard')).DEFAULT_DEVICE : undefined);
     // Explicit roles: from-tunnel on the tunnel's tc ingress, to-wire on the underlay's tc egress
     // (devices that do not exist yet, like the WireGuard device before the backend's init, are
     // attached when they appear).
@@ -129,7 +135,10 @@ export async function runAgent(argv: readonly string[], env: NodeJS.ProcessEnv =
         ]);
         podCIDRs = node.spec?.podCIDRs?.length ? node.spec.podCIDRs : node.spec?.podCIDR ? [node.spec.podCIDR] : undefined;
       } catch (err) {
-        logger.warn({ node: config.nodeName, err: core.errorMessage(err) }, 'could not read the local pod CIDRs from the Node object');
+        logger.warn(
+          { node: config.nodeName, err: core.errorMessage(err) },
+          'could not read the local pod CIDRs from the Node object',
+        );
       }
     }
 

@@ -26,6 +26,7 @@ export class UsageError extends VeilCliError {
 /** One line for a user: `Name: message` (the stack only when asked for). */
 export function formatError(err: unknown, debug = false): string {
   if (!(err instanceof Error)) return String(err);
-  if (debug && err.stack) return err.stack + (err.cause instanceof Error ? `\ncaused by: ${err.cause.stack ?? err.cause.message}` : '');
+  if (debug && err.stack)
+    return err.stack + (err.cause instanceof Error ? `\ncaused by: ${err.cause.stack ?? err.cause.message}` : '');
   return `${err.name}: ${err.message}`;
 }

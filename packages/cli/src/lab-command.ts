@@ -74,7 +74,9 @@ export async function registerLabCommand(program: Command, setExit: ExitSetter, 
   const installedHere = failure instanceof LabLoadError;
   program
     .command('lab')
-    .description(`a multi-node Veil lab in network namespaces (development tool, ${pkg}: ${installedHere ? 'cannot be loaded' : 'not installed here'})`)
+    .description(
+      `a multi-node Veil lab in network namespaces (development tool, ${pkg}: ${installedHere ? 'cannot be loaded' : 'not installed here'})`,
+    )
     .helpOption(false)
     .allowUnknownOption()
     .allowExcessArguments()

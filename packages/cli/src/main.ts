@@ -28,7 +28,9 @@ async function buildProgram(setExit: (code: number) => void): Promise<Command> {
     .exitOverride();
   program
     .command('agent')
-    .description('run the node agent (flags: --config FILE, --kubeconfig FILE, --underlay-device IF, --tunnel-device IF, --bpf-pin-dir DIR, --bpffs-root DIR, --pod-cidrs LIST, --debug, and any config key as --key=value)')
+    .description(
+      'run the node agent (flags: --config FILE, --kubeconfig FILE, --underlay-device IF, --tunnel-device IF, --bpf-pin-dir DIR, --bpffs-root DIR, --pod-cidrs LIST, --debug, and any config key as --key=value)',
+    )
     .helpOption(false)
     .allowUnknownOption()
     .allowExcessArguments()

@@ -106,7 +106,11 @@ export class StatusClient {
   }
 
   rotateKeys(): Promise<KeyRotationResponse> {
-    return this.request<KeyRotationResponse>(STATUS_API.rotateKeys.method, STATUS_API.rotateKeys.path, Math.max(this.timeoutMs, 30_000));
+    return this.request<KeyRotationResponse>(
+      STATUS_API.rotateKeys.method,
+      STATUS_API.rotateKeys.path,
+      Math.max(this.timeoutMs, 30_000),
+    );
   }
 
   /** One request; resolves with the parsed 2xx body. */
@@ -118,33 +122,54 @@ export class StatusClient {
         settled = true;
         reject(err);
       };
-      const req = http.request({ socketPath: this.socketPath, path, method, headers: { Accept: 'application/json', Connection: 'close' } }, (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('error', (e) => fail(new AgentResponseError(method, path, res.statusCode ?? 0, undefined, `reading the agent's answer to ${method} ${path}: ${e.message}`)));
-        res.on('end', () => {
-          if (settled) return;
-          const status = res.statusCode ?? 0;
-          const text = Buffer.concat(chunks).toString('utf8');
-          let body: unknown;
-          try {
-            body = text.length === 0 ? undefined : JSON.parse(text);
-          } catch {
-            fail(new AgentResponseError(method, path, status, undefined, `the agent answered ${method} ${path} with HTTP ${status} and a body that is not JSON`));
-            return;
-          }
-          if (status < 200 || status > 299) {
-            const b = body as { error?: unknown; code?: unknown } | undefined;
-            const msg = typeof b?.error === 'string' ? b.error : `HTTP ${status}`;
-            const code = typeof b?.code === 'string' ? b.code : undefined;
-            const detail = status === 404 ? `the agent does not serve ${method} ${path} (older agent?): ${msg}` : msg;
-            fail(new AgentResponseError(method, path, status, code, detail));
-            return;
-          }
-          settled = true;
-          resolve(body as T);
-        });
-      });
+      const req = http.request(
+        { socketPath: this.socketPath, path, method, headers: { Accept: 'application/json', Connection: 'close' } },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('error', (e) =>
+            fail(
+              new AgentResponseError(
+                method,
+                path,
+                res.statusCode ?? 0,
+                undefined,
+                `reading the agent's answer to ${method} ${path}: ${e.message}`,
+              ),
+            ),
+          );
+          res.on('end', () => {
+            if (settled) return;
+            const status = res.statusCode ?? 0;
+            const text = Buffer.concat(chunks).toString('utf8');
+            let body: unknown;
+            try {
+              body = text.length === 0 ? undefined : JSON.parse(text);
+            } catch {
+              fail(
+                new AgentResponseError(
+                  method,
+                  path,
+                  status,
+                  undefined,
+                  `the agent answered ${method} ${path} with HTTP ${status} and a body that is not JSON`,
+                ),
+              );
+              return;
+            }
+            if (status < 200 || status > 299) {
+              const b = body as { error?: unknown; code?: unknown } | undefined;
+              const msg = typeof b?.error === 'string' ? b.error : `HTTP ${status}`;
+              const code = typeof b?.code === 'string' ? b.code : undefined;
+              const detail = status === 404 ? `the agent does not serve ${method} ${path} (older agent?): ${msg}` : msg;
+              fail(new AgentResponseError(method, path, status, code, detail));
+              return;
+            }
+            settled = true;
+            resolve(body as T);
+          });
+        },
+      );
       req.setTimeout(timeoutMs, () => {
         req.destroy();
         fail(new AgentUnreachableError(this.socketPath, 'ETIMEDOUT'));

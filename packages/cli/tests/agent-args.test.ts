@@ -7,7 +7,17 @@ import { UsageError } from '../src/errors.js';
 
 describe('veil agent argument split', () => {
   it('takes its own flags and passes config flags through', () => {
-    const r = splitAgentArgs(['--config', 'a.yaml', '--kubeconfig=/k', '--underlay-device', 'eth0', '--encryption.wireguard.port=1', '--debug', '--pod-cidrs', '10.0.0.0/24, 10.1.0.0/24']);
+    const r = splitAgentArgs([
+      '--config',
+      'a.yaml',
+      '--kubeconfig=/k',
+      '--underlay-device',
+      'eth0',
+      '--encryption.wireguard.port=1',
+      '--debug',
+      '--pod-cidrs',
+      '10.0.0.0/24, 10.1.0.0/24',
+    ]);
     expect(r.cli).toEqual({ debug: true, kubeconfig: '/k', underlayDevice: 'eth0', podCIDRs: ['10.0.0.0/24', '10.1.0.0/24'] });
     expect(r.configArgv).toEqual(['--config', 'a.yaml', '--encryption.wireguard.port=1']);
   });

@@ -9,7 +9,11 @@ const MAIN = fileURLToPath(new URL('../dist/main.js', import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), 'veil-lab-agent-'));
 
 function veil(args: string[], env: NodeJS.ProcessEnv = {}): { code: number | null; stderr: string; stdout: string } {
-  const r = spawnSync(process.execPath, [MAIN, ...args], { encoding: 'utf8', env: { PATH: process.env.PATH, ...env }, timeout: 30_000 });
+  const r = spawnSync(process.execPath, [MAIN, ...args], {
+    encoding: 'utf8',
+    env: { PATH: process.env.PATH, ...env },
+    timeout: 30_000,
+  });
   return { code: r.status, stderr: r.stderr, stdout: r.stdout };
 }
 
@@ -44,8 +48,36 @@ describe('veil agent start-up errors', () => {
 
   it('an unknown backend is a BackendLoadError naming it', () => {
     const kc = join(dir, 'kc.json');
-    writeFileSync(kc, JSON.stringify({ apiVersion: 'v1', kind: 'Config', clusters: [{ name: 'c', cluster: { server: 'http://127.0.0.1:1', 'insecure-skip-tls-verify': true } }], users: [{ name: 'u', user: {} }], contexts: [{ name: 'x', context: { cluster: 'c', user: 'u' } }], 'current-context': 'x' }));
-    const r = veil(['agent', '--nodeName=n1', '--kubeconfig', kc, '--pod-cidrs', '10.9.0.0/24', '--encryption.type=no-such-backend-pkg', '--stateDir', join(dir, 's'), '--status.socketPath', join(dir, 'st.sock'), '--health.port=0', '--metrics.port=0', '--bpf-pin-dir', join(dir, 'pins'), '--bpffs-root', join(dir, 'bpffs')]);
+    writeFileSync(
+      kc,
+      JSON.stringify({
+        apiVersion: 'v1',
+        kind: 'Config',
+        clusters: [{ name: 'c', cluster: { server: 'http://127.0.0.1:1', 'insecure-skip-tls-verify': true } }],
+        users: [{ name: 'u', user: {} }],
+        contexts: [{ name: 'x', context: { cluster: 'c', user: 'u' } }],
+        'current-context': 'x',
+      }),
+    );
+    const r = veil([
+      'agent',
+      '--nodeName=n1',
+      '--kubeconfig',
+      kc,
+      '--pod-cidrs',
+      '10.9.0.0/24',
+      '--encryption.type=no-such-backend-pkg',
+      '--stateDir',
+      join(dir, 's'),
+      '--status.socketPath',
+      join(dir, 'st.sock'),
+      '--health.port=0',
+      '--metrics.port=0',
+      '--bpf-pin-dir',
+      join(dir, 'pins'),
+      '--bpffs-root',
+      join(dir, 'bpffs'),
+    ]);
     expect(r.code).toBe(1);
     expect(r.stderr.trim()).toMatch(/^veil agent: BackendLoadError: backend "no-such-backend-pkg" not found/);
   });

@@ -31,7 +31,8 @@ function bufferIO(opts: { tty?: boolean; env?: NodeJS.ProcessEnv } = {}): Comman
   };
 }
 
-const unreachable = (p: string) => `Error: cannot reach the Veil agent at ${p} (is it running? try: kubectl -n kube-system get pods -l app.kubernetes.io/name=veil)\n`;
+const unreachable = (p: string) =>
+  `Error: cannot reach the Veil agent at ${p} (is it running? try: kubectl -n kube-system get pods -l app.kubernetes.io/name=veil)\n`;
 
 describe('status commands against a running agent (rich)', () => {
   let lab: LabAgent;
@@ -87,8 +88,30 @@ describe('status commands against a running agent (rich)', () => {
     const io = bufferIO({ env: { VEIL_STATUS_SOCKET: lab.socketPath } });
     expect(await runStatus({ output: 'json' }, io)).toBe(0);
     const doc = JSON.parse(io.out()) as Record<string, unknown>;
-    expect(Object.keys(doc)).toEqual(['kind', 'node', 'version', 'uptimeSeconds', 'pid', 'ready', 'notReadyReason', 'synced', 'encryption', 'backend', 'nodeKey', 'peers', 'datapath', 'ownMaterial', 'trafficAffected', 'errors']);
-    expect(doc).toMatchObject({ kind: 'VeilStatus', ready: true, peers: { ready: 2, total: 5, pending: 1, refused: 2, error: 0 }, backend: { name: 'fake' } });
+    expect(Object.keys(doc)).toEqual([
+      'kind',
+      'node',
+      'version',
+      'uptimeSeconds',
+      'pid',
+      'ready',
+      'notReadyReason',
+      'synced',
+      'encryption',
+      'backend',
+      'nodeKey',
+      'peers',
+      'datapath',
+      'ownMaterial',
+      'trafficAffected',
+      'errors',
+    ]);
+    expect(doc).toMatchObject({
+      kind: 'VeilStatus',
+      ready: true,
+      peers: { ready: 2, total: 5, pending: 1, refused: 2, error: 0 },
+      backend: { name: 'fake' },
+    });
     expect(io.out()).not.toContain(lab.backend.privateKey.reveal());
   });
 
@@ -117,20 +140,41 @@ describe('status commands against a running agent (rich)', () => {
   it('veil bpf ipcache list (-o yaml) and veil bpf counters (--all)', async () => {
     const io = bufferIO();
     expect(await runIpcacheList({ socket: lab.socketPath, output: 'yaml' }, io)).toBe(0);
-    const doc = parseYaml(io.out()) as { kind: string; source: string; items: { prefix: string; flags: string[]; ifindex: number }[] };
+    const doc = parseYaml(io.out()) as {
+      kind: string;
+      source: string;
+      items: { prefix: string; flags: string[]; ifindex: number }[];
+    };
     expect(doc).toMatchObject({ kind: 'IpcacheList', source: 'map' });
-    expect(doc.items.map((i) => i.prefix)).toEqual(['10.0.0.5/32', '10.0.0.9/32', '10.0.1.0/24', '10.0.2.0/24', '192.168.0.1/32', '192.168.0.2/32', 'fd00::1/128', 'fd10:0:1::/64']);
+    expect(doc.items.map((i) => i.prefix)).toEqual([
+      '10.0.0.5/32',
+      '10.0.0.9/32',
+      '10.0.1.0/24',
+      '10.0.2.0/24',
+      '192.168.0.1/32',
+      '192.168.0.2/32',
+      'fd00::1/128',
+      'fd10:0:1::/64',
+    ]);
     expect(doc.items[0]).toMatchObject({ flags: ['LOCAL'], ifindex: 17 });
     const c = bufferIO();
     expect(await runCounters({ socket: lab.socketPath }, c)).toBe(0);
-    expect(c.out()).toBe('REASON        PACKETS   BYTES\nencrypt       12,345    9.4 MiB\npass          42        4.1 KiB\ndrop_strict   3         180 B\n');
+    expect(c.out()).toBe(
+      'REASON        PACKETS   BYTES\nencrypt       12,345    9.4 MiB\npass          42        4.1 KiB\ndrop_strict   3         180 B\n',
+    );
     const all = bufferIO();
     expect(await runCounters({ socket: lab.socketPath, all: true, output: 'json' }, all)).toBe(0);
     expect((JSON.parse(all.out()) as { items: unknown[] }).items).toHaveLength(4);
   });
 
   it('veil keys rotate: new fingerprint printed, published on the Node, shown by veil status', async () => {
-    const before = JSON.parse((await (async () => { const io = bufferIO(); await runStatus({ socket: lab.socketPath, output: 'json' }, io); return io.out(); })())) as { nodeKey: { fingerprint: string } };
+    const before = JSON.parse(
+      await (async () => {
+        const io = bufferIO();
+        await runStatus({ socket: lab.socketPath, output: 'json' }, io);
+        return io.out();
+      })(),
+    ) as { nodeKey: { fingerprint: string } };
     const io = bufferIO();
     expect(await runKeysRotate({ socket: lab.socketPath, output: 'json' }, io)).toBe(0);
     const r = JSON.parse(io.out()) as { kind: string; fingerprint: string; previousFingerprint: string; published: boolean };
@@ -142,7 +186,9 @@ describe('status commands against a running agent (rich)', () => {
     expect(st.out()).toContain(`Node key:          ${r.fingerprint} (veil.io/fake-public-key)`);
     const text = bufferIO();
     expect(await runKeysRotate({ socket: lab.socketPath }, text)).toBe(0);
-    expect(text.out()).toMatch(/^Rotated the fake node key: sha256:[0-9a-f]{16} \(was sha256:[0-9a-f]{16}\)\nPublished the new public key; peers switch over as they see it\.\n$/);
+    expect(text.out()).toMatch(
+      /^Rotated the fake node key: sha256:[0-9a-f]{16} \(was sha256:[0-9a-f]{16}\)\nPublished the new public key; peers switch over as they see it\.\n$/,
+    );
   });
 });
 
@@ -157,9 +203,14 @@ describe('status commands: failures', () => {
     return d;
   }
 
-  it('a backend without rotateKeys: exit 1 with the agent\'s 501 reason', async () => {
+  it("a backend without rotateKeys: exit 1 with the agent's 501 reason", async () => {
     const cluster = new InMemoryCluster();
-    cluster.upsertNode({ name: 'node-1', internalIPs: ['192.168.0.1'], podCIDRs: ['10.0.1.0/24'], annotations: { [FAKE_KEY_ANNOTATION]: keyFor(1) } });
+    cluster.upsertNode({
+      name: 'node-1',
+      internalIPs: ['192.168.0.1'],
+      podCIDRs: ['10.0.1.0/24'],
+      annotations: { [FAKE_KEY_ANNOTATION]: keyFor(1) },
+    });
     const lab = await startLabAgent({ cluster, backend: new FakeBackend(), datapath: new FakeDatapath(), expectedPeers: 1 });
     try {
       const io = bufferIO();
@@ -179,7 +230,9 @@ describe('status commands: failures', () => {
       distributor.failPublish = true;
       const io = bufferIO();
       expect(await runKeysRotate({ socket: lab.socketPath }, io)).toBe(0);
-      expect(io.out()).toMatch(/^Rotated the fake node key: sha256:[0-9a-f]{16} \(was sha256:[0-9a-f]{16}\)\nPublishing the new public key failed \(the API server is unavailable\); the agent keeps retrying\.\n$/);
+      expect(io.out()).toMatch(
+        /^Rotated the fake node key: sha256:[0-9a-f]{16} \(was sha256:[0-9a-f]{16}\)\nPublishing the new public key failed \(the API server is unavailable\); the agent keeps retrying\.\n$/,
+      );
       expect(cluster.getNode('local')?.annotations[FAKE_KEY_ANNOTATION]).not.toBe(keyFor(9001));
       distributor.failPublish = false;
       const start = Date.now();
@@ -239,7 +292,10 @@ describe('status commands: failures', () => {
     const stale = join(dir, 'stale.sock');
     // A listener killed with SIGKILL leaves its socket file behind: connecting is refused.
     await new Promise<void>((resolve, reject) => {
-      const child = spawn(process.execPath, ['-e', `require('net').createServer().listen(${JSON.stringify(stale)}, () => process.kill(process.pid, 'SIGKILL'))`]);
+      const child = spawn(process.execPath, [
+        '-e',
+        `require('net').createServer().listen(${JSON.stringify(stale)}, () => process.kill(process.pid, 'SIGKILL'))`,
+      ]);
       child.on('exit', () => resolve());
       child.on('error', reject);
     });
@@ -254,7 +310,9 @@ describe('status commands: failures', () => {
     try {
       const t = bufferIO();
       expect(await runPeers({ socket: silentPath, timeout: '0.2' }, t)).toBe(1);
-      expect(t.err()).toBe(`Error: the Veil agent at ${silentPath} did not answer in time (is it overloaded or stuck? try: kubectl -n kube-system get pods -l app.kubernetes.io/name=veil)\n`);
+      expect(t.err()).toBe(
+        `Error: the Veil agent at ${silentPath} did not answer in time (is it overloaded or stuck? try: kubectl -n kube-system get pods -l app.kubernetes.io/name=veil)\n`,
+      );
       const bad = bufferIO();
       expect(await runPeers({ socket: silentPath, timeout: 'soon' }, bad)).toBe(2);
       expect(bad.err()).toBe("Error: --timeout: needs a positive number of seconds, got 'soon'\n");
@@ -280,10 +338,14 @@ describe('the built CLI (node dist/main.js)', () => {
   });
 
   it('veil status / peers -o json / bpf counters over the socket, exit 0', async () => {
-    const st = await run(process.execPath, [MAIN, 'status', '--socket', lab.socketPath], { env: { ...process.env, NO_COLOR: '1' } });
+    const st = await run(process.execPath, [MAIN, 'status', '--socket', lab.socketPath], {
+      env: { ...process.env, NO_COLOR: '1' },
+    });
     expect(st.stdout).toMatch(/^Node: {14}local\n/);
     expect(st.stdout).toContain('Peers:             2/5 ready (1 pending, 2 refused)');
-    const peers = await run(process.execPath, [MAIN, 'peers', '-o', 'json'], { env: { ...process.env, VEIL_STATUS_SOCKET: lab.socketPath } });
+    const peers = await run(process.execPath, [MAIN, 'peers', '-o', 'json'], {
+      env: { ...process.env, VEIL_STATUS_SOCKET: lab.socketPath },
+    });
     expect((JSON.parse(peers.stdout) as { items: unknown[] }).items).toHaveLength(5);
     const counters = await run(process.execPath, [MAIN, 'bpf', 'counters', '--all', '--socket', lab.socketPath]);
     expect(counters.stdout.split('\n')).toHaveLength(6);
@@ -293,7 +355,11 @@ describe('the built CLI (node dist/main.js)', () => {
 
   it('agent down: exit 1, one line on stderr, no stack trace', async () => {
     const sock = join(tmpdir(), `veil-cliv-absent-${process.pid}.sock`);
-    const err = (await run(process.execPath, [MAIN, 'status', '--socket', sock]).catch((e: unknown) => e)) as { code: number; stdout: string; stderr: string };
+    const err = (await run(process.execPath, [MAIN, 'status', '--socket', sock]).catch((e: unknown) => e)) as {
+      code: number;
+      stdout: string;
+      stderr: string;
+    };
     expect(err.code).toBe(1);
     expect(err.stdout).toBe('');
     expect(err.stderr).toBe(unreachable(sock));

@@ -25,7 +25,9 @@ describe('veil lab without the lab package (the image)', () => {
     const err = await program.parseAsync(['node', 'veil', 'lab', 'up']).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(LabLoadError);
     expect((err as LabLoadError).exitCode).toBe(1);
-    expect((err as Error).message).toBe('@veil/cli is installed but cannot be loaded (build it: npm run build): @veil/cli does not export registerLab()');
+    expect((err as Error).message).toBe(
+      '@veil/cli is installed but cannot be loaded (build it: npm run build): @veil/cli does not export registerLab()',
+    );
   });
 });
 

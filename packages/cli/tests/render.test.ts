@@ -110,14 +110,21 @@ describe('veil status rendering', () => {
       ...status('minimal'),
       ready: false,
       notReadyReason: 'own material missing from the API: veil.io/fake-public-key; refused peers with affected traffic: node-2',
-      peers: status('minimal').peers.map((p) => (p.name === 'node-2' ? { ...p, state: 'refused' as const, trafficAffected: true } : p)),
+      peers: status('minimal').peers.map((p) =>
+        p.name === 'node-2' ? { ...p, state: 'refused' as const, trafficAffected: true } : p,
+      ),
       localMaterial: { published: true, inApi: false, missing: ['veil.io/fake-public-key'], restored: 2 },
     };
     const text = renderStatus(statusView(st, info('minimal')), PLAIN);
-    expect(text).toContain('Ready:             no: own material missing from the API: veil.io/fake-public-key; refused peers with affected traffic: node-2\n');
+    expect(text).toContain(
+      'Ready:             no: own material missing from the API: veil.io/fake-public-key; refused peers with affected traffic: node-2\n',
+    );
     expect(text).toContain('Peers:             1/2 ready (1 refused, 1 with traffic affected)\n');
     expect(text).toContain('Own material:      missing from the API: veil.io/fake-public-key; restored 2×\n');
-    expect(statusView(st, undefined)).toMatchObject({ ownMaterial: { inApi: false, missing: ['veil.io/fake-public-key'], restored: 2 }, trafficAffected: ['node-2'] });
+    expect(statusView(st, undefined)).toMatchObject({
+      ownMaterial: { inApi: false, missing: ['veil.io/fake-public-key'], restored: 2 },
+      trafficAffected: ['node-2'],
+    });
     // An agent from before issue 12 (no localMaterial) renders as before.
     const { localMaterial: _omit, ...old } = status('minimal');
     expect(statusView(old as AgentStatus, undefined).ownMaterial).toBeNull();
@@ -136,7 +143,10 @@ describe('veil status rendering', () => {
       synced: true,
       encryption: { enabled: true, type: 'fake', nodeEncryption: true, strictMode: { enabled: true, cidrs: ['10.0.0.0/16'] } },
       backend: { name: 'fake', driver: 'userspace (fake)', keyIndex: 0 },
-      nodeKey: { fingerprint: 'sha256:a182833b59f8749d', annotations: { 'veil.io/fake-public-key': 'cHVibGljLWtleS1vZi10aGUtbG9jYWwtbm9kZS0wMTI=' } },
+      nodeKey: {
+        fingerprint: 'sha256:a182833b59f8749d',
+        annotations: { 'veil.io/fake-public-key': 'cHVibGljLWtleS1vZi10aGUtbG9jYWwtbm9kZS0wMTI=' },
+      },
       peers: { ready: 2, total: 5, pending: 1, refused: 2, error: 0 },
       datapath: {
         attached: true,
@@ -154,7 +164,13 @@ describe('veil status rendering', () => {
     expect(text).not.toMatch(/privateKey|REDACTED/);
     const old = statusView(status('minimal'), undefined);
     expect(Object.keys(old)).toEqual(Object.keys(v));
-    expect(old).toMatchObject({ version: null, uptimeSeconds: null, nodeKey: null, datapath: { interfaces: null }, encryption: { strictMode: null, nodeEncryption: null } });
+    expect(old).toMatchObject({
+      version: null,
+      uptimeSeconds: null,
+      nodeKey: null,
+      datapath: { interfaces: null },
+      encryption: { strictMode: null, nodeEncryption: null },
+    });
   });
 });
 
@@ -240,21 +256,42 @@ describe('veil bpf rendering', () => {
 
   it('ipcache derived from per-node entries says so; JSON shape', () => {
     const l = ipcacheList(fx<IpcacheListing>('minimal', 'ipcache'));
-    expect(renderIpcache(l, PLAIN).split('\n').at(-2)).toBe("(derived from the agent's per-node entries: this datapath cannot dump its map)");
+    expect(renderIpcache(l, PLAIN).split('\n').at(-2)).toBe(
+      "(derived from the agent's per-node entries: this datapath cannot dump its map)",
+    );
     expect(l).toMatchObject({ kind: 'IpcacheList', source: 'derived' });
-    expect(l.items[0]).toEqual({ prefix: '10.0.1.0/24', node: 'node-1', nodeIP: '192.168.0.1', flags: ['REMOTE', 'ENCRYPT_READY'], keyIndex: 3, nodeId: 0, ifindex: 0 });
+    expect(l.items[0]).toEqual({
+      prefix: '10.0.1.0/24',
+      node: 'node-1',
+      nodeIP: '192.168.0.1',
+      flags: ['REMOTE', 'ENCRYPT_READY'],
+      keyIndex: 3,
+      nodeId: 0,
+      ifindex: 0,
+    });
     expect(renderIpcache({ kind: 'IpcacheList', source: 'map', items: [] }, PLAIN)).toBe('The ipcache is empty.\n');
   });
 
   it('counters: non-zero by default, --all lists every reason, bytes when the datapath has them', () => {
     const rich = fx<CounterListing>('rich', 'counters');
     expect(renderCounters(counterList(rich, false), PLAIN)).toBe(
-      ['REASON        PACKETS   BYTES', 'encrypt       12,345    9.4 MiB', 'pass          42        4.1 KiB', 'drop_strict   3         180 B', ''].join('\n'),
+      [
+        'REASON        PACKETS   BYTES',
+        'encrypt       12,345    9.4 MiB',
+        'pass          42        4.1 KiB',
+        'drop_strict   3         180 B',
+        '',
+      ].join('\n'),
     );
     expect(renderCounters(counterList(rich, true), PLAIN).split('\n').at(-2)).toBe('drop_no_key   0         0 B');
     const minimal = counterList(fx<CounterListing>('minimal', 'counters'), false);
     expect(renderCounters(minimal, PLAIN)).toBe(['REASON    PACKETS   BYTES', 'encrypt   7         -', ''].join('\n'));
-    expect(minimal).toEqual({ kind: 'CounterList', source: 'verdicts', all: false, items: [{ reason: 'encrypt', packets: 7, bytes: null }] });
+    expect(minimal).toEqual({
+      kind: 'CounterList',
+      source: 'verdicts',
+      all: false,
+      items: [{ reason: 'encrypt', packets: 7, bytes: null }],
+    });
     expect(counterList(rich, true).items.map((i) => [i.reason, i.packets, i.bytes])).toEqual([
       ['encrypt', 12345, 9876543],
       ['pass', 42, 4200],
@@ -272,8 +309,21 @@ describe('veil keys rotate rendering', () => {
     expect(renderKeyRotation(r, PLAIN)).toBe(
       'Rotated the fake node key: sha256:a9b1d31d2ef44ed4 (was sha256:a182833b59f8749d)\nPublished the new public key; peers switch over as they see it.\n',
     );
-    expect(r).toEqual({ kind: 'KeyRotation', backend: 'fake', previousFingerprint: 'sha256:a182833b59f8749d', fingerprint: 'sha256:a9b1d31d2ef44ed4', keyIndex: null, published: true, publishError: null });
-    expect(renderKeyRotation({ ...r, previousFingerprint: null, keyIndex: 4, published: false, publishError: 'apiserver down' }, PLAIN)).toBe(
+    expect(r).toEqual({
+      kind: 'KeyRotation',
+      backend: 'fake',
+      previousFingerprint: 'sha256:a182833b59f8749d',
+      fingerprint: 'sha256:a9b1d31d2ef44ed4',
+      keyIndex: null,
+      published: true,
+      publishError: null,
+    });
+    expect(
+      renderKeyRotation(
+        { ...r, previousFingerprint: null, keyIndex: 4, published: false, publishError: 'apiserver down' },
+        PLAIN,
+      ),
+    ).toBe(
       'Rotated the fake node key: sha256:a9b1d31d2ef44ed4, key index 4\nPublishing the new public key failed (apiserver down); the agent keeps retrying.\n',
     );
   });
@@ -288,12 +338,22 @@ describe('output plumbing', () => {
     expect(wantColor({}, {})).toBe(false);
     const coloured = renderPeers(peerList(status('rich')), palette(true));
     expect(coloured).toContain('\u001b[32mready\u001b[39m');
-    expect(coloured.replace(new RegExp(`${String.fromCharCode(27)}\\[[0-9;]*m`, 'g'), '')).toBe(renderPeers(peerList(status('rich')), PLAIN));
+    expect(coloured.replace(new RegExp(`${String.fromCharCode(27)}\\[[0-9;]*m`, 'g'), '')).toBe(
+      renderPeers(peerList(status('rich')), PLAIN),
+    );
     expect(visibleLength(palette(true).red('abc'))).toBe(3);
   });
 
   it('tables: padded to the widest cell, 3-space gaps, no trailing spaces', () => {
-    expect(renderTable(['A', 'LONG HEADER', 'Z'], [['xx', 'y', ''], ['x', '', 'z']])).toBe(`A    LONG HEADER   Z\nxx   y\nx${' '.repeat(18)}z\n`);
+    expect(
+      renderTable(
+        ['A', 'LONG HEADER', 'Z'],
+        [
+          ['xx', 'y', ''],
+          ['x', '', 'z'],
+        ],
+      ),
+    ).toBe(`A    LONG HEADER   Z\nxx   y\nx${' '.repeat(18)}z\n`);
   });
 
   it('-o: table (default, wide), json, yaml; anything else is a usage error (exit 2)', async () => {
@@ -318,9 +378,26 @@ describe('output plumbing', () => {
   });
 
   it('humanised numbers', () => {
-    expect([0, 1023, 1024, 1536, 10 * 1024, 1_572_864, 5 * 1024 ** 4].map(humanBytes)).toEqual(['0 B', '1023 B', '1 KiB', '1.5 KiB', '10 KiB', '1.5 MiB', '5 TiB']);
+    expect([0, 1023, 1024, 1536, 10 * 1024, 1_572_864, 5 * 1024 ** 4].map(humanBytes)).toEqual([
+      '0 B',
+      '1023 B',
+      '1 KiB',
+      '1.5 KiB',
+      '10 KiB',
+      '1.5 MiB',
+      '5 TiB',
+    ]);
     expect(humanBytes(-1)).toBe('-');
-    expect([0, 59, 60, 75, 3600, 3723, 86400, 90000 + 60].map(humanDuration)).toEqual(['0s', '59s', '1m', '1m15s', '1h', '1h2m', '1d', '1d1h']);
+    expect([0, 59, 60, 75, 3600, 3723, 86400, 90000 + 60].map(humanDuration)).toEqual([
+      '0s',
+      '59s',
+      '1m',
+      '1m15s',
+      '1h',
+      '1h2m',
+      '1d',
+      '1d1h',
+    ]);
     expect(groupDigits(1234567)).toBe('1,234,567');
     expect(groupDigits(12n)).toBe('12');
   });

@@ -30,14 +30,23 @@ async function captureScenario(lab: LabAgent, rotate: boolean): Promise<Record<s
   else {
     const err = await client.rotateKeys().catch((e: unknown) => e);
     expect(err).toBeInstanceOf(AgentResponseError);
-    docs['rotate-error'] = { statusCode: (err as AgentResponseError).statusCode, code: (err as AgentResponseError).code, message: (err as AgentResponseError).message };
+    docs['rotate-error'] = {
+      statusCode: (err as AgentResponseError).statusCode,
+      code: (err as AgentResponseError).code,
+      message: (err as AgentResponseError).message,
+    };
   }
   return docs;
 }
 
 function shape(v: unknown): unknown {
   if (Array.isArray(v)) return v.length === 0 ? [] : [shape(v[0])];
-  if (v !== null && typeof v === 'object') return Object.fromEntries(Object.keys(v).sort().map((k) => [k, shape((v as Record<string, unknown>)[k])]));
+  if (v !== null && typeof v === 'object')
+    return Object.fromEntries(
+      Object.keys(v)
+        .sort()
+        .map((k) => [k, shape((v as Record<string, unknown>)[k])]),
+    );
   return v === null ? 'null' : typeof v;
 }
 
@@ -72,7 +81,13 @@ describe('status fixtures (recorded from a real agent-core status socket)', () =
     try {
       const docs = await captureScenario(lab, true);
       const st = docs.status as { peers: { name: string; state: string }[] };
-      expect(st.peers.map((p) => `${p.name}=${p.state}`)).toEqual(['node-1=active', 'node-2=active', 'node-3=pending', 'node-4=refused', 'node-5=refused']);
+      expect(st.peers.map((p) => `${p.name}=${p.state}`)).toEqual([
+        'node-1=active',
+        'node-2=active',
+        'node-3=pending',
+        'node-4=refused',
+        'node-5=refused',
+      ]);
       expect(JSON.stringify(docs)).not.toContain(lab.backend.privateKey.reveal());
       await record('rich', docs);
     } finally {
@@ -82,11 +97,27 @@ describe('status fixtures (recorded from a real agent-core status socket)', () =
 
   it('minimal: plain FakeBackend (no rotation) and FakeDatapath (derived ipcache, packet-only counters)', async () => {
     const cluster = new InMemoryCluster();
-    cluster.upsertNode({ name: 'node-1', internalIPs: ['192.168.0.1'], podCIDRs: ['10.0.1.0/24'], annotations: { [FAKE_KEY_ANNOTATION]: keyFor(1) } });
-    cluster.upsertNode({ name: 'node-2', internalIPs: ['192.168.0.2'], podCIDRs: ['10.0.2.0/24'], annotations: { [FAKE_KEY_ANNOTATION]: keyFor(2) } });
+    cluster.upsertNode({
+      name: 'node-1',
+      internalIPs: ['192.168.0.1'],
+      podCIDRs: ['10.0.1.0/24'],
+      annotations: { [FAKE_KEY_ANNOTATION]: keyFor(1) },
+    });
+    cluster.upsertNode({
+      name: 'node-2',
+      internalIPs: ['192.168.0.2'],
+      podCIDRs: ['10.0.2.0/24'],
+      annotations: { [FAKE_KEY_ANNOTATION]: keyFor(2) },
+    });
     const datapath = new FakeDatapath();
     datapath.verdicts = { encrypt: 7n, pass: 0n, drop_strict: 0n };
-    const lab = await startLabAgent({ cluster, backend: new FakeBackend({ keyIndex: 3 }), datapath, expectedPeers: 2, version: '0.1.0' });
+    const lab = await startLabAgent({
+      cluster,
+      backend: new FakeBackend({ keyIndex: 3 }),
+      datapath,
+      expectedPeers: 2,
+      version: '0.1.0',
+    });
     try {
       await record('minimal', await captureScenario(lab, false));
     } finally {

@@ -240,8 +240,14 @@ export class BpfDatapath implements Datapath {
     failures.push(...this.tc.missing(roles, links));
     if (failures.length > 0) {
       const first = failures[0] as DatapathAttachError;
-      throw new DatapathAttachError(first.ifname, first.program, first.direction, first.code,
-        `attach failed for ${failures.length} interface(s): ${failures.map((f) => f.message).join('; ')}`, { cause: first });
+      throw new DatapathAttachError(
+        first.ifname,
+        first.program,
+        first.direction,
+        first.code,
+        `attach failed for ${failures.length} interface(s): ${failures.map((f) => f.message).join('; ')}`,
+        { cause: first },
+      );
     }
   }
 

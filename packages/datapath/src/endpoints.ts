@@ -56,7 +56,14 @@ export class EndpointDiscovery {
     try {
       return await listLinks(this.sock());
     } catch (e) {
-      throw new DatapathAttachError('(all)', '-', 'ingress', codeOf(e), `listing interfaces${this.tc.where()} failed: ${errorMessage(e)}`, { cause: e });
+      throw new DatapathAttachError(
+        '(all)',
+        '-',
+        'ingress',
+        codeOf(e),
+        `listing interfaces${this.tc.where()} failed: ${errorMessage(e)}`,
+        { cause: e },
+      );
     }
   }
 
@@ -64,7 +71,14 @@ export class EndpointDiscovery {
   startWatching(): Promise<void> {
     this.watching ??= this.openWatchers().catch((e: unknown) => {
       this.watching = undefined;
-      throw new DatapathAttachError('(watch)', '-', 'ingress', codeOf(e), `watching link/route events${this.tc.where()} failed: ${errorMessage(e)}`, { cause: e });
+      throw new DatapathAttachError(
+        '(watch)',
+        '-',
+        'ingress',
+        codeOf(e),
+        `watching link/route events${this.tc.where()} failed: ${errorMessage(e)}`,
+        { cause: e },
+      );
     });
     return this.watching;
   }
@@ -77,10 +91,12 @@ export class EndpointDiscovery {
       return;
     }
     this.linkWatcher.on('link', (ev) => this.onLinkEvent(ev));
-    this.linkWatcher.on('resync', (links) => this.background('link resync', async () => {
-      this.tc.reconcileLinks(links);
-      await this.reconcileRoutes();
-    }));
+    this.linkWatcher.on('resync', (links) =>
+      this.background('link resync', async () => {
+        this.tc.reconcileLinks(links);
+        await this.reconcileRoutes();
+      }),
+    );
     this.linkWatcher.on('error', (e) => this.hooks.recordError('link watcher', e));
     this.routeSock = NetlinkSocket.open('ROUTE', { ...netnsOpt, groups: [rtnl.RTNLGRP_IPV4_ROUTE, rtnl.RTNLGRP_IPV6_ROUTE] });
     this.routeSock.on('message', (msg: NlMsg) => this.onRouteMessage(msg));
@@ -133,7 +149,8 @@ export class EndpointDiscovery {
       want.set(prefix, r.oif);
     }
     for (const [p, idx] of want) this.ipcache.setLocalPod(p, idx);
-    if (onlyIfindex === undefined) for (const [p, idx] of this.ipcache.localEndpoints()) if (want.get(p) !== idx) this.ipcache.dropLocalPod(p, idx);
+    if (onlyIfindex === undefined)
+      for (const [p, idx] of this.ipcache.localEndpoints()) if (want.get(p) !== idx) this.ipcache.dropLocalPod(p, idx);
   }
 
   private background(what: string, fn: () => Promise<void> | void): void {
@@ -152,7 +169,8 @@ export class EndpointDiscovery {
 
 /** `<ip>/32|128` for a main-table unicast host route out of one interface, else undefined. */
 function podRoutePrefix(r: Route): string | undefined {
-  if (r.table !== rtnl.RT_TABLE_MAIN || r.type !== rtnl.RTN_UNICAST || r.gateway !== undefined || r.oif === undefined) return undefined;
+  if (r.table !== rtnl.RT_TABLE_MAIN || r.type !== rtnl.RTN_UNICAST || r.gateway !== undefined || r.oif === undefined)
+    return undefined;
   if (r.dstLen !== (r.family === 4 ? 32 : 128) || r.dst === 'default') return undefined;
   return canonicalPrefix(r.dst, 'route.dst');
 }

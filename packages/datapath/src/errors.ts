@@ -93,7 +93,7 @@ export class DatapathClosedError extends DatapathError {
 
 /** errno code name from a libbpf-ts / netlink error, if it carries one. */
 export function codeOf(err: unknown): string | undefined {
-  if (err && typeof err === 'object' && 'code' in err && typeof (err).code === 'string') {
+  if (err && typeof err === 'object' && 'code' in err && typeof err.code === 'string') {
     return (err as { code: string }).code;
   }
   return undefined;

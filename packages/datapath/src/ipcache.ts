@@ -1,5 +1,11 @@
 import { type Datapath as BpfObjectDatapath, formatCidr, type IpcacheValue, type IpcacheValueInput } from '@veil/bpf';
-import { type DatapathSyncResult, type IpcacheEntry, IpcacheFlags, type IpcachePrefixEntry, errorMessage } from '@veil/agent-core';
+import {
+  type DatapathSyncResult,
+  type IpcacheEntry,
+  IpcacheFlags,
+  type IpcachePrefixEntry,
+  errorMessage,
+} from '@veil/agent-core';
 import { BpfError } from 'libbpf-ts';
 import { codeOf, DatapathArgumentError, DatapathMapError } from './errors.js';
 import { canonicalPrefix, entryPrefixes, normalizeEntry, planSync, sameValue, verifyAdopted } from './model.js';
@@ -33,8 +39,12 @@ export class IpcacheTable {
     private encryptNodeIPs: boolean,
   ) {
     this.log = opts.logger;
-    this.stateWriter = new StateFileWriter(opts.stateFile, opts.pinDir, () => this.nodes.values(), opts.stateWriteDelayMs, (e) =>
-      this.log?.warn({ err: e.message, file: opts.stateFile }, 'datapath state file write failed'),
+    this.stateWriter = new StateFileWriter(
+      opts.stateFile,
+      opts.pinDir,
+      () => this.nodes.values(),
+      opts.stateWriteDelayMs,
+      (e) => this.log?.warn({ err: e.message, file: opts.stateFile }, 'datapath state file write failed'),
     );
     this.rejectedAtStart = this.adopt(opts.stateFile, opts.pinDir);
   }
@@ -78,7 +88,11 @@ export class IpcacheTable {
       this.encryptNodeIPs,
     );
     for (const e of adopted) this.index(e);
-    if (rejected.length > 0) this.log?.info({ rejected: rejected.length }, 'recorded ipcache entries not backed by the pinned map (will be reprogrammed)');
+    if (rejected.length > 0)
+      this.log?.info(
+        { rejected: rejected.length },
+        'recorded ipcache entries not backed by the pinned map (will be reprogrammed)',
+      );
     return rejected;
   }
 
@@ -136,10 +150,13 @@ export class IpcacheTable {
   }
 
   remove(nodeName: string): void {
-    if (typeof nodeName !== 'string' || nodeName.length === 0) throw new DatapathArgumentError('nodeName', 'needs a non-empty string');
+    if (typeof nodeName !== 'string' || nodeName.length === 0)
+      throw new DatapathArgumentError('nodeName', 'needs a non-empty string');
     const prev = this.nodes.get(nodeName);
     if (!prev) return;
-    const mine = [...this.prefixesOf(prev).keys()].filter((p) => this.owner.get(p) === nodeName && !this.localPods.has(p) && !this.localCidrs.has(p));
+    const mine = [...this.prefixesOf(prev).keys()].filter(
+      (p) => this.owner.get(p) === nodeName && !this.localPods.has(p) && !this.localCidrs.has(p),
+    );
     this.deleteMap(mine, `remove ${nodeName}`);
     this.unindex(nodeName);
     this.stateWriter.markDirty();
@@ -186,7 +203,9 @@ export class IpcacheTable {
     try {
       return this.bpf.ipcache.lookup(prefix);
     } catch (e) {
-      throw new DatapathMapError('ipcache', 'lookup', codeOf(e), `ipcache lookup ${prefix} failed: ${errorMessage(e)}`, { cause: e });
+      throw new DatapathMapError('ipcache', 'lookup', codeOf(e), `ipcache lookup ${prefix} failed: ${errorMessage(e)}`, {
+        cause: e,
+      });
     }
   }
 
@@ -195,7 +214,13 @@ export class IpcacheTable {
     try {
       this.bpf.ipcache.updateMany(updates);
     } catch (e) {
-      throw new DatapathMapError('ipcache', 'update', codeOf(e), `${what}: writing ${updates.length} ipcache entries failed: ${errorMessage(e)}`, { cause: e });
+      throw new DatapathMapError(
+        'ipcache',
+        'update',
+        codeOf(e),
+        `${what}: writing ${updates.length} ipcache entries failed: ${errorMessage(e)}`,
+        { cause: e },
+      );
     }
   }
 
@@ -214,7 +239,13 @@ export class IpcacheTable {
       }
       for (const p of prefixes) m.delete(p);
     } catch (e) {
-      throw new DatapathMapError('ipcache', 'delete', codeOf(e), `${what}: deleting ${prefixes.length} ipcache entries failed: ${errorMessage(e)}`, { cause: e });
+      throw new DatapathMapError(
+        'ipcache',
+        'delete',
+        codeOf(e),
+        `${what}: deleting ${prefixes.length} ipcache entries failed: ${errorMessage(e)}`,
+        { cause: e },
+      );
     }
   }
 
@@ -253,7 +284,9 @@ export class IpcacheTable {
     if (!Array.isArray(cidrs)) throw new DatapathArgumentError('cidrs', 'needs an array of CIDRs');
     const want = new Set(cidrs.map((c, i) => canonicalPrefix(c, `cidrs[${i}]`)));
     const del = [...this.localCidrs].filter((p) => !want.has(p));
-    const add: [string, IpcacheValueInput][] = [...want].filter((p) => !sameValue(this.lookup(p), { local: true })).map((p) => [p, { local: true }]);
+    const add: [string, IpcacheValueInput][] = [...want]
+      .filter((p) => !sameValue(this.lookup(p), { local: true }))
+      .map((p) => [p, { local: true }]);
     this.writeMap(add, 'setLocalPodCIDRs');
     this.deleteMap(del, 'setLocalPodCIDRs');
     this.localCidrs = want;

@@ -11,7 +11,8 @@ const PEER_FLAGS = IpcacheFlags.REMOTE | IpcacheFlags.ENCRYPT_READY | IpcacheFla
 
 /** "10.1.0.0/24" / "fd00::/64" with host bits zeroed: the text of an ipcache key. */
 export function canonicalPrefix(text: unknown, field: string): string {
-  if (typeof text !== 'string' || text.length === 0) throw new DatapathArgumentError(field, `needs a CIDR or IP string, got ${String(text)}`);
+  if (typeof text !== 'string' || text.length === 0)
+    throw new DatapathArgumentError(field, `needs a CIDR or IP string, got ${String(text)}`);
   return canonicalCidr(text, () => new DatapathArgumentError(field, `'${text}' is not a valid IP address or CIDR`));
 }
 
@@ -38,12 +39,16 @@ function checkInt(field: string, v: unknown, max: number): number {
  */
 export function normalizeEntry(e: IpcacheEntry, field = 'entry'): IpcacheEntry {
   if (e === null || typeof e !== 'object') throw new DatapathArgumentError(field, 'needs an object');
-  if (typeof e.nodeName !== 'string' || e.nodeName.length === 0) throw new DatapathArgumentError(`${field}.nodeName`, 'needs a non-empty string');
+  if (typeof e.nodeName !== 'string' || e.nodeName.length === 0)
+    throw new DatapathArgumentError(`${field}.nodeName`, 'needs a non-empty string');
   if (!Array.isArray(e.nodeIPs)) throw new DatapathArgumentError(`${field}.nodeIPs`, 'needs an array of IP addresses');
   if (!Array.isArray(e.podCIDRs)) throw new DatapathArgumentError(`${field}.podCIDRs`, 'needs an array of CIDRs');
   const flags = checkInt(`${field}.flags`, e.flags, 0xff);
   if ((flags & ~PEER_FLAGS) !== 0) {
-    throw new DatapathArgumentError(`${field}.flags`, `0x${flags.toString(16)} has bits outside REMOTE|ENCRYPT_READY|IS_NODE (LOCAL entries are discovered, not upserted)`);
+    throw new DatapathArgumentError(
+      `${field}.flags`,
+      `0x${flags.toString(16)} has bits outside REMOTE|ENCRYPT_READY|IS_NODE (LOCAL entries are discovered, not upserted)`,
+    );
   }
   const nodeIPs = e.nodeIPs.map((ip, i) => hostPrefix(ip, `${field}.nodeIPs[${i}]`).split('/')[0] as string);
   const podCIDRs = e.podCIDRs.map((c, i) => canonicalPrefix(c, `${field}.podCIDRs[${i}]`));
@@ -140,7 +145,9 @@ export function planSync(
   const deletes: string[] = [];
   for (const p of current.keys()) if (!want.has(p)) deletes.push(p);
 
-  const added: string[] = [], updated: string[] = [], removed: string[] = [];
+  const added: string[] = [],
+    updated: string[] = [],
+    removed: string[] = [];
   const index = new Map<string, IpcacheEntry>();
   for (const e of desired) {
     const prev = known.get(e.nodeName);
@@ -193,8 +200,12 @@ export function verifyAdopted(
 export function namePatternMatcher(patterns: readonly string[], field = 'options.podVethPatterns'): (name: string) => boolean {
   if (!Array.isArray(patterns)) throw new DatapathArgumentError(field, 'needs an array of patterns');
   const res = patterns.map((p, i) => {
-    if (typeof p !== 'string' || p.length === 0 || p.length > 64) throw new DatapathArgumentError(`${field}[${i}]`, `needs a non-empty pattern, got ${String(p)}`);
-    const body = p.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.');
+    if (typeof p !== 'string' || p.length === 0 || p.length > 64)
+      throw new DatapathArgumentError(`${field}[${i}]`, `needs a non-empty pattern, got ${String(p)}`);
+    const body = p
+      .replace(/[.+^${}()|[\]\\]/g, '\\$&')
+      .replace(/\*/g, '.*')
+      .replace(/\?/g, '.');
     return new RegExp(`^${body}$`);
   });
   return (name) => res.some((r) => r.test(name));

@@ -12,7 +12,9 @@ import { type BpfDatapathOptions, datapathOptionsFromConfig } from './options.js
  * Agent.create({ config, platformModules: [kubernetesModule(kc), bpfDatapathModule({ deviceRoles: { wg0: 'tunnel', eth0: 'underlay' } })] });
  * ```
  */
-export function bpfDatapathModule(options: BpfDatapathOptions | ((config: AgentConfig) => BpfDatapathOptions) = {}): ContainerModule {
+export function bpfDatapathModule(
+  options: BpfDatapathOptions | ((config: AgentConfig) => BpfDatapathOptions) = {},
+): ContainerModule {
   return new ContainerModule(({ bind }) => {
     bind(TOKENS.Datapath)
       .toDynamicValue((ctx) => {

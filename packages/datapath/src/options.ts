@@ -104,12 +104,24 @@ export function checkTuning(t: DatapathTuning, prefix = 'options'): void {
   if (t === null || typeof t !== 'object') throw new DatapathArgumentError(prefix, 'needs an object');
   const f = (n: string) => `${prefix}.${n}`;
   if (t.strict !== undefined) {
-    if (t.strict === null || typeof t.strict !== 'object' || typeof t.strict.enabled !== 'boolean' || !Array.isArray(t.strict.cidrs)) {
-      throw new DatapathArgumentError(f('strict'), 'needs { enabled: boolean, cidrs: string[], allowRemoteNodeIdentities: boolean }');
+    if (
+      t.strict === null ||
+      typeof t.strict !== 'object' ||
+      typeof t.strict.enabled !== 'boolean' ||
+      !Array.isArray(t.strict.cidrs)
+    ) {
+      throw new DatapathArgumentError(
+        f('strict'),
+        'needs { enabled: boolean, cidrs: string[], allowRemoteNodeIdentities: boolean }',
+      );
     }
   }
-  if (t.nodeEncryption !== undefined && typeof t.nodeEncryption !== 'boolean') throw new DatapathArgumentError(f('nodeEncryption'), 'needs a boolean');
-  if (t.mtu !== undefined && (typeof t.mtu !== 'number' || !Number.isInteger(t.mtu) || (t.mtu !== 0 && (t.mtu < 68 || t.mtu > 65535)))) {
+  if (t.nodeEncryption !== undefined && typeof t.nodeEncryption !== 'boolean')
+    throw new DatapathArgumentError(f('nodeEncryption'), 'needs a boolean');
+  if (
+    t.mtu !== undefined &&
+    (typeof t.mtu !== 'number' || !Number.isInteger(t.mtu) || (t.mtu !== 0 && (t.mtu < 68 || t.mtu > 65535)))
+  ) {
     throw new DatapathArgumentError(f('mtu'), `needs 0 (unchecked) or an integer in [68, 65535], got ${String(t.mtu)}`);
   }
   const g = (n: keyof DatapathTuning, v: unknown, max: number) => {
@@ -126,7 +138,10 @@ export function resolveOptions(o: BpfDatapathOptions): ResolvedOptions {
   if (o === null || typeof o !== 'object') throw new DatapathArgumentError('options', 'needs an object');
   checkTuning(o);
   if (o.netns !== undefined && (typeof o.netns !== 'string' || !o.netns.startsWith('/'))) {
-    throw new DatapathArgumentError('options.netns', `needs a namespace file path like /run/netns/<name>, got ${String(o.netns)}`);
+    throw new DatapathArgumentError(
+      'options.netns',
+      `needs a namespace file path like /run/netns/<name>, got ${String(o.netns)}`,
+    );
   }
   int('ipcacheMaxEntries', o.ipcacheMaxEntries, 1, 0x7fffffff);
   int('strictCidrsMaxEntries', o.strictCidrsMaxEntries, 1, 0x7fffffff);
@@ -135,9 +150,11 @@ export function resolveOptions(o: BpfDatapathOptions): ResolvedOptions {
   int('stateWriteDelayMs', o.stateWriteDelayMs, 0, 60_000);
   const roles = o.deviceRoles ?? {};
   for (const [name, role] of Object.entries(roles)) {
-    if (role !== 'tunnel' && role !== 'underlay') throw new DatapathArgumentError(`options.deviceRoles.${name}`, `needs 'tunnel' or 'underlay', got ${String(role)}`);
+    if (role !== 'tunnel' && role !== 'underlay')
+      throw new DatapathArgumentError(`options.deviceRoles.${name}`, `needs 'tunnel' or 'underlay', got ${String(role)}`);
   }
-  if (o.localPodCIDRs !== undefined && !Array.isArray(o.localPodCIDRs)) throw new DatapathArgumentError('options.localPodCIDRs', 'needs an array of CIDRs');
+  if (o.localPodCIDRs !== undefined && !Array.isArray(o.localPodCIDRs))
+    throw new DatapathArgumentError('options.localPodCIDRs', 'needs an array of CIDRs');
   return {
     ...o,
     pinDir: str('pinDir', o.pinDir, DEFAULT_PIN_DIR),
@@ -182,6 +199,14 @@ export function datapathOptionsFromConfig(config: AgentConfig): BpfDatapathOptio
 /** A bad option value as an error shows it: JSON where it has a shape (objects, strings), else its text. */
 function describeValue(v: unknown): string {
   if (typeof v === 'object' && v !== null) return JSON.stringify(v);
-  if (typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean' || typeof v === 'bigint' || v === undefined || v === null) return String(v);
+  if (
+    typeof v === 'string' ||
+    typeof v === 'number' ||
+    typeof v === 'boolean' ||
+    typeof v === 'bigint' ||
+    v === undefined ||
+    v === null
+  )
+    return String(v);
   return typeof v;
 }

@@ -58,7 +58,9 @@ export function ensureBpffs(pinDir: string, opts: { mount: boolean; bpffsRoot: s
       mkdirSync(root, { recursive: true });
       mountBpffs(root);
     } catch (e) {
-      throw new BpffsError(root, codeOf(e), `cannot mount bpffs at ${root} for the pin dir ${dir}: ${errorMessage(e)}`, { cause: e });
+      throw new BpffsError(root, codeOf(e), `cannot mount bpffs at ${root} for the pin dir ${dir}: ${errorMessage(e)}`, {
+        cause: e,
+      });
     }
     if (fsTypeOf(dir) !== 'bpf') throw new BpffsError(dir, undefined, `mounted bpffs at ${root}, but ${dir} is still not on it`);
   }

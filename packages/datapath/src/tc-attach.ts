@@ -61,7 +61,10 @@ export class TcAttacher {
 
   /** Validates `targets` (all of them, before any change) and records their roles. */
   want(targets: readonly AttachTarget[]): [string, AttachRole][] {
-    const roles: [string, AttachRole][] = targets.map((t, i) => [checkIfname(t?.ifname, `targets[${i}].ifname`), this.roleOf(t, i)]);
+    const roles: [string, AttachRole][] = targets.map((t, i) => [
+      checkIfname(t?.ifname, `targets[${i}].ifname`),
+      this.roleOf(t, i),
+    ]);
     for (const [name, role] of roles) this.wanted.set(name, role);
     return roles;
   }
@@ -73,7 +76,15 @@ export class TcAttacher {
     for (const [name, role] of roles) {
       if (!present.has(name)) {
         const { program, direction } = ROLE_PROGRAM[role];
-        out.push(new DatapathAttachError(name, PROGRAMS[program], direction, 'ENODEV', `${name}: no such interface${this.where()} (attached when it appears)`));
+        out.push(
+          new DatapathAttachError(
+            name,
+            PROGRAMS[program],
+            direction,
+            'ENODEV',
+            `${name}: no such interface${this.where()} (attached when it appears)`,
+          ),
+        );
       }
     }
     return out;
@@ -106,7 +117,14 @@ export class TcAttacher {
       try {
         a.link.detach();
       } catch (e) {
-        throw new DatapathAttachError(a.ifname, a.program, a.direction, codeOf(e), `detaching ${a.program} from ${a.ifname}${this.where()} failed: ${errorMessage(e)}`, { cause: e });
+        throw new DatapathAttachError(
+          a.ifname,
+          a.program,
+          a.direction,
+          codeOf(e),
+          `detaching ${a.program} from ${a.ifname}${this.where()} failed: ${errorMessage(e)}`,
+          { cause: e },
+        );
       }
       this.suppressed.add(idx);
       this.forget(idx);
@@ -127,11 +145,18 @@ export class TcAttacher {
         return t.kind;
       case 'device': {
         const r = this.opts.deviceRoles[t.ifname];
-        if (!r) throw new DatapathArgumentError(`targets[${i}]`, `device '${t.ifname}' has no role: set options.deviceRoles['${t.ifname}'] to 'tunnel' or 'underlay', or pass kind 'tunnel' / 'underlay'`);
+        if (!r)
+          throw new DatapathArgumentError(
+            `targets[${i}]`,
+            `device '${t.ifname}' has no role: set options.deviceRoles['${t.ifname}'] to 'tunnel' or 'underlay', or pass kind 'tunnel' / 'underlay'`,
+          );
         return r;
       }
       default:
-        throw new DatapathArgumentError(`targets[${i}].kind`, `needs 'pod-veth', 'device', 'tunnel' or 'underlay', got ${String((t as { kind?: unknown })?.kind)}`);
+        throw new DatapathArgumentError(
+          `targets[${i}].kind`,
+          `needs 'pod-veth', 'device', 'tunnel' or 'underlay', got ${String((t as { kind?: unknown })?.kind)}`,
+        );
     }
   }
 
@@ -154,9 +179,24 @@ export class TcAttacher {
         ...(this.opts.netns ? { netns: this.opts.netns } : {}),
       });
     } catch (e) {
-      throw new DatapathAttachError(link.name, program.name, direction, codeOf(e), `attaching ${program.name} (tc ${direction}) to ${link.name}${this.where()} failed: ${errorMessage(e)}`, { cause: e });
+      throw new DatapathAttachError(
+        link.name,
+        program.name,
+        direction,
+        codeOf(e),
+        `attaching ${program.name} (tc ${direction}) to ${link.name}${this.where()} failed: ${errorMessage(e)}`,
+        { cause: e },
+      );
     }
-    this.byIfindex.set(link.index, { ifname: link.name, ifindex: link.index, role, program: program.name, direction, progId: tc.progId, link: tc });
+    this.byIfindex.set(link.index, {
+      ifname: link.name,
+      ifindex: link.index,
+      role,
+      program: program.name,
+      direction,
+      progId: tc.progId,
+      link: tc,
+    });
     this.opts.logger?.info({ ifname: link.name, ifindex: link.index, program: program.name, direction }, 'datapath attached');
     this.removeStaleFilters(link, program, direction);
   }
@@ -172,8 +212,19 @@ export class TcAttacher {
       for (const f of listTc({ ifindex: link.index, direction, ...netns })) {
         if (f.kind !== 'bpf' || !VEIL_FILTER_NAME.test(f.bpf?.name ?? '')) continue;
         if (f.priority === this.opts.tcPriority && f.handle === this.opts.tcHandle) continue;
-        attachTc({ ifindex: link.index, direction, program, priority: f.priority, handle: f.handle, replace: true, ...netns }).detach();
-        this.opts.logger?.info({ ifname: link.name, direction, priority: f.priority, handle: f.handle }, 'removed a stale Veil tc filter');
+        attachTc({
+          ifindex: link.index,
+          direction,
+          program,
+          priority: f.priority,
+          handle: f.handle,
+          replace: true,
+          ...netns,
+        }).detach();
+        this.opts.logger?.info(
+          { ifname: link.name, direction, priority: f.priority, handle: f.handle },
+          'removed a stale Veil tc filter',
+        );
       }
     } catch (e) {
       this.hooks.recordError(`stale filters on ${link.name}`, e);
@@ -189,7 +240,8 @@ export class TcAttacher {
 
   /** A device went away: forget its attachment; a new device may reuse the ifindex. */
   linkGone(link: Pick<Link, 'index' | 'name'>): void {
-    if (this.byIfindex.has(link.index)) this.opts.logger?.info({ ifname: link.name, ifindex: link.index }, 'datapath interface gone');
+    if (this.byIfindex.has(link.index))
+      this.opts.logger?.info({ ifname: link.name, ifindex: link.index }, 'datapath interface gone');
     this.forget(link.index);
     this.suppressed.delete(link.index);
   }

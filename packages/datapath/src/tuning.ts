@@ -1,4 +1,10 @@
-import { type Datapath as BpfObjectDatapath, type DatapathConfig, formatCidr, IPSEC_MARK_ENCRYPT, IPSEC_MARK_MASK } from '@veil/bpf';
+import {
+  type Datapath as BpfObjectDatapath,
+  type DatapathConfig,
+  formatCidr,
+  IPSEC_MARK_ENCRYPT,
+  IPSEC_MARK_MASK,
+} from '@veil/bpf';
 import { errorMessage, type Steering } from '@veil/agent-core';
 import { codeOf, DatapathArgumentError, DatapathMapError } from './errors.js';
 import { canonicalPrefix } from './model.js';
@@ -29,7 +35,9 @@ export function writeConfig(bpf: BpfObjectDatapath, patch: Partial<DatapathConfi
   try {
     bpf.setConfig(patch);
   } catch (e) {
-    throw new DatapathMapError('config', 'update', codeOf(e), `writing the datapath config failed: ${errorMessage(e)}`, { cause: e });
+    throw new DatapathMapError('config', 'update', codeOf(e), `writing the datapath config failed: ${errorMessage(e)}`, {
+      cause: e,
+    });
   }
 }
 
@@ -43,15 +51,20 @@ function syncStrictCidrs(bpf: BpfObjectDatapath, cidrs: readonly string[]): void
     const add = [...want].filter((p) => !have.has(p)).map((p): [string, number] => [p, 1]);
     if (add.length > 0) m.updateMany(add);
   } catch (e) {
-    throw new DatapathMapError('strict_cidrs', 'update', codeOf(e), `syncing strict_cidrs failed: ${errorMessage(e)}`, { cause: e });
+    throw new DatapathMapError('strict_cidrs', 'update', codeOf(e), `syncing strict_cidrs failed: ${errorMessage(e)}`, {
+      cause: e,
+    });
   }
 }
 
 /** The config fields a steering mode sets. */
-export function steeringConfig(s: Steering): Pick<DatapathConfig, 'backend' | 'wgIfindex'> & Partial<Pick<DatapathConfig, 'mtu' | 'wgPort'>> {
+export function steeringConfig(
+  s: Steering,
+): Pick<DatapathConfig, 'backend' | 'wgIfindex'> & Partial<Pick<DatapathConfig, 'mtu' | 'wgPort'>> {
   if (s === null || typeof s !== 'object') throw new DatapathArgumentError('steering', 'needs an object');
   if (s.kind !== 'none' && s.mtu !== undefined) {
-    if (!Number.isInteger(s.mtu) || s.mtu < 68 || s.mtu > 65535) throw new DatapathArgumentError('steering.mtu', `needs an integer in [68, 65535], got ${String(s.mtu)}`);
+    if (!Number.isInteger(s.mtu) || s.mtu < 68 || s.mtu > 65535)
+      throw new DatapathArgumentError('steering.mtu', `needs an integer in [68, 65535], got ${String(s.mtu)}`);
     const { mtu, ...rest } = s;
     return { ...steeringConfig(rest), mtu };
   }
@@ -77,6 +90,9 @@ export function steeringConfig(s: Steering): Pick<DatapathConfig, 'backend' | 'w
     case 'none':
       return { backend: 'none', wgIfindex: 0 };
     default:
-      throw new DatapathArgumentError('steering.kind', `needs 'redirect', 'mark' or 'none', got ${String((s as { kind?: unknown }).kind)}`);
+      throw new DatapathArgumentError(
+        'steering.kind',
+        `needs 'redirect', 'mark' or 'none', got ${String((s as { kind?: unknown }).kind)}`,
+      );
   }
 }

@@ -3,7 +3,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ipcacheValue, type IpcacheValue } from '@veil/bpf';
-import { canonicalPrefix, entryPrefixes, namePatternMatcher, normalizeEntry, planSync, sameValue, verifyAdopted } from '../src/model.js';
+import {
+  canonicalPrefix,
+  entryPrefixes,
+  namePatternMatcher,
+  normalizeEntry,
+  planSync,
+  sameValue,
+  verifyAdopted,
+} from '../src/model.js';
 import { readStateFile, StateFileWriter, writeStateFile } from '../src/state-file.js';
 import { fsTypeOf } from '../src/pins.js';
 import { DEFAULT_CONFIG, IpcacheFlags, type IpcacheEntry } from '@veil/agent-core';
@@ -12,7 +20,15 @@ import { BpfDatapath, DatapathArgumentError, datapathOptionsFromConfig, steering
 const READY = IpcacheFlags.REMOTE | IpcacheFlags.ENCRYPT_READY;
 
 function entry(i: number, over: Partial<IpcacheEntry> = {}): IpcacheEntry {
-  return { nodeName: `node-${i}`, nodeIPs: [`192.168.0.${i}`], podCIDRs: [`10.0.${i}.0/24`], flags: READY, keyIndex: 1, nodeId: i, ...over };
+  return {
+    nodeName: `node-${i}`,
+    nodeIPs: [`192.168.0.${i}`],
+    podCIDRs: [`10.0.${i}.0/24`],
+    flags: READY,
+    keyIndex: 1,
+    nodeId: i,
+    ...over,
+  };
 }
 
 /** What the map would hold after writing `entries` (decoded form). */
@@ -20,7 +36,16 @@ function mapOf(entries: IpcacheEntry[]): Map<string, IpcacheValue> {
   const m = new Map<string, IpcacheValue>();
   for (const e of entries) {
     for (const [p, v] of entryPrefixes(normalizeEntry(e))) {
-      m.set(p, { local: false, remote: !!v.remote, encryptReady: !!v.encryptReady, isNode: !!v.isNode, nodeIp: v.nodeIp, ifindex: 0, nodeId: v.nodeId ?? 0, keyIndex: v.keyIndex ?? 0 });
+      m.set(p, {
+        local: false,
+        remote: !!v.remote,
+        encryptReady: !!v.encryptReady,
+        isNode: !!v.isNode,
+        nodeIp: v.nodeIp,
+        ifindex: 0,
+        nodeId: v.nodeId ?? 0,
+        keyIndex: v.keyIndex ?? 0,
+      });
     }
   }
   return m;
@@ -49,7 +74,14 @@ describe('datapath model: node entries ↔ prefixes', () => {
     const e = normalizeEntry(entry(2, { nodeIPs: ['192.168.0.2', 'fd00::2'], podCIDRs: ['10.0.2.0/24', 'fd10:2::/64'] }));
     const p = entryPrefixes(e);
     expect([...p.keys()].sort()).toEqual(['10.0.2.0/24', '192.168.0.2/32', 'fd00::2/128', 'fd10:2::/64']);
-    expect(p.get('10.0.2.0/24')).toMatchObject({ remote: true, encryptReady: true, isNode: false, nodeIp: '192.168.0.2', nodeId: 2, keyIndex: 1 });
+    expect(p.get('10.0.2.0/24')).toMatchObject({
+      remote: true,
+      encryptReady: true,
+      isNode: false,
+      nodeIp: '192.168.0.2',
+      nodeId: 2,
+      keyIndex: 1,
+    });
     // The IPv6 pod CIDR points at the IPv6 node address.
     expect(p.get('fd10:2::/64')).toMatchObject({ nodeIp: 'fd00::2' });
     expect(p.get('192.168.0.2/32')).toMatchObject({ isNode: true, remote: true, encryptReady: true, nodeIp: '192.168.0.2' });
@@ -75,9 +107,20 @@ describe('datapath model: node entries ↔ prefixes', () => {
   });
 
   it('plans a sync: adds, updates (entry or map value changed), removes, deletes orphans, keeps LOCAL prefixes', () => {
-    const a = normalizeEntry(entry(1)), b = normalizeEntry(entry(2)), c = normalizeEntry(entry(3));
+    const a = normalizeEntry(entry(1)),
+      b = normalizeEntry(entry(2)),
+      c = normalizeEntry(entry(3));
     const current = mapOf([a, b, c]);
-    current.set('10.99.0.0/16', { local: false, remote: true, encryptReady: false, isNode: false, nodeIp: '192.168.0.99', ifindex: 0, nodeId: 99, keyIndex: 0 });
+    current.set('10.99.0.0/16', {
+      local: false,
+      remote: true,
+      encryptReady: false,
+      isNode: false,
+      nodeIp: '192.168.0.99',
+      ifindex: 0,
+      nodeId: 99,
+      keyIndex: 0,
+    });
     // The map holds a stale value for c's CIDR (e.g. written by an older agent).
     current.set('10.0.3.0/24', { ...(current.get('10.0.3.0/24') as IpcacheValue), keyIndex: 0 });
     const known = new Map([a, b, c].map((e) => [e.nodeName, e]));
@@ -87,7 +130,13 @@ describe('datapath model: node entries ↔ prefixes', () => {
     expect(plan.added).toEqual(['node-4']);
     expect(plan.updated.sort()).toEqual(['node-2', 'node-3']);
     expect(plan.removed).toEqual([]);
-    expect(plan.updates.map(([p]) => p).sort()).toEqual(['10.0.2.0/24', '10.0.3.0/24', '10.0.4.0/24', '192.168.0.2/32', '192.168.0.4/32']);
+    expect(plan.updates.map(([p]) => p).sort()).toEqual([
+      '10.0.2.0/24',
+      '10.0.3.0/24',
+      '10.0.4.0/24',
+      '192.168.0.2/32',
+      '192.168.0.4/32',
+    ]);
     expect(plan.deletes).toEqual(['10.99.0.0/16']);
 
     const plan2 = planSync(current, known, [a]);
@@ -103,7 +152,9 @@ describe('datapath model: node entries ↔ prefixes', () => {
   });
 
   it('adopts only recorded entries the map backs exactly', () => {
-    const a = entry(1), b = entry(2), c = entry(3);
+    const a = entry(1),
+      b = entry(2),
+      c = entry(3);
     const m = mapOf([a, b]);
     m.set('10.0.2.0/24', { ...(m.get('10.0.2.0/24') as IpcacheValue), nodeId: 77 });
     const { adopted, rejected } = verifyAdopted([a, b, c, { nodeName: 'bad' } as unknown as IpcacheEntry], (p) => m.get(p));
@@ -112,7 +163,9 @@ describe('datapath model: node entries ↔ prefixes', () => {
   });
 
   it('compares values byte-wise as the programs see them', () => {
-    expect(sameValue({ remote: true, nodeIp: '10.0.0.1', nodeId: 1 }, { remote: true, nodeIp: '10.0.0.1', nodeId: 1, keyIndex: 0 })).toBe(true);
+    expect(
+      sameValue({ remote: true, nodeIp: '10.0.0.1', nodeId: 1 }, { remote: true, nodeIp: '10.0.0.1', nodeId: 1, keyIndex: 0 }),
+    ).toBe(true);
     expect(sameValue({ remote: true, nodeIp: '10.0.0.1' }, { remote: true, nodeIp: '10.0.0.2' })).toBe(false);
     expect(sameValue(undefined, { remote: true })).toBe(false);
   });
@@ -129,13 +182,22 @@ describe('datapath model: node entries ↔ prefixes', () => {
 describe('datapath steering and options', () => {
   it('maps steering to the config backend fields', () => {
     expect(steeringConfig({ kind: 'redirect', ifindex: 7 })).toEqual({ backend: 'wireguard', wgIfindex: 7 });
-    expect(steeringConfig({ kind: 'mark', value: 0x0e00, mask: 0xffffff00, keyIndexShift: 12, nodeIdShift: 16 })).toEqual({ backend: 'ipsec', wgIfindex: 0 });
+    expect(steeringConfig({ kind: 'mark', value: 0x0e00, mask: 0xffffff00, keyIndexShift: 12, nodeIdShift: 16 })).toEqual({
+      backend: 'ipsec',
+      wgIfindex: 0,
+    });
     expect(steeringConfig({ kind: 'none' })).toEqual({ backend: 'none', wgIfindex: 0 });
     expect(() => steeringConfig({ kind: 'redirect', ifindex: 0 })).toThrow(/steering\.ifindex/);
     // A backend's device MTU reaches the programs' too-big check.
-    expect(steeringConfig({ kind: 'redirect', ifindex: 7, mtu: 1420 })).toEqual({ backend: 'wireguard', wgIfindex: 7, mtu: 1420 });
+    expect(steeringConfig({ kind: 'redirect', ifindex: 7, mtu: 1420 })).toEqual({
+      backend: 'wireguard',
+      wgIfindex: 7,
+      mtu: 1420,
+    });
     expect(() => steeringConfig({ kind: 'redirect', ifindex: 7, mtu: 20 })).toThrow(/steering\.mtu/);
-    expect(() => steeringConfig({ kind: 'mark', value: 0x0d00, mask: 0xffffff00, keyIndexShift: 12, nodeIdShift: 16 })).toThrow(/mark layout/);
+    expect(() => steeringConfig({ kind: 'mark', value: 0x0d00, mask: 0xffffff00, keyIndexShift: 12, nodeIdShift: 16 })).toThrow(
+      /mark layout/,
+    );
     expect(() => steeringConfig({ kind: 'bogus' } as never)).toThrow(/steering\.kind/);
   });
 
@@ -143,7 +205,11 @@ describe('datapath steering and options', () => {
     const cfg = {
       ...DEFAULT_CONFIG,
       stateDir: '/var/lib/x',
-      encryption: { ...DEFAULT_CONFIG.encryption, enabled: true, strictMode: { enabled: true, cidrs: ['10.0.0.0/8'], allowRemoteNodeIdentities: true } },
+      encryption: {
+        ...DEFAULT_CONFIG.encryption,
+        enabled: true,
+        strictMode: { enabled: true, cidrs: ['10.0.0.0/8'], allowRemoteNodeIdentities: true },
+      },
     };
     expect(datapathOptionsFromConfig(cfg)).toEqual({
       stateFile: '/var/lib/x/datapath-ipcache.json',
@@ -152,9 +218,16 @@ describe('datapath steering and options', () => {
       nodeEncryption: false,
     });
     // A backend's section is the backend's: the datapath reads none of it, whatever it says.
-    expect(datapathOptionsFromConfig({ ...cfg, encryption: { ...cfg.encryption, wireguard: { mtu: 1380, port: 1 } } })).toEqual(datapathOptionsFromConfig(cfg));
+    expect(datapathOptionsFromConfig({ ...cfg, encryption: { ...cfg.encryption, wireguard: { mtu: 1380, port: 1 } } })).toEqual(
+      datapathOptionsFromConfig(cfg),
+    );
     // The backend's MTU and its own UDP port reach the datapath through its steering.
-    expect(steeringConfig({ kind: 'redirect', ifindex: 7, mtu: 1380, udpPort: 51871 })).toEqual({ backend: 'wireguard', wgIfindex: 7, mtu: 1380, wgPort: 51871 });
+    expect(steeringConfig({ kind: 'redirect', ifindex: 7, mtu: 1380, udpPort: 51871 })).toEqual({
+      backend: 'wireguard',
+      wgIfindex: 7,
+      mtu: 1380,
+      wgPort: 51871,
+    });
     expect(() => steeringConfig({ kind: 'redirect', ifindex: 7, udpPort: 0 })).toThrow(/steering\.udpPort/);
     // Strict mode without encryption would drop all remote traffic: off.
     expect(datapathOptionsFromConfig({ ...cfg, encryption: { ...cfg.encryption, enabled: false } }).strict?.enabled).toBe(false);
@@ -165,7 +238,9 @@ describe('datapath steering and options', () => {
     expect(() => BpfDatapath.open({ mtu: 12 })).toThrow(/options\.mtu/);
     expect(() => BpfDatapath.open({ tcPriority: 0 })).toThrow(/options\.tcPriority/);
     expect(() => BpfDatapath.open({ localPodCIDRs: ['x'] })).toThrow(/options\.localPodCIDRs\[0\]/);
-    expect(() => BpfDatapath.open({ strict: { enabled: true, cidrs: ['10.0.0.0/99'], allowRemoteNodeIdentities: false } })).toThrow(/options\.strict\.cidrs\[0\]/);
+    expect(() =>
+      BpfDatapath.open({ strict: { enabled: true, cidrs: ['10.0.0.0/99'], allowRemoteNodeIdentities: false } }),
+    ).toThrow(/options\.strict\.cidrs\[0\]/);
     expect(() => BpfDatapath.open({ deviceRoles: { wg0: 'sideways' as never } })).toThrow(/options\.deviceRoles\.wg0/);
     expect(() => BpfDatapath.purge({ pinDir: '' })).toThrow(/pinDir/);
   });

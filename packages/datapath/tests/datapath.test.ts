@@ -1,7 +1,16 @@
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { benchObjectPath, datapathConfig, formatCidr, indexKey, ipcacheKey, ipcacheValue, type IpcacheValue, strictCidrValue } from '@veil/bpf';
+import {
+  benchObjectPath,
+  datapathConfig,
+  formatCidr,
+  indexKey,
+  ipcacheKey,
+  ipcacheValue,
+  type IpcacheValue,
+  strictCidrValue,
+} from '@veil/bpf';
 import { describePrivileged, linkName, TestNetns } from '@veil/test-utils';
 import { attachTc, BpfMap, ifNameToIndex, listTc, mountBpffs, unmountBpffs } from 'libbpf-ts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -24,7 +33,15 @@ import {
 const READY = IpcacheFlags.REMOTE | IpcacheFlags.ENCRYPT_READY;
 
 function peer(i: number, over: Partial<IpcacheEntry> = {}): IpcacheEntry {
-  return { nodeName: `peer-${i}`, nodeIPs: [`192.168.50.${i}`], podCIDRs: [`10.${100 + i}.0.0/24`], flags: READY, keyIndex: 0, nodeId: i, ...over };
+  return {
+    nodeName: `peer-${i}`,
+    nodeIPs: [`192.168.50.${i}`],
+    podCIDRs: [`10.${100 + i}.0.0/24`],
+    flags: READY,
+    keyIndex: 0,
+    nodeId: i,
+    ...over,
+  };
 }
 
 async function until<T>(what: string, fn: () => T | undefined | false, timeoutMs = 10_000): Promise<T> {
@@ -53,7 +70,16 @@ describePrivileged('BpfDatapath on the real kernel', ['root', 'bpf', 'netns'], (
   const underlay = linkName('dpul');
 
   function opts(over: BpfDatapathOptions = {}): BpfDatapathOptions {
-    return { pinDir, bpffsRoot: bpffs, mountBpffs: false, stateFile, netns: node.path, podVethPatterns: ['lxc*'], stateWriteDelayMs: 10, ...over };
+    return {
+      pinDir,
+      bpffsRoot: bpffs,
+      mountBpffs: false,
+      stateFile,
+      netns: node.path,
+      podVethPatterns: ['lxc*'],
+      stateWriteDelayMs: 10,
+      ...over,
+    };
   }
 
   function openDp(over: BpfDatapathOptions = {}): BpfDatapath {
@@ -135,7 +161,12 @@ describePrivileged('BpfDatapath on the real kernel', ['root', 'bpf', 'netns'], (
       await dp.attach([]);
       expect(dp.attached).toBe(true);
       const a = dp.attachments().find((x) => x.ifname === vethA);
-      expect(a).toMatchObject({ role: 'pod', program: 'veil_from_pod', direction: 'ingress', ifindex: ifNameToIndex(vethA, node.path) });
+      expect(a).toMatchObject({
+        role: 'pod',
+        program: 'veil_from_pod',
+        direction: 'ingress',
+        ifindex: ifNameToIndex(vethA, node.path),
+      });
       const fa = filters(vethA);
       expect(fa).toHaveLength(1);
       expect(fa[0]).toMatchObject({ priority: 1, handle: 0x7e11, bpf: { progId: a?.progId, directAction: true } });
@@ -180,7 +211,10 @@ describePrivileged('BpfDatapath on the real kernel', ['root', 'bpf', 'netns'], (
 
     it('attaches from-tunnel (tc ingress) and to-wire (tc egress) to devices by explicit role; detach removes only our filter', async () => {
       const dp = openDp({ deviceRoles: { [tun]: 'tunnel' } });
-      await dp.attach([{ kind: 'device', ifname: tun }, { kind: 'underlay', ifname: underlay }]);
+      await dp.attach([
+        { kind: 'device', ifname: tun },
+        { kind: 'underlay', ifname: underlay },
+      ]);
       expect(dp.attached).toBe(true);
       const byName = new Map(dp.attachments().map((a) => [a.ifname, a]));
       expect(byName.get(tun)).toMatchObject({ role: 'tunnel', program: 'veil_from_tunnel', direction: 'ingress' });
@@ -199,9 +233,36 @@ describePrivileged('BpfDatapath on the real kernel', ['root', 'bpf', 'netns'], (
     it('removes Veil filters an older agent left at another priority/handle, and leaves foreign filters alone', async () => {
       const old = openDp();
       // An "older agent" at another priority/handle, and a foreign (non-Veil) filter.
-      const stale = attachTc({ ifindex: ifNameToIndex(vethB, node.path), direction: 'ingress', program: old.bpf.fromPod, priority: 7, handle: 0x55, netns: node.path });
-      node.exec('tc', ['filter', 'add', 'dev', vethB, 'ingress', 'prio', '9', 'handle', '9', 'bpf', 'da', 'obj', benchObjectPath('passthrough'), 'sec', 'tc']);
-      expect(filters(vethB).map((f) => f.priority).sort()).toEqual([1, 7, 9]);
+      const stale = attachTc({
+        ifindex: ifNameToIndex(vethB, node.path),
+        direction: 'ingress',
+        program: old.bpf.fromPod,
+        priority: 7,
+        handle: 0x55,
+        netns: node.path,
+      });
+      node.exec('tc', [
+        'filter',
+        'add',
+        'dev',
+        vethB,
+        'ingress',
+        'prio',
+        '9',
+        'handle',
+        '9',
+        'bpf',
+        'da',
+        'obj',
+        benchObjectPath('passthrough'),
+        'sec',
+        'tc',
+      ]);
+      expect(
+        filters(vethB)
+          .map((f) => f.priority)
+          .sort(),
+      ).toEqual([1, 7, 9]);
       await old.close();
       const dp = openDp();
       await dp.attach([]);
@@ -235,9 +296,20 @@ describePrivileged('BpfDatapath on the real kernel', ['root', 'bpf', 'netns'], (
       for (const i of [1, 2, 3]) await dp.upsert(peer(i));
       let m = readIpcache();
       for (const i of [1, 2, 3]) {
-        expect(m.get(`10.${100 + i}.0.0/24`)).toMatchObject({ remote: true, encryptReady: true, isNode: false, nodeIp: `192.168.50.${i}`, nodeId: i });
+        expect(m.get(`10.${100 + i}.0.0/24`)).toMatchObject({
+          remote: true,
+          encryptReady: true,
+          isNode: false,
+          nodeIp: `192.168.50.${i}`,
+          nodeId: i,
+        });
         // Node encryption is off: the node IP is known (IS_NODE) but not steered into encryption.
-        expect(m.get(`192.168.50.${i}/32`)).toMatchObject({ remote: false, encryptReady: false, isNode: true, nodeIp: `192.168.50.${i}` });
+        expect(m.get(`192.168.50.${i}/32`)).toMatchObject({
+          remote: false,
+          encryptReady: false,
+          isNode: true,
+          nodeIp: `192.168.50.${i}`,
+        });
       }
       // Turning node encryption on rewrites the node-IP entries in place (and off again restores them).
       await dp.configure({ nodeEncryption: true });
@@ -248,7 +320,15 @@ describePrivileged('BpfDatapath on the real kernel', ['root', 'bpf', 'netns'], (
       // The status view reads the map itself (veil bpf ipcache list), with the owning node names.
       const dump = new Map(dp.ipcacheDump().map((r) => [r.prefix, r]));
       expect(dump.size).toBe(readIpcache().size);
-      expect(dump.get('10.101.0.0/24')).toEqual({ prefix: '10.101.0.0/24', nodeName: 'peer-1', nodeIP: '192.168.50.1', flags: 0x02 | 0x04, keyIndex: 0, nodeId: 1, ifindex: 0 });
+      expect(dump.get('10.101.0.0/24')).toEqual({
+        prefix: '10.101.0.0/24',
+        nodeName: 'peer-1',
+        nodeIP: '192.168.50.1',
+        flags: 0x02 | 0x04,
+        keyIndex: 0,
+        nodeId: 1,
+        ifindex: 0,
+      });
       expect(dump.get('192.168.50.1/32')).toMatchObject({ nodeName: 'peer-1', flags: 0x10 });
       // An update that moves the pod CIDR deletes the old prefix.
       await dp.upsert(peer(3, { podCIDRs: ['10.103.1.0/24'] }));
@@ -260,17 +340,35 @@ describePrivileged('BpfDatapath on the real kernel', ['root', 'bpf', 'netns'], (
       m = readIpcache();
       expect(m.has('10.101.0.0/24') || m.has('192.168.50.1/32')).toBe(false);
 
-      const res = await dp.syncPeers([peer(2, { keyIndex: 3 }), peer(4, { nodeIPs: ['192.168.50.4', 'fd00:50::4'], podCIDRs: ['10.104.0.0/24', 'fd10:104::/64'] })]);
+      const res = await dp.syncPeers([
+        peer(2, { keyIndex: 3 }),
+        peer(4, { nodeIPs: ['192.168.50.4', 'fd00:50::4'], podCIDRs: ['10.104.0.0/24', 'fd10:104::/64'] }),
+      ]);
       expect(res).toEqual({ added: ['peer-4'], updated: ['peer-2'], removed: ['peer-3'] });
       m = readIpcache();
-      const remote = [...m].filter(([, v]) => !v.local).map(([p]) => p).sort();
-      expect(remote).toEqual(['10.102.0.0/24', '10.104.0.0/24', '192.168.50.2/32', '192.168.50.4/32', 'fd00:50::4/128', 'fd10:104::/64']);
+      const remote = [...m]
+        .filter(([, v]) => !v.local)
+        .map(([p]) => p)
+        .sort();
+      expect(remote).toEqual([
+        '10.102.0.0/24',
+        '10.104.0.0/24',
+        '192.168.50.2/32',
+        '192.168.50.4/32',
+        'fd00:50::4/128',
+        'fd10:104::/64',
+      ]);
       expect(m.get('10.102.0.0/24')?.keyIndex).toBe(3);
       expect(m.get('fd10:104::/64')).toMatchObject({ nodeIp: 'fd00:50::4' });
       // LOCAL pod entries were not touched by the sync.
       expect(m.get('10.200.1.2/32')).toMatchObject({ local: true });
       // Nothing changed → nothing reported.
-      expect(await dp.syncPeers([peer(2, { keyIndex: 3 }), peer(4, { nodeIPs: ['192.168.50.4', 'fd00:50::4'], podCIDRs: ['10.104.0.0/24', 'fd10:104::/64'] })])).toEqual({ added: [], updated: [], removed: [] });
+      expect(
+        await dp.syncPeers([
+          peer(2, { keyIndex: 3 }),
+          peer(4, { nodeIPs: ['192.168.50.4', 'fd00:50::4'], podCIDRs: ['10.104.0.0/24', 'fd10:104::/64'] }),
+        ]),
+      ).toEqual({ added: [], updated: [], removed: [] });
       expect([...(await dp.entries()).keys()].sort()).toEqual(['peer-2', 'peer-4']);
       await expect(dp.upsert(peer(5, { podCIDRs: ['10.0.0.0/40'] }))).rejects.toThrow(/entry\.podCIDRs\[0\]/);
       await dp.close();
@@ -281,7 +379,11 @@ describePrivileged('BpfDatapath on the real kernel', ['root', 'bpf', 'netns'], (
       const dp = openDp();
       const got = await dp.entries();
       expect([...got.keys()].sort()).toEqual(['peer-2', 'peer-4']);
-      expect(got.get('peer-4')).toMatchObject({ nodeIPs: ['192.168.50.4', 'fd00:50::4'], podCIDRs: ['10.104.0.0/24', 'fd10:104::/64'], nodeId: 4 });
+      expect(got.get('peer-4')).toMatchObject({
+        nodeIPs: ['192.168.50.4', 'fd00:50::4'],
+        podCIDRs: ['10.104.0.0/24', 'fd10:104::/64'],
+        nodeId: 4,
+      });
       expect(readIpcache()).toEqual(before);
       // Tamper with the map behind the agent's back: that node is no longer adopted.
       const m = BpfMap.fromPin(join(pinDir, 'ipcache'), ipcacheKey, ipcacheValue);
@@ -292,7 +394,10 @@ describePrivileged('BpfDatapath on the real kernel', ['root', 'bpf', 'netns'], (
       expect([...(await dp2.entries()).keys()]).toEqual(['peer-4']);
       expect(dp2.rejectedEntries).toEqual(['peer-2']);
       // The sync repairs it and reports it as added (it was not adopted).
-      const res = await dp2.syncPeers([peer(2, { keyIndex: 3 }), peer(4, { nodeIPs: ['192.168.50.4', 'fd00:50::4'], podCIDRs: ['10.104.0.0/24', 'fd10:104::/64'] })]);
+      const res = await dp2.syncPeers([
+        peer(2, { keyIndex: 3 }),
+        peer(4, { nodeIPs: ['192.168.50.4', 'fd00:50::4'], podCIDRs: ['10.104.0.0/24', 'fd10:104::/64'] }),
+      ]);
       expect(res).toEqual({ added: ['peer-2'], updated: [], removed: [] });
       expect(readIpcache().get('10.102.0.0/24')).toMatchObject({ nodeId: 2, keyIndex: 3 });
       await dp2.close();
@@ -301,18 +406,34 @@ describePrivileged('BpfDatapath on the real kernel', ['root', 'bpf', 'netns'], (
 
   describe('config and counters', () => {
     it('setSteering and tuning are read back from the pinned config map; strict CIDRs go to strict_cidrs', async () => {
-      const dp = openDp({ mtu: 1420, wgPort: 51871, strict: { enabled: true, cidrs: ['10.200.0.0/16', '10.100.0.0/14'], allowRemoteNodeIdentities: true } });
+      const dp = openDp({
+        mtu: 1420,
+        wgPort: 51871,
+        strict: { enabled: true, cidrs: ['10.200.0.0/16', '10.100.0.0/14'], allowRemoteNodeIdentities: true },
+      });
       const wgIfindex = ifNameToIndex(tun, node.path);
       await dp.setSteering({ kind: 'redirect', ifindex: wgIfindex });
-      expect(readConfig()).toMatchObject({ backend: 'wireguard', wgIfindex, mtu: 1420, wgPort: 51871, strict: true, allowRemoteNodeIdentities: true });
+      expect(readConfig()).toMatchObject({
+        backend: 'wireguard',
+        wgIfindex,
+        mtu: 1420,
+        wgPort: 51871,
+        strict: true,
+        allowRemoteNodeIdentities: true,
+      });
       await dp.setSteering({ kind: 'mark', value: 0x0e00, mask: 0xffffff00, keyIndexShift: 12, nodeIdShift: 16 });
       expect(readConfig()).toMatchObject({ backend: 'ipsec', wgIfindex: 0, mtu: 1420 });
-      await expect(dp.setSteering({ kind: 'mark', value: 0x0100, mask: 0xffffff00, keyIndexShift: 12, nodeIdShift: 16 })).rejects.toThrow(DatapathArgumentError);
+      await expect(
+        dp.setSteering({ kind: 'mark', value: 0x0100, mask: 0xffffff00, keyIndexShift: 12, nodeIdShift: 16 }),
+      ).rejects.toThrow(DatapathArgumentError);
       await dp.setSteering({ kind: 'none' });
       expect(readConfig()).toMatchObject({ backend: 'none' });
       const sc = BpfMap.fromPin(join(pinDir, 'strict_cidrs'), ipcacheKey, strictCidrValue);
       expect([...sc.keys()].map(formatCidr).sort()).toEqual(['10.100.0.0/14', '10.200.0.0/16']);
-      await dp.configure({ strict: { enabled: false, cidrs: ['10.200.0.0/16'], allowRemoteNodeIdentities: false }, nodeEncryption: true });
+      await dp.configure({
+        strict: { enabled: false, cidrs: ['10.200.0.0/16'], allowRemoteNodeIdentities: false },
+        nodeEncryption: true,
+      });
       expect([...sc.keys()].map(formatCidr)).toEqual(['10.200.0.0/16']);
       sc.close();
       expect(readConfig()).toMatchObject({ strict: false, nodeEncryption: true, mtu: 1420 });
@@ -370,7 +491,9 @@ describePrivileged('BpfDatapath on the real kernel', ['root', 'bpf', 'netns'], (
       expect(filters(vethA)).toHaveLength(1);
       expect(readIpcache().get('10.107.0.0/24')).toMatchObject({ nodeId: 7 });
       expect(existsSync(stateFile)).toBe(true);
-      expect(BpfDatapath.purge({ pinDir, stateFile }).sort()).toEqual(['config', 'counters', 'ipcache', 'strict_cidrs'].map((n) => join(pinDir, n)));
+      expect(BpfDatapath.purge({ pinDir, stateFile }).sort()).toEqual(
+        ['config', 'counters', 'ipcache', 'strict_cidrs'].map((n) => join(pinDir, n)),
+      );
       expect(existsSync(pinDir)).toBe(false);
       expect(existsSync(stateFile)).toBe(false);
       expect(BpfDatapath.purge({ pinDir })).toEqual([]);
@@ -428,7 +551,13 @@ describePrivileged('BpfDatapath on the real kernel', ['root', 'bpf', 'netns'], (
             bind(TOKENS.KeyDistributor).toConstantValue(cluster.distributor('local'));
             bind(TOKENS.EventRecorder).toConstantValue(new RecordingEventRecorder());
           }),
-          bpfDatapathModule((c) => ({ pinDir, bpffsRoot: bpffs, mountBpffs: false, netns: node.path, stateFile: join(c.stateDir, 'dp.json') })),
+          bpfDatapathModule((c) => ({
+            pinDir,
+            bpffsRoot: bpffs,
+            mountBpffs: false,
+            netns: node.path,
+            stateFile: join(c.stateDir, 'dp.json'),
+          })),
         ],
         backendModule: new ContainerModule(({ bind }) => void bind(TOKENS.EncryptionBackend).toConstantValue(new FakeBackend())),
         logger: captureLogger('warn').logger,

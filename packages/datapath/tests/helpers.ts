@@ -7,4 +7,3 @@ export function testConfig(over: Partial<AgentConfig> = {}): AgentConfig {
   // Encryption on: with encryption.enabled=false (the default) the agent programs no peers (issue 12).
   return { ...DEFAULT_CONFIG, encryption: { ...DEFAULT_CONFIG.encryption, enabled: true }, nodeName: 'local', ...over };
 }
-

@@ -210,7 +210,8 @@ export function parsePrefix(text: unknown, options: PrefixOptions = {}, fail: Ip
   if (slash < 0 && options.allowBare === false) throw fail({ code: 'missing-prefix-length' }, text);
   const ip = tryParseIp(slash < 0 ? text : text.slice(0, slash));
   if (!ip) throw fail({ code: 'bad-address' }, text);
-  if (options.family !== undefined && ip.family !== options.family) throw fail({ code: 'wrong-family', want: options.family }, text);
+  if (options.family !== undefined && ip.family !== options.family)
+    throw fail({ code: 'wrong-family', want: options.family }, text);
   const max = addressBits(ip.family);
   let prefixLen: number = max;
   if (slash >= 0) {
@@ -269,7 +270,7 @@ export function formatIPv6(b: Uint8Array, off = 0): string {
   for (let i = 0; i < 8; i++) g.push(((b[off + i * 2] as number) << 8) | (b[off + i * 2 + 1] as number));
   let best = -1;
   let bestLen = 1;
-  for (let i = 0; i < 8; ) {
+  for (let i = 0; i < 8;) {
     if (g[i] !== 0) {
       i++;
       continue;

@@ -150,13 +150,16 @@ describe('prefixes', () => {
       expect((caught as IpSyntaxError).message).toBe(describeIpProblem((caught as IpSyntaxError).problem, input));
       expect(tryParsePrefix(String(input), options)).toBeUndefined();
     }
-    expect(describeIpProblem({ code: 'bad-prefix-length', max: 32 }, '10.0.0.0/33')).toBe('"10.0.0.0/33": prefix length must be 0..32');
+    expect(describeIpProblem({ code: 'bad-prefix-length', max: 32 }, '10.0.0.0/33')).toBe(
+      '"10.0.0.0/33": prefix length must be 0..32',
+    );
   });
 
   it('reads a prefix length strictly (no sign, no leading zero, at most 3 digits)', () => {
     for (let n = 0; n <= 128; n++) expect(parsePrefixLength(String(n))).toBe(n);
     expect(parsePrefixLength('999')).toBe(999);
-    for (const bad of ['', '08', '00', '-1', '+8', '1000', '8 ', ' 8', '1e1', '0x8', 'x']) expect(parsePrefixLength(bad), bad).toBe(-1);
+    for (const bad of ['', '08', '00', '-1', '+8', '1000', '8 ', ' 8', '1e1', '0x8', 'x'])
+      expect(parsePrefixLength(bad), bad).toBe(-1);
   });
 
   it('raises the caller’s own error through the fail factory', () => {
@@ -168,7 +171,9 @@ describe('prefixes', () => {
         super(`${field}: ${problem.code}`);
       }
     }
-    expect(() => parsePrefix('x/1', {}, (p) => new FieldError('spec.podCIDRs[0]', p))).toThrow(new FieldError('spec.podCIDRs[0]', { code: 'bad-address' }));
+    expect(() => parsePrefix('x/1', {}, (p) => new FieldError('spec.podCIDRs[0]', p))).toThrow(
+      new FieldError('spec.podCIDRs[0]', { code: 'bad-address' }),
+    );
     expect(() => parseIp('x', (p) => new FieldError('address', p))).toThrow('address: bad-address');
   });
 

@@ -81,10 +81,26 @@ function main(): void {
     const batched = m.supportsBatch('update');
     const methods: [string, () => void][] = [
       ['bpftool batch file (baseline)', () => execFileSync('bpftool', ['batch', 'file', batchFile], { stdio: 'ignore' })],
-      ['update() loop, {prefixLen,data} keys', () => { for (const [k, v] of entries) m.update(k, v); }],
-      [`updateMany() (${batched ? 'one batch syscall' : 'loop fallback'})`, () => { m.updateMany(entries); }],
+      [
+        'update() loop, {prefixLen,data} keys',
+        () => {
+          for (const [k, v] of entries) m.update(k, v);
+        },
+      ],
+      [
+        `updateMany() (${batched ? 'one batch syscall' : 'loop fallback'})`,
+        () => {
+          m.updateMany(entries);
+        },
+      ],
     ];
-    if (batched) methods.push(['updateBatch()', () => { m.updateBatch(entries); }]);
+    if (batched)
+      methods.push([
+        'updateBatch()',
+        () => {
+          m.updateBatch(entries);
+        },
+      ]);
 
     const rates = new Map<string, number[]>(methods.map(([name]) => [name, []]));
     // Interleave rounds so background noise hits every method alike.
@@ -94,9 +110,15 @@ function main(): void {
     const base = median(rates.get(methods[0]![0]) ?? []);
     const rows = methods.map(([name]) => {
       const rate = median(rates.get(name) ?? []);
-      return { method: name, 'entries/s': Math.round(rate).toLocaleString('en-US'), 'vs bpftool': `${(rate / base).toFixed(2)}x` };
+      return {
+        method: name,
+        'entries/s': Math.round(rate).toLocaleString('en-US'),
+        'vs bpftool': `${(rate / base).toFixed(2)}x`,
+      };
     });
-    console.log(`LPM trie (lpm_trie, key 8 B, value 4 B): ${N.toLocaleString('en-US')} /24 prefixes into an empty map, median of ${ROUNDS} rounds`);
+    console.log(
+      `LPM trie (lpm_trie, key 8 B, value 4 B): ${N.toLocaleString('en-US')} /24 prefixes into an empty map, median of ${ROUNDS} rounds`,
+    );
     console.table(rows);
     clear(m);
     m.unpin(pin);

@@ -159,7 +159,8 @@ export function struct<F extends StructFields>(size: number, fields: F): Codec<S
   let end = 0;
   let prev = '';
   for (const f of sorted) {
-    if (!Number.isInteger(f.offset) || f.offset < 0) throw new ArgumentError(f.name, `offset must be a non-negative integer, got ${f.offset}`);
+    if (!Number.isInteger(f.offset) || f.offset < 0)
+      throw new ArgumentError(f.name, `offset must be a non-negative integer, got ${f.offset}`);
     if (f.offset + f.codec.size > size) {
       throw new ArgumentError(f.name, `field [${f.offset}, ${f.offset + f.codec.size}) does not fit in a ${size}-byte struct`);
     }
@@ -170,7 +171,8 @@ export function struct<F extends StructFields>(size: number, fields: F): Codec<S
   return {
     size,
     encode(v, buf, off) {
-      if (typeof v !== 'object' || v === null) throw new ArgumentError('value', `struct needs an object, got ${v === null ? 'null' : typeof v}`);
+      if (typeof v !== 'object' || v === null)
+        throw new ArgumentError('value', `struct needs an object, got ${v === null ? 'null' : typeof v}`);
       buf.fill(0, off, off + size);
       const rec = v as Record<string, unknown>;
       for (const f of list) {

@@ -9,11 +9,38 @@ const { ENOENT } = constants.errno;
 
 /** Map types by libbpf's names (libbpf_bpf_map_type_str); unknown future types pass through as strings. */
 export type MapType =
-  | 'unspec' | 'hash' | 'array' | 'prog_array' | 'perf_event_array' | 'percpu_hash' | 'percpu_array'
-  | 'stack_trace' | 'cgroup_array' | 'lru_hash' | 'lru_percpu_hash' | 'lpm_trie' | 'array_of_maps'
-  | 'hash_of_maps' | 'devmap' | 'sockmap' | 'cpumap' | 'xskmap' | 'sockhash' | 'cgroup_storage'
-  | 'reuseport_sockarray' | 'percpu_cgroup_storage' | 'queue' | 'stack' | 'sk_storage' | 'devmap_hash'
-  | 'struct_ops' | 'ringbuf' | 'inode_storage' | 'task_storage' | 'bloom_filter' | 'user_ringbuf'
+  | 'unspec'
+  | 'hash'
+  | 'array'
+  | 'prog_array'
+  | 'perf_event_array'
+  | 'percpu_hash'
+  | 'percpu_array'
+  | 'stack_trace'
+  | 'cgroup_array'
+  | 'lru_hash'
+  | 'lru_percpu_hash'
+  | 'lpm_trie'
+  | 'array_of_maps'
+  | 'hash_of_maps'
+  | 'devmap'
+  | 'sockmap'
+  | 'cpumap'
+  | 'xskmap'
+  | 'sockhash'
+  | 'cgroup_storage'
+  | 'reuseport_sockarray'
+  | 'percpu_cgroup_storage'
+  | 'queue'
+  | 'stack'
+  | 'sk_storage'
+  | 'devmap_hash'
+  | 'struct_ops'
+  | 'ringbuf'
+  | 'inode_storage'
+  | 'task_storage'
+  | 'bloom_filter'
+  | 'user_ringbuf'
   | (string & {});
 
 /** A map's name and shape, as the ELF describes it (MapSpec) and as the kernel reports it (MapInfo). */
@@ -51,7 +78,8 @@ const perCpuTypes = new Set<string>(['percpu_hash', 'percpu_array', 'lru_percpu_
 let possibleCpus: number | undefined;
 /** libbpf_num_possible_cpus(): the number of slots in a per-CPU map value. */
 export function numPossibleCpus(): number {
-  if (possibleCpus === undefined) possibleCpus = check(native.numPossibleCpus(), 'numPossibleCpus', '/sys/devices/system/cpu/possible');
+  if (possibleCpus === undefined)
+    possibleCpus = check(native.numPossibleCpus(), 'numPossibleCpus', '/sys/devices/system/cpu/possible');
   return possibleCpus;
 }
 
@@ -59,7 +87,15 @@ export function numPossibleCpus(): number {
 export function mapInfoOf(fd: number, name: string | undefined, context: string): MapInfo {
   const r = native.mapInfo(fd);
   if (r.err < 0) throw bpfError('map.info', r.err, context);
-  return { id: r.id, name: name ?? r.name, type: r.type, keySize: r.keySize, valueSize: r.valueSize, maxEntries: r.maxEntries, flags: r.flags };
+  return {
+    id: r.id,
+    name: name ?? r.name,
+    type: r.type,
+    keySize: r.keySize,
+    valueSize: r.valueSize,
+    maxEntries: r.maxEntries,
+    flags: r.flags,
+  };
 }
 
 /** Which kind of BPF object an fd is, from /proc/self/fdinfo (map_type: / prog_type: / link_type:). */
@@ -95,7 +131,8 @@ export function unlinkPin(path: string, op: string): void {
 }
 
 export function checkPath(path: unknown, field = 'path'): asserts path is string {
-  if (typeof path !== 'string' || path.length === 0) throw new ArgumentError(field, `must be a non-empty string, got ${typeof path}`);
+  if (typeof path !== 'string' || path.length === 0)
+    throw new ArgumentError(field, `must be a non-empty string, got ${typeof path}`);
 }
 
 /**
@@ -328,7 +365,8 @@ export class BpfMap<K, V, KIn = K, VIn = V> extends FdView {
     const cached = this.batchSupport[op];
     if (cached !== undefined) return cached;
     // The kernel checks for the op before looking at count, so a zero-count call is a pure probe.
-    const r = op === 'update' ? native.mapUpdateBatch(fd, this.keyBuf, this.valBuf, 0, 0) : native.mapDeleteBatch(fd, this.keyBuf, 0);
+    const r =
+      op === 'update' ? native.mapUpdateBatch(fd, this.keyBuf, this.valBuf, 0, 0) : native.mapDeleteBatch(fd, this.keyBuf, 0);
     const supported = r.err === 0;
     if (!supported) {
       const e = bpfError(`map.${op}Batch`, r.err, this.ctx);
@@ -347,7 +385,8 @@ export class BpfMap<K, V, KIn = K, VIn = V> extends FdView {
     const fd = this.fdOrThrow();
     const f = flagValue(flags);
     // generic_map_update_batch accepts only BPF_F_LOCK in elem_flags: NOEXIST/EXIST would be EINVAL.
-    if (f !== 0) throw new ArgumentError('flags', `BPF_MAP_UPDATE_BATCH only supports 'any'; use updateMany() or update() for '${flags}'`);
+    if (f !== 0)
+      throw new ArgumentError('flags', `BPF_MAP_UPDATE_BATCH only supports 'any'; use updateMany() or update() for '${flags}'`);
     const list = toList(entries, 'entries');
     if (list.length === 0) return 0;
     const ks = this.info.keySize;
@@ -444,7 +483,10 @@ export class BpfMap<K, V, KIn = K, VIn = V> extends FdView {
     // Checked through an unknown alias: Array.isArray would otherwise narrow the readonly VIn[] to any[].
     const list: unknown = values;
     if (!Array.isArray(list) || list.length !== n) {
-      throw new ArgumentError('values', `needs exactly ${n} values (one per possible CPU), got ${Array.isArray(list) ? list.length : typeof list}`);
+      throw new ArgumentError(
+        'values',
+        `needs exactly ${n} values (one per possible CPU), got ${Array.isArray(list) ? list.length : typeof list}`,
+      );
     }
     this.encodeKey(k);
     this.valBuf.fill(0);

@@ -87,7 +87,13 @@ export interface NativeBinding {
     netns: string | null,
   ): ErrResult & { op: string; handle?: number; priority?: number; progId?: number };
   tcDetach(ifindex: number, attachPoint: number, priority: number, handle: number, netns: string | null): number;
-  tcQuery(ifindex: number, attachPoint: number, priority: number, handle: number, netns: string | null): ErrResult & {
+  tcQuery(
+    ifindex: number,
+    attachPoint: number,
+    priority: number,
+    handle: number,
+    netns: string | null,
+  ): ErrResult & {
     progId?: number;
   };
   ifNameToIndex(name: string, netns: string | null): number;

@@ -5,11 +5,38 @@ import { native } from './native.js';
 
 /** Program types by libbpf's names (libbpf_bpf_prog_type_str). */
 export type ProgramType =
-  | 'unspec' | 'socket_filter' | 'kprobe' | 'sched_cls' | 'sched_act' | 'tracepoint' | 'xdp'
-  | 'perf_event' | 'cgroup_skb' | 'cgroup_sock' | 'lwt_in' | 'lwt_out' | 'lwt_xmit' | 'sock_ops'
-  | 'sk_skb' | 'cgroup_device' | 'sk_msg' | 'raw_tracepoint' | 'cgroup_sock_addr' | 'lwt_seg6local'
-  | 'lirc_mode2' | 'sk_reuseport' | 'flow_dissector' | 'cgroup_sysctl' | 'raw_tracepoint_writable'
-  | 'cgroup_sockopt' | 'tracing' | 'struct_ops' | 'ext' | 'lsm' | 'sk_lookup' | 'syscall'
+  | 'unspec'
+  | 'socket_filter'
+  | 'kprobe'
+  | 'sched_cls'
+  | 'sched_act'
+  | 'tracepoint'
+  | 'xdp'
+  | 'perf_event'
+  | 'cgroup_skb'
+  | 'cgroup_sock'
+  | 'lwt_in'
+  | 'lwt_out'
+  | 'lwt_xmit'
+  | 'sock_ops'
+  | 'sk_skb'
+  | 'cgroup_device'
+  | 'sk_msg'
+  | 'raw_tracepoint'
+  | 'cgroup_sock_addr'
+  | 'lwt_seg6local'
+  | 'lirc_mode2'
+  | 'sk_reuseport'
+  | 'flow_dissector'
+  | 'cgroup_sysctl'
+  | 'raw_tracepoint_writable'
+  | 'cgroup_sockopt'
+  | 'tracing'
+  | 'struct_ops'
+  | 'ext'
+  | 'lsm'
+  | 'sk_lookup'
+  | 'syscall'
   | (string & {});
 
 /** Input of Program.run (BPF_PROG_TEST_RUN). */
@@ -43,7 +70,6 @@ export interface RunResult {
 
 /** A loaded BPF program. */
 export class Program extends FdView {
-
   /** @internal Use BpfObject.program() or Program.fromPin(). */
   constructor(
     handle: FdHandle,
@@ -79,11 +105,13 @@ export class Program extends FdView {
    */
   run(opts: RunOptions): RunResult {
     const fd = this.fdOrThrow();
-    if (typeof opts !== 'object' || opts === null) throw new ArgumentError('opts', 'must be an object { data, repeat?, ctx?, dataOutSize? }');
+    if (typeof opts !== 'object' || opts === null)
+      throw new ArgumentError('opts', 'must be an object { data, repeat?, ctx?, dataOutSize? }');
     const { data, ctx } = opts;
     if (!Buffer.isBuffer(data)) throw new ArgumentError('data', `must be a Buffer, got ${data === null ? 'null' : typeof data}`);
     const repeat = opts.repeat ?? 1;
-    if (!Number.isInteger(repeat) || repeat < 1 || repeat > 0xffffffff) throw new ArgumentError('repeat', `must be an integer ≥ 1, got ${String(repeat)}`);
+    if (!Number.isInteger(repeat) || repeat < 1 || repeat > 0xffffffff)
+      throw new ArgumentError('repeat', `must be an integer ≥ 1, got ${String(repeat)}`);
     if (ctx !== undefined && !Buffer.isBuffer(ctx)) throw new ArgumentError('ctx', `must be a Buffer, got ${typeof ctx}`);
     const outSize = opts.dataOutSize ?? data.length + 256;
     if (!Number.isInteger(outSize) || outSize < 0 || outSize > 1 << 24) {

@@ -137,7 +137,10 @@ export const SkBuff = {
   /** Reads the fields out of a ctx buffer (e.g. RunResult.ctx). */
   decode(buf: Buffer): SkBuffFields {
     if (!Buffer.isBuffer(buf) || buf.length < SIZE) {
-      throw new ArgumentError('ctx', `needs a Buffer of at least ${SIZE} bytes, got ${Buffer.isBuffer(buf) ? buf.length : typeof buf}`);
+      throw new ArgumentError(
+        'ctx',
+        `needs a Buffer of at least ${SIZE} bytes, got ${Buffer.isBuffer(buf) ? buf.length : typeof buf}`,
+      );
     }
     const u = (o: number) => buf.readUInt32LE(o);
     return {

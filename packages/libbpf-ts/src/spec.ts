@@ -73,7 +73,8 @@ export class ObjectSpec {
   setMaxEntries(name: string, n: number): this {
     const h = this.h();
     const m = this.mapSpec(name);
-    if (!Number.isInteger(n) || n < 1 || n > 0xffffffff) throw new ArgumentError('maxEntries', `must be an integer ≥ 1, got ${String(n)}`);
+    if (!Number.isInteger(n) || n < 1 || n > 0xffffffff)
+      throw new ArgumentError('maxEntries', `must be an integer ≥ 1, got ${String(n)}`);
     check(native.objSetMaxEntries(h, name, n), 'spec.setMaxEntries', `map '${name}'`);
     this.mapSpecs.set(name, { ...m, maxEntries: n });
     return this;
@@ -210,7 +211,8 @@ function loadError(path: string, err: number, log: string): Error {
   const begin = log.indexOf('-- BEGIN PROG LOAD LOG --');
   const end = log.indexOf('-- END PROG LOAD LOG --');
   if (failed || begin >= 0) {
-    const verifierLog = begin >= 0 && end > begin ? log.slice(begin + '-- BEGIN PROG LOAD LOG --'.length, end).replace(/^\n/, '') : log;
+    const verifierLog =
+      begin >= 0 && end > begin ? log.slice(begin + '-- BEGIN PROG LOAD LOG --'.length, end).replace(/^\n/, '') : log;
     return new VerifierError('object.load', err, `'${path}'`, failed?.[1], verifierLog, log);
   }
   return bpfError('object.load', err, `'${path}'`, lastLine(log));

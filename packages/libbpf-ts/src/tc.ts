@@ -54,7 +54,8 @@ function checkDirection(v: unknown): asserts v is TcDirection {
 }
 
 function checkNetns(v: unknown): asserts v is string | undefined {
-  if (v !== undefined && (typeof v !== 'string' || v.length === 0)) throw new ArgumentError('netns', 'must be a path like /run/netns/<name>');
+  if (v !== undefined && (typeof v !== 'string' || v.length === 0))
+    throw new ArgumentError('netns', 'must be a path like /run/netns/<name>');
 }
 
 function checkU(field: string, v: unknown, max: number, min = 1): asserts v is number | undefined {
@@ -82,7 +83,15 @@ export function attachTc(opts: TcAttachOptions): TcLink {
   checkU('handle', handle, 0xffffffff);
   checkNetns(netns);
   const fd = program.fd;
-  const r = native.tcAttach(ifindex, attachPoints[direction], fd, priority ?? 0, handle ?? 0, opts.replace ? TC_F_REPLACE : 0, netns ?? null);
+  const r = native.tcAttach(
+    ifindex,
+    attachPoints[direction],
+    fd,
+    priority ?? 0,
+    handle ?? 0,
+    opts.replace ? TC_F_REPLACE : 0,
+    netns ?? null,
+  );
   if (r.err < 0) {
     const ctx = r.op === 'setns' ? `netns '${netns}'` : `${where(ifindex, direction, netns)} (program '${program.name}')`;
     throw bpfError(r.op, r.err, ctx);
@@ -105,7 +114,8 @@ export function attachTc(opts: TcAttachOptions): TcLink {
         detached = true;
         return false;
       }
-      if (d < 0) throw bpfError('tc.detach', d, `${where(ifindex, direction, netns)} prio ${link.priority} handle ${link.handle}`);
+      if (d < 0)
+        throw bpfError('tc.detach', d, `${where(ifindex, direction, netns)} prio ${link.priority} handle ${link.handle}`);
       detached = true;
       return true;
     },
@@ -129,7 +139,8 @@ export function queryTc(opts: TcQueryOptions): { progId: number } | undefined {
   checkDirection(direction);
   checkU('priority', priority, 0xffff);
   checkU('handle', handle, 0xffffffff);
-  if (priority === undefined || handle === undefined) throw new ArgumentError(priority === undefined ? 'priority' : 'handle', 'is required');
+  if (priority === undefined || handle === undefined)
+    throw new ArgumentError(priority === undefined ? 'priority' : 'handle', 'is required');
   checkNetns(netns);
   const r = native.tcQuery(ifindex, attachPoints[direction], priority, handle, netns ?? null);
   if (r.err === -ENOENT || r.err === -ENODEV) return undefined;
@@ -212,10 +223,15 @@ export function listTc(opts: { ifindex: number; direction: TcDirection; netns?: 
   const r = native.nlDump(NETLINK_ROUTE, req, netns ?? null);
   // No clsact qdisc (EINVAL) or no such interface (ENODEV) → nothing attached.
   if (r.err === -constants.errno.EINVAL || r.err === -ENODEV) return [];
-  if (r.err < 0) throw bpfError(r.op === 'setns' ? 'setns' : 'tc.list', r.err, r.op === 'setns' ? `netns '${netns}'` : where(ifindex, direction, netns));
+  if (r.err < 0)
+    throw bpfError(
+      r.op === 'setns' ? 'setns' : 'tc.list',
+      r.err,
+      r.op === 'setns' ? `netns '${netns}'` : where(ifindex, direction, netns),
+    );
   const out: TcFilterInfo[] = [];
   const data = r.data ?? Buffer.alloc(0);
-  for (let off = 0; off + 16 <= data.length; ) {
+  for (let off = 0; off + 16 <= data.length;) {
     const len = data.readUInt32LE(off);
     if (len < 16 || off + len > data.length) break;
     const type = data.readUInt16LE(off + 4);
@@ -230,7 +246,7 @@ export function listTc(opts: { ifindex: number; direction: TcDirection; netns?: 
 }
 
 function* attrs(buf: Buffer): Generator<{ type: number; data: Buffer }> {
-  for (let off = 0; off + 4 <= buf.length; ) {
+  for (let off = 0; off + 4 <= buf.length;) {
     const len = buf.readUInt16LE(off);
     if (len < 4 || off + len > buf.length) return;
     yield { type: buf.readUInt16LE(off + 2) & 0x3fff, data: buf.subarray(off + 4, off + len) };

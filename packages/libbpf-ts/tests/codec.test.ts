@@ -76,9 +76,12 @@ describe('integer codecs', () => {
 describe('bytes / array / struct', () => {
   it('bytes(n) round-trips n-byte buffers and rejects other lengths', () => {
     fc.assert(
-      fc.property(fc.integer({ min: 1, max: 64 }).chain((n) => fc.tuple(fc.constant(n), fc.uint8Array({ minLength: n, maxLength: n }))), ([n, arr]) => {
-        return roundTrip(bytes(n), Buffer.from(arr)).equals(Buffer.from(arr));
-      }),
+      fc.property(
+        fc.integer({ min: 1, max: 64 }).chain((n) => fc.tuple(fc.constant(n), fc.uint8Array({ minLength: n, maxLength: n }))),
+        ([n, arr]) => {
+          return roundTrip(bytes(n), Buffer.from(arr)).equals(Buffer.from(arr));
+        },
+      ),
     );
     expect(() => bytes(6).encode(Buffer.alloc(5), Buffer.alloc(6), 0)).toThrow('bytes(6) needs exactly 6 bytes, got 5');
     expect(() => bytes(0)).toThrow(ArgumentError);
@@ -87,9 +90,11 @@ describe('bytes / array / struct', () => {
   it('array(codec, n)', () => {
     const c = array(u16, 5);
     expect(c.size).toBe(10);
-    fc.assert(fc.property(fc.array(fc.integer({ min: 0, max: 0xffff }), { minLength: 5, maxLength: 5 }), (v) => {
-      expect(roundTrip(c, v)).toEqual(v);
-    }));
+    fc.assert(
+      fc.property(fc.array(fc.integer({ min: 0, max: 0xffff }), { minLength: 5, maxLength: 5 }), (v) => {
+        expect(roundTrip(c, v)).toEqual(v);
+      }),
+    );
     expect(() => c.encode([1, 2], Buffer.alloc(10), 0)).toThrow('array needs exactly 5 elements, got 2');
     expect(() => c.encode([1, 2, 3, 4, 70000], Buffer.alloc(10), 0)).toThrow(/^\[4\]: u16/);
   });
@@ -103,10 +108,15 @@ describe('bytes / array / struct', () => {
     endpoint.encode({ ifindex: 7, mac: Buffer.from('aabbccddeeff', 'hex'), flags: 0x0102 }, buf, 0);
     expect(buf.toString('hex')).toBe('07000000aabbccddeeff0201');
     fc.assert(
-      fc.property(fc.nat(), fc.uint8Array({ minLength: 6, maxLength: 6 }), fc.integer({ min: 0, max: 0xffff }), (ifindex, mac, flags) => {
-        const v = { ifindex, mac: Buffer.from(mac), flags };
-        expect(roundTrip(endpoint, v)).toEqual(v);
-      }),
+      fc.property(
+        fc.nat(),
+        fc.uint8Array({ minLength: 6, maxLength: 6 }),
+        fc.integer({ min: 0, max: 0xffff }),
+        (ifindex, mac, flags) => {
+          const v = { ifindex, mac: Buffer.from(mac), flags };
+          expect(roundTrip(endpoint, v)).toEqual(v);
+        },
+      ),
     );
   });
 
@@ -115,8 +125,12 @@ describe('bytes / array / struct', () => {
     const buf = Buffer.alloc(8, 0xff);
     padded.encode({ a: 1, b: 2 }, buf, 0);
     expect(buf.toString('hex')).toBe('0100000002000000');
-    expect(() => endpoint.encode({ ifindex: -1, mac: Buffer.alloc(6), flags: 0 }, Buffer.alloc(12), 0)).toThrow(/^ifindex: u32 needs/);
-    expect(() => endpoint.encode({ ifindex: 1, mac: Buffer.alloc(6) } as never, Buffer.alloc(12), 0)).toThrow('flags: missing field');
+    expect(() => endpoint.encode({ ifindex: -1, mac: Buffer.alloc(6), flags: 0 }, Buffer.alloc(12), 0)).toThrow(
+      /^ifindex: u32 needs/,
+    );
+    expect(() => endpoint.encode({ ifindex: 1, mac: Buffer.alloc(6) } as never, Buffer.alloc(12), 0)).toThrow(
+      'flags: missing field',
+    );
     expect(() => endpoint.encode(null as never, Buffer.alloc(12), 0)).toThrow(ArgumentError);
   });
 

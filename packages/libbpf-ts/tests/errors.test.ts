@@ -54,7 +54,9 @@ describe('errors without privileges', () => {
     } finally {
       rmSync(dir, { recursive: true });
     }
-    expect(() => ObjectSpec.open(42 as unknown as string)).toThrow(new ArgumentError('path', 'must be a non-empty string, got number'));
+    expect(() => ObjectSpec.open(42 as unknown as string)).toThrow(
+      new ArgumentError('path', 'must be a non-empty string, got number'),
+    );
     expect(() => ObjectSpec.open('')).toThrow(ArgumentError);
   });
 
@@ -79,11 +81,15 @@ describe('errors without privileges', () => {
     try {
       expect(spec.constants.get('cfg_mark_base')).toEqual({ name: 'cfg_mark_base', offset: 0, size: 4 });
       expect(spec.constants.get('cfg_magic')?.size).toBe(8);
-      expect(() => spec.setConstant('cfg_drop_unknown', 256)).toThrow(new ArgumentError('cfg_drop_unknown', '256 does not fit in 1 byte(s)'));
+      expect(() => spec.setConstant('cfg_drop_unknown', 256)).toThrow(
+        new ArgumentError('cfg_drop_unknown', '256 does not fit in 1 byte(s)'),
+      );
       expect(() => spec.setConstant('cfg_mark_base', Buffer.alloc(2))).toThrow(
         new CodecSizeError("constant 'cfg_mark_base'", 'constant', 2, 4),
       );
-      expect(() => spec.setConstant('cfg_mark_base', u16, 1)).toThrow("constant 'cfg_mark_base': constant codec is 2 bytes but the constant is 4 bytes");
+      expect(() => spec.setConstant('cfg_mark_base', u16, 1)).toThrow(
+        "constant 'cfg_mark_base': constant codec is 2 bytes but the constant is 4 bytes",
+      );
       expect(() => spec.setConstant('cfg_mark_base', 'x' as unknown as number)).toThrow(ArgumentError);
       expect(() => spec.setConstant('cfg_mark_base', u32, -1)).toThrow(/^cfg_mark_base: u32 needs/);
       spec.setConstant('cfg_magic', u64, 0xdeadbeefn).setConstant('cfg_mark_base', -1).setConstant('cfg_drop_unknown', true);
@@ -100,7 +106,12 @@ describe('errors without privileges', () => {
     const spec = ObjectSpec.open(fixture('maps'));
     spec.close();
     spec.close();
-    for (const op of [() => spec.load(), () => spec.setConstant('cfg_mark_base', 1), () => spec.setMaxEntries('hash_map', 2), () => spec.setPinPath('hash_map', '/x')]) {
+    for (const op of [
+      () => spec.load(),
+      () => spec.setConstant('cfg_mark_base', 1),
+      () => spec.setMaxEntries('hash_map', 2),
+      () => spec.setPinPath('hash_map', '/x'),
+    ]) {
       const e = captureError(op);
       expect(e).toBeInstanceOf(ClosedError);
       expect((e as Error).message).toMatch(/^object spec '.*maps\.bpf\.o' is closed$/);
@@ -115,17 +126,25 @@ describe('errors without privileges', () => {
   });
 
   it('pins, interfaces and tc arguments are validated', () => {
-    expect(captureError(() => Program.fromPin('/nonexistent/pin'))).toMatchObject({ name: 'BpfError', code: 'ENOENT', op: 'program.fromPin' });
+    expect(captureError(() => Program.fromPin('/nonexistent/pin'))).toMatchObject({
+      name: 'BpfError',
+      code: 'ENOENT',
+      op: 'program.fromPin',
+    });
     const nf = captureError(() => ifNameToIndex('lbtsnope0'));
     expect(nf).toBeInstanceOf(NotFoundError);
     expect((nf as Error).message).toBe("no interface named 'lbtsnope0' in the current netns");
     expect(ifNameToIndex('lo')).toBe(1);
     expect(() => ifNameToIndex('x'.repeat(16))).toThrow(ArgumentError);
     expect(() => ifNameToIndex('lo', '/nonexistent/netns')).toThrow(/ifNameToIndex netns '\/nonexistent\/netns': ENOENT/);
-    expect(() => attachTc({ ifindex: 0, direction: 'ingress', program: {} as Program })).toThrow('ifindex: must be a positive integer, got 0');
+    expect(() => attachTc({ ifindex: 0, direction: 'ingress', program: {} as Program })).toThrow(
+      'ifindex: must be a positive integer, got 0',
+    );
     expect(() => attachTc({ ifindex: 1, direction: 'up' as 'ingress', program: {} as Program })).toThrow(/^direction:/);
     expect(() => attachTc({ ifindex: 1, direction: 'egress', program: {} as Program })).toThrow('program: must be a Program');
-    expect(() => queryTc({ ifindex: 1, direction: 'egress', priority: 70000, handle: 1 })).toThrow(/^priority: must be an integer in \[1, 65535\]/);
+    expect(() => queryTc({ ifindex: 1, direction: 'egress', priority: 70000, handle: 1 })).toThrow(
+      /^priority: must be an integer in \[1, 65535\]/,
+    );
     expect(() => listTc({ ifindex: -3, direction: 'egress' })).toThrow('ifindex: must be a positive integer, got -3');
     expect(() => listTc({ ifindex: 1, direction: 'egress', netns: '' })).toThrow('netns: must be a path like /run/netns/<name>');
   });
@@ -135,7 +154,14 @@ describe('errors without privileges', () => {
   });
 
   it('every error class extends LibbpfError', () => {
-    for (const e of [new BpfError('x', 1, 'y'), new NotSupportedError('x', 524, 'y'), new ClosedError('x'), new NotFoundError('map', 'a', []), new CodecSizeError('m', 'key', 1, 2), new ArgumentError('f', 'm')]) {
+    for (const e of [
+      new BpfError('x', 1, 'y'),
+      new NotSupportedError('x', 524, 'y'),
+      new ClosedError('x'),
+      new NotFoundError('map', 'a', []),
+      new CodecSizeError('m', 'key', 1, 2),
+      new ArgumentError('f', 'm'),
+    ]) {
       expect(e).toBeInstanceOf(LibbpfError);
       expect(e).toBeInstanceOf(Error);
     }
@@ -162,22 +188,35 @@ describePrivileged('errors on live objects', ['root', 'bpf'], () => {
   it('unknown map / program → NotFoundError listing the known ones', () => {
     const e = captureError(() => obj.map('routes', lpmV4, u32));
     expect(e).toBeInstanceOf(NotFoundError);
-    expect((e as NotFoundError).known).toEqual(expect.arrayContaining(['hash_map', 'array_map', 'lpm_v4', 'lpm_v6', 'pcpu_hash', 'pcpu_counters', 'maps.rodata']));
+    expect((e as NotFoundError).known).toEqual(
+      expect.arrayContaining(['hash_map', 'array_map', 'lpm_v4', 'lpm_v6', 'pcpu_hash', 'pcpu_counters', 'maps.rodata']),
+    );
     const p = captureError(() => obj.program('nope'));
     expect((p as Error).message).toMatch(/^no program named 'nope' in '.*'; known: classify, magic, ctx_echo$/);
   });
 
   it('bad keys/values/flags → ArgumentError naming the field, before any syscall', () => {
     const lpm = obj.map('lpm_v4', lpmV4, u32);
-    expect(() => lpm.update({ prefixLen: 40, data: v4('10.0.0.0').data }, 1)).toThrow('key.prefixLen: must be an integer in [0, 32], got 40');
+    expect(() => lpm.update({ prefixLen: 40, data: v4('10.0.0.0').data }, 1)).toThrow(
+      'key.prefixLen: must be an integer in [0, 32], got 40',
+    );
     expect(() => lpm.update(v4('10.0.0.0/8'), -1)).toThrow(/^value: u32 needs an integer/);
-    expect(() => lpm.update(v4('10.0.0.0/8'), 1, 'always' as 'any')).toThrow("flags: must be 'any', 'noexist' or 'exist', got always");
+    expect(() => lpm.update(v4('10.0.0.0/8'), 1, 'always' as 'any')).toThrow(
+      "flags: must be 'any', 'noexist' or 'exist', got always",
+    );
     expect(() => lpm.lookup(7 as never)).toThrow(ArgumentError);
     expect(() => lpm.updateBatch([[v4('10.0.0.0/8'), 1]], 'noexist')).toThrow(/^flags: BPF_MAP_UPDATE_BATCH only supports 'any'/);
-    expect(() => lpm.updateBatch([[v4('10.0.0.0/8'), 1], [{ prefixLen: 8, data: 'x' as never }, 2]])).toThrow('entries[1].key.data: bytes(4) needs a Buffer, got string');
+    expect(() =>
+      lpm.updateBatch([
+        [v4('10.0.0.0/8'), 1],
+        [{ prefixLen: 8, data: 'x' as never }, 2],
+      ]),
+    ).toThrow('entries[1].key.data: bytes(4) needs a Buffer, got string');
     const pc = obj.map('pcpu_counters', u32, u64);
     expect(() => pc.lookup(0)).toThrow("map: map 'pcpu_counters' is per-CPU (percpu_array): use lookupPerCpu()");
-    expect(() => pc.updatePerCpu(0, [1n])).toThrow(`values: needs exactly ${numPossibleCpus()} values (one per possible CPU), got 1`);
+    expect(() => pc.updatePerCpu(0, [1n])).toThrow(
+      `values: needs exactly ${numPossibleCpus()} values (one per possible CPU), got 1`,
+    );
     expect(() => lpm.lookupPerCpu(v4('10.0.0.1'))).toThrow(/is not per-CPU/);
     const prog = obj.program('classify');
     expect(() => prog.run({ data: 'abc' as unknown as Buffer })).toThrow('data: must be a Buffer, got string');
@@ -197,9 +236,14 @@ describePrivileged('errors on live objects', ['root', 'bpf'], () => {
     // ctx_in with a field the kernel does not accept (len) → EINVAL
     const ctx = SkBuff.encode();
     ctx.writeUInt32LE(5, 0);
-    expect(captureError(() => obj.program('ctx_echo').run({ data: ipv4Packet('10.0.0.1'), ctx }))).toMatchObject({ code: 'EINVAL', op: 'program.run' });
+    expect(captureError(() => obj.program('ctx_echo').run({ data: ipv4Packet('10.0.0.1'), ctx }))).toMatchObject({
+      code: 'EINVAL',
+      op: 'program.run',
+    });
     // packet out larger than the room given
-    expect(captureError(() => obj.program('classify').run({ data: ipv4Packet('10.0.0.1'), dataOutSize: 10 }))).toMatchObject({ code: 'ENOSPC' });
+    expect(captureError(() => obj.program('classify').run({ data: ipv4Packet('10.0.0.1'), dataOutSize: 10 }))).toMatchObject({
+      code: 'ENOSPC',
+    });
   });
 
   it('closed object → ClosedError from every handed-out map and program; close is idempotent', () => {
@@ -208,7 +252,17 @@ describePrivileged('errors on live objects', ['root', 'bpf'], () => {
     const p = o.program('magic');
     o.close();
     o.close();
-    for (const op of [() => m.lookup(1), () => m.update(1, 1n), () => m.delete(1), () => [...m.keys()], () => m.fd, () => p.run({ data: ipv4Packet('10.0.0.1') }), () => p.fd, () => o.map('hash_map', u32, u64), () => o.program('magic')]) {
+    for (const op of [
+      () => m.lookup(1),
+      () => m.update(1, 1n),
+      () => m.delete(1),
+      () => [...m.keys()],
+      () => m.fd,
+      () => p.run({ data: ipv4Packet('10.0.0.1') }),
+      () => p.fd,
+      () => o.map('hash_map', u32, u64),
+      () => o.program('magic'),
+    ]) {
       expect(op).toThrow(ClosedError);
     }
     expect(captureError(() => m.lookup(1))).toMatchObject({ what: "map 'hash_map'", message: "map 'hash_map' is closed" });

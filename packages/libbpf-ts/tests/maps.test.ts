@@ -100,7 +100,12 @@ describePrivileged('BpfMap against the kernel', ['root', 'bpf'], () => {
     expect([...m.keys()]).toEqual(Array.from({ length: 16 }, (_, i) => i));
     expect(m.supportsBatch('update')).toBe(true);
     expect(m.supportsBatch('delete')).toBe(false);
-    expect(m.updateBatch([[0, v], [15, v]])).toBe(2);
+    expect(
+      m.updateBatch([
+        [0, v],
+        [15, v],
+      ]),
+    ).toBe(2);
     expect(m.lookup(15)).toEqual(v);
     expect(() => m.deleteBatch([0])).toThrow(NotSupportedError);
   });
@@ -114,9 +119,7 @@ describePrivileged('BpfMap against the kernel', ['root', 'bpf'], () => {
     expect(m.lookup(v4('10.1.9.9'))).toBe(2);
     expect(m.lookup(v4('10.200.0.1'))).toBe(1);
     expect(m.lookup(v4('11.0.0.1'))).toBeUndefined();
-    expect(
-      [...m.keys()].map(cidrOf).sort(),
-    ).toEqual(['10.0.0.0/8', '10.1.0.0/16', '10.1.2.0/24']);
+    expect([...m.keys()].map(cidrOf).sort()).toEqual(['10.0.0.0/8', '10.1.0.0/16', '10.1.2.0/24']);
     expect(m.delete(v4('10.1.0.0/16'))).toBe(true);
     expect(m.lookup(v4('10.1.9.9'))).toBe(1);
 
@@ -163,8 +166,20 @@ describePrivileged('BpfMap against the kernel', ['root', 'bpf'], () => {
     })();
     expect(e).toBeInstanceOf(NotSupportedError);
     expect(e).toMatchObject({ code: 'ENOTSUPP', op: 'map.updateBatch', context: "map 'devmap_hash' (batch of 1)" });
-    expect(m.updateMany([[1, 1], [2, 1], [3, 1]])).toEqual({ count: 3, batched: false });
-    expect(new Map(m.entries())).toEqual(new Map([[1, 1], [2, 1], [3, 1]]));
+    expect(
+      m.updateMany([
+        [1, 1],
+        [2, 1],
+        [3, 1],
+      ]),
+    ).toEqual({ count: 3, batched: false });
+    expect(new Map(m.entries())).toEqual(
+      new Map([
+        [1, 1],
+        [2, 1],
+        [3, 1],
+      ]),
+    );
     expect(() => m.deleteBatch([1])).toThrow(NotSupportedError);
     for (const k of [1, 2, 3]) expect(m.delete(k)).toBe(true);
   });
@@ -182,7 +197,12 @@ describePrivileged('BpfMap against the kernel', ['root', 'bpf'], () => {
     expect(m.lookupPerCpu(3)).toBeUndefined();
     expect(m.lookupReduce(3, (a, v) => a + v, 0)).toBeUndefined();
     expect(new Map(m.entriesPerCpu()).get(1)).toEqual(values);
-    expect(m.updateBatch([[4, 9], [5, 10]])).toBe(2);
+    expect(
+      m.updateBatch([
+        [4, 9],
+        [5, 10],
+      ]),
+    ).toBe(2);
     expect(m.lookupPerCpu(5)).toEqual(new Array(n).fill(10));
     expect(m.deleteBatch([1, 2, 4, 5])).toBe(4);
     expect([...m.keys()]).toEqual([]);
@@ -190,7 +210,10 @@ describePrivileged('BpfMap against the kernel', ['root', 'bpf'], () => {
 
   it('per-CPU array counters are summed with lookupReduce', () => {
     const m = obj.map('pcpu_counters', u32, u64);
-    m.updatePerCpu(3, Array.from({ length: numPossibleCpus() }, (_, i) => BigInt(i + 1)));
+    m.updatePerCpu(
+      3,
+      Array.from({ length: numPossibleCpus() }, (_, i) => BigInt(i + 1)),
+    );
     const n = BigInt(numPossibleCpus());
     expect(m.lookupReduce(3, (a, v) => a + v, 0n)).toBe((n * (n + 1n)) / 2n);
   });

@@ -132,8 +132,13 @@ describePrivileged('pinning on a private bpffs', ['root', 'bpf'], () => {
     // an incompatible map at the pin path fails the load
     const bad = ObjectSpec.open(fixture('maps')).setPinPath('array_map', path);
     expect(() => bad.load()).toThrow(
-      // eslint-disable-next-line @typescript-eslint/no-unsafe-assignment -- vitest's asymmetric matchers (expect.any, objectContaining) are typed any
-      expect.objectContaining({ name: 'BpfError', code: 'EINVAL', op: 'object.load', message: expect.stringContaining("couldn't reuse pinned map") }),
+      expect.objectContaining({
+        name: 'BpfError',
+        code: 'EINVAL',
+        op: 'object.load',
+        // eslint-disable-next-line @typescript-eslint/no-unsafe-assignment -- vitest's asymmetric matchers (expect.any, objectContaining) are typed any
+        message: expect.stringContaining("couldn't reuse pinned map"),
+      }),
     );
     const pinned = BpfMap.fromPin(path, u32, u64);
     pinned.unpin(path);

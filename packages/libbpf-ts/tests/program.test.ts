@@ -49,7 +49,7 @@ describePrivileged('Program.run and .rodata constants', ['root', 'bpf'], () => {
     expect(defaults.program('classify').run({ data: ipv4Packet('8.8.8.8') }).retval).toBe(TC_ACT_OK);
     expect(defaults.program('magic').run({ data: ipv4Packet('1.1.1.1') }).retval >>> 0).toBe(0x55667788);
 
-    const magic = load((s) => s.setConstant('cfg_magic', u64, 0xfeedn << 32n | 0xcafef00dn));
+    const magic = load((s) => s.setConstant('cfg_magic', u64, (0xfeedn << 32n) | 0xcafef00dn));
     expect(magic.program('magic').run({ data: ipv4Packet('1.1.1.1') }).retval >>> 0).toBe(0xcafef00d);
   });
 

@@ -17,17 +17,24 @@ describe('SkBuff (struct __sk_buff)', () => {
   it('encode writes only the fields BPF_PROG_TEST_RUN accepts; decode reads them back', () => {
     const u32 = fc.nat({ max: 0xffffffff });
     fc.assert(
-      fc.property(u32, u32, u32, fc.array(u32, { maxLength: 5 }), fc.bigInt({ min: 0n, max: (1n << 64n) - 1n }), (mark, priority, ifindex, cb, tstamp) => {
-        const buf = SkBuff.encode({ mark, priority, ifindex, cb, tstamp });
-        expect(buf.length).toBe(192);
-        const f = SkBuff.decode(buf);
-        expect(f.mark).toBe(mark);
-        expect(f.priority).toBe(priority);
-        expect(f.ifindex).toBe(ifindex);
-        expect(f.cb.slice(0, cb.length)).toEqual(cb);
-        expect(f.tstamp).toBe(tstamp);
-        expect(f.len + f.protocol + f.tcIndex + f.hash).toBe(0);
-      }),
+      fc.property(
+        u32,
+        u32,
+        u32,
+        fc.array(u32, { maxLength: 5 }),
+        fc.bigInt({ min: 0n, max: (1n << 64n) - 1n }),
+        (mark, priority, ifindex, cb, tstamp) => {
+          const buf = SkBuff.encode({ mark, priority, ifindex, cb, tstamp });
+          expect(buf.length).toBe(192);
+          const f = SkBuff.decode(buf);
+          expect(f.mark).toBe(mark);
+          expect(f.priority).toBe(priority);
+          expect(f.ifindex).toBe(ifindex);
+          expect(f.cb.slice(0, cb.length)).toEqual(cb);
+          expect(f.tstamp).toBe(tstamp);
+          expect(f.len + f.protocol + f.tcIndex + f.hash).toBe(0);
+        },
+      ),
     );
     expect(SkBuff.encode({ mark: 0x11223344 }).readUInt32LE(8)).toBe(0x11223344);
     expect(SkBuff.encode().equals(Buffer.alloc(192))).toBe(true);

@@ -1,7 +1,17 @@
 import { readlinkSync } from 'node:fs';
 import { TestNetns, describePrivileged, linkName } from '@veil/test-utils';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { BpfError, BpfObject, NotFoundError, ObjectSpec, SkBuff, attachTc, ifNameToIndex, listTc, queryTc } from '../src/index.js';
+import {
+  BpfError,
+  BpfObject,
+  NotFoundError,
+  ObjectSpec,
+  SkBuff,
+  attachTc,
+  ifNameToIndex,
+  listTc,
+  queryTc,
+} from '../src/index.js';
 import { fixture, ipv4Packet } from './helpers.js';
 
 const ownNetns = () => readlinkSync('/proc/thread-self/ns/net');
@@ -22,7 +32,23 @@ describePrivileged('tc attach/detach inside a test netns', ['root', 'bpf', 'netn
     ns.exec('ip', ['link', 'set', dev, 'up']);
     // A foreign filter (loaded by iproute2, not by us) that must survive our detach.
     ns.exec('tc', ['qdisc', 'add', 'dev', dev, 'clsact']);
-    ns.exec('tc', ['filter', 'add', 'dev', dev, 'ingress', 'prio', '10', 'handle', '1', 'bpf', 'da', 'obj', fixture('maps'), 'sec', 'tc']);
+    ns.exec('tc', [
+      'filter',
+      'add',
+      'dev',
+      dev,
+      'ingress',
+      'prio',
+      '10',
+      'handle',
+      '1',
+      'bpf',
+      'da',
+      'obj',
+      fixture('maps'),
+      'sec',
+      'tc',
+    ]);
     obj = ObjectSpec.open(fixture('maps')).load();
     ifindex = ifNameToIndex(dev, ns.path);
   });
@@ -68,8 +94,18 @@ describePrivileged('tc attach/detach inside a test netns', ['root', 'bpf', 'netn
     })();
     expect(dup).toBeInstanceOf(BpfError);
     expect(dup).toMatchObject({ code: 'EEXIST', op: 'tc.attach' });
-    const replaced = attachTc({ ifindex, direction: 'ingress', program: obj.program('magic'), priority: 20, handle: 7, netns: ns.path, replace: true });
-    expect(queryTc({ ifindex, direction: 'ingress', priority: 20, handle: 7, netns: ns.path })?.progId).toBe(obj.program('magic').id);
+    const replaced = attachTc({
+      ifindex,
+      direction: 'ingress',
+      program: obj.program('magic'),
+      priority: 20,
+      handle: 7,
+      netns: ns.path,
+      replace: true,
+    });
+    expect(queryTc({ ifindex, direction: 'ingress', priority: 20, handle: 7, netns: ns.path })?.progId).toBe(
+      obj.program('magic').id,
+    );
 
     expect(replaced.detach()).toBe(true);
     expect(link.detach()).toBe(false); // same filter, already gone
@@ -98,10 +134,16 @@ describePrivileged('tc attach/detach inside a test netns', ['root', 'bpf', 'netn
     o.close();
     expect(link.priority).toBeGreaterThan(0);
     expect(link.handle).toBeGreaterThan(0);
-    expect(filters('egress')).toMatch(new RegExp(`pref ${link.priority} bpf chain 0 handle 0x${link.handle.toString(16)} .*name ctx_echo`));
+    expect(filters('egress')).toMatch(
+      new RegExp(`pref ${link.priority} bpf chain 0 handle 0x${link.handle.toString(16)} .*name ctx_echo`),
+    );
     expect(listTc({ ifindex, direction: 'egress', netns: ns.path })).toEqual([
-      // eslint-disable-next-line @typescript-eslint/no-unsafe-assignment -- vitest's asymmetric matchers (expect.any, objectContaining) are typed any
-      expect.objectContaining({ priority: link.priority, handle: link.handle, bpf: expect.objectContaining({ progId: link.progId }) }),
+      expect.objectContaining({
+        priority: link.priority,
+        handle: link.handle,
+        // eslint-disable-next-line @typescript-eslint/no-unsafe-assignment -- vitest's asymmetric matchers (expect.any, objectContaining) are typed any
+        bpf: expect.objectContaining({ progId: link.progId }),
+      }),
     ]);
     expect(link.detach()).toBe(true);
     expect(filters('egress')).not.toMatch(/ctx_echo/);
@@ -133,9 +175,9 @@ describePrivileged('tc attach/detach inside a test netns', ['root', 'bpf', 'netn
     expect(e).toBeInstanceOf(BpfError);
     expect((e as BpfError).op).toBe('tc.hook_create');
     expect(ownNetns()).toBe(hostNs);
-    expect(() => attachTc({ ifindex, direction: 'ingress', program: obj.program('classify'), netns: '/run/netns/lbts-nonexistent' })).toThrow(
-      expect.objectContaining({ op: 'setns', code: 'ENOENT' }),
-    );
+    expect(() =>
+      attachTc({ ifindex, direction: 'ingress', program: obj.program('classify'), netns: '/run/netns/lbts-nonexistent' }),
+    ).toThrow(expect.objectContaining({ op: 'setns', code: 'ENOENT' }));
     expect(ownNetns()).toBe(hostNs);
   });
 });

@@ -76,7 +76,9 @@ async function main(): Promise<void> {
   const base = median(results['ip -batch']!);
   console.log(`rtnl-batch: ${N} routes, median of 3 rounds`);
   for (const [k, v] of Object.entries(results)) {
-    console.log(`  ${k.padEnd(14)} ${median(v).toFixed(0).padStart(6)} ms   ratio vs ip -batch: ${(median(v) / base).toFixed(2)}x`);
+    console.log(
+      `  ${k.padEnd(14)} ${median(v).toFixed(0).padStart(6)} ms   ratio vs ip -batch: ${(median(v) / base).toFixed(2)}x`,
+    );
   }
 }
 

@@ -12,12 +12,7 @@ export { GENL_HDRLEN } from './genl/constants.js';
 export { AF_INET, AF_INET6 } from './route/constants.js';
 
 // Socket
-export {
-  NetlinkSocket,
-  type NetlinkSocketOptions,
-  type NetlinkSocketEvents,
-  type RequestOptions,
-} from './socket.js';
+export { NetlinkSocket, type NetlinkSocketOptions, type NetlinkSocketEvents, type RequestOptions } from './socket.js';
 
 // Framing: messages and attributes
 export {
@@ -117,20 +112,5 @@ export {
   deleteRoute,
   listRoutes,
 } from './route/route.js';
-export {
-  type Rule,
-  type RuleSpec,
-  type RuleAction,
-  decodeRule,
-  addRule,
-  deleteRule,
-  listRules,
-} from './route/rule.js';
-export {
-  type SysctlOptions,
-  sysctlPath,
-  readSysctl,
-  writeSysctl,
-  setIpForwarding,
-  setRpFilter,
-} from './route/sysctl.js';
+export { type Rule, type RuleSpec, type RuleAction, decodeRule, addRule, deleteRule, listRules } from './route/rule.js';
+export { type SysctlOptions, sysctlPath, readSysctl, writeSysctl, setIpForwarding, setRpFilter } from './route/sysctl.js';

@@ -162,7 +162,7 @@ export class NetlinkSocket extends EventEmitter<NetlinkSocketEvents> {
     this.portId = callNative(() => handle.portId());
     this.timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     this.maxInFlight = opts.maxInFlight ?? 64;
-    this.seq = (Math.floor(Math.random() * 0x7fffffff) >>> 0) || 1;
+    this.seq = Math.floor(Math.random() * 0x7fffffff) >>> 0 || 1;
     this.keepAlive = (opts.groups?.length ?? 0) > 0;
     this.updateRef();
   }
@@ -467,11 +467,7 @@ export class NetlinkSocket extends EventEmitter<NetlinkSocketEvents> {
     let n = 1;
     if (!this.outbound[0]!.dump) {
       let size = this.outbound[0]!.bytes.length;
-      while (
-        n < this.outbound.length &&
-        !this.outbound[n]!.dump &&
-        size + this.outbound[n]!.bytes.length <= MAX_BATCH_BYTES
-      ) {
+      while (n < this.outbound.length && !this.outbound[n]!.dump && size + this.outbound[n]!.bytes.length <= MAX_BATCH_BYTES) {
         size += this.outbound[n]!.bytes.length;
         n++;
       }

@@ -156,7 +156,12 @@ describe('properties (fast-check)', () => {
           const set = AttrSet.decode(buf);
           for (const a of set.all) {
             // Reading any attribute as any type either works or fails typed.
-            for (const read of [() => set.u32(a.type), () => set.u64(a.type), () => set.string(a.type), () => set.nested(a.type)]) {
+            for (const read of [
+              () => set.u32(a.type),
+              () => set.u64(a.type),
+              () => set.string(a.type),
+              () => set.nested(a.type),
+            ]) {
               try {
                 read();
               } catch (e) {

@@ -48,7 +48,11 @@ describe('generic netlink codecs', () => {
     const fam = decodeFamily(msg!);
     expect(fam).toMatchObject({ id: 0x1a, name: 'wireguard', version: 1 });
     expect([...fam.mcastGroups]).toEqual([['config', 7]]);
-    expect(decodeGenlmsg(msg!).attrs.unknown([1, 2, 3, 7]).map((a) => a.type)).toEqual([99]);
+    expect(
+      decodeGenlmsg(msg!)
+        .attrs.unknown([1, 2, 3, 7])
+        .map((a) => a.type),
+    ).toEqual([99]);
   });
 
   it('rejects bad family names and non-generic sockets before any syscall', async () => {

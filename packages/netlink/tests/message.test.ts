@@ -105,7 +105,10 @@ describe('nlmsghdr', () => {
 });
 
 describe('NLMSG_ERROR / extended ACK (struct nlmsgerr + enum nlmsgerr_attrs)', () => {
-  const request = encodeNlmsg({ type: 16, flags: NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL, seq: 9, pid: 0 }, Buffer.alloc(16));
+  const request = encodeNlmsg(
+    { type: 16, flags: NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL, seq: 9, pid: 0 },
+    Buffer.alloc(16),
+  );
 
   function errorMsg(errno: number, flags: number, echo: Buffer, tlvs: Buffer[] = []): Buffer {
     const err = Buffer.alloc(4);

@@ -50,7 +50,10 @@ describePrivileged('rtnetlink addresses, routes and rules (real kernel, test net
     expect(v6).toHaveLength(1);
     expect(v6[0]!.flags & IFA_F_NODAD).toBe(IFA_F_NODAD);
     // nodad: usable at once, never "tentative"
-    const line = ns.exec('ip', ['-6', '-o', 'addr', 'show', 'dev', dev]).split('\n').find((l) => l.includes('fd77::1/64'));
+    const line = ns
+      .exec('ip', ['-6', '-o', 'addr', 'show', 'dev', dev])
+      .split('\n')
+      .find((l) => l.includes('fd77::1/64'));
     expect(line).toContain('nodad');
     expect(line).not.toContain('tentative');
     expect(ns.exec('ip', ['-4', '-o', 'addr', 'show', 'dev', dev])).toContain('10.77.0.1/24');
@@ -133,7 +136,9 @@ describePrivileged('rtnetlink addresses, routes and rules (real kernel, test net
     await deleteRule(sock, { fwmark: 0x200, fwmask: 0xf00, table: 100, priority: 1000 });
     await deleteRule(sock, { family: 6, priority: 1001 });
     await deleteRule(sock, { priority: 1002 });
-    expect((await listRules(sock)).filter((r) => r.priority !== undefined && r.priority >= 1000 && r.priority <= 1002)).toEqual([]);
+    expect((await listRules(sock)).filter((r) => r.priority !== undefined && r.priority >= 1000 && r.priority <= 1002)).toEqual(
+      [],
+    );
     expect((await listRules(sock, { family: 6 })).some((r) => r.priority === 1001)).toBe(false);
   });
 });

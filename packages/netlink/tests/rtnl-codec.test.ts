@@ -39,7 +39,8 @@ const GOLDEN: Record<string, string> = {
   up: '20000000100005000dd1026b0000000000000000030000000100000001000000',
   mtu: '28000000100005000dd1026b00000000000000000300000000000000000000000800040078050000',
   addr4: '28000000140005060ed1026b000000000218000003000000080002000a000001080001000a000001',
-  addr6: '40000000140005060ed1026b000000000a4002000300000014000200fd00000000000000000000000000000114000100fd000000000000000000000000000001',
+  addr6:
+    '40000000140005060ed1026b000000000a4002000300000014000200fd00000000000000000000000000000114000100fd000000000000000000000000000001',
   route100: '38000000180005060ed1026b00000000021000006403000100000000080001000a010000080005000a0000020c0008000800020078050000',
   route1000: '34000000180005060fd1026b00000000021000000003fd0100000000080001000a02000008000f00e80300000800040003000000',
   rule: '34000000200005060fd1026b0000000002000000640000010000000008000a000002000008001000000f000008000600e8030000',
@@ -196,18 +197,27 @@ describe('rtnetlink decoders on random bytes', () => {
   it('decode random but well-formed attribute payloads too', () => {
     const attrArb = fc.record({ type: fc.integer({ min: 0, max: 60 }), data: fc.uint8Array({ maxLength: 20 }) });
     fc.assert(
-      fc.property(fc.uint8Array({ minLength: 16, maxLength: 16 }), fc.array(attrArb, { maxLength: 8 }), fc.integer({ min: 0, max: 3 }), fc.constantFrom(2, 10, -1), (hdr, attrs, which, af) => {
-        const header = Buffer.from(hdr);
-        // Usually a valid family (AF_INET/AF_INET6) so decoders get past the header check.
-        if (af > 0) header[0] = af;
-        const payload = Buffer.concat([header.subarray(0, [16, 8, 12, 12][which]), ...attrs.map((a) => attr.binary(a.type, a.data))]);
-        const msg = { length: 16 + payload.length, type: 16, flags: 0, seq: 0, pid: 0, payload };
-        try {
-          [decodeLink, decodeAddress, decodeRoute, decodeRule][which]!(msg);
-        } catch (e) {
-          if (!(e instanceof NetlinkDecodeError)) throw e;
-        }
-      }),
+      fc.property(
+        fc.uint8Array({ minLength: 16, maxLength: 16 }),
+        fc.array(attrArb, { maxLength: 8 }),
+        fc.integer({ min: 0, max: 3 }),
+        fc.constantFrom(2, 10, -1),
+        (hdr, attrs, which, af) => {
+          const header = Buffer.from(hdr);
+          // Usually a valid family (AF_INET/AF_INET6) so decoders get past the header check.
+          if (af > 0) header[0] = af;
+          const payload = Buffer.concat([
+            header.subarray(0, [16, 8, 12, 12][which]),
+            ...attrs.map((a) => attr.binary(a.type, a.data)),
+          ]);
+          const msg = { length: 16 + payload.length, type: 16, flags: 0, seq: 0, pid: 0, payload };
+          try {
+            [decodeLink, decodeAddress, decodeRoute, decodeRule][which]!(msg);
+          } catch (e) {
+            if (!(e instanceof NetlinkDecodeError)) throw e;
+          }
+        },
+      ),
       { numRuns: 4000 },
     );
   });

@@ -1,14 +1,7 @@
 import { expect, it } from 'vitest';
 import { type ChildProcess } from 'node:child_process';
 import { describePrivileged, linkName } from '@veil/test-utils';
-import {
-  DumpInterruptedError,
-  addAddress,
-  addRoute,
-  createVeth,
-  listAddresses,
-  listRoutes,
-} from '../src/index.js';
+import { DumpInterruptedError, addAddress, addRoute, createVeth, listAddresses, listRoutes } from '../src/index.js';
 import { netnsSocket } from './helpers.js';
 
 describePrivileged('large dumps and interrupted dumps', ['root', 'netns'], () => {
@@ -20,7 +13,9 @@ describePrivileged('large dumps and interrupted dumps', ['root', 'netns'], () =>
     const adds: Promise<void>[] = [];
     for (let i = 0; i < N; i++) {
       // Many requests at once: the socket keeps at most maxInFlight outstanding.
-      adds.push(addRoute(env.sock, { dst: `10.${100 + (i >> 16)}.${(i >> 8) & 255}.${i & 255}/32`, type: 'blackhole', table: TABLE }));
+      adds.push(
+        addRoute(env.sock, { dst: `10.${100 + (i >> 16)}.${(i >> 8) & 255}.${i & 255}/32`, type: 'blackhole', table: TABLE }),
+      );
     }
     await Promise.all(adds);
     const routes = await listRoutes(env.sock, { table: TABLE });
@@ -42,13 +37,21 @@ describePrivileged('large dumps and interrupted dumps', ['root', 'netns'], () =>
     const rule = (i: number) => ({
       type: RTM_NEWRULE,
       flags: NLM_F_CREATE | NLM_F_EXCL,
-      payload: [encodeFibRuleHdr({ family: 2, table: 0, action: 1 }), attr.u32(10, i + 1), attr.u32(6, 10_000 + i), attr.u32(15, 300)],
+      payload: [
+        encodeFibRuleHdr({ family: 2, table: 0, action: 1 }),
+        attr.u32(10, i + 1),
+        attr.u32(6, 10_000 + i),
+        attr.u32(15, 300),
+      ],
     });
     const reqs = Array.from({ length: N }, (_, i) => rule(i));
     reqs.push(rule(0), rule(1)); // duplicates: EEXIST
     const results = await env.sock.requestMany(reqs);
     expect(results.slice(0, N).every((r) => r.status === 'fulfilled')).toBe(true);
-    expect(results.slice(N).map((r) => r.status === 'rejected' && (r.reason as { code: string }).code)).toEqual(['EEXIST', 'EEXIST']);
+    expect(results.slice(N).map((r) => r.status === 'rejected' && (r.reason as { code: string }).code)).toEqual([
+      'EEXIST',
+      'EEXIST',
+    ]);
     const rules = (await listRules(env.sock)).filter((r) => r.table === 300);
     expect(rules).toHaveLength(N);
     const ipCount = env.ns.exec('sh', ['-c', 'ip rule show | grep -c "lookup 300"']).trim();
@@ -68,9 +71,13 @@ describePrivileged('large dumps and interrupted dumps', ['root', 'netns'], () =>
     // between dump parts; the kernel then flags the parts with NLM_F_DUMP_INTR.
     let churn: ChildProcess | undefined;
     try {
-      churn = env.ns.spawn('sh', ['-c', `while true; do ip addr add 10.61.0.1/32 dev ${other}; ip addr del 10.61.0.1/32 dev ${other}; done`], {
-        stdio: 'ignore',
-      });
+      churn = env.ns.spawn(
+        'sh',
+        ['-c', `while true; do ip addr add 10.61.0.1/32 dev ${other}; ip addr del 10.61.0.1/32 dev ${other}; done`],
+        {
+          stdio: 'ignore',
+        },
+      );
       let interrupted: DumpInterruptedError | undefined;
       let complete = 0;
       for (let i = 0; i < 50 && !interrupted; i++) {

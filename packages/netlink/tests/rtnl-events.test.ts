@@ -26,7 +26,12 @@ describePrivileged('link events (RTNLGRP_LINK)', ['root', 'netns'], () => {
       const n1 = linkName('nl');
       await createVeth(env.sock, { name: n0, peerName: n1 });
       await waitFor(() => (events.filter((e) => e.kind === 'add').length >= 2 ? true : undefined));
-      expect(events.filter((e) => e.kind === 'add').map((e) => e.link.name).sort()).toEqual([n0, n1].sort());
+      expect(
+        events
+          .filter((e) => e.kind === 'add')
+          .map((e) => e.link.name)
+          .sort(),
+      ).toEqual([n0, n1].sort());
       expect(events.find((e) => e.link.name === n0)?.link.kind).toBe('veth');
 
       await setLinkMtu(env.sock, n0, 1300);
@@ -34,7 +39,12 @@ describePrivileged('link events (RTNLGRP_LINK)', ['root', 'netns'], () => {
 
       await deleteLink(env.sock, n0);
       await waitFor(() => (events.filter((e) => e.kind === 'del').length >= 2 ? true : undefined));
-      expect(events.filter((e) => e.kind === 'del').map((e) => e.link.name).sort()).toEqual([n0, n1].sort());
+      expect(
+        events
+          .filter((e) => e.kind === 'del')
+          .map((e) => e.link.name)
+          .sort(),
+      ).toEqual([n0, n1].sort());
     } finally {
       watcher.close();
     }

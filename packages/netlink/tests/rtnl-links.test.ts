@@ -135,11 +135,7 @@ describePrivileged('rtnetlink links (real kernel, test netns)', ['root', 'netns'
       .request({
         type: RTM_NEWLINK,
         flags: NLM_F_CREATE | NLM_F_EXCL,
-        payload: [
-          encodeIfinfomsg(),
-          attr.string(3, linkName('nl')),
-          attr.nested(18, [attr.string(1, 'veil-no-such-kind')]),
-        ],
+        payload: [encodeIfinfomsg(), attr.string(3, linkName('nl')), attr.nested(18, [attr.string(1, 'veil-no-such-kind')])],
       })
       .catch((e: unknown) => e);
     expect(err).toBeInstanceOf(NetlinkError);

@@ -56,7 +56,11 @@ function fakeKernel(opts: Parameters<typeof NetlinkSocket.open>[1] = {}) {
     const e = Buffer.alloc(4);
     e.writeInt32LE(-errno);
     const hdr = encodeNlmsg({ type: 16, seq }).subarray(0, 16);
-    return reply(seq, NLMSG_ERROR, NLM_F_CAPPED | (msg ? NLM_F_ACK_TLVS : 0), [e, hdr, msg ? attr.string(NLMSGERR_ATTR_MSG, msg) : Buffer.alloc(0)]);
+    return reply(seq, NLMSG_ERROR, NLM_F_CAPPED | (msg ? NLM_F_ACK_TLVS : 0), [
+      e,
+      hdr,
+      msg ? attr.string(NLMSGERR_ATTR_MSG, msg) : Buffer.alloc(0),
+    ]);
   };
   const done = (seq: number, flags = 0, errno = 0) => {
     const e = Buffer.alloc(4);

@@ -50,7 +50,13 @@ async function main(): Promise<void> {
     writeFileSync(delFile, policies.map(ipDelLine).join('\n') + '\n');
 
     const count = async (): Promise<number> => (await xfrm.getSpdInfo()).outCount;
-    const res = { ipAdd: [] as number[], ipDel: [] as number[], nlAdd: [] as number[], nlDel: [] as number[], nlDelSel: [] as number[] };
+    const res = {
+      ipAdd: [] as number[],
+      ipDel: [] as number[],
+      nlAdd: [] as number[],
+      nlDel: [] as number[],
+      nlDelSel: [] as number[],
+    };
 
     // Warm-up (JIT, kernel hash resize) with one small pass of each.
     await xfrm.addPolicies(policies.slice(0, 500));
@@ -88,13 +94,29 @@ async function main(): Promise<void> {
     const f = (x: number): string => `${x.toFixed(0)} ms`;
     console.log(`XFRM policies: ${N} installed then removed, median of ${ROUNDS} rounds, netns ${ns}`);
     console.log(`  ip -batch          add ${f(median(res.ipAdd))}  delete ${f(median(res.ipDel))}  total ${f(ip)}`);
-    console.log(`  node-xfrm-bindings add ${f(median(res.nlAdd))}  delete ${f(median(res.nlDel))}  total ${f(nl)}  (deletes resolved to indexes by one dump)`);
+    console.log(
+      `  node-xfrm-bindings add ${f(median(res.nlAdd))}  delete ${f(median(res.nlDel))}  total ${f(nl)}  (deletes resolved to indexes by one dump)`,
+    );
     const nlSel = median(res.nlAdd) + median(res.nlDelSel);
     console.log(`  binding, selector deletes like ip   delete ${f(median(res.nlDelSel))}  total ${f(nlSel)}`);
-    console.log(`  ratio (ip -batch time / binding time): ${(ip / nl).toFixed(2)}x  (>= 1.00 means the binding is at least as fast)`);
-    console.log(`    add only: ${(median(res.ipAdd) / median(res.nlAdd)).toFixed(2)}x; with selector deletes (same kernel work as ip): ${(ip / nlSel).toFixed(2)}x`);
     console.log(
-      JSON.stringify({ bench: 'xfrm-policies', n: N, rounds: ROUNDS, ipBatchMs: ip, bindingMs: nl, ratio: ip / nl, bindingSelectorDeleteMs: nlSel, ratioSelectorDelete: ip / nlSel, raw: res }),
+      `  ratio (ip -batch time / binding time): ${(ip / nl).toFixed(2)}x  (>= 1.00 means the binding is at least as fast)`,
+    );
+    console.log(
+      `    add only: ${(median(res.ipAdd) / median(res.nlAdd)).toFixed(2)}x; with selector deletes (same kernel work as ip): ${(ip / nlSel).toFixed(2)}x`,
+    );
+    console.log(
+      JSON.stringify({
+        bench: 'xfrm-policies',
+        n: N,
+        rounds: ROUNDS,
+        ipBatchMs: ip,
+        bindingMs: nl,
+        ratio: ip / nl,
+        bindingSelectorDeleteMs: nlSel,
+        ratioSelectorDelete: ip / nlSel,
+        raw: res,
+      }),
     );
   } finally {
     xfrm.close();

@@ -72,7 +72,8 @@ export function parseCidr(field: string, s: unknown): ParsedCidr {
     const family = parseIPv4Into(addr, bytes) ? 'ipv4' : parseIPv6Into(addr, bytes) ? 'ipv6' : undefined;
     const max = family === 'ipv4' ? 32 : 128;
     const prefixLen = slash < 0 ? max : parsePrefixLength(s.slice(slash + 1));
-    if (family !== undefined && prefixLen >= 0 && prefixLen <= max && !hasHostBits(bytes, prefixLen)) return { family, bytes, prefixLen };
+    if (family !== undefined && prefixLen >= 0 && prefixLen <= max && !hasHostBits(bytes, prefixLen))
+      return { family, bytes, prefixLen };
   }
   // Anything else: @veil/ip's parser names the problem (it throws for every input the path above refuses).
   const p = parsePrefix(s, { hostBits: 'reject' }, cidrFailure(field));

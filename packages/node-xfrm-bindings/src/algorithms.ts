@@ -67,7 +67,10 @@ export function validateAead(field: string, a: unknown): XfrmAead {
   const o = checkObject(field, a);
   const spec = AEAD[o.name as AeadAlgorithmName];
   if (typeof o.name !== 'string' || !Object.hasOwn(AEAD, o.name) || !spec) {
-    throw new XfrmValidationError(`${field}.name`, `unsupported AEAD ${JSON.stringify(o.name)}; use one of ${AEAD_ALGORITHMS.join(', ')}`);
+    throw new XfrmValidationError(
+      `${field}.name`,
+      `unsupported AEAD ${JSON.stringify(o.name)}; use one of ${AEAD_ALGORITHMS.join(', ')}`,
+    );
   }
   const key = checkKey(`${field}.key`, o.key);
   if (!spec.keyBytes.includes(key.byteLength)) {
@@ -77,7 +80,10 @@ export function validateAead(field: string, a: unknown): XfrmAead {
     );
   }
   if (!spec.icvBits.includes(o.icvLen as number)) {
-    throw new XfrmValidationError(`${field}.icvLen`, `${o.name} ICV length must be ${spec.icvBits.join(', ')} bits, got ${String(o.icvLen)}`);
+    throw new XfrmValidationError(
+      `${field}.icvLen`,
+      `${o.name} ICV length must be ${spec.icvBits.join(', ')} bits, got ${String(o.icvLen)}`,
+    );
   }
   return { name: o.name as AeadAlgorithmName, key, icvLen: o.icvLen as number };
 }
@@ -87,15 +93,27 @@ export function validateAuth(field: string, a: unknown): Required<XfrmAuth> {
   const o = checkObject(field, a);
   const spec = AUTH[o.name as AuthAlgorithmName];
   if (typeof o.name !== 'string' || !Object.hasOwn(AUTH, o.name) || !spec) {
-    throw new XfrmValidationError(`${field}.name`, `unsupported auth algorithm ${JSON.stringify(o.name)}; use one of ${AUTH_ALGORITHMS.join(', ')}`);
+    throw new XfrmValidationError(
+      `${field}.name`,
+      `unsupported auth algorithm ${JSON.stringify(o.name)}; use one of ${AUTH_ALGORITHMS.join(', ')}`,
+    );
   }
   const key = checkKey(`${field}.key`, o.key);
   if (key.byteLength !== spec.keyBytes) {
     throw new XfrmValidationError(`${field}.key`, `${o.name} needs a ${spec.keyBytes}-byte key, got ${key.byteLength}`);
   }
   const truncLen = o.truncLen === undefined ? spec.hashBits / 2 : o.truncLen;
-  if (typeof truncLen !== 'number' || !Number.isInteger(truncLen) || truncLen % 8 !== 0 || truncLen < 96 || truncLen > spec.hashBits) {
-    throw new XfrmValidationError(`${field}.truncLen`, `must be a multiple of 8 between 96 and ${spec.hashBits} bits, got ${typeof truncLen === 'number' ? truncLen : typeof truncLen}`);
+  if (
+    typeof truncLen !== 'number' ||
+    !Number.isInteger(truncLen) ||
+    truncLen % 8 !== 0 ||
+    truncLen < 96 ||
+    truncLen > spec.hashBits
+  ) {
+    throw new XfrmValidationError(
+      `${field}.truncLen`,
+      `must be a multiple of 8 between 96 and ${spec.hashBits} bits, got ${typeof truncLen === 'number' ? truncLen : typeof truncLen}`,
+    );
   }
   return { name: o.name as AuthAlgorithmName, key, truncLen };
 }
@@ -104,7 +122,10 @@ export function validateCrypt(field: string, a: unknown): XfrmCrypt {
   const o = checkObject(field, a);
   const spec = CRYPT[o.name as CryptAlgorithmName];
   if (typeof o.name !== 'string' || !Object.hasOwn(CRYPT, o.name) || !spec) {
-    throw new XfrmValidationError(`${field}.name`, `unsupported cipher ${JSON.stringify(o.name)}; use one of ${CRYPT_ALGORITHMS.join(', ')}`);
+    throw new XfrmValidationError(
+      `${field}.name`,
+      `unsupported cipher ${JSON.stringify(o.name)}; use one of ${CRYPT_ALGORITHMS.join(', ')}`,
+    );
   }
   const key = checkKey(`${field}.key`, o.key);
   if (!spec.keyBytes.includes(key.byteLength)) {

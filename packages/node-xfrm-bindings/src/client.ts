@@ -26,8 +26,22 @@ import {
   type XfrmPolicy,
   type XfrmPolicyId,
 } from './policy.js';
-import { decodeSpdInfoPayload, encodeGetSpdInfoPayload, encodeSetSpdPayload, type XfrmSpdHashThresholds, type XfrmSpdInfo } from './spd.js';
-import { PROTO_NUM, decodeStatePayload, encodeStateIdPayload, encodeStatePayload, type XfrmProto, type XfrmState, type XfrmStateId } from './state.js';
+import {
+  decodeSpdInfoPayload,
+  encodeGetSpdInfoPayload,
+  encodeSetSpdPayload,
+  type XfrmSpdHashThresholds,
+  type XfrmSpdInfo,
+} from './spd.js';
+import {
+  PROTO_NUM,
+  decodeStatePayload,
+  encodeStateIdPayload,
+  encodeStatePayload,
+  type XfrmProto,
+  type XfrmState,
+  type XfrmStateId,
+} from './state.js';
 import { checkOneOf } from './validate.js';
 
 /** Options of `XfrmClient.open`. */
@@ -158,7 +172,10 @@ export class XfrmClient {
   async getPolicy(id: XfrmPolicyId): Promise<XfrmPolicy | undefined> {
     const payload = encodePolicyIdPayload(id);
     try {
-      const msgs = await this.sock.request({ type: XFRM_MSG_GETPOLICY, payload, operation: 'XFRM_MSG_GETPOLICY' }, { ack: false });
+      const msgs = await this.sock.request(
+        { type: XFRM_MSG_GETPOLICY, payload, operation: 'XFRM_MSG_GETPOLICY' },
+        { ack: false },
+      );
       const m = msgs.find((x) => x.type === XFRM_MSG_NEWPOLICY);
       return m ? decodePolicyPayload(m.payload) : undefined;
     } catch (e) {
@@ -274,7 +291,6 @@ export class XfrmClient {
     const failed = results.findIndex((r) => r.status === 'rejected');
     if (failed >= 0) throw wrap(op, (results[failed] as PromiseRejectedResult).reason, failed);
   }
-
 }
 
 function prefixField<T>(index: number, fn: () => T): T {

@@ -30,7 +30,12 @@ export interface XfrmLifetimeCurrent {
 }
 
 const countFields = ['softBytes', 'hardBytes', 'softPackets', 'hardPackets'] as const;
-const secondFields = ['softAddExpiresSeconds', 'hardAddExpiresSeconds', 'softUseExpiresSeconds', 'hardUseExpiresSeconds'] as const;
+const secondFields = [
+  'softAddExpiresSeconds',
+  'hardAddExpiresSeconds',
+  'softUseExpiresSeconds',
+  'hardUseExpiresSeconds',
+] as const;
 
 export function validateLimits(field: string, l: unknown): XfrmLifetimeLimits {
   const o = checkObject(field, l);
@@ -73,7 +78,8 @@ export function limitsToWire(l: XfrmLifetimeLimits | undefined): XfrmLifetimeCfg
 export function limitsFromWire(c: XfrmLifetimeCfgWire): XfrmLifetimeLimits | undefined {
   const l: XfrmLifetimeLimits = {};
   const count = (v: bigint): bigint | undefined => (v === XFRM_INF ? undefined : v);
-  const secs = (v: bigint): number | undefined => (v === 0n ? undefined : v > BigInt(Number.MAX_SAFE_INTEGER) ? Number.MAX_SAFE_INTEGER : Number(v));
+  const secs = (v: bigint): number | undefined =>
+    v === 0n ? undefined : v > BigInt(Number.MAX_SAFE_INTEGER) ? Number.MAX_SAFE_INTEGER : Number(v);
   const set = <K extends keyof XfrmLifetimeLimits>(k: K, v: XfrmLifetimeLimits[K] | undefined): void => {
     if (v !== undefined) l[k] = v;
   };

@@ -1,6 +1,13 @@
 import { afOf, familyOfAf, formatIp, isZeroAddress, parseIp, type IpFamily } from './address.js';
 import { XfrmDecodeError, XfrmValidationError } from './errors.js';
-import { currentFromWire, limitsFromWire, limitsToWire, validateLimits, type XfrmLifetimeCurrent, type XfrmLifetimeLimits } from './lifetime.js';
+import {
+  currentFromWire,
+  limitsFromWire,
+  limitsToWire,
+  validateLimits,
+  type XfrmLifetimeCurrent,
+  type XfrmLifetimeLimits,
+} from './lifetime.js';
 import { markFromWire, markToWire, validateMark, type XfrmMark } from './mark.js';
 import {
   XFRMA_IF_ID,
@@ -88,7 +95,12 @@ function checkIfId(field: string, v: unknown): number {
   return checkU32(field, v);
 }
 
-function encodeTemplate(field: string, t: unknown, prevFamily: IpFamily, dir: XfrmDir): { wire: XfrmUserTmplWire; family: IpFamily } {
+function encodeTemplate(
+  field: string,
+  t: unknown,
+  prevFamily: IpFamily,
+  dir: XfrmDir,
+): { wire: XfrmUserTmplWire; family: IpFamily } {
   const o = checkObject(field, t);
   const mode = checkOneOf(`${field}.mode`, o.mode, ['transport', 'tunnel'] as const);
   const proto = o.proto === undefined ? 'esp' : checkOneOf(`${field}.proto`, o.proto, ['esp', 'ah'] as const);
@@ -96,8 +108,10 @@ function encodeTemplate(field: string, t: unknown, prevFamily: IpFamily, dir: Xf
   let saddr: Uint8Array = new Uint8Array(16);
   let daddr: Uint8Array = new Uint8Array(16);
   if (o.src !== undefined || o.dst !== undefined || mode === 'tunnel') {
-    if (o.src === undefined) throw new XfrmValidationError(`${field}.src`, `required${mode === 'tunnel' ? ' in tunnel mode' : ' when dst is set'}`);
-    if (o.dst === undefined) throw new XfrmValidationError(`${field}.dst`, `required${mode === 'tunnel' ? ' in tunnel mode' : ' when src is set'}`);
+    if (o.src === undefined)
+      throw new XfrmValidationError(`${field}.src`, `required${mode === 'tunnel' ? ' in tunnel mode' : ' when dst is set'}`);
+    if (o.dst === undefined)
+      throw new XfrmValidationError(`${field}.dst`, `required${mode === 'tunnel' ? ' in tunnel mode' : ' when src is set'}`);
     const s = parseIp(`${field}.src`, o.src);
     const d = parseIp(`${field}.dst`, o.dst);
     if (s.family !== d.family) {
@@ -109,7 +123,10 @@ function encodeTemplate(field: string, t: unknown, prevFamily: IpFamily, dir: Xf
   }
   // The kernel (validate_tmpl) lets only tunnel/beet templates change the address family.
   if (mode === 'transport' && family !== prevFamily) {
-    throw new XfrmValidationError(`${field}.src`, `transport mode template is ${family} but the selector/previous template is ${prevFamily}`);
+    throw new XfrmValidationError(
+      `${field}.src`,
+      `transport mode template is ${family} but the selector/previous template is ${prevFamily}`,
+    );
   }
   const optional = o.optional === undefined ? false : o.optional;
   if (typeof optional !== 'boolean') throw new XfrmValidationError(`${field}.optional`, 'must be a boolean');
@@ -161,7 +178,9 @@ export function encodePolicyPayload(p: XfrmPolicy): Buffer {
 
   // One allocation for the whole request: this path runs 10,000s of times in bulk installs.
   const tmplLen = tmpls.length > 0 ? NLA_HDRLEN + tmpls.length * XFRM_USER_TMPL_SIZE : 0;
-  const out = Buffer.alloc(XFRM_USERPOLICY_INFO_SIZE + tmplLen + (mark ? NLA_HDRLEN + 8 : 0) + (ifId !== undefined ? NLA_HDRLEN + 4 : 0));
+  const out = Buffer.alloc(
+    XFRM_USERPOLICY_INFO_SIZE + tmplLen + (mark ? NLA_HDRLEN + 8 : 0) + (ifId !== undefined ? NLA_HDRLEN + 4 : 0),
+  );
   const v = viewOf(out);
   xfrmUserpolicyInfo.write(v, 0, {
     sel: sel.wire,
@@ -251,7 +270,11 @@ export function decodePolicyPayload(payload: Buffer): XfrmPolicy {
       const w = xfrmUserTmpl.read(v, off);
       const fam = familyOfAf(w.family);
       if (!fam) throw new XfrmDecodeError('xfrm_user_tmpl.family', `unknown address family ${w.family}`);
-      const t: XfrmTemplate = { proto: protoName(w.id.proto, 'xfrm_user_tmpl.id.proto'), mode: modeName(w.mode, 'xfrm_user_tmpl.mode'), reqid: w.reqid };
+      const t: XfrmTemplate = {
+        proto: protoName(w.id.proto, 'xfrm_user_tmpl.id.proto'),
+        mode: modeName(w.mode, 'xfrm_user_tmpl.mode'),
+        reqid: w.reqid,
+      };
       if (!isZeroAddress(w.saddr) || !isZeroAddress(w.id.daddr)) {
         t.src = formatIp(fam, w.saddr);
         t.dst = formatIp(fam, w.id.daddr);

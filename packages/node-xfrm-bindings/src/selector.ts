@@ -38,7 +38,10 @@ export function validateSelector(field: string, s: unknown): ValidSelector {
   const sport = o.srcPort === undefined ? undefined : checkInt(`${field}.srcPort`, o.srcPort, 1, 0xffff);
   const dport = o.dstPort === undefined ? undefined : checkInt(`${field}.dstPort`, o.dstPort, 1, 0xffff);
   if ((sport !== undefined || dport !== undefined) && proto === 0) {
-    throw new XfrmValidationError(`${field}.${sport !== undefined ? 'srcPort' : 'dstPort'}`, 'a port needs selector.proto (e.g. 6 for TCP, 17 for UDP)');
+    throw new XfrmValidationError(
+      `${field}.${sport !== undefined ? 'srcPort' : 'dstPort'}`,
+      'a port needs selector.proto (e.g. 6 for TCP, 17 for UDP)',
+    );
   }
   const ifindex = o.ifindex === undefined ? 0 : checkInt(`${field}.ifindex`, o.ifindex, 1, 0x7fffffff);
   return {

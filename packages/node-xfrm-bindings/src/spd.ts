@@ -50,7 +50,10 @@ export function encodeGetSpdInfoPayload(): Buffer {
 
 function thresh(field: string, v: unknown, max: number): { lbits: number; rbits: number } {
   const o = checkObject(field, v);
-  return { lbits: checkInt(`${field}.localBits`, o.localBits, 0, max), rbits: checkInt(`${field}.remoteBits`, o.remoteBits, 0, max) };
+  return {
+    lbits: checkInt(`${field}.localBits`, o.localBits, 0, max),
+    rbits: checkInt(`${field}.remoteBits`, o.remoteBits, 0, max),
+  };
 }
 
 export function encodeSetSpdPayload(t: XfrmSpdHashThresholds): Buffer {
@@ -68,7 +71,8 @@ export function encodeSetSpdPayload(t: XfrmSpdHashThresholds): Buffer {
 }
 
 export function decodeSpdInfoPayload(payload: Buffer): XfrmSpdInfo {
-  if (payload.byteLength < SPDINFO_FLAGS_SIZE) throw new XfrmDecodeError('XFRM_MSG_NEWSPDINFO', `need ${SPDINFO_FLAGS_SIZE} bytes, got ${payload.byteLength}`);
+  if (payload.byteLength < SPDINFO_FLAGS_SIZE)
+    throw new XfrmDecodeError('XFRM_MSG_NEWSPDINFO', `need ${SPDINFO_FLAGS_SIZE} bytes, got ${payload.byteLength}`);
   const a = attrsOf(payload, SPDINFO_FLAGS_SIZE, 'XFRM_MSG_NEWSPDINFO attributes');
   const get = <T>(type: number, codec: { name: string; size: number }, dec: (b: Buffer) => T): T | undefined => {
     const d = a.binary(type);

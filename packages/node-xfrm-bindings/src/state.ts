@@ -13,7 +13,14 @@ import {
   type XfrmCrypt,
 } from './algorithms.js';
 import { XfrmDecodeError, XfrmValidationError } from './errors.js';
-import { currentFromWire, limitsFromWire, limitsToWire, validateLimits, type XfrmLifetimeCurrent, type XfrmLifetimeLimits } from './lifetime.js';
+import {
+  currentFromWire,
+  limitsFromWire,
+  limitsToWire,
+  validateLimits,
+  type XfrmLifetimeCurrent,
+  type XfrmLifetimeLimits,
+} from './lifetime.js';
 import { markFromWire, markToWire, validateMark, type XfrmMark } from './mark.js';
 import {
   decodeXfrmAlgo,
@@ -157,7 +164,12 @@ function checkIfId(field: string, v: unknown): number {
   return checkU32(field, v);
 }
 
-function checkAddrPair(srcField: string, src: unknown, dstField: string, dst: unknown): { family: IpFamily; src: Uint8Array; dst: Uint8Array } {
+function checkAddrPair(
+  srcField: string,
+  src: unknown,
+  dstField: string,
+  dst: unknown,
+): { family: IpFamily; src: Uint8Array; dst: Uint8Array } {
   const s = parseIp(srcField, src);
   const d = parseIp(dstField, dst);
   if (s.family !== d.family) {
@@ -196,7 +208,10 @@ export function encodeStatePayload(st: XfrmState): Buffer {
   const ifId = o.ifId === undefined ? undefined : checkIfId('ifId', o.ifId);
   const sel = o.selector === undefined ? undefined : validateSelector('selector', o.selector);
   if (sel && mode === 'transport' && sel.family !== family) {
-    throw new XfrmValidationError('selector', `transport mode cannot change family: selector is ${sel.family}, addresses are ${family}`);
+    throw new XfrmValidationError(
+      'selector',
+      `transport mode cannot change family: selector is ${sel.family}, addresses are ${family}`,
+    );
   }
   const limits = o.limits === undefined ? undefined : validateLimits('limits', o.limits);
 
@@ -219,13 +234,35 @@ export function encodeStatePayload(st: XfrmState): Buffer {
   return Buffer.concat([
     Buffer.from(encodeStruct(xfrmUsersaInfo, info)),
     encodeAttrs([
-      aead && attr.binary(XFRMA_ALG_AEAD, encodeXfrmAlgoAead({ name: aead.name, key: aead.key, keyLenBits: aead.key.byteLength * 8, icvLenBits: aead.icvLen })),
-      auth && attr.binary(XFRMA_ALG_AUTH_TRUNC, encodeXfrmAlgoAuth({ name: auth.name, key: auth.key, keyLenBits: auth.key.byteLength * 8, truncLenBits: auth.truncLen })),
-      crypt && attr.binary(XFRMA_ALG_CRYPT, encodeXfrmAlgo({ name: crypt.name, key: crypt.key, keyLenBits: crypt.key.byteLength * 8 })),
+      aead &&
+        attr.binary(
+          XFRMA_ALG_AEAD,
+          encodeXfrmAlgoAead({ name: aead.name, key: aead.key, keyLenBits: aead.key.byteLength * 8, icvLenBits: aead.icvLen }),
+        ),
+      auth &&
+        attr.binary(
+          XFRMA_ALG_AUTH_TRUNC,
+          encodeXfrmAlgoAuth({
+            name: auth.name,
+            key: auth.key,
+            keyLenBits: auth.key.byteLength * 8,
+            truncLenBits: auth.truncLen,
+          }),
+        ),
+      crypt &&
+        attr.binary(XFRMA_ALG_CRYPT, encodeXfrmAlgo({ name: crypt.name, key: crypt.key, keyLenBits: crypt.key.byteLength * 8 })),
       useEsnAttr &&
         attr.binary(
           XFRMA_REPLAY_ESN_VAL,
-          encodeReplayStateEsn({ bmpLen: Math.ceil(replayWindow / 32), oseq: 0, seq: 0, oseqHi: 0, seqHi: 0, replayWindow, bmp: [] }),
+          encodeReplayStateEsn({
+            bmpLen: Math.ceil(replayWindow / 32),
+            oseq: 0,
+            seq: 0,
+            oseqHi: 0,
+            seqHi: 0,
+            replayWindow,
+            bmp: [],
+          }),
         ),
       mark && attr.binary(XFRMA_MARK, encodeStruct(xfrmMark, markToWire(mark))),
       ifId !== undefined && attr.u32(XFRMA_IF_ID, ifId),
@@ -249,11 +286,12 @@ export function encodeStateIdPayload(id: XfrmStateId): Buffer {
   const mark = o.mark === undefined ? undefined : validateMark('mark', o.mark);
   return Buffer.concat([
     Buffer.from(encodeStruct(xfrmUsersaId, { daddr: dst.bytes, spi, family: afOf(dst.family), proto: PROTO_NUM[proto] })),
-    encodeAttrs([src && attr.binary(XFRMA_SRCADDR, src.bytes), mark && attr.binary(XFRMA_MARK, encodeStruct(xfrmMark, markToWire(mark)))]),
+    encodeAttrs([
+      src && attr.binary(XFRMA_SRCADDR, src.bytes),
+      mark && attr.binary(XFRMA_MARK, encodeStruct(xfrmMark, markToWire(mark))),
+    ]),
   ]);
 }
-
-
 
 function sized(a: AttrSet, type: number, size: number, name: string): Buffer | undefined {
   const d = a.binary(type);

@@ -59,9 +59,7 @@ export const selector: fc.Arbitrary<{ family: 4 | 6; sel: XfrmSelector }> = fc.o
   selectorOf(cidr6, cidr6).map((sel) => ({ family: 6 as const, sel })),
 );
 
-const mark = fc
-  .tuple(u32, fc.integer({ min: 1, max: 0xffffffff }))
-  .map(([v, m]) => ({ value: (v & m) >>> 0, mask: m }));
+const mark = fc.tuple(u32, fc.integer({ min: 1, max: 0xffffffff })).map(([v, m]) => ({ value: (v & m) >>> 0, mask: m }));
 
 const limits = fc.record(
   {
@@ -123,7 +121,13 @@ export const state: fc.Arbitrary<XfrmState> = fc
 
 /** What decode(encode(s)) must return for a generated state. */
 export function normalizeState(s: XfrmState): XfrmState {
-  const n: XfrmState = { ...s, proto: s.proto ?? 'esp', reqid: s.reqid ?? 0, esn: s.esn ?? false, replayWindow: s.replayWindow ?? 0 };
+  const n: XfrmState = {
+    ...s,
+    proto: s.proto ?? 'esp',
+    reqid: s.reqid ?? 0,
+    esn: s.esn ?? false,
+    replayWindow: s.replayWindow ?? 0,
+  };
   if (n.auth) n.auth = { ...n.auth, truncLen: n.auth.truncLen ?? 128 };
   if (n.mark) n.mark = { value: n.mark.value, mask: n.mark.mask ?? 0xffffffff };
   if (n.outputMark) n.outputMark = { value: n.outputMark.value, mask: n.outputMark.mask ?? 0xffffffff };
@@ -135,14 +139,29 @@ function templateFor(family: 4 | 6, outer: 4 | 6): fc.Arbitrary<XfrmTemplate> {
   const addr = outer === 4 ? ipv4 : ipv6;
   return fc.oneof(
     fc.record(
-      { src: addr, dst: addr, proto: fc.constantFrom('esp' as const, 'ah' as const), spi: fc.integer({ min: 1, max: 0xffffffff }), mode: fc.constant('tunnel' as const), reqid: u32 },
+      {
+        src: addr,
+        dst: addr,
+        proto: fc.constantFrom('esp' as const, 'ah' as const),
+        spi: fc.integer({ min: 1, max: 0xffffffff }),
+        mode: fc.constant('tunnel' as const),
+        reqid: u32,
+      },
       { requiredKeys: ['src', 'dst', 'mode'] },
     ),
     // Transport templates keep the selector's family.
-    fc.record(
-      { proto: fc.constantFrom('esp' as const, 'ah' as const), spi: fc.integer({ min: 1, max: 0xffffffff }), mode: fc.constant('transport' as const), reqid: u32, optional: fc.constant(true) },
-      { requiredKeys: ['mode'] },
-    ).filter(() => family === outer),
+    fc
+      .record(
+        {
+          proto: fc.constantFrom('esp' as const, 'ah' as const),
+          spi: fc.integer({ min: 1, max: 0xffffffff }),
+          mode: fc.constant('transport' as const),
+          reqid: u32,
+          optional: fc.constant(true),
+        },
+        { requiredKeys: ['mode'] },
+      )
+      .filter(() => family === outer),
   );
 }
 

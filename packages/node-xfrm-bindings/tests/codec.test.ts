@@ -36,9 +36,13 @@ describe('struct sizes match linux/xfrm.h on x86_64', () => {
 
   it('variable-size algorithm and replay structs have the kernel header sizes', () => {
     expect(nl.encodeXfrmAlgo({ name: 'cbc(aes)', key: new Uint8Array(0), keyLenBits: 0 }).length).toBe(68);
-    expect(nl.encodeXfrmAlgoAuth({ name: 'hmac(sha256)', key: new Uint8Array(0), keyLenBits: 0, truncLenBits: 0 }).length).toBe(72);
+    expect(nl.encodeXfrmAlgoAuth({ name: 'hmac(sha256)', key: new Uint8Array(0), keyLenBits: 0, truncLenBits: 0 }).length).toBe(
+      72,
+    );
     expect(nl.encodeXfrmAlgoAead({ name: 'x', key: new Uint8Array(0), keyLenBits: 0, icvLenBits: 0 }).length).toBe(72);
-    expect(nl.encodeReplayStateEsn({ bmpLen: 0, oseq: 0, seq: 0, oseqHi: 0, seqHi: 0, replayWindow: 0, bmp: [] }).length).toBe(24);
+    expect(nl.encodeReplayStateEsn({ bmpLen: 0, oseq: 0, seq: 0, oseqHi: 0, seqHi: 0, replayWindow: 0, bmp: [] }).length).toBe(
+      24,
+    );
   });
 
   it('selector fields land at the kernel offsets (ports big-endian)', () => {
@@ -140,17 +144,23 @@ describe('decoders on hostile input', () => {
 
   it('mutated valid messages never crash the decoders', () => {
     fc.assert(
-      fc.property(state, policy, fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { maxLength: 8 }), fc.nat(), (s, p, flips, cut) => {
-        for (const enc of [encodeStatePayload(s), encodePolicyPayload(p)]) {
-          const b = Buffer.from(enc);
-          for (const [at, v] of flips) b[at % b.length] = v;
-          const truncated = b.subarray(0, cut % (b.length + 1));
-          onlyTypedErrors(() => decodeStatePayload(b));
-          onlyTypedErrors(() => decodePolicyPayload(b));
-          onlyTypedErrors(() => decodeStatePayload(truncated));
-          onlyTypedErrors(() => decodePolicyPayload(truncated));
-        }
-      }),
+      fc.property(
+        state,
+        policy,
+        fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { maxLength: 8 }),
+        fc.nat(),
+        (s, p, flips, cut) => {
+          for (const enc of [encodeStatePayload(s), encodePolicyPayload(p)]) {
+            const b = Buffer.from(enc);
+            for (const [at, v] of flips) b[at % b.length] = v;
+            const truncated = b.subarray(0, cut % (b.length + 1));
+            onlyTypedErrors(() => decodeStatePayload(b));
+            onlyTypedErrors(() => decodePolicyPayload(b));
+            onlyTypedErrors(() => decodeStatePayload(truncated));
+            onlyTypedErrors(() => decodePolicyPayload(truncated));
+          }
+        },
+      ),
       { numRuns: 500 },
     );
   });

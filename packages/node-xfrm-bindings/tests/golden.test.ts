@@ -184,7 +184,11 @@ const ours: Record<string, () => [number, number, Buffer]> = {
       aead: { name: 'rfc4106(gcm(aes))', key: K.gcm128, icvLen: 128 },
     }),
   ],
-  'state-delete': () => [nl.XFRM_MSG_DELSA, nl.XFRM_USERSA_ID_SIZE, encodeStateIdPayload({ src: '10.0.0.1', dst: '10.0.0.2', spi: 0x1000 })],
+  'state-delete': () => [
+    nl.XFRM_MSG_DELSA,
+    nl.XFRM_USERSA_ID_SIZE,
+    encodeStateIdPayload({ src: '10.0.0.1', dst: '10.0.0.2', spi: 0x1000 }),
+  ],
   'state-get-mark': () => [
     nl.XFRM_MSG_GETSA,
     nl.XFRM_USERSA_ID_SIZE,

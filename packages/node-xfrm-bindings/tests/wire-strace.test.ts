@@ -29,10 +29,14 @@ describePrivileged('requests on the wire match iproute2 (strace)', ['root', 'net
       await x.addState({ src: '10.0.0.1', dst: '10.0.0.2', spi: 0x1000, reqid: 1, mode: 'tunnel',
         aead: { name: 'rfc4106(gcm(aes))', key: Buffer.from('0102030405060708090a0b0c0d0e0f1011121314', 'hex'), icvLen: 128 } }).catch(() => {});
       x.close();`;
-    const r = spawnSync('strace', ['-f', '-e', 'trace=sendmsg,sendto', '-xx', '-s', '65536', process.execPath, '--input-type=module', '-e', script], {
-      encoding: 'utf8',
-      timeout: 60_000,
-    });
+    const r = spawnSync(
+      'strace',
+      ['-f', '-e', 'trace=sendmsg,sendto', '-xx', '-s', '65536', process.execPath, '--input-type=module', '-e', script],
+      {
+        encoding: 'utf8',
+        timeout: 60_000,
+      },
+    );
     expect(r.status, r.stderr).toBe(0);
     // One netlink message per send here; collect (type, flags, payload).
     const sent: { type: number; flags: number; payloadHex: string }[] = [];
@@ -41,7 +45,9 @@ describePrivileged('requests on the wire match iproute2 (strace)', ['root', 'net
       const bytes = [...line.matchAll(/"((?:\\x[0-9a-f]{2})+)"/g)].map((m) => m[1]!.replaceAll('\\x', '')).join('');
       const hdr = /nlmsg_len=(\d+), nlmsg_type=0x([0-9a-f]+)[^,]*, nlmsg_flags=([^,]+),/.exec(line);
       if (!hdr) continue;
-      const flags = hdr[3]!.split('|').reduce((acc, f) => acc | ({ NLM_F_REQUEST: 1, NLM_F_ACK: 4 } as Record<string, number>)[f]! , 0);
+      const flags = hdr[3]!
+        .split('|')
+        .reduce((acc, f) => acc | ({ NLM_F_REQUEST: 1, NLM_F_ACK: 4 } as Record<string, number>)[f]!, 0);
       sent.push({ type: parseInt(hdr[2]!, 16), flags, payloadHex: bytes });
     }
     for (const name of ['policy-add-v4-tmpl-mark', 'policy-get-v4-mark', 'state-add-gcm']) {

@@ -52,7 +52,9 @@ describePrivileged('XFRM on the host kernel (netns)', ['root', 'netns'], () => {
     });
     expect(got4?.index).toBeGreaterThan(0);
     const got6 = await xfrm.getPolicy(idOf(v6));
-    expect(got6?.templates).toEqual([{ src: '2001:db8::1', dst: '2001:db8::2', proto: 'esp', mode: 'tunnel', reqid: 8, spi: 0x1234 }]);
+    expect(got6?.templates).toEqual([
+      { src: '2001:db8::1', dst: '2001:db8::2', proto: 'esp', mode: 'tunnel', reqid: 8, spi: 0x1234 },
+    ]);
 
     // iproute2 sees what we wrote.
     const shown = ns.exec('ip', ['xfrm', 'policy', 'list']);
@@ -66,7 +68,11 @@ describePrivileged('XFRM on the host kernel (netns)', ['root', 'netns'], () => {
     // Adding the same policy again is EEXIST.
     await expect(xfrm.addPolicy(v4)).rejects.toMatchObject({ name: 'XfrmKernelError', code: 'EEXIST', op: 'policy add' });
 
-    await xfrm.updatePolicy({ ...v4, priority: 5, templates: [{ src: '192.0.2.1', dst: '192.0.2.3', mode: 'tunnel', reqid: 9 }] });
+    await xfrm.updatePolicy({
+      ...v4,
+      priority: 5,
+      templates: [{ src: '192.0.2.1', dst: '192.0.2.3', mode: 'tunnel', reqid: 9 }],
+    });
     const updated = await xfrm.getPolicy(idOf(v4));
     expect(updated?.priority).toBe(5);
     expect(updated?.templates?.[0]).toMatchObject({ dst: '192.0.2.3', reqid: 9 });
@@ -140,7 +146,13 @@ describePrivileged('XFRM on the host kernel (netns)', ['root', 'netns'], () => {
 
     // GCM is missing too: the kernel names the algorithm.
     const gcm = await xfrm
-      .addState({ src: '10.0.0.1', dst: '10.0.0.2', spi: 0x1001, mode: 'tunnel', aead: { name: 'rfc4106(gcm(aes))', key: new Uint8Array(20), icvLen: 128 } })
+      .addState({
+        src: '10.0.0.1',
+        dst: '10.0.0.2',
+        spi: 0x1001,
+        mode: 'tunnel',
+        aead: { name: 'rfc4106(gcm(aes))', key: new Uint8Array(20), icvLen: 128 },
+      })
       .then(
         () => undefined,
         (e: unknown) => e as XfrmKernelError,
@@ -197,7 +209,13 @@ describePrivileged('XFRM on the host kernel (netns)', ['root', 'netns'], () => {
     ).rejects.toMatchObject({ name: 'XfrmKernelError', code: 'ENOENT', index: 1 });
     const left = await xfrm.listPolicies();
     expect(left.map((p) => `${p.dir}:${p.mark?.value ?? '-'}`).sort()).toEqual(['in:1', 'out:2']);
-    await xfrm.deletePolicies([{ selector: b.selector, dir: 'out', mark: b.mark }, { selector: c.selector, dir: 'in', mark: c.mark }], { resolveIndexes: true });
+    await xfrm.deletePolicies(
+      [
+        { selector: b.selector, dir: 'out', mark: b.mark },
+        { selector: c.selector, dir: 'in', mark: c.mark },
+      ],
+      { resolveIndexes: true },
+    );
     expect(await xfrm.listPolicies()).toEqual([]);
   });
 

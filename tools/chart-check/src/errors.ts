@@ -16,7 +16,9 @@ export class ValuesSchemaError extends ChartCheckError {
     readonly source: string,
     readonly issues: readonly ValuesIssue[],
   ) {
-    super(`${source}: values don't meet the chart's schema:\n${issues.map((i) => `- ${i.path || '(root)'}: ${i.message}`).join('\n')}`);
+    super(
+      `${source}: values don't meet the chart's schema:\n${issues.map((i) => `- ${i.path || '(root)'}: ${i.message}`).join('\n')}`,
+    );
   }
 }
 

@@ -46,7 +46,11 @@ export function helmBinary(): string {
 async function helm(args: string[]): Promise<string> {
   try {
     // No cluster is contacted: a throwaway HELM_* home keeps the user's repositories/config out.
-    const { stdout } = await run(helmBinary(), args, { timeout: 60_000, maxBuffer: 32 << 20, env: { ...process.env, KUBECONFIG: '/dev/null' } });
+    const { stdout } = await run(helmBinary(), args, {
+      timeout: 60_000,
+      maxBuffer: 32 << 20,
+      env: { ...process.env, KUBECONFIG: '/dev/null' },
+    });
     return stdout;
   } catch (e) {
     const err = e as { stderr?: string; stdout?: string; message: string };
@@ -67,8 +71,14 @@ async function withValuesFile<T>(values: Record<string, unknown> | undefined, fn
 }
 
 /** `helm lint --strict`; resolves with its output, throws {@link HelmError} on any finding. */
-export async function helmLint(chartDir: string, valueFiles: readonly string[] = [], values?: Record<string, unknown>): Promise<string> {
-  return withValuesFile(values, (extra) => helm(['lint', '--strict', chartDir, ...valueFiles.flatMap((f) => ['-f', f]), ...extra]));
+export async function helmLint(
+  chartDir: string,
+  valueFiles: readonly string[] = [],
+  values?: Record<string, unknown>,
+): Promise<string> {
+  return withValuesFile(values, (extra) =>
+    helm(['lint', '--strict', chartDir, ...valueFiles.flatMap((f) => ['-f', f]), ...extra]),
+  );
 }
 
 /**
@@ -79,8 +89,16 @@ export async function helmLint(chartDir: string, valueFiles: readonly string[] =
 export async function renderChart(chartDir: string, opts: RenderOptions): Promise<Rendered> {
   return withValuesFile(opts.values, async (extra) => {
     const out = await helm([
-      'install', opts.release.name, chartDir, '--namespace', opts.release.namespace, '--dry-run=client', '-o', 'json',
-      ...(opts.valueFiles ?? []).flatMap((f) => ['-f', f]), ...extra,
+      'install',
+      opts.release.name,
+      chartDir,
+      '--namespace',
+      opts.release.namespace,
+      '--dry-run=client',
+      '-o',
+      'json',
+      ...(opts.valueFiles ?? []).flatMap((f) => ['-f', f]),
+      ...extra,
     ]);
     const release = JSON.parse(out) as { manifest?: string; info?: { notes?: string } };
     return { manifests: parseManifests(release.manifest ?? ''), notes: release.info?.notes ?? '' };

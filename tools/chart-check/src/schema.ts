@@ -2,13 +2,20 @@ import { Ajv, type ErrorObject } from 'ajv';
 import { ValuesSchemaError, type ValuesIssue } from './errors.js';
 
 function issue(e: ErrorObject): ValuesIssue {
-  const path = e.instancePath.split('/').slice(1).map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~')).join('.');
+  const path = e.instancePath
+    .split('/')
+    .slice(1)
+    .map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~'))
+    .join('.');
   if (e.keyword === 'additionalProperties') {
     const extra = (e.params as { additionalProperty: string }).additionalProperty;
     return { path: path ? `${path}.${extra}` : extra, message: 'unknown key' };
   }
   if (e.keyword === 'enum') {
-    return { path, message: `${e.message ?? 'must be one of'}: ${(e.params as { allowedValues: unknown[] }).allowedValues.map((v) => JSON.stringify(v)).join(', ')}` };
+    return {
+      path,
+      message: `${e.message ?? 'must be one of'}: ${(e.params as { allowedValues: unknown[] }).allowedValues.map((v) => JSON.stringify(v)).join(', ')}`,
+    };
   }
   return { path, message: e.message ?? e.keyword };
 }

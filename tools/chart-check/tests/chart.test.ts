@@ -24,7 +24,16 @@ import { wireguardConfig } from '@veil/backend-wireguard';
 import { describePrivileged } from '@veil/test-utils';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
-import { coalesceValues, loadChart, mergeValueFiles, renderChart, ValuesValidator, type Chart, type Manifest, type Rendered } from '../src/index.js';
+import {
+  coalesceValues,
+  loadChart,
+  mergeValueFiles,
+  renderChart,
+  ValuesValidator,
+  type Chart,
+  type Manifest,
+  type Rendered,
+} from '../src/index.js';
 import { CHART_DIR, ciValueFiles } from './helpers.js';
 
 const RELEASE = { name: 'veil', namespace: 'kube-system' };
@@ -43,7 +52,11 @@ interface ChartValues {
   podVethPatterns: string[];
   bpf: { autoMount: boolean };
   health: { port: number };
-  metrics: { enabled: boolean; port: number; serviceMonitor: { enabled: boolean; interval: string; labels: Record<string, string> } };
+  metrics: {
+    enabled: boolean;
+    port: number;
+    serviceMonitor: { enabled: boolean; interval: string; labels: Record<string, string> };
+  };
   logLevel: string;
   securityContext: { privileged: boolean; extraCapabilities: string[] };
   podDisruptionBudget: { enabled: boolean; maxUnavailable: number | string };
@@ -91,7 +104,10 @@ async function renderWith(files: string[], extra?: Record<string, unknown>): Pro
   // Checked against values.schema.json just below.
   const values = coalesceValues(merged, extra ?? {}) as ChartValues;
   new ValuesValidator(must(chart.schema, 'values.schema.json')).validate(values, files.join(',') || 'values.yaml');
-  return { values, out: await renderChart(CHART_DIR, { release: RELEASE, valueFiles: files, ...(extra ? { values: extra } : {}) }) };
+  return {
+    values,
+    out: await renderChart(CHART_DIR, { release: RELEASE, valueFiles: files, ...(extra ? { values: extra } : {}) }),
+  };
 }
 
 /** Every rendered object of `kind`, typed as that kind. */
@@ -111,7 +127,10 @@ function podOf(out: Rendered): V1PodSpec {
 }
 
 function containerNamed(pod: V1PodSpec, name: string): V1Container {
-  return must(pod.containers.find((c) => c.name === name), `container ${name}`);
+  return must(
+    pod.containers.find((c) => c.name === name),
+    `container ${name}`,
+  );
 }
 
 function firstContainer(out: Rendered): V1Container {
@@ -139,7 +158,12 @@ async function agentConfigFrom(out: Rendered, tag: string): Promise<AgentConfig>
   // The same command line the container runs: `agent --config <path>` minus the subcommand.
   const args: string[] = must(agent.args, 'agent args');
   expect(args.slice(0, 2)).toEqual(['agent', '--config']);
-  expect(args[2]).toBe(must(agent.volumeMounts?.find((m) => m.name === 'config'), 'agent mount config').mountPath);
+  expect(args[2]).toBe(
+    must(
+      agent.volumeMounts?.find((m) => m.name === 'config'),
+      'agent mount config',
+    ).mountPath,
+  );
   // Core's keys plus the built-in backends' own sections, each validated by its backend's schema;
   // a contributor backend's section (not installed here) passes through as rendered.
   return loadConfig({ argv: ['--config', file], env }, { backends: [wireguardConfig, ipsecConfig] });
@@ -163,7 +187,8 @@ describePrivileged('the chart rendered by the real helm', ['helm'], () => {
         expect(labels['helm.sh/chart']).toBe('veil-0.1.0');
         expect(m.metadata.name).toMatch(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/);
         // Cluster-scoped: Cluster*, the admission policy; the events Role lives where Node events may.
-        if (m.kind.startsWith('Cluster') || m.kind.startsWith('ValidatingAdmissionPolicy')) expect(m.metadata.namespace).toBeUndefined();
+        if (m.kind.startsWith('Cluster') || m.kind.startsWith('ValidatingAdmissionPolicy'))
+          expect(m.metadata.namespace).toBeUndefined();
         else if (m.metadata.name === 'veil-events') expect(m.metadata.namespace).toBe('default');
         else expect(m.metadata.namespace).toBe('kube-system');
       }
@@ -220,7 +245,10 @@ describePrivileged('the chart rendered by the real helm', ['helm'], () => {
       for (const m of agentMounts) expect(volumes.has(m.name), m.name).toBe(true);
 
       if (values.bpf.autoMount) {
-        const init = must(must(pod.initContainers, 'initContainers').find((c) => c.name === 'mount-bpf-fs'), 'init container mount-bpf-fs');
+        const init = must(
+          must(pod.initContainers, 'initContainers').find((c) => c.name === 'mount-bpf-fs'),
+          'init container mount-bpf-fs',
+        );
         expect(must(init.securityContext, 'mount-bpf-fs securityContext').privileged).toBe(true);
         expect(init.volumeMounts).toEqual([{ name: 'bpf-maps', mountPath: '/sys/fs/bpf', mountPropagation: 'Bidirectional' }]);
       } else {
@@ -234,7 +262,10 @@ describePrivileged('the chart rendered by the real helm', ['helm'], () => {
       expect(must(agent.startupProbe, 'startupProbe').httpGet).toMatchObject({ path: '/healthz', port: 'health' });
       expect(ports.has('metrics')).toBe(values.metrics.enabled);
 
-      const nodeEnv = must(must(agent.env, 'agent env').find((e) => e.valueFrom?.fieldRef?.fieldPath === 'spec.nodeName'), 'the env var from spec.nodeName');
+      const nodeEnv = must(
+        must(agent.env, 'agent env').find((e) => e.valueFrom?.fieldRef?.fieldPath === 'spec.nodeName'),
+        'the env var from spec.nodeName',
+      );
       expect(['VEIL_NODE_NAME', 'K8S_NODE_NAME']).toContain(nodeEnv.name);
     });
 
@@ -253,7 +284,10 @@ describePrivileged('the chart rendered by the real helm', ['helm'], () => {
         expect(secret.secretName).toBe(values.encryption.ipsec.secretName);
         // Owner read-only; YAML 1.1 (Kubernetes) reads 0400 as octal.
         expect(secret.defaultMode).toBe(0o400);
-        const mount = must(must(agent.volumeMounts, 'agent volumeMounts').find((m) => m.name === vol.name), 'the Secret mount');
+        const mount = must(
+          must(agent.volumeMounts, 'agent volumeMounts').find((m) => m.name === vol.name),
+          'the Secret mount',
+        );
         expect(`${mount.mountPath}/keys`).toBe(values.encryption.ipsec.keyFile);
         expect(out.notes).toContain('create secret generic veil-ipsec-keys');
         expect(out.notes).toContain('<keyIndex>[+] <algo> <hexkey> <icvbits>');
@@ -279,12 +313,22 @@ describePrivileged('the chart rendered by the real helm', ['helm'], () => {
       const role = one(out, 'Role');
       expect(role.metadata.namespace).toBe('default');
       expect(role.rules).toEqual([{ apiGroups: [''], resources: ['events'], verbs: ['create'] }]);
-      expect(one(out, 'RoleBinding').roleRef).toEqual({ apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: role.metadata.name });
+      expect(one(out, 'RoleBinding').roleRef).toEqual({
+        apiGroup: 'rbac.authorization.k8s.io',
+        kind: 'Role',
+        name: role.metadata.name,
+      });
       const sa = podOf(out).serviceAccountName;
-      for (const b of out.manifests.filter((m) => m.kind.endsWith('RoleBinding')) as Typed<'RoleBinding' | 'ClusterRoleBinding'>[]) {
+      for (const b of out.manifests.filter((m) => m.kind.endsWith('RoleBinding')) as Typed<
+        'RoleBinding' | 'ClusterRoleBinding'
+      >[]) {
         expect(b.subjects).toEqual([{ kind: 'ServiceAccount', name: sa, namespace: 'kube-system' }]);
       }
-      expect(one(out, 'ClusterRoleBinding').roleRef).toEqual({ apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: cr.metadata.name });
+      expect(one(out, 'ClusterRoleBinding').roleRef).toEqual({
+        apiGroup: 'rbac.authorization.k8s.io',
+        kind: 'ClusterRole',
+        name: cr.metadata.name,
+      });
     });
 
     it('metrics Service / ServiceMonitor and PDB follow their switches and select the pods', () => {
@@ -301,16 +345,23 @@ describePrivileged('the chart rendered by the real helm', ['helm'], () => {
       if (sm[0]) {
         const service = must(svc[0], 'the metrics Service');
         const selector = must(service.spec?.selector, 'Service selector');
-        expect(sm[0].spec.selector.matchLabels).toEqual(Object.fromEntries(Object.entries(must(service.metadata.labels, 'Service labels')).filter(([k]) => k in selector)));
-        expect(must(sm[0].spec.endpoints, 'ServiceMonitor endpoints')[0]).toMatchObject({ port: 'metrics', interval: values.metrics.serviceMonitor.interval });
-        for (const [k, v] of Object.entries(values.metrics.serviceMonitor.labels)) expect(must(sm[0].metadata.labels, 'ServiceMonitor labels')[k]).toBe(v);
+        expect(sm[0].spec.selector.matchLabels).toEqual(
+          Object.fromEntries(Object.entries(must(service.metadata.labels, 'Service labels')).filter(([k]) => k in selector)),
+        );
+        expect(must(sm[0].spec.endpoints, 'ServiceMonitor endpoints')[0]).toMatchObject({
+          port: 'metrics',
+          interval: values.metrics.serviceMonitor.interval,
+        });
+        for (const [k, v] of Object.entries(values.metrics.serviceMonitor.labels))
+          expect(must(sm[0].metadata.labels, 'ServiceMonitor labels')[k]).toBe(v);
       }
       const pdb = all(out, 'PodDisruptionBudget');
       expect(pdb).toHaveLength(values.podDisruptionBudget.enabled ? 1 : 0);
       if (pdb[0]) {
         const spec = must(pdb[0].spec, 'PDB spec');
         expect(spec.maxUnavailable).toBe(values.podDisruptionBudget.maxUnavailable);
-        for (const [k, v] of Object.entries(must(spec.selector?.matchLabels, 'PDB selector.matchLabels'))) expect(podLabels[k]).toBe(v);
+        for (const [k, v] of Object.entries(must(spec.selector?.matchLabels, 'PDB selector.matchLabels')))
+          expect(podLabels[k]).toBe(v);
       }
     });
 
@@ -325,8 +376,20 @@ describePrivileged('the chart rendered by the real helm', ['helm'], () => {
       expect(cfg.status.socketPath).toBe('/run/veil/status.sock');
       // `veil status` (exec'd in the pod) looks where the agent listens, and that is on the hostPath.
       const agent = firstContainer(out);
-      expect(must(must(agent.env, 'agent env').find((e) => e.name === 'VEIL_STATUS_SOCKET'), 'env VEIL_STATUS_SOCKET').value).toBe(cfg.status.socketPath);
-      expect(cfg.status.socketPath.startsWith(must(must(agent.volumeMounts, 'agent volumeMounts').find((m) => m.name === 'run-veil'), 'mount run-veil').mountPath + '/')).toBe(true);
+      expect(
+        must(
+          must(agent.env, 'agent env').find((e) => e.name === 'VEIL_STATUS_SOCKET'),
+          'env VEIL_STATUS_SOCKET',
+        ).value,
+      ).toBe(cfg.status.socketPath);
+      expect(
+        cfg.status.socketPath.startsWith(
+          must(
+            must(agent.volumeMounts, 'agent volumeMounts').find((m) => m.name === 'run-veil'),
+            'mount run-veil',
+          ).mountPath + '/',
+        ),
+      ).toBe(true);
       expect(cfg.logLevel).toBe(values.logLevel);
       // Events about Nodes (cluster-scoped) are legal only in `default`; the Role is there too.
       expect(cfg.eventsNamespace).toBe('default');
@@ -337,16 +400,26 @@ describePrivileged('the chart rendered by the real helm', ['helm'], () => {
       const spec = must(vap.spec, 'policy spec');
       const sa = podOf(out).serviceAccountName;
       expect(spec.failurePolicy).toBe('Fail');
-      expect(spec.matchConditions).toEqual([{ name: 'veil-agent', expression: `request.userInfo.username == "system:serviceaccount:kube-system:${sa}"` }]);
-      expect(must(spec.matchConstraints?.resourceRules?.[0], 'policy resourceRules[0]').resources).toEqual(['nodes', 'nodes/status']);
-      expect(one(out, 'ValidatingAdmissionPolicyBinding').spec).toEqual({ policyName: vap.metadata.name, validationActions: ['Deny'] });
+      expect(spec.matchConditions).toEqual([
+        { name: 'veil-agent', expression: `request.userInfo.username == "system:serviceaccount:kube-system:${sa}"` },
+      ]);
+      expect(must(spec.matchConstraints?.resourceRules?.[0], 'policy resourceRules[0]').resources).toEqual([
+        'nodes',
+        'nodes/status',
+      ]);
+      expect(one(out, 'ValidatingAdmissionPolicyBinding').spec).toEqual({
+        policyName: vap.metadata.name,
+        validationActions: ['Deny'],
+      });
     });
 
     it('metrics bind to the node address (status.hostIP) or loopback, never 0.0.0.0 (issue 12)', async () => {
       const cfg = await agentConfigFrom(out, `${basename(file, '.yaml')}-bind`);
       expect(cfg.metrics.host).toBe('127.0.0.1');
       const agent = podOf(out).containers[0];
-      expect(agent?.env?.find((e: { name: string }) => e.name === 'VEIL_METRICS_HOST')?.valueFrom?.fieldRef?.fieldPath).toBe('status.hostIP');
+      expect(agent?.env?.find((e: { name: string }) => e.name === 'VEIL_METRICS_HOST')?.valueFrom?.fieldRef?.fieldPath).toBe(
+        'status.hostIP',
+      );
       expect(one(out, 'ConfigMap').data?.['config.yaml']).not.toContain('0.0.0.0');
     });
 
@@ -361,17 +434,29 @@ describePrivileged('the chart rendered by the real helm', ['helm'], () => {
       const { out } = await renderWith([join(CHART_DIR, 'ci/ipsec.yaml')]);
       const cfg = await agentConfigFrom(out, 'flow-ipsec');
       expect(cfg.encryption.type).toBe('ipsec');
-      expect(cfg.encryption.ipsec).toEqual({ secretName: 'veil-ipsec-keys', keyFile: '/etc/veil/ipsec/keys', keyRotationDuration: '10m' });
+      expect(cfg.encryption.ipsec).toEqual({
+        secretName: 'veil-ipsec-keys',
+        keyFile: '/etc/veil/ipsec/keys',
+        keyRotationDuration: '10m',
+      });
     });
 
     it('wireguard userspace + strict: port, fallback, keepalive, MTU, strict CIDRs', async () => {
       const { out } = await renderWith([join(CHART_DIR, 'ci/wireguard-userspace-strict.yaml')]);
       const cfg = await agentConfigFrom(out, 'flow-wg');
       expect(cfg.encryption.wireguard).toEqual({ port: 51999, userspaceFallback: true, persistentKeepalive: 25, mtu: 1380 });
-      expect(cfg.encryption.strictMode).toEqual({ enabled: true, cidrs: ['10.244.0.0/16', 'fd00:10:244::/56'], allowRemoteNodeIdentities: true });
+      expect(cfg.encryption.strictMode).toEqual({
+        enabled: true,
+        cidrs: ['10.244.0.0/16', 'fd00:10:244::/56'],
+        allowRemoteNodeIdentities: true,
+      });
       expect(cfg.encryption.nodeEncryption).toBe(true);
       const agent = firstContainer(out);
-      expect(must(agent.ports, 'agent ports').find((p) => p.name === 'wireguard')).toEqual({ name: 'wireguard', containerPort: 51999, protocol: 'UDP' });
+      expect(must(agent.ports, 'agent ports').find((p) => p.name === 'wireguard')).toEqual({
+        name: 'wireguard',
+        containerPort: 51999,
+        protocol: 'UDP',
+      });
     });
 
     it('contributor backend: the package name reaches the agent verbatim', async () => {
@@ -382,7 +467,11 @@ describePrivileged('the chart rendered by the real helm', ['helm'], () => {
     });
 
     it('strings that need quoting stay intact through toJson (YAML-safe)', async () => {
-      const { out } = await renderWith([], { podVethPatterns: ['*', 'cali*'], stateDir: '/var/lib/veil: #x "y"', logLevel: 'warn' });
+      const { out } = await renderWith([], {
+        podVethPatterns: ['*', 'cali*'],
+        stateDir: '/var/lib/veil: #x "y"',
+        logLevel: 'warn',
+      });
       const cfg = await agentConfigFrom(out, 'flow-quote');
       expect(cfg.podVethPatterns).toEqual(['*', 'cali*']);
       expect(cfg.stateDir).toBe('/var/lib/veil: #x "y"');
@@ -393,11 +482,15 @@ describePrivileged('the chart rendered by the real helm', ['helm'], () => {
       const base = await renderWith([]);
       const changed = await renderWith([join(CHART_DIR, 'ci/ipsec.yaml')]);
       const unrelated = await renderWith([], { podAnnotations: { a: 'b' } });
-      const sum = (r: { out: Rendered }): string | undefined => one(r.out, 'DaemonSet').spec?.template.metadata?.annotations?.['checksum/config'];
+      const sum = (r: { out: Rendered }): string | undefined =>
+        one(r.out, 'DaemonSet').spec?.template.metadata?.annotations?.['checksum/config'];
       expect(sum(changed)).not.toBe(sum(base));
       expect(sum(unrelated)).toBe(sum(base));
       // The agent's config file is a mapping (loadConfig reads it as one in the tests above).
-      const cm = parseYaml(must(one(base.out, 'ConfigMap').data?.['config.yaml'], 'ConfigMap data config.yaml')) as Record<string, unknown>;
+      const cm = parseYaml(must(one(base.out, 'ConfigMap').data?.['config.yaml'], 'ConfigMap data config.yaml')) as Record<
+        string,
+        unknown
+      >;
       expect(cm.nodeName).toBeUndefined();
     });
 
@@ -408,19 +501,29 @@ describePrivileged('the chart rendered by the real helm', ['helm'], () => {
 
     it('fullname: release "veil" → veil, other releases → <release>-veil, override wins', async () => {
       const name = async (rel: string, values?: Record<string, unknown>): Promise<string> =>
-        one(await renderChart(CHART_DIR, { release: { name: rel, namespace: 'x' }, ...(values ? { values } : {}) }), 'DaemonSet').metadata.name;
+        one(await renderChart(CHART_DIR, { release: { name: rel, namespace: 'x' }, ...(values ? { values } : {}) }), 'DaemonSet')
+          .metadata.name;
       expect(await name('veil')).toBe('veil');
       expect(await name('prod')).toBe('prod-veil');
       expect(await name('prod', { fullnameOverride: 'enc' })).toBe('enc');
     });
 
     it('rbac.nodeRestriction=false leaves the admission policy out; rbac.create=false leaves all RBAC out', async () => {
-      const kinds = async (rbac: Record<string, unknown>): Promise<string[]> => (await renderWith([], { rbac })).out.manifests.map((m) => m.kind);
+      const kinds = async (rbac: Record<string, unknown>): Promise<string[]> =>
+        (await renderWith([], { rbac })).out.manifests.map((m) => m.kind);
       const off = await kinds({ nodeRestriction: false });
       expect(off).toContain('ClusterRole');
       expect(off).not.toContain('ValidatingAdmissionPolicy');
       const none = await kinds({ create: false });
-      for (const k of ['ClusterRole', 'ClusterRoleBinding', 'Role', 'RoleBinding', 'ValidatingAdmissionPolicy', 'ValidatingAdmissionPolicyBinding']) expect(none).not.toContain(k);
+      for (const k of [
+        'ClusterRole',
+        'ClusterRoleBinding',
+        'Role',
+        'RoleBinding',
+        'ValidatingAdmissionPolicy',
+        'ValidatingAdmissionPolicyBinding',
+      ])
+        expect(none).not.toContain(k);
     });
   });
 });

@@ -4,7 +4,10 @@ import { expect, it } from 'vitest';
 import { HelmError, helmLint, renderChart } from '../src/index.js';
 import { CHART_DIR, FIXTURES, ciValueFiles } from './helpers.js';
 
-const cases: [string, string[]][] = [['values.yaml (defaults)', []], ...ciValueFiles().map((f): [string, string[]] => [`ci/${basename(f)}`, [f]])];
+const cases: [string, string[]][] = [
+  ['values.yaml (defaults)', []],
+  ...ciValueFiles().map((f): [string, string[]] => [`ci/${basename(f)}`, [f]]),
+];
 
 describePrivileged('helm lint --strict', ['helm'], () => {
   it.each(cases)('%s: no findings', async (_n, files) => {
@@ -22,7 +25,10 @@ describePrivileged('helm lint --strict', ['helm'], () => {
   });
 
   it('helm install refuses a value the schema forbids, before rendering anything', async () => {
-    const err = await renderChart(CHART_DIR, { release: { name: 'veil', namespace: 'kube-system' }, values: { encryption: { wireguard: { port: 0 } } } }).catch((e: unknown) => e);
+    const err = await renderChart(CHART_DIR, {
+      release: { name: 'veil', namespace: 'kube-system' },
+      values: { encryption: { wireguard: { port: 0 } } },
+    }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(HelmError);
     expect((err as HelmError).output).toMatch(/wireguard[./]port/);
   });

@@ -77,18 +77,36 @@ describe('values.schema.json', () => {
     ['unknown key under wireguard', set('encryption.wireguard.listenPort', 1), 'encryption.wireguard.listenPort', 'unknown key'],
     ['unknown top-level key', set('encryptoin', {}), 'encryptoin', 'unknown key'],
     ['mtu below the IPv6 minimum', set('encryption.wireguard.mtu', 1000), 'encryption.wireguard.mtu', ''],
-    ['rotation not a Go duration', set('encryption.ipsec.keyRotationDuration', '5 minutes'), 'encryption.ipsec.keyRotationDuration', 'must match'],
+    [
+      'rotation not a Go duration',
+      set('encryption.ipsec.keyRotationDuration', '5 minutes'),
+      'encryption.ipsec.keyRotationDuration',
+      'must match',
+    ],
     ['strict CIDR not a CIDR', set('encryption.strictMode.cidrs', ['10.0.0.0']), 'encryption.strictMode.cidrs.0', 'must match'],
     ['log level', set('logLevel', 'verbose'), 'logLevel', 'must be equal to one of the allowed values'],
     ['pull policy', set('image.pullPolicy', 'Sometimes'), 'image.pullPolicy', 'allowed values'],
     ['update strategy type', set('updateStrategy.type', 'Recreate'), 'updateStrategy.type', 'allowed values'],
-    ['keyFile directly in /etc/veil', set('encryption.ipsec.keyFile', '/etc/veil/keys'), 'encryption.ipsec.keyFile', 'must NOT be valid'],
-    ['capability ALL', set('securityContext.extraCapabilities', ['ALL']), 'securityContext.extraCapabilities.0', 'must NOT be valid'],
+    [
+      'keyFile directly in /etc/veil',
+      set('encryption.ipsec.keyFile', '/etc/veil/keys'),
+      'encryption.ipsec.keyFile',
+      'must NOT be valid',
+    ],
+    [
+      'capability ALL',
+      set('securityContext.extraCapabilities', ['ALL']),
+      'securityContext.extraCapabilities.0',
+      'must NOT be valid',
+    ],
   ] as const)('rejects %s', (_name, mutate, path, message) => {
     const issues = validator.issues(withValues(mutate));
     const atPath = issues.filter((i) => i.path === path);
     expect(atPath.length, JSON.stringify(issues)).toBeGreaterThan(0);
-    expect(atPath.some((i) => i.message.includes(message)), JSON.stringify(atPath)).toBe(true);
+    expect(
+      atPath.some((i) => i.message.includes(message)),
+      JSON.stringify(atPath),
+    ).toBe(true);
   });
 
   it('accepts a contributor backend package name', () => {

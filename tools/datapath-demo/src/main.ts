@@ -59,7 +59,11 @@ function have(bin: string): boolean {
 
 function table(header: string[], rows: string[][]): string {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i] ?? 0)).join('  ').trimEnd();
+  const line = (cells: string[]) =>
+    cells
+      .map((c, i) => c.padEnd(widths[i] ?? 0))
+      .join('  ')
+      .trimEnd();
   return [line(header), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)].join('\n');
 }
 
@@ -129,15 +133,30 @@ async function main(): Promise<number> {
   }
 
   const pings: Array<{ what: string; ns: string; args: string[]; want: RegExp }> = [
-    { what: `IPv4 ping pod-a → pod-b (${lab.b.pod4})`, ns: lab.a.podNetns, args: ['-c', '3', '-i', '0.2', '-W', '3', lab.b.pod4], want: /3 received/ },
-    { what: `IPv6 ping pod-b → pod-a (${lab.a.pod6})`, ns: lab.b.podNetns, args: ['-6', '-c', '3', '-i', '0.2', '-W', '3', lab.a.pod6], want: /3 received/ },
+    {
+      what: `IPv4 ping pod-a → pod-b (${lab.b.pod4})`,
+      ns: lab.a.podNetns,
+      args: ['-c', '3', '-i', '0.2', '-W', '3', lab.b.pod4],
+      want: /3 received/,
+    },
+    {
+      what: `IPv6 ping pod-b → pod-a (${lab.a.pod6})`,
+      ns: lab.b.podNetns,
+      args: ['-6', '-c', '3', '-i', '0.2', '-W', '3', lab.a.pod6],
+      want: /3 received/,
+    },
     {
       what: 'IPv4 ping -M do -s 1472 (1500 B > MTU 1420)',
       ns: lab.a.podNetns,
       args: ['-M', 'do', '-c', '2', '-i', '0.2', '-W', '2', '-s', '1472', lab.b.pod4],
       want: /Frag needed|message too long/i,
     },
-    { what: 'IPv4 ping -M do -s 1392 (exactly 1420 B)', ns: lab.a.podNetns, args: ['-M', 'do', '-c', '1', '-W', '3', '-s', '1392', lab.b.pod4], want: /1 received/ },
+    {
+      what: 'IPv4 ping -M do -s 1392 (exactly 1420 B)',
+      ns: lab.a.podNetns,
+      args: ['-M', 'do', '-c', '1', '-W', '3', '-s', '1392', lab.b.pod4],
+      want: /1 received/,
+    },
   ];
   console.log('');
   const rows: string[][] = [];
@@ -147,7 +166,11 @@ async function main(): Promise<number> {
     const ok = p.want.test(r.out);
     if (!ok) failures++;
     const summary =
-      /Frag needed[^\n]*/.exec(r.out)?.[0] ?? /message too long[^\n]*/.exec(r.out)?.[0] ?? /\d+ packets transmitted[^\n]*/.exec(r.out)?.[0] ?? r.out.trim().split('\n').pop() ?? '';
+      /Frag needed[^\n]*/.exec(r.out)?.[0] ??
+      /message too long[^\n]*/.exec(r.out)?.[0] ??
+      /\d+ packets transmitted[^\n]*/.exec(r.out)?.[0] ??
+      r.out.trim().split('\n').pop() ??
+      '';
     rows.push([ok ? '✓' : '✗', p.what, summary.trim()]);
   }
   console.log(table(['', 'real traffic', 'result'], rows));

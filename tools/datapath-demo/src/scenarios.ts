@@ -38,17 +38,44 @@ export function fillDemoIpcache(dp: Datapath): void {
   dp.addStrictCidr('fd00::/16');
 }
 
-const base = { backend: 'wireguard', wgIfindex: WG_IFINDEX, strict: false, mtu: 1420, wgPort: 51871, nodeEncryption: false } as const;
+const base = {
+  backend: 'wireguard',
+  wgIfindex: WG_IFINDEX,
+  strict: false,
+  mtu: 1420,
+  wgPort: 51871,
+  nodeEncryption: false,
+} as const;
 
 export function scenarios(): Scenario[] {
   const v4 = (dst: string, payload = 64) => ethernet(udpPacket({ src: '10.1.0.4', dst, payload }));
   const v6 = (dst: string, payload = 64) => ethernet(udpPacket({ src: 'fd00:1::4', dst, payload }));
   const truncated = ethernet(tcpPacket({ src: '10.1.0.4', dst: '10.2.0.7', payload: 100 })).subarray(0, 80);
   return [
-    { name: 'v4 to a local pod', program: 'from-pod', frame: v4('10.1.0.5'), expect: { reason: 'pass-local', verdict: TcAction.OK } },
-    { name: 'v4 to an unknown address', program: 'from-pod', frame: v4('1.1.1.1'), expect: { reason: 'pass-unknown', verdict: TcAction.OK } },
-    { name: 'v4 to a ready remote pod (WireGuard)', program: 'from-pod', frame: v4('10.2.0.7'), expect: { reason: 'redirect-wireguard', verdict: TcAction.REDIRECT, ifindex: WG_IFINDEX } },
-    { name: 'v6 to a ready remote pod (WireGuard)', program: 'from-pod', frame: v6('fd00:2::7'), expect: { reason: 'redirect-wireguard', verdict: TcAction.REDIRECT, ifindex: WG_IFINDEX } },
+    {
+      name: 'v4 to a local pod',
+      program: 'from-pod',
+      frame: v4('10.1.0.5'),
+      expect: { reason: 'pass-local', verdict: TcAction.OK },
+    },
+    {
+      name: 'v4 to an unknown address',
+      program: 'from-pod',
+      frame: v4('1.1.1.1'),
+      expect: { reason: 'pass-unknown', verdict: TcAction.OK },
+    },
+    {
+      name: 'v4 to a ready remote pod (WireGuard)',
+      program: 'from-pod',
+      frame: v4('10.2.0.7'),
+      expect: { reason: 'redirect-wireguard', verdict: TcAction.REDIRECT, ifindex: WG_IFINDEX },
+    },
+    {
+      name: 'v6 to a ready remote pod (WireGuard)',
+      program: 'from-pod',
+      frame: v6('fd00:2::7'),
+      expect: { reason: 'redirect-wireguard', verdict: TcAction.REDIRECT, ifindex: WG_IFINDEX },
+    },
     {
       name: 'v4 to a ready remote pod (IPsec)',
       program: 'from-pod',
@@ -56,15 +83,62 @@ export function scenarios(): Scenario[] {
       config: { backend: 'ipsec' },
       expect: { reason: 'mark-ipsec', verdict: TcAction.OK, mark: ipsecMark({ keyIndex: 1, nodeId: 2 }) },
     },
-    { name: 'v4 to a not-ready node, strict off', program: 'from-pod', frame: v4('10.3.0.7'), expect: { reason: 'pass-plaintext-not-ready', verdict: TcAction.OK } },
-    { name: 'v4 to a not-ready node, strict on', program: 'from-pod', frame: v4('10.3.0.7'), config: { strict: true }, expect: { reason: 'drop-not-ready-strict', verdict: TcAction.SHOT } },
-    { name: 'v4 1500-byte packet, MTU 1420', program: 'from-pod', frame: v4('10.2.0.7', 1472), expect: { reason: 'frag-needed-sent', verdict: TcAction.REDIRECT, ifindex: 1 } },
-    { name: 'v6 1500-byte packet, MTU 1420', program: 'from-pod', frame: v6('fd00:2::7', 1452), expect: { reason: 'frag-needed-sent', verdict: TcAction.REDIRECT, ifindex: 1 } },
-    { name: 'ARP who-has', program: 'from-pod', frame: arpRequest({ senderIp: '10.1.0.4', targetIp: '10.1.0.1' }), expect: { reason: 'pass-non-ip', verdict: TcAction.OK } },
-    { name: 'truncated v4 TCP', program: 'from-pod', frame: truncated, expect: { reason: 'drop-malformed', verdict: TcAction.SHOT } },
-    { name: 'decrypted v4 for a local pod', program: 'from-tunnel', frame: ethernet(udpPacket({ src: '10.2.0.7', dst: '10.1.0.5' })), expect: { reason: 'tunnel-deliver', verdict: TcAction.REDIRECT, ifindex: VETH_IFINDEX } },
-    { name: 'decrypted v6 for a local pod', program: 'from-tunnel', frame: ethernet(udpPacket({ src: 'fd00:2::7', dst: 'fd00:1::5' })), expect: { reason: 'tunnel-deliver', verdict: TcAction.REDIRECT, ifindex: VETH_IFINDEX } },
-    { name: 'clear pod traffic on the wire, strict', program: 'to-wire', frame: v4('10.2.0.7'), config: { strict: true }, expect: { reason: 'to-wire-drop-clear', verdict: TcAction.SHOT } },
+    {
+      name: 'v4 to a not-ready node, strict off',
+      program: 'from-pod',
+      frame: v4('10.3.0.7'),
+      expect: { reason: 'pass-plaintext-not-ready', verdict: TcAction.OK },
+    },
+    {
+      name: 'v4 to a not-ready node, strict on',
+      program: 'from-pod',
+      frame: v4('10.3.0.7'),
+      config: { strict: true },
+      expect: { reason: 'drop-not-ready-strict', verdict: TcAction.SHOT },
+    },
+    {
+      name: 'v4 1500-byte packet, MTU 1420',
+      program: 'from-pod',
+      frame: v4('10.2.0.7', 1472),
+      expect: { reason: 'frag-needed-sent', verdict: TcAction.REDIRECT, ifindex: 1 },
+    },
+    {
+      name: 'v6 1500-byte packet, MTU 1420',
+      program: 'from-pod',
+      frame: v6('fd00:2::7', 1452),
+      expect: { reason: 'frag-needed-sent', verdict: TcAction.REDIRECT, ifindex: 1 },
+    },
+    {
+      name: 'ARP who-has',
+      program: 'from-pod',
+      frame: arpRequest({ senderIp: '10.1.0.4', targetIp: '10.1.0.1' }),
+      expect: { reason: 'pass-non-ip', verdict: TcAction.OK },
+    },
+    {
+      name: 'truncated v4 TCP',
+      program: 'from-pod',
+      frame: truncated,
+      expect: { reason: 'drop-malformed', verdict: TcAction.SHOT },
+    },
+    {
+      name: 'decrypted v4 for a local pod',
+      program: 'from-tunnel',
+      frame: ethernet(udpPacket({ src: '10.2.0.7', dst: '10.1.0.5' })),
+      expect: { reason: 'tunnel-deliver', verdict: TcAction.REDIRECT, ifindex: VETH_IFINDEX },
+    },
+    {
+      name: 'decrypted v6 for a local pod',
+      program: 'from-tunnel',
+      frame: ethernet(udpPacket({ src: 'fd00:2::7', dst: 'fd00:1::5' })),
+      expect: { reason: 'tunnel-deliver', verdict: TcAction.REDIRECT, ifindex: VETH_IFINDEX },
+    },
+    {
+      name: 'clear pod traffic on the wire, strict',
+      program: 'to-wire',
+      frame: v4('10.2.0.7'),
+      config: { strict: true },
+      expect: { reason: 'to-wire-drop-clear', verdict: TcAction.SHOT },
+    },
     {
       name: "WireGuard's own UDP on the wire, strict",
       program: 'to-wire',
@@ -87,7 +161,11 @@ export const verdictName = (v: number): string => VERDICTS[v] ?? String(v);
 
 /** Runs every scenario on the trace object and reports what happened against what was expected. */
 export function runScenarios(dp: Datapath): ScenarioResult[] {
-  const progs: Record<Scenario['program'], Program> = { 'from-pod': dp.fromPod, 'from-tunnel': dp.fromTunnel, 'to-wire': dp.toWire };
+  const progs: Record<Scenario['program'], Program> = {
+    'from-pod': dp.fromPod,
+    'from-tunnel': dp.fromTunnel,
+    'to-wire': dp.toWire,
+  };
   return scenarios().map((s) => {
     dp.setConfig({ ...base, ...s.config });
     dp.resetTrace();

@@ -10,7 +10,12 @@ describePrivileged('datapath-demo scenarios', ['root', 'bpf'], () => {
       fillDemoIpcache(dp);
       const results = runScenarios(dp);
       expect(results).toHaveLength(scenarios().length);
-      for (const r of results) expect({ name: r.scenario.name, ok: r.ok, reason: r.reason }).toEqual({ name: r.scenario.name, ok: true, reason: r.scenario.expect.reason });
+      for (const r of results)
+        expect({ name: r.scenario.name, ok: r.ok, reason: r.reason }).toEqual({
+          name: r.scenario.name,
+          ok: true,
+          reason: r.scenario.expect.reason,
+        });
       // Every program is exercised.
       expect(new Set(results.map((r) => r.scenario.program))).toEqual(new Set(['from-pod', 'from-tunnel', 'to-wire']));
     } finally {

@@ -319,7 +319,11 @@ export class KubeApiServerDouble {
   private doReplace(resource: ResourceName, key: string, next: KubeObject, checkRv: boolean): KubeObject {
     const cur = this.objects.get(key);
     if (!cur) throw new HttpError(404, 'NotFound', `${resource} not found`);
-    if (checkRv && next.metadata.resourceVersion !== undefined && next.metadata.resourceVersion !== cur.metadata.resourceVersion) {
+    if (
+      checkRv &&
+      next.metadata.resourceVersion !== undefined &&
+      next.metadata.resourceVersion !== cur.metadata.resourceVersion
+    ) {
       throw new HttpError(
         409,
         'Conflict',
@@ -408,7 +412,11 @@ export class KubeApiServerDouble {
           if (def.namespaced && namespace === undefined) throw new HttpError(405, 'MethodNotAllowed', 'create needs a namespace');
           const body = (await this.readBody(req)) as KubeObject;
           if (body?.metadata?.namespace !== undefined && namespace !== undefined && body.metadata.namespace !== namespace) {
-            throw new HttpError(400, 'BadRequest', 'the namespace of the provided object does not match the namespace sent on the request');
+            throw new HttpError(
+              400,
+              'BadRequest',
+              'the namespace of the provided object does not match the namespace sent on the request',
+            );
           }
           this.send(res, 201, this.doCreate(resource, namespace, body));
           return;
@@ -429,7 +437,8 @@ export class KubeApiServerDouble {
         case 'PUT': {
           const body = (await this.readBody(req)) as KubeObject;
           if (!body?.metadata) throw new HttpError(400, 'BadRequest', 'object has no metadata');
-          if (body.metadata.name !== name) throw new HttpError(400, 'BadRequest', 'the name of the object does not match the name on the URL');
+          if (body.metadata.name !== name)
+            throw new HttpError(400, 'BadRequest', 'the name of the object does not match the name on the URL');
           this.send(res, 200, this.doReplace(resource, key, body, true));
           return;
         }
@@ -445,7 +454,11 @@ export class KubeApiServerDouble {
             } else if (ctype === 'application/json-patch+json') {
               next = jsonPatch(cur as unknown as Json, body);
             } else {
-              throw new HttpError(415, 'UnsupportedMediaType', `the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json`);
+              throw new HttpError(
+                415,
+                'UnsupportedMediaType',
+                `the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json`,
+              );
             }
           } catch (e) {
             if (e instanceof PatchError) throw new HttpError(e.status, e.status === 400 ? 'BadRequest' : 'Invalid', e.message);
@@ -494,8 +507,10 @@ export class KubeApiServerDouble {
       } catch {
         throw new HttpError(400, 'BadRequest', 'invalid continue token');
       }
-      if (typeof parsed.rv !== 'number' || typeof parsed.after !== 'string') throw new HttpError(400, 'BadRequest', 'invalid continue token');
-      if (parsed.rv < this.compactedRv) throw new HttpError(410, 'Expired', 'The provided continue parameter is too old to display a consistent list result.');
+      if (typeof parsed.rv !== 'number' || typeof parsed.after !== 'string')
+        throw new HttpError(400, 'BadRequest', 'invalid continue token');
+      if (parsed.rv < this.compactedRv)
+        throw new HttpError(410, 'Expired', 'The provided continue parameter is too old to display a consistent list result.');
       rv = parsed.rv;
       after = parsed.after;
     }
@@ -609,8 +624,13 @@ function parseNameSelector(sel: string | null): string | undefined {
   return undefined;
 }
 
-function parsePath(pathname: string): { resource: ResourceName; namespace: string | undefined; name: string | undefined } | undefined {
-  const parts = pathname.split('/').filter((p) => p.length > 0).map(decodeURIComponent);
+function parsePath(
+  pathname: string,
+): { resource: ResourceName; namespace: string | undefined; name: string | undefined } | undefined {
+  const parts = pathname
+    .split('/')
+    .filter((p) => p.length > 0)
+    .map(decodeURIComponent);
   if (parts[0] !== 'api' || parts[1] !== 'v1') return undefined;
   let rest = parts.slice(2);
   let namespace: string | undefined;

@@ -17,11 +17,20 @@ interface Seen {
   object: KubeObject;
 }
 
-async function watch(kc: KubeConfig, path: string, params: Record<string, string | boolean>): Promise<{ events: Seen[]; done: Promise<unknown>; abort: () => void }> {
+async function watch(
+  kc: KubeConfig,
+  path: string,
+  params: Record<string, string | boolean>,
+): Promise<{ events: Seen[]; done: Promise<unknown>; abort: () => void }> {
   const events: Seen[] = [];
   let resolveDone!: (e: unknown) => void;
   const done = new Promise((r) => (resolveDone = r));
-  const ctl = await new Watch(kc).watch(path, params, (type, object) => events.push({ type, object: object as KubeObject }), (err) => resolveDone(err ?? null));
+  const ctl = await new Watch(kc).watch(
+    path,
+    params,
+    (type, object) => events.push({ type, object: object as KubeObject }),
+    (err) => resolveDone(err ?? null),
+  );
   return { events, done, abort: () => ctl.abort() };
 }
 
@@ -65,18 +74,33 @@ describe('KubeApiServerDouble', () => {
     s = await KubeApiServerDouble.start();
     const { api } = clientFor(s);
     s.create('nodes', nodeObj('n1', { a: '1', b: '2' }));
-    const merged = await api.patchNode({ name: 'n1', body: { metadata: { annotations: { b: null, c: '3' } } } }, setHeaderOptions('Content-Type', PatchStrategy.MergePatch));
+    const merged = await api.patchNode(
+      { name: 'n1', body: { metadata: { annotations: { b: null, c: '3' } } } },
+      setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+    );
     expect(merged.metadata?.annotations).toEqual({ a: '1', c: '3' });
     const patched = await api.patchNode(
-      { name: 'n1', body: [{ op: 'test', path: '/metadata/annotations/a', value: '1' }, { op: 'replace', path: '/metadata/annotations/a', value: 'x' }] },
+      {
+        name: 'n1',
+        body: [
+          { op: 'test', path: '/metadata/annotations/a', value: '1' },
+          { op: 'replace', path: '/metadata/annotations/a', value: 'x' },
+        ],
+      },
       setHeaderOptions('Content-Type', PatchStrategy.JsonPatch),
     );
     expect(patched.metadata?.annotations).toEqual({ a: 'x', c: '3' });
     await expect(
-      api.patchNode({ name: 'n1', body: [{ op: 'test', path: '/metadata/annotations/a', value: 'nope' }] }, setHeaderOptions('Content-Type', PatchStrategy.JsonPatch)),
+      api.patchNode(
+        { name: 'n1', body: [{ op: 'test', path: '/metadata/annotations/a', value: 'nope' }] },
+        setHeaderOptions('Content-Type', PatchStrategy.JsonPatch),
+      ),
     ).rejects.toMatchObject({ code: 422 });
     await expect(
-      api.patchNode({ name: 'n1', body: { metadata: { resourceVersion: '1', annotations: { d: '4' } } } }, setHeaderOptions('Content-Type', PatchStrategy.MergePatch)),
+      api.patchNode(
+        { name: 'n1', body: { metadata: { resourceVersion: '1', annotations: { d: '4' } } } },
+        setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+      ),
     ).rejects.toMatchObject({ code: 409 });
     const cur = await api.readNode({ name: 'n1' });
     const stale = { ...cur, metadata: { ...cur.metadata, resourceVersion: '1' } };
@@ -120,8 +144,10 @@ describe('KubeApiServerDouble', () => {
     s.compact();
     const w = await watch(kc, '/api/v1/nodes', { resourceVersion: '1' });
     expect(await w.done).toBeNull();
-    // eslint-disable-next-line @typescript-eslint/no-unsafe-assignment -- vitest's asymmetric matchers (expect.any, objectContaining) are typed any
-    expect(w.events).toEqual([{ type: 'ERROR', object: expect.objectContaining({ kind: 'Status', code: 410, reason: 'Expired', status: 'Failure' }) }]);
+    expect(w.events).toEqual([
+      // eslint-disable-next-line @typescript-eslint/no-unsafe-assignment -- vitest's asymmetric matchers (expect.any, objectContaining) are typed any
+      { type: 'ERROR', object: expect.objectContaining({ kind: 'Status', code: 410, reason: 'Expired', status: 'Failure' }) },
+    ]);
     // expireWatches: open watches get the 410 and are closed.
     const w2 = await watch(kc, '/api/v1/nodes', { resourceVersion: s.resourceVersion });
     await until(() => s!.openWatches === 1);
@@ -159,7 +185,13 @@ describe('KubeApiServerDouble', () => {
 
   it('patch helpers follow RFC 7386 and RFC 6902', () => {
     expect(mergePatch({ a: { b: 1, c: 2 }, d: [1] }, { a: { b: null, e: 3 }, d: [2] })).toEqual({ a: { c: 2, e: 3 }, d: [2] });
-    expect(jsonPatch({ a: [1, 2] }, [{ op: 'add', path: '/a/-', value: 3 }, { op: 'move', from: '/a/0', path: '/b' }, { op: 'copy', from: '/b', path: '/c' }])).toEqual({ a: [2, 3], b: 1, c: 1 });
+    expect(
+      jsonPatch({ a: [1, 2] }, [
+        { op: 'add', path: '/a/-', value: 3 },
+        { op: 'move', from: '/a/0', path: '/b' },
+        { op: 'copy', from: '/b', path: '/c' },
+      ]),
+    ).toEqual({ a: [2, 3], b: 1, c: 1 });
     expect(() => jsonPatch({}, [{ op: 'remove', path: '/x' }])).toThrow(/does not exist/);
   });
 });

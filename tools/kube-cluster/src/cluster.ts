@@ -6,7 +6,13 @@ import { request as httpRequest } from 'node:http';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { KubeConfig, type AuthenticationV1TokenRequest, type V1APIResourceList, type V1Pod, type V1SelfSubjectReview } from '@kubernetes/client-node';
+import {
+  KubeConfig,
+  type AuthenticationV1TokenRequest,
+  type V1APIResourceList,
+  type V1Pod,
+  type V1SelfSubjectReview,
+} from '@kubernetes/client-node';
 import { requireK8sBinary } from '@veil/test-utils/k8s-bins';
 import { KubeApiError, KubeClusterError } from './errors.js';
 import { generatePki, readClientPem, type Pki } from './pki.js';
@@ -239,7 +245,8 @@ export class KubeCluster {
     await waitFor(proc, this.readyTimeoutMs, async () => (await this.request('GET', '/readyz')).status === 200);
     // The bootstrap controller creates the system namespaces just after /readyz turns ok.
     await waitFor(proc, this.readyTimeoutMs, async () => {
-      for (const ns of ['default', 'kube-system']) if ((await this.request('GET', `/api/v1/namespaces/${ns}`)).status !== 200) return false;
+      for (const ns of ['default', 'kube-system'])
+        if ((await this.request('GET', `/api/v1/namespaces/${ns}`)).status !== 200) return false;
       return true;
     });
     this.log(`kube-apiserver ready on ${this.server} in ${Date.now() - t0} ms (pid ${proc.pid})`);
@@ -273,7 +280,8 @@ export class KubeCluster {
     const rev = Number(range?.header?.revision);
     if (!Number.isFinite(rev)) throw new KubeClusterError(`no revision in ${status.body}`, 'etcd', this.etcd.logFile);
     const res = await plainPost(`${this.etcdUrl}/v3/kv/compaction`, { revision: String(rev), physical: true });
-    if (res.status !== 200) throw new KubeClusterError(`compaction to ${rev}: HTTP ${res.status} ${res.body}`, 'etcd', this.etcd.logFile);
+    if (res.status !== 200)
+      throw new KubeClusterError(`compaction to ${rev}: HTTP ${res.status} ${res.body}`, 'etcd', this.etcd.logFile);
     return rev;
   }
 
@@ -284,7 +292,10 @@ export class KubeCluster {
   kubeconfigYaml(creds: Credentials, server = this.server): string {
     if (!this.pem) throw new KubeClusterError('cluster not started', 'api');
     const b64 = (s: string): string => Buffer.from(s).toString('base64');
-    const user = 'token' in creds ? `    token: ${creds.token}` : `    client-certificate-data: ${b64(this.pem.cert)}\n    client-key-data: ${b64(this.pem.key)}`;
+    const user =
+      'token' in creds
+        ? `    token: ${creds.token}`
+        : `    client-certificate-data: ${b64(this.pem.cert)}\n    client-key-data: ${b64(this.pem.key)}`;
     return [
       'apiVersion: v1',
       'kind: Config',
@@ -354,7 +365,11 @@ export class KubeCluster {
               /* plain text (readyz) */
             }
             const w = r.headers.warning;
-            resolve({ status: r.statusCode ?? 0, body: parsed as T, warnings: w === undefined ? [] : Array.isArray(w) ? w : [w] });
+            resolve({
+              status: r.statusCode ?? 0,
+              body: parsed as T,
+              warnings: w === undefined ? [] : Array.isArray(w) ? w : [w],
+            });
           });
         },
       );
@@ -422,7 +437,12 @@ export class KubeCluster {
    * What a kubelet gives a DaemonSet pod on `node`: a Pod of `serviceAccount` scheduled there (created
    * here, no kubelet runs it) and a token bound to that Pod. The Node must exist.
    */
-  async nodeBoundToken(opts: { namespace: string; serviceAccount: string; node: string; podName?: string }): Promise<{ token: string; pod: { name: string; uid: string } }> {
+  async nodeBoundToken(opts: {
+    namespace: string;
+    serviceAccount: string;
+    node: string;
+    podName?: string;
+  }): Promise<{ token: string; pod: { name: string; uid: string } }> {
     const name = opts.podName ?? `veil-agent-${opts.node}`;
     const res = await this.request<V1Pod>(
       'POST',
@@ -431,7 +451,11 @@ export class KubeCluster {
         apiVersion: 'v1',
         kind: 'Pod',
         metadata: { name, labels: { 'app.kubernetes.io/name': 'veil-test-agent' } },
-        spec: { nodeName: opts.node, serviceAccountName: opts.serviceAccount, containers: [{ name: 'agent', image: 'veil.invalid/agent:test' }] },
+        spec: {
+          nodeName: opts.node,
+          serviceAccountName: opts.serviceAccount,
+          containers: [{ name: 'agent', image: 'veil.invalid/agent:test' }],
+        },
       },
       { expect: [201] },
     );
@@ -472,7 +496,11 @@ async function waitFor(proc: Proc, timeoutMs: number, ready: () => Promise<boole
   while (Date.now() < deadline) {
     if (proc.spawnError) throw new KubeClusterError(`could not start: ${proc.spawnError}`, proc.component, proc.logFile);
     if (!proc.running) {
-      throw new KubeClusterError(`exited with code ${proc.exitCode} before it was ready:\n${await tail(proc.logFile)}`, proc.component, proc.logFile);
+      throw new KubeClusterError(
+        `exited with code ${proc.exitCode} before it was ready:\n${await tail(proc.logFile)}`,
+        proc.component,
+        proc.logFile,
+      );
     }
     try {
       if (await ready()) return;
@@ -492,12 +520,16 @@ function plainPost(url: string, body: unknown): Promise<{ status: number; body: 
 }
 function plain(method: string, url: string, payload?: string): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
-    const req = httpRequest(url, { method, timeout: 10_000, headers: payload ? { 'Content-Type': 'application/json' } : {} }, (r) => {
-      let text = '';
-      r.setEncoding('utf8');
-      r.on('data', (c: string) => (text += c));
-      r.on('end', () => resolve({ status: r.statusCode ?? 0, body: text }));
-    });
+    const req = httpRequest(
+      url,
+      { method, timeout: 10_000, headers: payload ? { 'Content-Type': 'application/json' } : {} },
+      (r) => {
+        let text = '';
+        r.setEncoding('utf8');
+        r.on('data', (c: string) => (text += c));
+        r.on('end', () => resolve({ status: r.statusCode ?? 0, body: text }));
+      },
+    );
     req.on('timeout', () => req.destroy(new Error(`${method} ${url}: timed out`)));
     req.on('error', reject);
     req.end(payload);

@@ -30,14 +30,50 @@ async function openssl(args: string[]): Promise<void> {
 }
 
 /** Issues a leaf certificate signed by the CA (P-256 keys, valid one day). */
-async function leaf(dir: string, ca: { cert: string; key: string }, name: string, subject: string, ext: string): Promise<{ cert: string; key: string }> {
+async function leaf(
+  dir: string,
+  ca: { cert: string; key: string },
+  name: string,
+  subject: string,
+  ext: string,
+): Promise<{ cert: string; key: string }> {
   const key = join(dir, `${name}.key`);
   const csr = join(dir, `${name}.csr`);
   const cert = join(dir, `${name}.crt`);
   const extFile = join(dir, `${name}.ext`);
   await writeFile(extFile, ext);
-  await openssl(['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', key, '-out', csr, '-subj', subject]);
-  await openssl(['x509', '-req', '-in', csr, '-CA', ca.cert, '-CAkey', ca.key, '-CAcreateserial', '-out', cert, '-days', '1', '-extfile', extFile]);
+  await openssl([
+    'req',
+    '-new',
+    '-newkey',
+    'ec',
+    '-pkeyopt',
+    'ec_paramgen_curve:prime256v1',
+    '-nodes',
+    '-keyout',
+    key,
+    '-out',
+    csr,
+    '-subj',
+    subject,
+  ]);
+  await openssl([
+    'x509',
+    '-req',
+    '-in',
+    csr,
+    '-CA',
+    ca.cert,
+    '-CAkey',
+    ca.key,
+    '-CAcreateserial',
+    '-out',
+    cert,
+    '-days',
+    '1',
+    '-extfile',
+    extFile,
+  ]);
   return { cert, key };
 }
 
@@ -50,18 +86,40 @@ export async function generatePki(dir: string): Promise<Pki> {
   const caCert = join(dir, 'ca.crt');
   const caKey = join(dir, 'ca.key');
   await openssl([
-    'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes',
-    '-keyout', caKey, '-out', caCert, '-days', '1', '-subj', '/CN=veil-test-ca',
-    '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign',
+    'req',
+    '-x509',
+    '-newkey',
+    'ec',
+    '-pkeyopt',
+    'ec_paramgen_curve:prime256v1',
+    '-nodes',
+    '-keyout',
+    caKey,
+    '-out',
+    caCert,
+    '-days',
+    '1',
+    '-subj',
+    '/CN=veil-test-ca',
+    '-addext',
+    'basicConstraints=critical,CA:TRUE',
+    '-addext',
+    'keyUsage=critical,keyCertSign,cRLSign',
   ]);
   const ca = { cert: caCert, key: caKey };
   const serving = await leaf(
-    dir, ca, 'apiserver', '/CN=kube-apiserver',
+    dir,
+    ca,
+    'apiserver',
+    '/CN=kube-apiserver',
     'basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n' +
       'subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc\n',
   );
   const admin = await leaf(
-    dir, ca, 'admin', '/O=system:masters/CN=veil-test-admin',
+    dir,
+    ca,
+    'admin',
+    '/O=system:masters/CN=veil-test-admin',
     'basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=clientAuth\n',
   );
   const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
@@ -69,11 +127,24 @@ export async function generatePki(dir: string): Promise<Pki> {
   const saPub = join(dir, 'sa.pub');
   await writeFile(saKey, privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 });
   await writeFile(saPub, publicKey.export({ type: 'spki', format: 'pem' }));
-  return { caCert, caKey, servingCert: serving.cert, servingKey: serving.key, adminCert: admin.cert, adminKey: admin.key, saKey, saPub };
+  return {
+    caCert,
+    caKey,
+    servingCert: serving.cert,
+    servingKey: serving.key,
+    adminCert: admin.cert,
+    adminKey: admin.key,
+    saKey,
+    saPub,
+  };
 }
 
 /** The PEM contents a client needs: CA, and the admin client pair. */
 export async function readClientPem(pki: Pki): Promise<{ ca: string; cert: string; key: string }> {
-  const [ca, cert, key] = await Promise.all([readFile(pki.caCert, 'utf8'), readFile(pki.adminCert, 'utf8'), readFile(pki.adminKey, 'utf8')]);
+  const [ca, cert, key] = await Promise.all([
+    readFile(pki.caCert, 'utf8'),
+    readFile(pki.adminCert, 'utf8'),
+    readFile(pki.adminKey, 'utf8'),
+  ]);
   return { ca, cert, key };
 }

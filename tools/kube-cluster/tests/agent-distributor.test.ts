@@ -75,14 +75,34 @@ describePrivileged('KubernetesKeyDistributor against the real kube-apiserver', [
   async function createNode(i: number, annotations: Record<string, string> = { [KEY]: `key-${i}` }): Promise<void> {
     const name = `node-${i}`;
     names.add(name);
-    await cluster.request('POST', '/api/v1/nodes', { metadata: { name, annotations: { ...annotations, 'example.com/other': 'x' } }, spec: { podCIDR: `10.244.${i}.0/24` } }, { expect: [201] });
-    await cluster.request('PATCH', `/api/v1/nodes/${name}/status`, { status: { addresses: [{ type: 'InternalIP', address: `192.0.2.${i}` }] } }, { contentType: MERGE, expect: [200] });
+    await cluster.request(
+      'POST',
+      '/api/v1/nodes',
+      { metadata: { name, annotations: { ...annotations, 'example.com/other': 'x' } }, spec: { podCIDR: `10.244.${i}.0/24` } },
+      { expect: [201] },
+    );
+    await cluster.request(
+      'PATCH',
+      `/api/v1/nodes/${name}/status`,
+      { status: { addresses: [{ type: 'InternalIP', address: `192.0.2.${i}` }] } },
+      { contentType: MERGE, expect: [200] },
+    );
   }
   const setKey = (i: number, key: string): Promise<unknown> =>
-    cluster.request('PATCH', `/api/v1/nodes/node-${i}`, { metadata: { annotations: { [KEY]: key } } }, { contentType: MERGE, expect: [200] });
+    cluster.request(
+      'PATCH',
+      `/api/v1/nodes/node-${i}`,
+      { metadata: { annotations: { [KEY]: key } } },
+      { contentType: MERGE, expect: [200] },
+    );
 
   function start(local: string, server?: string): DistributorEvent[] {
-    dist = new KubernetesKeyDistributor({ kubeConfig: cluster.kubeConfig({ admin: true }, server), nodeName: local, logger, restartBackoff: { initialMs: 100, maxMs: 1_000 } });
+    dist = new KubernetesKeyDistributor({
+      kubeConfig: cluster.kubeConfig({ admin: true }, server),
+      nodeName: local,
+      logger,
+      restartBackoff: { initialMs: 100, maxMs: 1_000 },
+    });
     const out: DistributorEvent[] = [];
     const d = dist;
     void (async () => {
@@ -106,7 +126,12 @@ describePrivileged('KubernetesKeyDistributor against the real kube-apiserver', [
     const first = events[0] as Extract<DistributorEvent, { type: 'upsert' }>;
     // createdAt is the server's creationTimestamp (the durable tie-break for conflicting claims).
     const { createdAt, ...rest } = first.node;
-    expect(rest).toEqual({ name: 'node-1', internalIPs: ['192.0.2.1'], podCIDRs: ['10.244.1.0/24'], annotations: { [KEY]: 'key-1' } });
+    expect(rest).toEqual({
+      name: 'node-1',
+      internalIPs: ['192.0.2.1'],
+      podCIDRs: ['10.244.1.0/24'],
+      annotations: { [KEY]: 'key-1' },
+    });
     expect(Date.parse(createdAt ?? '')).toBeGreaterThan(Date.now() - 3_600_000);
     await setKey(2, 'key-2b');
     await cluster.request('DELETE', '/api/v1/nodes/node-3', undefined, { expect: [200] });
@@ -121,7 +146,9 @@ describePrivileged('KubernetesKeyDistributor against the real kube-apiserver', [
     await dist!.publishLocal({ [KEY]: 'published', 'veil.io/gone': null });
     const after = (await cluster.request<V1Node>('GET', '/api/v1/nodes/node-1')).body;
     expect(after.metadata?.annotations).toEqual({ [KEY]: 'published', 'example.com/other': 'x' });
-    expect((await cluster.request<V1Node>('GET', '/api/v1/nodes/node-2')).body.metadata?.resourceVersion).toBe(before2.metadata?.resourceVersion);
+    expect((await cluster.request<V1Node>('GET', '/api/v1/nodes/node-2')).body.metadata?.resourceVersion).toBe(
+      before2.metadata?.resourceVersion,
+    );
   });
 
   it('restarts the informer after the apiserver goes away and comes back', async () => {
@@ -140,7 +167,12 @@ describePrivileged('KubernetesKeyDistributor against the real kube-apiserver', [
     const N = 1000;
     const create = async (i: number): Promise<void> => {
       names.add(`big-${i}`);
-      await cluster.request('POST', '/api/v1/nodes', { metadata: { name: `big-${i}`, annotations: { [KEY]: `k${i}` } } }, { expect: [201] });
+      await cluster.request(
+        'POST',
+        '/api/v1/nodes',
+        { metadata: { name: `big-${i}`, annotations: { [KEY]: `k${i}` } } },
+        { expect: [201] },
+      );
     };
     for (let i = 0; i < N; i += 20) await Promise.all(Array.from({ length: Math.min(20, N - i) }, (_, j) => create(i + j)));
     dist = new KubernetesKeyDistributor({ kubeConfig: cluster.kubeConfig(), nodeName: 'big-0', logger, listPageSize: 100 });
@@ -156,7 +188,16 @@ describePrivileged('KubernetesKeyDistributor against the real kube-apiserver', [
     await until(() => synced, 60_000);
     expect(seen.size).toBe(N);
     for (let i = 0; i < N; i += 20) {
-      await Promise.all(Array.from({ length: Math.min(20, N - i) }, (_, j) => cluster.request('PATCH', `/api/v1/nodes/big-${i + j}`, { metadata: { annotations: { [KEY]: `k${i + j}-2` } } }, { contentType: MERGE, expect: [200] })));
+      await Promise.all(
+        Array.from({ length: Math.min(20, N - i) }, (_, j) =>
+          cluster.request(
+            'PATCH',
+            `/api/v1/nodes/big-${i + j}`,
+            { metadata: { annotations: { [KEY]: `k${i + j}-2` } } },
+            { contentType: MERGE, expect: [200] },
+          ),
+        ),
+      );
     }
     await until(() => [...seen.entries()].every(([n, k]) => k === `${n.replace('big-', 'k')}-2`), 60_000);
   }, 240_000);
@@ -168,7 +209,8 @@ describePrivileged('KubernetesKeyDistributor against the real kube-apiserver', [
     const events = start('local', `https://127.0.0.1:${partition.port}`);
     await until(() => dist!.synced);
     // Nothing changes from here to the cut, so the agent's resourceVersion is at most this one.
-    const rvAtSync = (await cluster.request<V1NodeList>('GET', '/api/v1/nodes', undefined, { expect: [200] })).body.metadata?.resourceVersion as string;
+    const rvAtSync = (await cluster.request<V1NodeList>('GET', '/api/v1/nodes', undefined, { expect: [200] })).body.metadata
+      ?.resourceVersion as string;
     // Cut off from the agent: node-2 goes, node-4 comes, etcd compacts, the apiserver restarts
     // (its watch cache starts after the agent's resourceVersion).
     await partition.cut();

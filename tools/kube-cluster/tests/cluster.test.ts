@@ -19,10 +19,16 @@ describe('generatePki', () => {
       for (const cert of [pki.servingCert, pki.adminCert]) {
         expect(execFileSync('openssl', ['verify', '-CAfile', pki.caCert, cert], { encoding: 'utf8' })).toContain(': OK');
       }
-      const serving = execFileSync('openssl', ['x509', '-in', pki.servingCert, '-noout', '-ext', 'subjectAltName,extendedKeyUsage'], { encoding: 'utf8' });
+      const serving = execFileSync(
+        'openssl',
+        ['x509', '-in', pki.servingCert, '-noout', '-ext', 'subjectAltName,extendedKeyUsage'],
+        { encoding: 'utf8' },
+      );
       expect(serving).toContain('IP Address:127.0.0.1');
       expect(serving).toContain('TLS Web Server Authentication');
-      const admin = execFileSync('openssl', ['x509', '-in', pki.adminCert, '-noout', '-subject', '-ext', 'extendedKeyUsage'], { encoding: 'utf8' });
+      const admin = execFileSync('openssl', ['x509', '-in', pki.adminCert, '-noout', '-subject', '-ext', 'extendedKeyUsage'], {
+        encoding: 'utf8',
+      });
       expect(admin).toMatch(/O\s*=\s*system:masters/);
       expect(admin).toContain('TLS Web Client Authentication');
     } finally {
@@ -33,7 +39,11 @@ describe('generatePki', () => {
 
 describe('KubeCluster.start without the programs', () => {
   it('names the missing binary in a KubeClusterError from the process', async () => {
-    const err = await KubeCluster.start({ etcdBinary: '/nonexistent/etcd', apiserverBinary: '/nonexistent/kube-apiserver', readyTimeoutMs: 5_000 }).catch((e: unknown) => e);
+    const err = await KubeCluster.start({
+      etcdBinary: '/nonexistent/etcd',
+      apiserverBinary: '/nonexistent/kube-apiserver',
+      readyTimeoutMs: 5_000,
+    }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(KubeClusterError);
     expect((err as KubeClusterError).component).toBe('etcd');
     expect((err as KubeClusterError).message).toContain('/nonexistent/etcd');
@@ -95,12 +105,26 @@ describePrivileged('KubeCluster: the real etcd + kube-apiserver on loopback', ['
   });
 
   it('a bound token dies with its Pod', async () => {
-    const { token, pod } = await cluster.nodeBoundToken({ namespace: 'kube-system', serviceAccount: 'veil', node: 'n1', podName: 'short-lived' });
-    await cluster.request('DELETE', `/api/v1/namespaces/kube-system/pods/${pod.name}?gracePeriodSeconds=0`, undefined, { expect: [200] });
+    const { token, pod } = await cluster.nodeBoundToken({
+      namespace: 'kube-system',
+      serviceAccount: 'veil',
+      node: 'n1',
+      podName: 'short-lived',
+    });
+    await cluster.request('DELETE', `/api/v1/namespaces/kube-system/pods/${pod.name}?gracePeriodSeconds=0`, undefined, {
+      expect: [200],
+    });
     // The apiserver caches a successful token check for a few seconds, then re-checks the Pod.
     let status = 0;
     for (let i = 0; i < 120 && status !== 401; i++) {
-      status = (await cluster.request('POST', '/apis/authentication.k8s.io/v1/selfsubjectreviews', { apiVersion: 'authentication.k8s.io/v1', kind: 'SelfSubjectReview' }, { creds: { token } })).status;
+      status = (
+        await cluster.request(
+          'POST',
+          '/apis/authentication.k8s.io/v1/selfsubjectreviews',
+          { apiVersion: 'authentication.k8s.io/v1', kind: 'SelfSubjectReview' },
+          { creds: { token } },
+        )
+      ).status;
       if (status !== 401) await new Promise((r) => setTimeout(r, 250));
     }
     expect(status).toBe(401);

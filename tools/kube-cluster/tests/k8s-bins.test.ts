@@ -33,8 +33,12 @@ describePrivileged('tools/k8s-bins/build.sh, everything built', ['helm', 'kube-a
   it('the programs are the versions in versions.env', () => {
     const v = k8sVersions();
     expect(execFileSync(k8sBinary('helm')!, ['version', '--short'], { encoding: 'utf8' })).toContain(v.helm);
-    expect(execFileSync(k8sBinary('kube-apiserver')!, ['--version'], { encoding: 'utf8' }).trim()).toBe(`Kubernetes ${v['kube-apiserver']}`);
+    expect(execFileSync(k8sBinary('kube-apiserver')!, ['--version'], { encoding: 'utf8' }).trim()).toBe(
+      `Kubernetes ${v['kube-apiserver']}`,
+    );
     // Debian's package version 3.4.23-4+b4 is etcd 3.4.23.
-    expect(execFileSync(k8sBinary('etcd')!, ['--version'], { encoding: 'utf8' })).toContain(`etcd Version: ${v.etcd.split('-')[0]}`);
+    expect(execFileSync(k8sBinary('etcd')!, ['--version'], { encoding: 'utf8' })).toContain(
+      `etcd Version: ${v.etcd.split('-')[0]}`,
+    );
   });
 });

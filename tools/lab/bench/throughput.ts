@@ -37,7 +37,10 @@ const TARGET_RATIO = 0.95;
 
 class BenchError extends Error {
   override name = 'BenchError';
-  constructor(readonly step: string, message: string) {
+  constructor(
+    readonly step: string,
+    message: string,
+  ) {
     super(`${step}: ${message}`);
   }
 }
@@ -46,11 +49,16 @@ function intEnv(name: string, def: number, min: number): number {
   const raw = process.env[name];
   if (raw === undefined || raw === '') return def;
   const n = Number(raw);
-  if (!Number.isInteger(n) || n < min) throw new BenchError('options', `${name} must be an integer ≥ ${min}, got ${JSON.stringify(raw)}`);
+  if (!Number.isInteger(n) || n < min)
+    throw new BenchError('options', `${name} must be an integer ≥ ${min}, got ${JSON.stringify(raw)}`);
   return n;
 }
 
-interface RunResult { code: number; stdout: string; stderr: string }
+interface RunResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
 
 function run(cmd: string, args: readonly string[], timeoutMs = 30_000): Promise<RunResult> {
   return new Promise((resolve) => {
@@ -63,7 +71,11 @@ function run(cmd: string, args: readonly string[], timeoutMs = 30_000): Promise<
 
 async function mustRun(step: string, cmd: string, args: readonly string[], timeoutMs?: number): Promise<string> {
   const r = await run(cmd, args, timeoutMs);
-  if (r.code !== 0) throw new BenchError(step, `\`${[cmd, ...args].join(' ')}\` exited ${r.code}: ${r.stderr.trim().split('\n').slice(-3).join(' | ')}`);
+  if (r.code !== 0)
+    throw new BenchError(
+      step,
+      `\`${[cmd, ...args].join(' ')}\` exited ${r.code}: ${r.stderr.trim().split('\n').slice(-3).join(' | ')}`,
+    );
   return r.stdout;
 }
 
@@ -72,13 +84,29 @@ const log = (msg: string) => process.stderr.write(`[tput ${new Date().toISOStrin
 
 // ---- lab state (the subset of tools/lab/src/state.ts this bench reads) ---------------
 
-interface LabPod { name: string; netns: string; ip: string }
-interface LabNode { name: string; netns: string; underlayIP: string; podCIDR: string; pods: LabPod[]; statusSocket: string; pinDir: string }
-interface LabState { nodes: LabNode[]; wireguardPort: number }
+interface LabPod {
+  name: string;
+  netns: string;
+  ip: string;
+}
+interface LabNode {
+  name: string;
+  netns: string;
+  underlayIP: string;
+  podCIDR: string;
+  pods: LabPod[];
+  statusSocket: string;
+  pinDir: string;
+}
+interface LabState {
+  nodes: LabNode[];
+  wireguardPort: number;
+}
 
 function readLabState(): LabState {
   const s = JSON.parse(readFileSync(join(LAB_DIR, 'state.json'), 'utf8')) as LabState;
-  if (!Array.isArray(s.nodes) || s.nodes.length < 2) throw new BenchError('lab state', `expected 2 nodes in ${LAB_DIR}/state.json`);
+  if (!Array.isArray(s.nodes) || s.nodes.length < 2)
+    throw new BenchError('lab state', `expected 2 nodes in ${LAB_DIR}/state.json`);
   return s;
 }
 
@@ -88,23 +116,60 @@ function readLabState(): LabState {
 // backend: 0 none, 1 wireguard, 2 ipsec. Byte 0 is the (little-endian) backend's low byte.
 
 async function readConfigBytes(pinDir: string): Promise<number[]> {
-  const out = await mustRun('read config map', 'bpftool', ['-j', 'map', 'lookup', 'pinned', join(pinDir, 'config'), 'key', 'hex', '00', '00', '00', '00']);
+  const out = await mustRun('read config map', 'bpftool', [
+    '-j',
+    'map',
+    'lookup',
+    'pinned',
+    join(pinDir, 'config'),
+    'key',
+    'hex',
+    '00',
+    '00',
+    '00',
+    '00',
+  ]);
   const j = JSON.parse(out) as { value?: string[] };
-  if (!Array.isArray(j.value) || j.value.length !== 28) throw new BenchError('read config map', `unexpected value in ${pinDir}/config: ${out.slice(0, 200)}`);
+  if (!Array.isArray(j.value) || j.value.length !== 28)
+    throw new BenchError('read config map', `unexpected value in ${pinDir}/config: ${out.slice(0, 200)}`);
   return j.value.map((b) => parseInt(b, 16));
 }
 
 async function writeConfigBytes(pinDir: string, bytes: readonly number[]): Promise<void> {
   const hex = bytes.map((b) => b.toString(16).padStart(2, '0'));
-  await mustRun('write config map', 'bpftool', ['map', 'update', 'pinned', join(pinDir, 'config'), 'key', 'hex', '00', '00', '00', '00', 'value', 'hex', ...hex]);
+  await mustRun('write config map', 'bpftool', [
+    'map',
+    'update',
+    'pinned',
+    join(pinDir, 'config'),
+    'key',
+    'hex',
+    '00',
+    '00',
+    '00',
+    '00',
+    'value',
+    'hex',
+    ...hex,
+  ]);
 }
 
-const backendOf = (bytes: readonly number[]) => (bytes[0] ?? 0) | ((bytes[1] ?? 0) << 8) | ((bytes[2] ?? 0) << 16) | ((bytes[3] ?? 0) << 24);
+const backendOf = (bytes: readonly number[]) =>
+  (bytes[0] ?? 0) | ((bytes[1] ?? 0) << 8) | ((bytes[2] ?? 0) << 16) | ((bytes[3] ?? 0) << 24);
 
 // ---- observation ------------------------------------------------------------------------------
 
 async function counters(node: LabNode): Promise<Map<string, number>> {
-  const out = await mustRun('veil bpf counters', process.execPath, [VEIL, 'bpf', 'counters', '--socket', node.statusSocket, '-o', 'json', '-a']);
+  const out = await mustRun('veil bpf counters', process.execPath, [
+    VEIL,
+    'bpf',
+    'counters',
+    '--socket',
+    node.statusSocket,
+    '-o',
+    'json',
+    '-a',
+  ]);
   const j = JSON.parse(out) as { items: { reason: string; packets: number }[] };
   return new Map(j.items.map((i) => [i.reason, i.packets]));
 }
@@ -132,7 +197,11 @@ class ClearCapture {
   }
 
   static async start(netns: string): Promise<ClearCapture> {
-    const child = spawn('ip', ['netns', 'exec', netns, 'tcpdump', '-i', UNDERLAY_DEV, '-n', '-p', '-w', '/dev/null', 'ip and net 10.244.0.0/16'], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = spawn(
+      'ip',
+      ['netns', 'exec', netns, 'tcpdump', '-i', UNDERLAY_DEV, '-n', '-p', '-w', '/dev/null', 'ip and net 10.244.0.0/16'],
+      { stdio: ['ignore', 'ignore', 'pipe'] },
+    );
     const cap = new ClearCapture(child);
     for (let i = 0; i < 50 && !cap.stderr.includes('listening on'); i++) await sleep(50);
     if (!cap.stderr.includes('listening on')) {
@@ -154,10 +223,20 @@ class ClearCapture {
 
 // ---- iperf3 -----------------------------------------------------------------------------------
 
-interface Iperf { bps: number; retransmits: number; senderCpu: number }
+interface Iperf {
+  bps: number;
+  retransmits: number;
+  senderCpu: number;
+}
 
-async function iperf(server: { netns: string; ip: string }, client: { netns: string; ip: string }, seconds: number): Promise<Iperf> {
-  const srv = spawn('ip', ['netns', 'exec', server.netns, 'iperf3', '-s', '-1', '-B', server.ip, '-p', String(IPERF_PORT)], { stdio: 'ignore' });
+async function iperf(
+  server: { netns: string; ip: string },
+  client: { netns: string; ip: string },
+  seconds: number,
+): Promise<Iperf> {
+  const srv = spawn('ip', ['netns', 'exec', server.netns, 'iperf3', '-s', '-1', '-B', server.ip, '-p', String(IPERF_PORT)], {
+    stdio: 'ignore',
+  });
   liveChildren.add(srv);
   const srvExit = new Promise<void>((r) => srv.once('exit', () => r()));
   try {
@@ -169,8 +248,35 @@ async function iperf(server: { netns: string; ip: string }, client: { netns: str
       if (!listening) await sleep(50);
     }
     if (!listening) throw new BenchError('iperf3', `server in ${server.netns} did not listen on ${server.ip}:${IPERF_PORT}`);
-    const out = await run('ip', ['netns', 'exec', client.netns, 'iperf3', '-c', server.ip, '-B', client.ip, '-p', String(IPERF_PORT), '-t', String(seconds), '-O', '1', '-J'], (seconds + 30) * 1000);
-    let j: { error?: string; end?: { sum_received?: { bits_per_second?: number }; sum_sent?: { retransmits?: number }; cpu_utilization_percent?: { host_total?: number } } };
+    const out = await run(
+      'ip',
+      [
+        'netns',
+        'exec',
+        client.netns,
+        'iperf3',
+        '-c',
+        server.ip,
+        '-B',
+        client.ip,
+        '-p',
+        String(IPERF_PORT),
+        '-t',
+        String(seconds),
+        '-O',
+        '1',
+        '-J',
+      ],
+      (seconds + 30) * 1000,
+    );
+    let j: {
+      error?: string;
+      end?: {
+        sum_received?: { bits_per_second?: number };
+        sum_sent?: { retransmits?: number };
+        cpu_utilization_percent?: { host_total?: number };
+      };
+    };
     try {
       j = JSON.parse(out.stdout) as typeof j;
     } catch {
@@ -190,7 +296,11 @@ async function iperf(server: { netns: string; ip: string }, client: { netns: str
 
 type Mode = 'bpf' | 'plain';
 
-interface Saved { node: LabNode; config: number[]; route: { dst: string; gateway?: string; dev: string } }
+interface Saved {
+  node: LabNode;
+  config: number[];
+  route: { dst: string; gateway?: string; dev: string };
+}
 
 /** Plain routing on both nodes: backend none in the config map + remote pod CIDR `dev veil_wg0`. */
 async function enterPlain(nodes: readonly LabNode[]): Promise<Saved[]> {
@@ -200,11 +310,20 @@ async function enterPlain(nodes: readonly LabNode[]): Promise<Saved[]> {
       const remote = nodes.find((n) => n !== node);
       if (!remote) throw new BenchError('plain', 'needs two nodes');
       const config = await readConfigBytes(node.pinDir);
-      if (backendOf(config) !== 1) throw new BenchError('plain', `${node.name}: config backend is ${backendOf(config)}, expected 1 (wireguard)`);
-      const routes = JSON.parse(await mustRun('read route', 'ip', ['-n', node.netns, '-j', 'route', 'show', remote.podCIDR])) as { dst: string; gateway?: string; dev: string }[];
+      if (backendOf(config) !== 1)
+        throw new BenchError('plain', `${node.name}: config backend is ${backendOf(config)}, expected 1 (wireguard)`);
+      const routes = JSON.parse(await mustRun('read route', 'ip', ['-n', node.netns, '-j', 'route', 'show', remote.podCIDR])) as {
+        dst: string;
+        gateway?: string;
+        dev: string;
+      }[];
       const route = routes[0];
       if (!route) throw new BenchError('plain', `${node.name}: no route to ${remote.podCIDR}`);
-      saved.push({ node, config, route: { dst: remote.podCIDR, dev: route.dev, ...(route.gateway ? { gateway: route.gateway } : {}) } });
+      saved.push({
+        node,
+        config,
+        route: { dst: remote.podCIDR, dev: route.dev, ...(route.gateway ? { gateway: route.gateway } : {}) },
+      });
       await writeConfigBytes(node.pinDir, [0, 0, 0, 0, ...config.slice(4)]);
       await mustRun('route into wg', 'ip', ['-n', node.netns, 'route', 'replace', remote.podCIDR, 'dev', WG_DEV]);
     }
@@ -267,9 +386,23 @@ async function podRound(mode: Mode, nodes: readonly [LabNode, LabNode], seconds:
     const why: string[] = [];
     if (clear !== 0) why.push(`${clear} clear pod packets on ${UNDERLAY_DEV}`);
     if (wgTx < 0.9 * sentBytes) why.push(`wg tx ${(wgTx / 1e6).toFixed(1)} MB < 90% of ${(sentBytes / 1e6).toFixed(1)} MB`);
-    if (mode === 'bpf' && (redirectWg === 0 || passNotReady > 50)) why.push(`steering not BPF (redirect Δ${redirectWg}, pass-not-ready Δ${passNotReady})`);
-    if (mode === 'plain' && (redirectWg > 50 || passNotReady === 0)) why.push(`steering not plain (redirect Δ${redirectWg}, pass-not-ready Δ${passNotReady}) — agent reverted?`);
-    return { mode, gbps: r.bps / 1e9, retransmits: r.retransmits, senderCpu: r.senderCpu, redirectWg, passNotReady, wgTxMB: wgTx / 1e6, qdiscDrops: q1 - q0, clearPackets: clear, valid: why.length === 0, why: why.join('; ') };
+    if (mode === 'bpf' && (redirectWg === 0 || passNotReady > 50))
+      why.push(`steering not BPF (redirect Δ${redirectWg}, pass-not-ready Δ${passNotReady})`);
+    if (mode === 'plain' && (redirectWg > 50 || passNotReady === 0))
+      why.push(`steering not plain (redirect Δ${redirectWg}, pass-not-ready Δ${passNotReady}) — agent reverted?`);
+    return {
+      mode,
+      gbps: r.bps / 1e9,
+      retransmits: r.retransmits,
+      senderCpu: r.senderCpu,
+      redirectWg,
+      passNotReady,
+      wgTxMB: wgTx / 1e6,
+      qdiscDrops: q1 - q0,
+      clearPackets: clear,
+      valid: why.length === 0,
+      why: why.join('; '),
+    };
   } finally {
     if (mode === 'plain') await restore(saved);
     cleanupSaved = [];
@@ -279,7 +412,19 @@ async function podRound(mode: Mode, nodes: readonly [LabNode, LabNode], seconds:
 async function underlayRound(nodes: readonly [LabNode, LabNode], seconds: number): Promise<Round> {
   const [a, b] = nodes;
   const r = await iperf({ netns: b.netns, ip: b.underlayIP }, { netns: a.netns, ip: a.underlayIP }, seconds);
-  return { mode: 'underlay', gbps: r.bps / 1e9, retransmits: r.retransmits, senderCpu: r.senderCpu, redirectWg: 0, passNotReady: 0, wgTxMB: 0, qdiscDrops: 0, clearPackets: 0, valid: true, why: '' };
+  return {
+    mode: 'underlay',
+    gbps: r.bps / 1e9,
+    retransmits: r.retransmits,
+    senderCpu: r.senderCpu,
+    redirectWg: 0,
+    passNotReady: 0,
+    wgTxMB: 0,
+    qdiscDrops: 0,
+    clearPackets: 0,
+    valid: true,
+    why: '',
+  };
 }
 
 function median(xs: readonly number[]): number {
@@ -290,7 +435,10 @@ function median(xs: readonly number[]): number {
 }
 
 // Two-sided 95% Student t critical values for df = 1…20 (beyond: ≈ 2.0).
-const T975 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.16, 2.145, 2.131, 2.12, 2.11, 2.101, 2.093, 2.086];
+const T975 = [
+  12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.16, 2.145, 2.131, 2.12, 2.11, 2.101,
+  2.093, 2.086,
+];
 
 /** Geometric mean of ratios with a 95% confidence interval (t on the log ratios). */
 function ratioCI(ratios: readonly number[]): { gmean: number; lo: number; hi: number } | undefined {
@@ -338,12 +486,19 @@ async function main(): Promise<number> {
   if (!existsSync(VEIL)) throw new BenchError('setup', `${VEIL} is missing: npm run build -w @veil/cli`);
   // `lab up` replaces any running lab; never clobber one somebody else is using.
   if (existsSync(join(LAB_DIR, 'state.json')) && process.env.VEIL_BENCH_REPLACE_LAB !== '1') {
-    throw new BenchError('setup', `a lab is already running (${LAB_DIR}/state.json); \`veil lab down\` it or set VEIL_BENCH_REPLACE_LAB=1`);
+    throw new BenchError(
+      'setup',
+      `a lab is already running (${LAB_DIR}/state.json); \`veil lab down\` it or set VEIL_BENCH_REPLACE_LAB=1`,
+    );
   }
   const load0 = loadavg()[0] ?? 0;
   log(`lab up (2 nodes × 1 pod, wireguard), ${rounds} rounds per mode × ${seconds} s`);
   labUp = true;
-  const up = await run(process.execPath, [VEIL, 'lab', 'up', '--nodes', '2', '--pods-per-node', '1', '--backend', 'wireguard', '--keep', '--json'], 180_000);
+  const up = await run(
+    process.execPath,
+    [VEIL, 'lab', 'up', '--nodes', '2', '--pods-per-node', '1', '--backend', 'wireguard', '--keep', '--json'],
+    180_000,
+  );
   if (up.code !== 0) throw new BenchError('lab up', `exited ${up.code}: ${up.stderr.trim().split('\n').slice(-4).join(' | ')}`);
   const state = readLabState();
   const nodes = [state.nodes[0], state.nodes[1]] as [LabNode, LabNode];
@@ -358,7 +513,9 @@ async function main(): Promise<number> {
   for (const [i, mode] of order.entries()) {
     const r = await podRound(mode, nodes, seconds);
     results.push(r);
-    log(`round ${i + 1}/${order.length} ${mode.padEnd(5)} ${r.gbps.toFixed(3)} Gbit/s  retr ${r.retransmits}  ${r.valid ? 'ok' : `INVALID: ${r.why}`}`);
+    log(
+      `round ${i + 1}/${order.length} ${mode.padEnd(5)} ${r.gbps.toFixed(3)} Gbit/s  retr ${r.retransmits}  ${r.valid ? 'ok' : `INVALID: ${r.why}`}`,
+    );
   }
   log('underlay baseline (node to node, no WireGuard)');
   for (let i = 0; i < 2; i++) results.push(await underlayRound(nodes, seconds));
@@ -369,7 +526,9 @@ async function main(): Promise<number> {
   lines.push('');
   lines.push(`Veil throughput: pod → pod across nodes, 2-node lab, wireguard-go; iperf3 TCP ${seconds} s/round (1 s omitted)`);
   lines.push('');
-  lines.push('round  mode      Gbit/s  retrans  snd CPU%  redirect-wg Δpk  pass-not-ready Δpk  wg tx MB  wg qdisc drops  clear pkts  check');
+  lines.push(
+    'round  mode      Gbit/s  retrans  snd CPU%  redirect-wg Δpk  pass-not-ready Δpk  wg tx MB  wg qdisc drops  clear pkts  check',
+  );
   results.forEach((r, i) => {
     lines.push(
       `${String(i + 1).padStart(5)}  ${r.mode.padEnd(8)} ${r.gbps.toFixed(3).padStart(7)}  ${String(r.retransmits).padStart(7)}  ${r.senderCpu.toFixed(0).padStart(8)}  ` +
@@ -391,27 +550,52 @@ async function main(): Promise<number> {
     pairRatios.push(rb.gbps / rp.gbps);
   }
   const ratio = median(bpf) / median(plain);
-  const fmt = (xs: number[]) => `median ${median(xs).toFixed(3)}  min ${Math.min(...xs).toFixed(3)}  max ${Math.max(...xs).toFixed(3)}  (n=${xs.length})`;
+  const fmt = (xs: number[]) =>
+    `median ${median(xs).toFixed(3)}  min ${Math.min(...xs).toFixed(3)}  max ${Math.max(...xs).toFixed(3)}  (n=${xs.length})`;
   lines.push('');
   lines.push(`BPF steering (bpf_redirect → veil_wg0)      Gbit/s ${fmt(bpf)}`);
   lines.push(`plain routing (route dev veil_wg0)          Gbit/s ${fmt(plain)}`);
   lines.push(`underlay only (node → node, no WireGuard)   Gbit/s ${fmt(under)}`);
   lines.push('');
-  lines.push(`ratio BPF/plain (medians)        ${ratio.toFixed(3)}   target ≥ ${TARGET_RATIO}: ${ratio >= TARGET_RATIO ? 'MET' : 'NOT MET'}`);
-  lines.push(`ratio BPF/plain (median of ${pairRatios.length} pairs) ${median(pairRatios).toFixed(3)}   pairs: ${pairRatios.map((x) => x.toFixed(3)).join(' ')}`);
+  lines.push(
+    `ratio BPF/plain (medians)        ${ratio.toFixed(3)}   target ≥ ${TARGET_RATIO}: ${ratio >= TARGET_RATIO ? 'MET' : 'NOT MET'}`,
+  );
+  lines.push(
+    `ratio BPF/plain (median of ${pairRatios.length} pairs) ${median(pairRatios).toFixed(3)}   pairs: ${pairRatios.map((x) => x.toFixed(3)).join(' ')}`,
+  );
   const ci = ratioCI(pairRatios);
   if (ci) {
-    lines.push(`ratio BPF/plain (geometric mean of pairs) ${ci.gmean.toFixed(3)}, 95% CI [${ci.lo.toFixed(3)}, ${ci.hi.toFixed(3)}]` +
-      (ci.lo <= 1 && ci.hi >= 1 ? ' — includes 1.0: no difference measurable at this noise level' : ''));
+    lines.push(
+      `ratio BPF/plain (geometric mean of pairs) ${ci.gmean.toFixed(3)}, 95% CI [${ci.lo.toFixed(3)}, ${ci.hi.toFixed(3)}]` +
+        (ci.lo <= 1 && ci.hi >= 1 ? ' — includes 1.0: no difference measurable at this noise level' : ''),
+    );
   }
-  lines.push(`machine: load average (1 min) ${load0.toFixed(2)} at start, ${load1.toFixed(2)} at end; 2 cores shared with other work → expect noise`);
+  lines.push(
+    `machine: load average (1 min) ${load0.toFixed(2)} at start, ${load1.toFixed(2)} at end; 2 cores shared with other work → expect noise`,
+  );
   const invalid = results.filter((r) => !r.valid).length;
   if (invalid) lines.push(`${invalid} round(s) INVALID (excluded): see the check column`);
   process.stdout.write(lines.join('\n') + '\n');
 
   const outFile = join(PKG_DIR, 'dist-bench', 'throughput-result.json');
   mkdirSync(dirname(outFile), { recursive: true });
-  writeFileSync(outFile, JSON.stringify({ at: new Date().toISOString(), seconds, rounds: results, medians: { bpf: median(bpf), plain: median(plain), underlay: median(under) }, ratio, pairRatios, pairRatioCI: ratioCI(pairRatios) ?? null, load: [load0, load1] }, null, 2) + '\n');
+  writeFileSync(
+    outFile,
+    JSON.stringify(
+      {
+        at: new Date().toISOString(),
+        seconds,
+        rounds: results,
+        medians: { bpf: median(bpf), plain: median(plain), underlay: median(under) },
+        ratio,
+        pairRatios,
+        pairRatioCI: ratioCI(pairRatios) ?? null,
+        load: [load0, load1],
+      },
+      null,
+      2,
+    ) + '\n',
+  );
   log(`results: ${outFile}`);
   return invalid === 0 && bpf.length >= 3 && plain.length >= 3 ? 0 : 1;
 }

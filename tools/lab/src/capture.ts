@@ -24,8 +24,14 @@ export interface RunningCapture {
 /** Starts tcpdump on the underlay bridge (full packets, written per packet) and waits until it listens. */
 export async function startCapture(state: LabState, pcap: string, log: string): Promise<RunningCapture> {
   writeFileSync(log, ''); // a previous run's statistics must not be read as this one's
-  const cap = spawnDetached('ip', ['netns', 'exec', UNDERLAY_NETNS, 'tcpdump', '-i', 'br0', '-n', '-U', '-s', '0', '-w', pcap], log);
-  const exited = new Promise<{ code: number | null; signal: string | null }>((resolve) => cap.once('exit', (code, signal) => resolve({ code, signal })));
+  const cap = spawnDetached(
+    'ip',
+    ['netns', 'exec', UNDERLAY_NETNS, 'tcpdump', '-i', 'br0', '-n', '-U', '-s', '0', '-w', pcap],
+    log,
+  );
+  const exited = new Promise<{ code: number | null; signal: string | null }>((resolve) =>
+    cap.once('exit', (code, signal) => resolve({ code, signal })),
+  );
   if (cap.pid !== undefined) state.helperPids.push(cap.pid);
   writeState(state);
   await waitForLine(log, /listening on/, 10_000, cap.pid, 'tcpdump');

@@ -124,7 +124,11 @@ export async function labChaos(opts: ChaosOptions): Promise<ChaosReport> {
     const src = n.pods[0];
     const dst = peer.pods[0];
     if (!src || !dst) continue;
-    const child = spawn('ip', ['netns', 'exec', src.netns, 'ping', '-n', '-i', String(PING_INTERVAL_S), '-W', '1', '-p', marker.toString('hex'), dst.ip], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(
+      'ip',
+      ['netns', 'exec', src.netns, 'ping', '-n', '-i', String(PING_INTERVAL_S), '-W', '1', '-p', marker.toString('hex'), dst.ip],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
     const p = { from: src.name, to: dst.name, child, out: '' };
     child.stdout?.on('data', (c: Buffer) => (p.out += c.toString()));
     pingers.push(p);
@@ -154,7 +158,8 @@ export async function labChaos(opts: ChaosOptions): Promise<ChaosReport> {
             const r = await new StatusClient({ socketPath: node.statusSocket, timeoutMs: 30_000 }).rotateKeys();
             // The agent retries a publish that failed (say, the API server was down): the rotation
             // counts only once the new public material is on the Node.
-            if (!r.published) error = await waitAnnotations(state, node.name, veilAnnotations(r.annotations), 30_000, { subset: true });
+            if (!r.published)
+              error = await waitAnnotations(state, node.name, veilAnnotations(r.annotations), 30_000, { subset: true });
           } catch (err) {
             error = errorMessage(err);
           }
@@ -171,7 +176,8 @@ export async function labChaos(opts: ChaosOptions): Promise<ChaosReport> {
           break;
         case 'apiserver-restart':
           target = 'apiserver';
-          if (state.apiserver.pid !== undefined && pidMatches(state.apiserver.pid, 'apiserver')) process.kill(state.apiserver.pid, 'SIGUSR1');
+          if (state.apiserver.pid !== undefined && pidMatches(state.apiserver.pid, 'apiserver'))
+            process.kill(state.apiserver.pid, 'SIGUSR1');
           break;
         case 'node-add': {
           const ghost = newGhost(ghosts.length + actions.length);
@@ -231,7 +237,9 @@ export async function labChaos(opts: ChaosOptions): Promise<ChaosReport> {
   else if (actions.some((a) => a.action === 'node-delete')) log(`${t()} deleted nodes removed from every agent's peers`);
   await sleep(1_000);
   for (const p of pingers) p.child.kill('SIGINT');
-  await Promise.all(pingers.map((p) => new Promise<void>((r) => (p.child.exitCode !== null ? r() : p.child.once('exit', () => r())))));
+  await Promise.all(
+    pingers.map((p) => new Promise<void>((r) => (p.child.exitCode !== null ? r() : p.child.once('exit', () => r())))),
+  );
   const pings = pingers.map((p) => pingStats(p.from, p.to, p.out));
   const podIPs = nodes.flatMap((n) => n.pods.map((p) => p.ip));
   const { analysis, health } = await stopCapture(state, cap, {
@@ -244,7 +252,13 @@ export async function labChaos(opts: ChaosOptions): Promise<ChaosReport> {
   for (const a of actions) if (a.error !== undefined) failures.push(`${a.action} ${a.target} failed: ${a.error}`);
   const maxLost = opts.maxLostPings ?? 0;
   const lost = pings.reduce((sum, p) => sum + p.lost, 0);
-  if (lost > maxLost) failures.push(`${lost} pings lost (budget ${maxLost}): ${pings.filter((p) => p.lost > 0).map((p) => `${p.from} → ${p.to} ${p.lost}`).join(', ')}`);
+  if (lost > maxLost)
+    failures.push(
+      `${lost} pings lost (budget ${maxLost}): ${pings
+        .filter((p) => p.lost > 0)
+        .map((p) => `${p.from} → ${p.to} ${p.lost}`)
+        .join(', ')}`,
+    );
   for (const p of pings) if (p.received === 0) failures.push(`ping ${p.from} → ${p.to}: no reply at all`);
   return {
     ok: failures.length === 0,
@@ -298,7 +312,13 @@ async function annotationsOf(state: LabState, node: string): Promise<Record<stri
 }
 
 /** Waits until `node`'s veil.io annotations equal `want` again (with `subset`, contain it); returns why not on timeout. */
-async function waitAnnotations(state: LabState, node: string, want: Record<string, string>, timeoutMs: number, opts: { subset?: boolean } = {}): Promise<string | undefined> {
+async function waitAnnotations(
+  state: LabState,
+  node: string,
+  want: Record<string, string>,
+  timeoutMs: number,
+  opts: { subset?: boolean } = {},
+): Promise<string | undefined> {
   return until(timeoutMs, async () => {
     const got = await annotationsOf(state, node);
     if (typeof got === 'string') return got;
@@ -320,7 +340,11 @@ async function tamperAnnotations(state: LabState, node: LabNode): Promise<string
   if (!published[WG_KEY_ANNOTATION]) return `${node.name} has no ${WG_KEY_ANNOTATION} to tamper with`;
   const tampered = Object.fromEntries(Object.entries(before).filter(([k]) => !k.startsWith('veil.io/')));
   tampered[WG_KEY_ANNOTATION] = ghostPublicKey();
-  const r = await apiControl(state.apiserver.controlSocket ?? '', { op: 'set-annotations', node: node.name, annotations: tampered });
+  const r = await apiControl(state.apiserver.controlSocket ?? '', {
+    op: 'set-annotations',
+    node: node.name,
+    annotations: tampered,
+  });
   if (!r.ok) return r.error;
   return waitAnnotations(state, node.name, published, 15_000);
 }
@@ -378,8 +402,10 @@ async function duplicateKeyRestart(
       for (const [i, v] of views.entries()) {
         const name = state.nodes[i]?.name ?? '?';
         if (!v) return `${name}: no status`;
-        if (v.peers.some((p) => p.name === hostile.name && p.state === 'active')) return `${name} made ${hostile.name} (${victim.name}'s key) an active peer`;
-        if (name !== victim.name && !v.peers.some((p) => p.name === victim.name && p.state === 'active')) return `${name} does not have ${victim.name} as an active peer`;
+        if (v.peers.some((p) => p.name === hostile.name && p.state === 'active'))
+          return `${name} made ${hostile.name} (${victim.name}'s key) an active peer`;
+        if (name !== victim.name && !v.peers.some((p) => p.name === victim.name && p.state === 'active'))
+          return `${name} does not have ${victim.name} as an active peer`;
       }
       return undefined;
     });
@@ -408,7 +434,9 @@ export function formatChaos(r: ChaosReport): string {
     ...r.pings.map(
       (p) =>
         `  ping ${p.from} → ${p.to}: ${p.sent} sent, ${p.received} received, ${p.lost} lost${p.inFlightAtStop ? ' (+1 in flight at the stop)' : ''}, longest gap ${p.longestGapS.toFixed(1)} s` +
-        (p.gaps.length > 0 ? ` (gaps at ${p.gaps.map((g) => `${g.atS.toFixed(1)} s for ${g.lengthS.toFixed(1)} s`).join(', ')})` : ''),
+        (p.gaps.length > 0
+          ? ` (gaps at ${p.gaps.map((g) => `${g.atS.toFixed(1)} s for ${g.lengthS.toFixed(1)} s`).join(', ')})`
+          : ''),
     ),
     `  lost pings: ${r.pings.reduce((s, p) => s + p.lost, 0)} (budget ${r.maxLostPings})`,
     `  underlay capture: ${r.capture.packets} packets, ${r.capture.encryptedPackets} encrypted, plaintext pod-address packets ${r.capture.plaintextPackets} (${r.capture.plaintextBytes} bytes), probe marker ${r.marker} in ${r.capture.markerPackets} packets, non-WireGuard on the tunnel port ${r.capture.malformedTunnelPackets}`,

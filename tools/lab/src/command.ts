@@ -8,7 +8,8 @@ import { DEFAULT_LAB_DIR, LAB_NETNS_PREFIX, readState } from './state.js';
 function int(name: string, min: number, max: number) {
   return (v: string): number => {
     const n = Number(v);
-    if (!Number.isInteger(n) || n < min || n > max) throw new InvalidArgumentError(`${name} needs an integer in [${min}, ${max}]`);
+    if (!Number.isInteger(n) || n < min || n > max)
+      throw new InvalidArgumentError(`${name} needs an integer in [${min}, ${max}]`);
     return n;
   };
 }
@@ -16,7 +17,8 @@ function int(name: string, min: number, max: number) {
 /** Registers `veil lab …` on the program. */
 export function registerLab(program: Command, setExit: ExitSetter): void {
   const lab = program.command('lab').description('a multi-node Veil lab in network namespaces on this host');
-  const labDirOpt = (): Option => new Option('--lab-dir <dir>', 'where the lab keeps its state').default(DEFAULT_LAB_DIR).hideHelp();
+  const labDirOpt = (): Option =>
+    new Option('--lab-dir <dir>', 'where the lab keeps its state').default(DEFAULT_LAB_DIR).hideHelp();
 
   lab
     .command('up')
@@ -24,37 +26,62 @@ export function registerLab(program: Command, setExit: ExitSetter): void {
     .option('--nodes <n>', 'number of nodes', int('--nodes', 2, 50), 3)
     .option('--pods-per-node <n>', 'pods per node', int('--pods-per-node', 1, 50), 2)
     .option('--backend <name>', 'wireguard | ipsec | plaintext | a backend package name or path', 'wireguard')
-    .addOption(new Option('--kernel <where>', 'host kernel, or a qemu VM with kernel WireGuard/ESP').choices(['host', 'vm']).default('host'))
+    .addOption(
+      new Option('--kernel <where>', 'host kernel, or a qemu VM with kernel WireGuard/ESP')
+        .choices(['host', 'vm'])
+        .default('host'),
+    )
     .option('--keep', 'leave the lab running (manage it with status/exec/down)', false)
     .option('--strict', 'agents in strict mode for 10.244.0.0/16 (pod traffic is dropped rather than sent in clear)', false)
     .option('--json', 'print the summary as JSON on stdout', false)
     .option('--ready-timeout <s>', 'seconds the agents get to become ready', int('--ready-timeout', 1, 3600), 120)
     .addOption(labDirOpt())
-    .action(async (o: { nodes: number; podsPerNode: number; backend: string; kernel: 'host' | 'vm'; keep: boolean; strict: boolean; json: boolean; readyTimeout: number; labDir: string }) => {
-      if (o.kernel === 'vm') {
-        const { labUpInVm } = await import('./vm.js');
-        setExit(await labUpInVm(o));
-        return;
-      }
-      const { labUp, formatSummary } = await import('./up.js');
-      // Ctrl-C while the lab is being built or tested: tear it down (unless --keep) rather than leave it half-made.
-      const onSignal = (): void => {
-        process.stderr.write('\nveil lab up: interrupted; tearing the lab down\n');
-        void (async () => {
-          if (!o.keep) {
-            const { destroyLab } = await import('./topology.js');
-            await destroyLab(readState(o.labDir), o.labDir).catch(() => undefined);
-          }
-          process.exit(130);
-        })();
-      };
-      process.once('SIGINT', onSignal);
-      process.once('SIGTERM', onSignal);
-      const summary = await labUp({ nodes: o.nodes, podsPerNode: o.podsPerNode, backend: o.backend, kernel: o.kernel, keep: o.keep, strict: o.strict, labDir: o.labDir, readyTimeoutMs: o.readyTimeout * 1000 });
-      process.stderr.write(formatSummary(summary) + '\n');
-      if (o.json) process.stdout.write(JSON.stringify(summary) + '\n');
-      setExit(summary.ok ? 0 : 1);
-    });
+    .action(
+      async (o: {
+        nodes: number;
+        podsPerNode: number;
+        backend: string;
+        kernel: 'host' | 'vm';
+        keep: boolean;
+        strict: boolean;
+        json: boolean;
+        readyTimeout: number;
+        labDir: string;
+      }) => {
+        if (o.kernel === 'vm') {
+          const { labUpInVm } = await import('./vm.js');
+          setExit(await labUpInVm(o));
+          return;
+        }
+        const { labUp, formatSummary } = await import('./up.js');
+        // Ctrl-C while the lab is being built or tested: tear it down (unless --keep) rather than leave it half-made.
+        const onSignal = (): void => {
+          process.stderr.write('\nveil lab up: interrupted; tearing the lab down\n');
+          void (async () => {
+            if (!o.keep) {
+              const { destroyLab } = await import('./topology.js');
+              await destroyLab(readState(o.labDir), o.labDir).catch(() => undefined);
+            }
+            process.exit(130);
+          })();
+        };
+        process.once('SIGINT', onSignal);
+        process.once('SIGTERM', onSignal);
+        const summary = await labUp({
+          nodes: o.nodes,
+          podsPerNode: o.podsPerNode,
+          backend: o.backend,
+          kernel: o.kernel,
+          keep: o.keep,
+          strict: o.strict,
+          labDir: o.labDir,
+          readyTimeoutMs: o.readyTimeout * 1000,
+        });
+        process.stderr.write(formatSummary(summary) + '\n');
+        if (o.json) process.stdout.write(JSON.stringify(summary) + '\n');
+        setExit(summary.ok ? 0 : 1);
+      },
+    );
 
   lab
     .command('down')
@@ -82,24 +109,40 @@ export function registerLab(program: Command, setExit: ExitSetter): void {
       const { getJsonOverUnixSocket } = await import('@veil/agent-core');
       const rows = await Promise.all(
         state.nodes.map(async (n) => {
-          let st: { ready?: boolean; driver?: string; peers?: { name: string; state: string }[]; notReadyReason?: string } | undefined;
+          let st:
+            { ready?: boolean; driver?: string; peers?: { name: string; state: string }[]; notReadyReason?: string } | undefined;
           try {
             st = (await getJsonOverUnixSocket(n.statusSocket)) as typeof st;
           } catch {
             st = undefined;
           }
-          return { node: n.name, netns: n.netns, underlayIP: n.underlayIP, podCIDR: n.podCIDR, pid: n.agentPid, alive: n.agentPid !== undefined && pidAlive(n.agentPid), status: st, pods: n.pods.map((p) => `${p.name}=${p.ip}`) };
+          return {
+            node: n.name,
+            netns: n.netns,
+            underlayIP: n.underlayIP,
+            podCIDR: n.podCIDR,
+            pid: n.agentPid,
+            alive: n.agentPid !== undefined && pidAlive(n.agentPid),
+            status: st,
+            pods: n.pods.map((p) => `${p.name}=${p.ip}`),
+          };
         }),
       );
       if (o.json) {
         process.stdout.write(JSON.stringify({ backend: state.backend, apiserver: state.apiserver, nodes: rows }, null, 2) + '\n');
         return;
       }
-      process.stdout.write(`lab ${state.labDir} (backend ${state.backend}, since ${state.createdAt}); API server ${state.apiserver.url} pid ${state.apiserver.pid ?? '-'} ${state.apiserver.pid !== undefined && pidAlive(state.apiserver.pid) ? 'running' : 'NOT running'}\n`);
+      process.stdout.write(
+        `lab ${state.labDir} (backend ${state.backend}, since ${state.createdAt}); API server ${state.apiserver.url} pid ${state.apiserver.pid ?? '-'} ${state.apiserver.pid !== undefined && pidAlive(state.apiserver.pid) ? 'running' : 'NOT running'}\n`,
+      );
       for (const r of rows) {
         const peers = r.status?.peers?.map((p) => `${p.name}:${p.state}`).join(' ') ?? '';
-        const st = r.status ? `${r.status.ready ? 'ready' : `not ready (${r.status.notReadyReason ?? '?'})`} driver=${r.status.driver ?? '?'} peers[${peers}]` : 'no status';
-        process.stdout.write(`  ${r.node} ${r.underlayIP} ${r.podCIDR} agent pid ${r.pid ?? '-'} ${r.alive ? 'running' : 'NOT running'}: ${st}\n    pods: ${r.pods.join(' ')}\n`);
+        const st = r.status
+          ? `${r.status.ready ? 'ready' : `not ready (${r.status.notReadyReason ?? '?'})`} driver=${r.status.driver ?? '?'} peers[${peers}]`
+          : 'no status';
+        process.stdout.write(
+          `  ${r.node} ${r.underlayIP} ${r.podCIDR} agent pid ${r.pid ?? '-'} ${r.alive ? 'running' : 'NOT running'}: ${st}\n    pods: ${r.pods.join(' ')}\n`,
+        );
       }
     });
 
@@ -112,7 +155,8 @@ export function registerLab(program: Command, setExit: ExitSetter): void {
       if (!/^[a-z0-9-]+$/.test(where)) throw new UsageError('<where>', `"${where}" is not a lab node, pod or "ul"`);
       const ns = `${LAB_NETNS_PREFIX}${where}`;
       const { labNamespaces } = await import('./topology.js');
-      if (!(await labNamespaces()).includes(ns)) throw new UsageError('<where>', `no lab namespace ${ns} (is the lab up? try veil lab status)`);
+      if (!(await labNamespaces()).includes(ns))
+        throw new UsageError('<where>', `no lab namespace ${ns} (is the lab up? try veil lab status)`);
       const code = await new Promise<number>((resolve) => {
         const child = spawn('ip', ['netns', 'exec', ns, ...command], { stdio: 'inherit' });
         child.on('error', (err) => {
@@ -130,24 +174,34 @@ export function registerLab(program: Command, setExit: ExitSetter): void {
     .option('--duration <d>', 'how long, e.g. 60s or 2m', '60s')
     .option('--interval <d>', 'pause between disturbances', '4s')
     .option('--actions <list>', 'comma-separated disturbances to cycle through (default: all)')
-    .option('--max-lost <n>', 'pings the whole run may lose (in-flight ones at the stop excepted) before it fails', int('--max-lost', 0, 1_000_000), 0)
+    .option(
+      '--max-lost <n>',
+      'pings the whole run may lose (in-flight ones at the stop excepted) before it fails',
+      int('--max-lost', 0, 1_000_000),
+      0,
+    )
     .option('--json', 'print the report as JSON on stdout', false)
     .addOption(labDirOpt())
-    .action(async (o: { duration: string; interval: string; actions?: string; maxLost: number; json: boolean; labDir: string }) => {
-      const { parseDuration } = await import('@veil/agent-core');
-      const durationMs = /^(\d+(\.\d+)?(ms|s|m|h))+$/.test(o.duration) ? parseDuration(o.duration) : NaN;
-      const intervalMs = /^(\d+(\.\d+)?(ms|s|m|h))+$/.test(o.interval) ? parseDuration(o.interval) : NaN;
-      if (!(durationMs >= 1000)) throw new UsageError('--duration', `needs a duration of at least 1s like 60s, got "${o.duration}"`);
-      if (!(intervalMs >= 100)) throw new UsageError('--interval', `needs a duration of at least 100ms like 4s, got "${o.interval}"`);
-      const { labChaos, formatChaos, CHAOS_ACTIONS } = await import('./chaos.js');
-      const actions = (o.actions ?? '').split(',').filter(Boolean) as (typeof CHAOS_ACTIONS)[number][];
-      const unknown = actions.filter((a) => !CHAOS_ACTIONS.includes(a));
-      if (unknown.length > 0) throw new UsageError('--actions', `unknown disturbance ${unknown.join(', ')} (known: ${CHAOS_ACTIONS.join(', ')})`);
-      const report = await labChaos({ labDir: o.labDir, durationMs, intervalMs, actions, maxLostPings: o.maxLost });
-      process.stderr.write(formatChaos(report) + '\n');
-      if (o.json) process.stdout.write(JSON.stringify(report) + '\n');
-      setExit(report.ok ? 0 : 1);
-    });
+    .action(
+      async (o: { duration: string; interval: string; actions?: string; maxLost: number; json: boolean; labDir: string }) => {
+        const { parseDuration } = await import('@veil/agent-core');
+        const durationMs = /^(\d+(\.\d+)?(ms|s|m|h))+$/.test(o.duration) ? parseDuration(o.duration) : NaN;
+        const intervalMs = /^(\d+(\.\d+)?(ms|s|m|h))+$/.test(o.interval) ? parseDuration(o.interval) : NaN;
+        if (!(durationMs >= 1000))
+          throw new UsageError('--duration', `needs a duration of at least 1s like 60s, got "${o.duration}"`);
+        if (!(intervalMs >= 100))
+          throw new UsageError('--interval', `needs a duration of at least 100ms like 4s, got "${o.interval}"`);
+        const { labChaos, formatChaos, CHAOS_ACTIONS } = await import('./chaos.js');
+        const actions = (o.actions ?? '').split(',').filter(Boolean) as (typeof CHAOS_ACTIONS)[number][];
+        const unknown = actions.filter((a) => !CHAOS_ACTIONS.includes(a));
+        if (unknown.length > 0)
+          throw new UsageError('--actions', `unknown disturbance ${unknown.join(', ')} (known: ${CHAOS_ACTIONS.join(', ')})`);
+        const report = await labChaos({ labDir: o.labDir, durationMs, intervalMs, actions, maxLostPings: o.maxLost });
+        process.stderr.write(formatChaos(report) + '\n');
+        if (o.json) process.stdout.write(JSON.stringify(report) + '\n');
+        setExit(report.ok ? 0 : 1);
+      },
+    );
 
   lab
     .command('apiserver', { hidden: true })
@@ -156,7 +210,14 @@ export function registerLab(program: Command, setExit: ExitSetter): void {
     .requiredOption('--nodes <file>')
     .option('--control <socket>', 'unix socket for lab chaos: tamper with Node objects, lose the state')
     .action(async (o: { host: string; port: number; nodes: string; control?: string }) =>
-      setExit(await runApiserver({ host: o.host, port: o.port, nodesFile: o.nodes, ...(o.control ? { controlSocket: o.control } : {}) })),
+      setExit(
+        await runApiserver({
+          host: o.host,
+          port: o.port,
+          nodesFile: o.nodes,
+          ...(o.control ? { controlSocket: o.control } : {}),
+        }),
+      ),
     );
 
   lab
@@ -168,7 +229,7 @@ export function registerLab(program: Command, setExit: ExitSetter): void {
     .command('_probe', { hidden: true })
     .option('--size <bytes>', 'payload', int('--size', 1, 64 << 20), 32768)
     .option('--timeout <ms>', 'per target', int('--timeout', 1, 600_000), 8000)
-    .option('--marker <hex>', 'bytes written at every KiB of the payload (the run\'s probe marker)', '')
+    .option('--marker <hex>', "bytes written at every KiB of the payload (the run's probe marker)", '')
     .argument('<targets...>', 'ip:port')
     .action(async (targets: string[], o: { size: number; timeout: number; marker: string }) => {
       if (!/^([0-9a-f]{2})*$/i.test(o.marker)) throw new UsageError('--marker', `needs hex bytes, got "${o.marker}"`);

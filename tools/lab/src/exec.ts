@@ -12,18 +12,32 @@ export interface RunResult {
 /** Runs a command to completion; never throws for a non-zero exit (see {@link mustRun}). */
 export function run(cmd: string, args: readonly string[], opts: { timeoutMs?: number; input?: string } = {}): Promise<RunResult> {
   return new Promise((resolve) => {
-    const child = execFile(cmd, args as string[], { timeout: opts.timeoutMs ?? 30_000, maxBuffer: 16 << 20 }, (err, stdout, stderr) => {
-      const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? ((err as { code: number }).code) : 127) : 0;
-      resolve({ code, stdout: String(stdout), stderr: String(stderr) || (err && code === 127 ? err.message : '') });
-    });
+    const child = execFile(
+      cmd,
+      args as string[],
+      { timeout: opts.timeoutMs ?? 30_000, maxBuffer: 16 << 20 },
+      (err, stdout, stderr) => {
+        const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : 127) : 0;
+        resolve({ code, stdout: String(stdout), stderr: String(stderr) || (err && code === 127 ? err.message : '') });
+      },
+    );
     if (opts.input !== undefined) child.stdin?.end(opts.input);
   });
 }
 
 /** Runs a command and throws a LabError naming `step` and the command's stderr on failure. */
-export async function mustRun(step: string, cmd: string, args: readonly string[], opts: { timeoutMs?: number; input?: string } = {}): Promise<string> {
+export async function mustRun(
+  step: string,
+  cmd: string,
+  args: readonly string[],
+  opts: { timeoutMs?: number; input?: string } = {},
+): Promise<string> {
   const r = await run(cmd, args, opts);
-  if (r.code !== 0) throw new LabError(step, `\`${[cmd, ...args].join(' ')}\` exited ${r.code}: ${r.stderr.trim().split('\n').slice(-3).join(' | ')}`);
+  if (r.code !== 0)
+    throw new LabError(
+      step,
+      `\`${[cmd, ...args].join(' ')}\` exited ${r.code}: ${r.stderr.trim().split('\n').slice(-3).join(' | ')}`,
+    );
   return r.stdout;
 }
 
@@ -109,7 +123,13 @@ export async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (it
 }
 
 /** Waits until `file` (a process's log) matches `re`; fails naming `what` if the process exits first or time runs out. */
-export async function waitForLine(file: string, re: RegExp, timeoutMs: number, pid: number | undefined, what: string): Promise<void> {
+export async function waitForLine(
+  file: string,
+  re: RegExp,
+  timeoutMs: number,
+  pid: number | undefined,
+  what: string,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const text = existsSync(file) ? readFileSync(file, 'utf8') : '';
@@ -117,7 +137,8 @@ export async function waitForLine(file: string, re: RegExp, timeoutMs: number, p
     if (pid !== undefined && !pidAlive(pid)) {
       throw new LabError(what, `exited before it was ready: ${text.trim().split('\n').slice(-3).join(' | ') || '(no output)'}`);
     }
-    if (Date.now() > deadline) throw new LabError(what, `not ready after ${timeoutMs} ms: ${text.trim().split('\n').slice(-2).join(' | ')}`);
+    if (Date.now() > deadline)
+      throw new LabError(what, `not ready after ${timeoutMs} ms: ${text.trim().split('\n').slice(-2).join(' | ')}`);
     await sleep(100);
   }
 }

@@ -8,7 +8,12 @@ import { createConnection, createServer, type Server } from 'node:net';
 import { errorMessage } from '@veil/agent-core/errors';
 
 /** `veil lab apiserver`: the Kubernetes API double holding the lab's Node objects until SIGTERM. */
-export async function runApiserver(opts: { host: string; port: number; nodesFile: string; controlSocket?: string }): Promise<number> {
+export async function runApiserver(opts: {
+  host: string;
+  port: number;
+  nodesFile: string;
+  controlSocket?: string;
+}): Promise<number> {
   const { KubeApiServerDouble } = await import('@veil/kube-apiserver-double');
   const nodes = JSON.parse(readFileSync(opts.nodesFile, 'utf8')) as { metadata: { name: string } }[];
   const api = await KubeApiServerDouble.start({ host: opts.host, port: opts.port, bookmarkIntervalMs: 5_000 });
@@ -31,7 +36,8 @@ export async function runApiserver(opts: { host: string; port: number; nodesFile
       const want = JSON.parse(readFileSync(opts.nodesFile, 'utf8')) as { metadata: { name: string } }[];
       const names = new Set(want.map((n) => n.metadata.name));
       for (const n of want) if (!api.get('nodes', n.metadata.name)) api.create('nodes', n);
-      for (const o of api.list('nodes')) if (o.metadata?.name && !names.has(o.metadata.name)) api.delete('nodes', o.metadata.name);
+      for (const o of api.list('nodes'))
+        if (o.metadata?.name && !names.has(o.metadata.name)) api.delete('nodes', o.metadata.name);
       process.stdout.write(`apiserver nodes synced: ${[...names].join(',')}\n`);
     } catch (err) {
       process.stdout.write(`apiserver nodes sync failed: ${errorMessage(err)}\n`);

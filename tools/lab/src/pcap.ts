@@ -106,7 +106,15 @@ export function analyzeCapture(buf: Buffer, opts: CaptureOptions): CaptureAnalys
   const needles = opts.podIPs.map((ip) => parseIp(ip).bytes);
   const nodes = new Set(opts.nodeIPs.map((ip) => parseIp(ip).bytes.toString('hex')));
   const wgPort = opts.wgPort;
-  const out: CaptureAnalysis = { packets: 0, encryptedPackets: 0, plaintextPackets: 0, plaintextBytes: 0, markerPackets: 0, malformedTunnelPackets: 0, truncatedRecords: 0 };
+  const out: CaptureAnalysis = {
+    packets: 0,
+    encryptedPackets: 0,
+    plaintextPackets: 0,
+    plaintextBytes: 0,
+    markerPackets: 0,
+    malformedTunnelPackets: 0,
+    truncatedRecords: 0,
+  };
   const { records, truncatedTail } = readRecords(buf);
   if (truncatedTail) out.truncatedRecords++;
   for (const { frame, snapped } of records) {
@@ -163,7 +171,11 @@ export interface CaptureHealth {
  * the kernel must have dropped nothing, and the file must hold every packet tcpdump counted,
  * none cut short. A capture that misses packets cannot prove that nothing leaked.
  */
-export function captureHealth(log: string, exit: { code: number | null; signal: string | null }, analysis: Pick<CaptureAnalysis, 'packets' | 'truncatedRecords'>): CaptureHealth {
+export function captureHealth(
+  log: string,
+  exit: { code: number | null; signal: string | null },
+  analysis: Pick<CaptureAnalysis, 'packets' | 'truncatedRecords'>,
+): CaptureHealth {
   const num = (re: RegExp): number | undefined => {
     const m = re.exec(log);
     return m ? Number(m[1]) : undefined;
@@ -172,11 +184,14 @@ export function captureHealth(log: string, exit: { code: number | null; signal: 
   const droppedByKernel = num(/(\d+) packets? dropped by kernel/);
   const droppedByInterface = num(/(\d+) packets? dropped by interface/);
   const problems: string[] = [];
-  if (exit.code !== 0) problems.push(`tcpdump ${exit.code === null ? `killed by ${exit.signal ?? 'a signal'}` : `exited ${exit.code}`}`);
+  if (exit.code !== 0)
+    problems.push(`tcpdump ${exit.code === null ? `killed by ${exit.signal ?? 'a signal'}` : `exited ${exit.code}`}`);
   if (captured === undefined || droppedByKernel === undefined) problems.push('tcpdump printed no capture statistics');
   if (droppedByKernel !== undefined && droppedByKernel > 0) problems.push(`${droppedByKernel} packets dropped by kernel`);
-  if (droppedByInterface !== undefined && droppedByInterface > 0) problems.push(`${droppedByInterface} packets dropped by interface`);
-  if (captured !== undefined && captured !== analysis.packets) problems.push(`tcpdump captured ${captured} packets, the file holds ${analysis.packets}`);
+  if (droppedByInterface !== undefined && droppedByInterface > 0)
+    problems.push(`${droppedByInterface} packets dropped by interface`);
+  if (captured !== undefined && captured !== analysis.packets)
+    problems.push(`tcpdump captured ${captured} packets, the file holds ${analysis.packets}`);
   if (analysis.truncatedRecords > 0) problems.push(`${analysis.truncatedRecords} truncated capture records`);
   return {
     exitCode: exit.code,

@@ -93,7 +93,12 @@ export function planLab(nodes: number, podsPerNode: number, labDir: string, bpff
     const dir = join(labDir, name);
     const pods: LabPod[] = [];
     for (let j = 1; j <= podsPerNode; j++) {
-      pods.push({ name: `${name}-p${j}`, netns: `${LAB_NETNS_PREFIX}${name}-p${j}`, ip: `10.244.${i}.${10 + j}`, hostVeth: `lxc${name}p${j}` });
+      pods.push({
+        name: `${name}-p${j}`,
+        netns: `${LAB_NETNS_PREFIX}${name}-p${j}`,
+        ip: `10.244.${i}.${10 + j}`,
+        hostVeth: `lxc${name}p${j}`,
+      });
     }
     out.push({
       name,

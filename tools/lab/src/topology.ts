@@ -14,18 +14,25 @@ export async function labNamespaces(): Promise<string[]> {
 }
 
 async function sysctl(netns: string, settings: Record<string, string>): Promise<void> {
-  await mustRun(`sysctl in ${netns}`, 'ip', ['netns', 'exec', netns, 'sysctl', '-q', '-w', ...Object.entries(settings).map(([k, v]) => `${k}=${v}`)]);
+  await mustRun(`sysctl in ${netns}`, 'ip', [
+    'netns',
+    'exec',
+    netns,
+    'sysctl',
+    '-q',
+    '-w',
+    ...Object.entries(settings).map(([k, v]) => `${k}=${v}`),
+  ]);
 }
 
 /** Underlay netns with a bridge (the "switch"); the API server double listens on the bridge address. */
 export async function createUnderlay(): Promise<void> {
   await mustRun('create underlay netns', 'ip', ['netns', 'add', UNDERLAY_NETNS]);
-  await ipBatch('configure underlay', [
-    'link set lo up',
-    `link add ${BRIDGE} type bridge`,
-    `addr add ${APISERVER_IP}/24 dev ${BRIDGE}`,
-    `link set ${BRIDGE} up`,
-  ], UNDERLAY_NETNS);
+  await ipBatch(
+    'configure underlay',
+    ['link set lo up', `link add ${BRIDGE} type bridge`, `addr add ${APISERVER_IP}/24 dev ${BRIDGE}`, `link set ${BRIDGE} up`],
+    UNDERLAY_NETNS,
+  );
 }
 
 /**
@@ -37,30 +44,79 @@ export async function createUnderlay(): Promise<void> {
 export async function createNode(node: LabNode, all: readonly LabNode[]): Promise<void> {
   await mustRun(`create ${node.netns}`, 'ip', ['netns', 'add', node.netns]);
   await mustRun(`underlay veth for ${node.name}`, 'ip', [
-    'link', 'add', 'name', `ul-${node.name}`, 'netns', UNDERLAY_NETNS, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', node.netns,
+    'link',
+    'add',
+    'name',
+    `ul-${node.name}`,
+    'netns',
+    UNDERLAY_NETNS,
+    'type',
+    'veth',
+    'peer',
+    'name',
+    'eth0',
+    'netns',
+    node.netns,
   ]);
-  await ipBatch(`attach ${node.name} to the bridge`, [`link set ul-${node.name} master ${BRIDGE}`, `link set ul-${node.name} up`], UNDERLAY_NETNS);
-  await sysctl(node.netns, { 'net.ipv4.ip_forward': '1', 'net.ipv4.conf.all.rp_filter': '0', 'net.ipv4.conf.default.rp_filter': '0' });
-  const lines = ['link set lo up', `addr add ${node.underlayIP}/24 dev eth0`, 'link set eth0 up', `route add default via ${APISERVER_IP} dev eth0`];
+  await ipBatch(
+    `attach ${node.name} to the bridge`,
+    [`link set ul-${node.name} master ${BRIDGE}`, `link set ul-${node.name} up`],
+    UNDERLAY_NETNS,
+  );
+  await sysctl(node.netns, {
+    'net.ipv4.ip_forward': '1',
+    'net.ipv4.conf.all.rp_filter': '0',
+    'net.ipv4.conf.default.rp_filter': '0',
+  });
+  const lines = [
+    'link set lo up',
+    `addr add ${node.underlayIP}/24 dev eth0`,
+    'link set eth0 up',
+    `route add default via ${APISERVER_IP} dev eth0`,
+  ];
   for (const other of all) if (other !== node) lines.push(`route add ${other.podCIDR} via ${other.underlayIP} dev eth0`);
   await ipBatch(`configure ${node.name}`, lines, node.netns);
   for (const pod of node.pods) {
     await mustRun(`create ${pod.netns}`, 'ip', ['netns', 'add', pod.netns]);
-    await mustRun(`veth for ${pod.name}`, 'ip', ['link', 'add', 'name', pod.hostVeth, 'netns', node.netns, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', pod.netns]);
-    await ipBatch(`configure ${pod.name}`, [
-      'link set lo up',
-      `link set eth0 mtu ${POD_MTU}`,
-      `addr add ${pod.ip}/32 dev eth0`,
-      'link set eth0 up',
-      `route add ${POD_GATEWAY} dev eth0 scope link`,
-      `route add default via ${POD_GATEWAY} dev eth0`,
-    ], pod.netns);
+    await mustRun(`veth for ${pod.name}`, 'ip', [
+      'link',
+      'add',
+      'name',
+      pod.hostVeth,
+      'netns',
+      node.netns,
+      'type',
+      'veth',
+      'peer',
+      'name',
+      'eth0',
+      'netns',
+      pod.netns,
+    ]);
+    await ipBatch(
+      `configure ${pod.name}`,
+      [
+        'link set lo up',
+        `link set eth0 mtu ${POD_MTU}`,
+        `addr add ${pod.ip}/32 dev eth0`,
+        'link set eth0 up',
+        `route add ${POD_GATEWAY} dev eth0 scope link`,
+        `route add default via ${POD_GATEWAY} dev eth0`,
+      ],
+      pod.netns,
+    );
     // proxy ARP answers the pod's gateway; the /32 route is how the datapath learns the pod's veth.
-    await sysctl(node.netns, { [`net.ipv4.conf.${pod.hostVeth}.proxy_arp`]: '1', [`net.ipv4.conf.${pod.hostVeth}.rp_filter`]: '0' });
-    await ipBatch(`route to ${pod.name}`, [`link set ${pod.hostVeth} mtu ${POD_MTU}`, `link set ${pod.hostVeth} up`, `route add ${pod.ip}/32 dev ${pod.hostVeth}`], node.netns);
+    await sysctl(node.netns, {
+      [`net.ipv4.conf.${pod.hostVeth}.proxy_arp`]: '1',
+      [`net.ipv4.conf.${pod.hostVeth}.rp_filter`]: '0',
+    });
+    await ipBatch(
+      `route to ${pod.name}`,
+      [`link set ${pod.hostVeth} mtu ${POD_MTU}`, `link set ${pod.hostVeth} up`, `route add ${pod.ip}/32 dev ${pod.hostVeth}`],
+      node.netns,
+    );
   }
 }
-
 
 /** Mounts a bpffs the agents (in their own mount namespaces, see `ip netns exec`) all see. */
 export async function mountBpffs(root: string): Promise<void> {
@@ -94,11 +150,16 @@ export async function destroyLab(state: LabState | undefined, labDir: string): P
   const namespaces = await labNamespaces();
   for (const ns of namespaces) {
     const r = await run('ip', ['netns', 'pids', ns]);
-    const pids = r.stdout.split(/\s+/).filter((s) => /^\d+$/.test(s)).map(Number);
-    await Promise.all(pids.map(async (pid) => {
-      await terminate(pid, 2_000);
-      killed.push(pid);
-    }));
+    const pids = r.stdout
+      .split(/\s+/)
+      .filter((s) => /^\d+$/.test(s))
+      .map(Number);
+    await Promise.all(
+      pids.map(async (pid) => {
+        await terminate(pid, 2_000);
+        killed.push(pid);
+      }),
+    );
   }
   // Pods first: their veths go with them; then nodes, then the underlay.
   const order = [...namespaces].sort((a, b) => b.length - a.length);

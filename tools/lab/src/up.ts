@@ -93,7 +93,10 @@ export async function resolveBackend(backend: string, requested: 'host' | 'vm'):
   else if (backend.startsWith('.') || isAbsolute(backend)) type = resolve(backend);
   if (backend === 'wireguard' && kernel === 'host') {
     const r = await run('sh', ['-c', 'command -v wireguard-go']);
-    if (r.code !== 0) throw new LabUnsupportedError('this host kernel has no WireGuard and wireguard-go is not installed (apt-get install wireguard-go), or use --kernel vm');
+    if (r.code !== 0)
+      throw new LabUnsupportedError(
+        'this host kernel has no WireGuard and wireguard-go is not installed (apt-get install wireguard-go), or use --kernel vm',
+      );
   }
   const { loadBackendModule } = await import('@veil/agent-core');
   try {
@@ -122,7 +125,12 @@ function nodeObject(n: LabNode): object {
     kind: 'Node',
     metadata: { name: n.name, labels: { 'veil.io/lab': 'true' }, annotations: {} },
     spec: { podCIDR: n.podCIDR, podCIDRs: [n.podCIDR] },
-    status: { addresses: [{ type: 'InternalIP', address: n.underlayIP }, { type: 'Hostname', address: n.name }] },
+    status: {
+      addresses: [
+        { type: 'InternalIP', address: n.underlayIP },
+        { type: 'Hostname', address: n.name },
+      ],
+    },
   };
 }
 
@@ -161,10 +169,31 @@ function agentConfig(n: LabNode, backendType: string, wgPort: number, strict: bo
 /** Starts (or restarts) a node's agent, detached, in the node's namespace; sets `n.agentPid`. */
 export function startAgent(n: LabNode, bpffsRoot: string): void {
   const env = { ...process.env, NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --max-semi-space-size=2`.trim() };
-  const child = spawnDetached('ip', [
-    'netns', 'exec', n.netns, process.execPath, MAIN_JS, 'agent', '--config', n.configFile, '--kubeconfig', n.kubeconfig,
-    '--underlay-device', 'eth0', '--bpf-pin-dir', n.pinDir, '--bpffs-root', bpffsRoot, '--pod-cidrs', n.podCIDR,
-  ], n.logFile, env);
+  const child = spawnDetached(
+    'ip',
+    [
+      'netns',
+      'exec',
+      n.netns,
+      process.execPath,
+      MAIN_JS,
+      'agent',
+      '--config',
+      n.configFile,
+      '--kubeconfig',
+      n.kubeconfig,
+      '--underlay-device',
+      'eth0',
+      '--bpf-pin-dir',
+      n.pinDir,
+      '--bpffs-root',
+      bpffsRoot,
+      '--pod-cidrs',
+      n.podCIDR,
+    ],
+    n.logFile,
+    env,
+  );
   if (child.pid !== undefined) n.agentPid = child.pid;
 }
 
@@ -181,10 +210,7 @@ export interface AgentView {
 export async function agentStatus(socket: string): Promise<AgentView | undefined> {
   const { getJsonOverUnixSocket } = await import('@veil/agent-core');
   try {
-    return (await Promise.race([
-      getJsonOverUnixSocket(socket),
-      sleep(3_000).then(() => undefined),
-    ])) as AgentView | undefined;
+    return (await Promise.race([getJsonOverUnixSocket(socket), sleep(3_000).then(() => undefined)])) as AgentView | undefined;
   } catch {
     return undefined;
   }
@@ -204,8 +230,10 @@ export async function labUp(opts: LabUpOptions): Promise<LabSummary> {
   const started = Date.now();
   const log = opts.progress ?? ((l: string) => process.stderr.write(l + '\n'));
   const t = (): string => `[${((Date.now() - started) / 1000).toFixed(1).padStart(5)}s]`;
-  if (!Number.isInteger(opts.nodes) || opts.nodes < 2 || opts.nodes > 50) throw new UsageError('--nodes', 'needs an integer in [2, 50]');
-  if (!Number.isInteger(opts.podsPerNode) || opts.podsPerNode < 1 || opts.podsPerNode > 50) throw new UsageError('--pods-per-node', 'needs an integer in [1, 50]');
+  if (!Number.isInteger(opts.nodes) || opts.nodes < 2 || opts.nodes > 50)
+    throw new UsageError('--nodes', 'needs an integer in [2, 50]');
+  if (!Number.isInteger(opts.podsPerNode) || opts.podsPerNode < 1 || opts.podsPerNode > 50)
+    throw new UsageError('--pods-per-node', 'needs an integer in [1, 50]');
   const labDir = opts.labDir ?? DEFAULT_LAB_DIR;
   const wgPort = opts.wireguardPort ?? 51871;
   const backendType = await resolveBackend(opts.backend, opts.kernel);
@@ -223,7 +251,11 @@ export async function labUp(opts: LabUpOptions): Promise<LabSummary> {
     wireguardPort: wgPort,
     bpffsRoot,
     bpffsMounted: false,
-    apiserver: { url: `http://${APISERVER_IP}:${APISERVER_PORT}`, logFile: join(labDir, 'apiserver.log'), controlSocket: join(labDir, 'apiserver.sock') },
+    apiserver: {
+      url: `http://${APISERVER_IP}:${APISERVER_PORT}`,
+      logFile: join(labDir, 'apiserver.log'),
+      controlSocket: join(labDir, 'apiserver.sock'),
+    },
     nodes,
     helperPids: [],
   };
@@ -241,7 +273,27 @@ export async function labUp(opts: LabUpOptions): Promise<LabSummary> {
 
     const nodesFile = join(labDir, 'nodes.json');
     writeFileSync(nodesFile, JSON.stringify(nodes.map(nodeObject), null, 2));
-    const api = spawnDetached('ip', ['netns', 'exec', UNDERLAY_NETNS, process.execPath, MAIN_JS, 'lab', 'apiserver', '--host', APISERVER_IP, '--port', String(APISERVER_PORT), '--nodes', nodesFile, '--control', state.apiserver.controlSocket ?? ''], state.apiserver.logFile);
+    const api = spawnDetached(
+      'ip',
+      [
+        'netns',
+        'exec',
+        UNDERLAY_NETNS,
+        process.execPath,
+        MAIN_JS,
+        'lab',
+        'apiserver',
+        '--host',
+        APISERVER_IP,
+        '--port',
+        String(APISERVER_PORT),
+        '--nodes',
+        nodesFile,
+        '--control',
+        state.apiserver.controlSocket ?? '',
+      ],
+      state.apiserver.logFile,
+    );
     if (api.pid !== undefined) state.apiserver.pid = api.pid;
     writeState(state);
     await waitForLine(state.apiserver.logFile, /apiserver listening/, 15_000, api.pid, 'apiserver');
@@ -249,11 +301,18 @@ export async function labUp(opts: LabUpOptions): Promise<LabSummary> {
 
     const ipsecKeyFile = backendType === 'ipsec' ? await writeIpsecKeyFile(labDir) : undefined;
     for (const n of nodes) {
-      writeFileSync(n.configFile, JSON.stringify(agentConfig(n, backendType, wgPort, opts.strict ?? false, ipsecKeyFile), null, 2));
+      writeFileSync(
+        n.configFile,
+        JSON.stringify(agentConfig(n, backendType, wgPort, opts.strict ?? false, ipsecKeyFile), null, 2),
+      );
       writeFileSync(n.kubeconfig, JSON.stringify(kubeconfigFor(state.apiserver.url, n.name), null, 2));
       startAgent(n, bpffsRoot);
       for (const p of n.pods) {
-        const echo = spawnDetached('ip', ['netns', 'exec', p.netns, process.execPath, MAIN_JS, 'lab', '_echo', '--port', String(ECHO_PORT)], join(n.dir, `${p.name}-echo.log`));
+        const echo = spawnDetached(
+          'ip',
+          ['netns', 'exec', p.netns, process.execPath, MAIN_JS, 'lab', '_echo', '--port', String(ECHO_PORT)],
+          join(n.dir, `${p.name}-echo.log`),
+        );
         if (echo.pid !== undefined) p.echoPid = echo.pid;
       }
     }
@@ -261,7 +320,9 @@ export async function labUp(opts: LabUpOptions): Promise<LabSummary> {
     log(`${t()} started ${nodes.length} agents (backend ${opts.backend})`);
 
     const driver = await waitReady(nodes, opts.readyTimeoutMs ?? 120_000, (line) => log(`${t()} ${line}`));
-    for (const n of nodes) for (const p of n.pods) await waitForLine(join(n.dir, `${p.name}-echo.log`), /echo listening/, 10_000, p.echoPid, `echo server in ${p.name}`);
+    for (const n of nodes)
+      for (const p of n.pods)
+        await waitForLine(join(n.dir, `${p.name}-echo.log`), /echo listening/, 10_000, p.echoPid, `echo server in ${p.name}`);
 
     // The capture starts before any pod traffic; every probe payload carries this run's marker.
     const marker = newMarker();
@@ -279,7 +340,10 @@ export async function labUp(opts: LabUpOptions): Promise<LabSummary> {
     const expectsEncryption = opts.backend !== 'plaintext';
     const failures: string[] = [];
     for (const p of pairs) {
-      if (!p.ping.ok) failures.push(`ping ${p.from} → ${p.to} (${p.toIP}): ${p.ping.received}/${p.ping.sent}${p.ping.error ? ` ${p.ping.error}` : ''}`);
+      if (!p.ping.ok)
+        failures.push(
+          `ping ${p.from} → ${p.to} (${p.toIP}): ${p.ping.received}/${p.ping.sent}${p.ping.error ? ` ${p.ping.error}` : ''}`,
+        );
       if (!p.tcp.ok) failures.push(`tcp ${p.from} → ${p.to} (${p.toIP}): ${p.tcp.error ?? 'failed'}`);
     }
     failures.push(...captureFailures(analysis, health, expectsEncryption));
@@ -325,7 +389,8 @@ export function captureFailures(a: CaptureAnalysis, health: CaptureHealth, expec
   if (expectsEncryption) {
     if (a.plaintextPackets > 0) f.push(`${a.plaintextPackets} cleartext pod packets (${a.plaintextBytes} bytes) on the underlay`);
     if (a.markerPackets > 0) f.push(`the probe marker is in ${a.markerPackets} underlay packets (probe payload in clear)`);
-    if (a.malformedTunnelPackets > 0) f.push(`${a.malformedTunnelPackets} packets on the tunnel port are not WireGuard messages between node addresses`);
+    if (a.malformedTunnelPackets > 0)
+      f.push(`${a.malformedTunnelPackets} packets on the tunnel port are not WireGuard messages between node addresses`);
     if (a.encryptedPackets === 0) f.push('no encrypted packets seen on the underlay');
   } else if (a.markerPackets === 0) {
     f.push('the probe marker is nowhere in the capture of a backend that does not encrypt: the marker search cannot see leaks');
@@ -354,7 +419,10 @@ export async function waitReady(nodes: readonly LabNode[], timeoutMs: number, lo
       }
     }
     if (Date.now() > deadline) {
-      const why = views.map((v, i) => `${nodes[i]?.name}: ${v ? (v.notReadyReason ?? `peers ${v.peers.map((p) => `${p.name}=${p.state}`).join(',')}`) + (v.errors.length ? ` errors: ${v.errors.join('; ')}` : '') : 'no status'}`);
+      const why = views.map(
+        (v, i) =>
+          `${nodes[i]?.name}: ${v ? (v.notReadyReason ?? `peers ${v.peers.map((p) => `${p.name}=${p.state}`).join(',')}`) + (v.errors.length ? ` errors: ${v.errors.join('; ')}` : '') : 'no status'}`,
+      );
       throw new LabError('agents', `not ready after ${timeoutMs} ms: ${why.join(' / ')}`);
     }
     await sleep(500);
@@ -376,13 +444,38 @@ async function runTraffic(nodes: readonly LabNode[], marker: Buffer, log: (l: st
   const pairs = pods.flatMap((a) => pods.filter((b) => b.node !== a.node).map((b) => ({ a, b })));
   log(`traffic: ${pairs.length} pod pairs across nodes (ping + ${32} KiB TCP echo)`);
   const pings = await mapLimit(pairs, SLOW > 1 ? 1 : 4, async ({ a, b }) => {
-    const r = await run('ip', ['netns', 'exec', a.netns, 'ping', '-n', '-q', '-c', String(PINGS_PER_PAIR), '-i', '0.2', '-W', String(2 * SLOW), '-p', marker.toString('hex'), b.ip], { timeoutMs: 20_000 * SLOW });
+    const r = await run(
+      'ip',
+      [
+        'netns',
+        'exec',
+        a.netns,
+        'ping',
+        '-n',
+        '-q',
+        '-c',
+        String(PINGS_PER_PAIR),
+        '-i',
+        '0.2',
+        '-W',
+        String(2 * SLOW),
+        '-p',
+        marker.toString('hex'),
+        b.ip,
+      ],
+      { timeoutMs: 20_000 * SLOW },
+    );
     const m = /(\d+) packets transmitted, (\d+) received/.exec(r.stdout);
     const sent = m ? Number(m[1]) : 0;
     const received = m ? Number(m[2]) : 0;
     // Every probe must succeed: one lost ping is a failed pair.
     const ok = r.code === 0 && sent === PINGS_PER_PAIR && received === sent;
-    return { ok, sent, received, ...(ok ? {} : { error: m ? `${sent - received} lost` : r.stderr.trim() || `ping exited ${r.code}` }) };
+    return {
+      ok,
+      sent,
+      received,
+      ...(ok ? {} : { error: m ? `${sent - received} lost` : r.stderr.trim() || `ping exited ${r.code}` }),
+    };
   });
   log(`ping: ${pings.filter((p) => p.ok).length}/${pairs.length} pairs OK`);
   const bySrc = new Map<string, { netns: string; targets: string[] }>();
@@ -393,17 +486,42 @@ async function runTraffic(nodes: readonly LabNode[], marker: Buffer, log: (l: st
   }
   const tcp = new Map<string, { ok: boolean; bytes: number; error?: string }>();
   await mapLimit([...bySrc.entries()], SLOW > 1 ? 1 : 3, async ([src, { netns, targets }]) => {
-    const r = await run('ip', ['netns', 'exec', netns, process.execPath, MAIN_JS, 'lab', '_probe', '--size', String(32 * 1024), '--marker', marker.toString('hex'), '--timeout', String(8000 * SLOW), ...targets], {
-      timeoutMs: 30_000 * SLOW,
-    });
+    const r = await run(
+      'ip',
+      [
+        'netns',
+        'exec',
+        netns,
+        process.execPath,
+        MAIN_JS,
+        'lab',
+        '_probe',
+        '--size',
+        String(32 * 1024),
+        '--marker',
+        marker.toString('hex'),
+        '--timeout',
+        String(8000 * SLOW),
+        ...targets,
+      ],
+      {
+        timeoutMs: 30_000 * SLOW,
+      },
+    );
     type ProbeResult = { target: string; ok: boolean; bytes: number; error?: string };
     let results: ProbeResult[];
     try {
       results = JSON.parse(r.stdout.trim().split('\n').pop() ?? '[]') as ProbeResult[];
     } catch {
-      results = targets.map((target) => ({ target, ok: false, bytes: 0, error: `probe failed: ${r.stderr.trim().split('\n').pop() ?? r.code}` }));
+      results = targets.map((target) => ({
+        target,
+        ok: false,
+        bytes: 0,
+        error: `probe failed: ${r.stderr.trim().split('\n').pop() ?? r.code}`,
+      }));
     }
-    for (const x of results) tcp.set(`${src}>${x.target.split(':')[0]}`, { ok: x.ok, bytes: x.bytes, ...(x.error ? { error: x.error } : {}) });
+    for (const x of results)
+      tcp.set(`${src}>${x.target.split(':')[0]}`, { ok: x.ok, bytes: x.bytes, ...(x.error ? { error: x.error } : {}) });
   });
   const out = pairs.map(({ a, b }, i) => ({
     from: a.name,

@@ -7,12 +7,33 @@ import { MAIN_JS, resolveBackend } from './up.js';
  * WireGuard and ESP). The guest runs this very CLI on the host's node over 9p; the lab cannot
  * outlive the VM, so `--keep` is refused.
  */
-export async function labUpInVm(o: { nodes: number; podsPerNode: number; backend: string; keep: boolean; strict: boolean; json: boolean; readyTimeout: number }): Promise<number> {
+export async function labUpInVm(o: {
+  nodes: number;
+  podsPerNode: number;
+  backend: string;
+  keep: boolean;
+  strict: boolean;
+  json: boolean;
+  readyTimeout: number;
+}): Promise<number> {
   if (o.keep) throw new UsageError('--keep', 'a lab in the VM ends with the VM; --keep works with --kernel host only');
   // Refuse a backend that cannot load before paying for a VM boot (same code, same node_modules inside).
   await resolveBackend(o.backend, 'vm');
   const { runInVm, KernelLaneError } = await import('@veil/qemu-lane');
-  const command = [process.execPath, MAIN_JS, 'lab', 'up', '--nodes', String(o.nodes), '--pods-per-node', String(o.podsPerNode), '--backend', o.backend, '--ready-timeout', String(Math.max(o.readyTimeout, 300))];
+  const command = [
+    process.execPath,
+    MAIN_JS,
+    'lab',
+    'up',
+    '--nodes',
+    String(o.nodes),
+    '--pods-per-node',
+    String(o.podsPerNode),
+    '--backend',
+    o.backend,
+    '--ready-timeout',
+    String(Math.max(o.readyTimeout, 300)),
+  ];
   if (o.json) command.push('--json');
   if (o.strict) command.push('--strict');
   try {
@@ -22,10 +43,12 @@ export async function labUpInVm(o: { nodes: number; podsPerNode: number; backend
       timeoutMs: 1_500_000,
       onOutput: (text) => process.stderr.write(text),
     });
-    if (r.missingModules.length > 0) process.stderr.write(`veil lab: modules missing in the VM: ${r.missingModules.join(', ')}\n`);
+    if (r.missingModules.length > 0)
+      process.stderr.write(`veil lab: modules missing in the VM: ${r.missingModules.join(', ')}\n`);
     return r.exitCode;
   } catch (err) {
-    if (err instanceof KernelLaneError) throw new LabUnsupportedError(`the qemu kernel lane failed (${err.code}): ${err.message}`);
+    if (err instanceof KernelLaneError)
+      throw new LabUnsupportedError(`the qemu kernel lane failed (${err.code}): ${err.message}`);
     throw err;
   }
 }

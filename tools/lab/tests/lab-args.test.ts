@@ -6,7 +6,11 @@ import { describe, expect, it } from 'vitest';
 const MAIN = VEIL_MAIN;
 
 function veil(args: string[], env: NodeJS.ProcessEnv = {}): { code: number | null; stderr: string; stdout: string } {
-  const r = spawnSync(process.execPath, [MAIN, ...args], { encoding: 'utf8', env: { PATH: process.env.PATH, ...env }, timeout: 30_000 });
+  const r = spawnSync(process.execPath, [MAIN, ...args], {
+    encoding: 'utf8',
+    env: { PATH: process.env.PATH, ...env },
+    timeout: 30_000,
+  });
   return { code: r.status, stderr: r.stderr, stdout: r.stdout };
 }
 

@@ -66,19 +66,45 @@ describe('underlay capture analysis', () => {
     const data = wg(4, 32);
     Buffer.from([10, 244, 2, 11]).copy(data, 20);
     const init = wg(1);
-    const buf = pcap([ipv4(17, '198.18.0.1', '198.18.0.2', udpFor(51871, 51871, data), data), ipv4(17, '198.18.0.2', '198.18.0.1', udpFor(40000, 51871, init), init)]);
-    expect(analyzeCapture(buf, opts)).toEqual({ packets: 2, encryptedPackets: 2, plaintextPackets: 0, plaintextBytes: 0, ...clean });
+    const buf = pcap([
+      ipv4(17, '198.18.0.1', '198.18.0.2', udpFor(51871, 51871, data), data),
+      ipv4(17, '198.18.0.2', '198.18.0.1', udpFor(40000, 51871, init), init),
+    ]);
+    expect(analyzeCapture(buf, opts)).toEqual({
+      packets: 2,
+      encryptedPackets: 2,
+      plaintextPackets: 0,
+      plaintextBytes: 0,
+      ...clean,
+    });
   });
 
   it('parses WireGuard messages: types 1-4 with their lengths, reserved bytes zero', () => {
-    expect([wg(1), wg(2), wg(3), wg(4, 0), wg(4, 1408)].map((m) => isWireGuardMessage(m))).toEqual([true, true, true, true, true]);
+    expect([wg(1), wg(2), wg(3), wg(4, 0), wg(4, 1408)].map((m) => isWireGuardMessage(m))).toEqual([
+      true,
+      true,
+      true,
+      true,
+      true,
+    ]);
     // A full-size inner packet is padded only up to the tunnel MTU (1420 is not a multiple of 16).
-    expect([isWireGuardMessage(wg(4, 1420)), isWireGuardMessage(wg(4, 1420), 1400), isWireGuardMessage(wg(4, 1404))]).toEqual([true, false, false]);
+    expect([isWireGuardMessage(wg(4, 1420)), isWireGuardMessage(wg(4, 1420), 1400), isWireGuardMessage(wg(4, 1404))]).toEqual([
+      true,
+      false,
+      false,
+    ]);
     const badReserved = wg(4);
     badReserved[2] = 1;
-    expect([wg(1).subarray(0, 147), Buffer.concat([wg(2), Buffer.alloc(1)]), wg(4).subarray(0, 40), badReserved, Buffer.from([5, 0, 0, 0]), Buffer.alloc(0)].map((m) => isWireGuardMessage(m))).toEqual([
-      false, false, false, false, false, false,
-    ]);
+    expect(
+      [
+        wg(1).subarray(0, 147),
+        Buffer.concat([wg(2), Buffer.alloc(1)]),
+        wg(4).subarray(0, 40),
+        badReserved,
+        Buffer.from([5, 0, 0, 0]),
+        Buffer.alloc(0),
+      ].map((m) => isWireGuardMessage(m)),
+    ).toEqual([false, false, false, false, false, false]);
   });
 
   it('does not count tunnel-port UDP as encrypted unless it is WireGuard between node addresses', () => {
@@ -101,10 +127,22 @@ describe('underlay capture analysis', () => {
 
   it('finds pod addresses in cleartext pod packets and in packets that tunnel them unencrypted', () => {
     const direct = ipv4(1, '10.244.1.11', '10.244.2.11', Buffer.alloc(8));
-    const tunnelled = ipv4(17, '198.18.0.1', '198.18.0.2', udp(4789, 4789), ipv4(1, '10.244.1.11', '10.244.2.11', Buffer.alloc(8)));
+    const tunnelled = ipv4(
+      17,
+      '198.18.0.1',
+      '198.18.0.2',
+      udp(4789, 4789),
+      ipv4(1, '10.244.1.11', '10.244.2.11', Buffer.alloc(8)),
+    );
     const apiText = ipv4(6, '198.18.0.1', '198.18.0.254', Buffer.alloc(20), Buffer.from('"podCIDR":"10.244.1.0/24"'));
     const r = analyzeCapture(pcap([direct, tunnelled, apiText]), opts);
-    expect(r).toEqual({ packets: 3, encryptedPackets: 0, plaintextPackets: 2, plaintextBytes: direct.length + tunnelled.length, ...clean });
+    expect(r).toEqual({
+      packets: 3,
+      encryptedPackets: 0,
+      plaintextPackets: 2,
+      plaintextBytes: direct.length + tunnelled.length,
+      ...clean,
+    });
   });
 
   it('counts ESP as encrypted', () => {
@@ -145,22 +183,50 @@ describe('underlay capture analysis', () => {
 });
 
 describe('capture health', () => {
-  const stats = 'tcpdump: listening on br0, link-type EN10MB (Ethernet), snapshot length 262144 bytes\n12 packets captured\n12 packets received by filter\n0 packets dropped by kernel\n';
+  const stats =
+    'tcpdump: listening on br0, link-type EN10MB (Ethernet), snapshot length 262144 bytes\n12 packets captured\n12 packets received by filter\n0 packets dropped by kernel\n';
   const ok = { code: 0, signal: null };
 
   it('is healthy when tcpdump exited 0, dropped nothing and the file holds every packet whole', () => {
-    expect(captureHealth(stats, ok, { packets: 12, truncatedRecords: 0 })).toEqual({ exitCode: 0, signal: null, captured: 12, droppedByKernel: 0, problems: [] });
+    expect(captureHealth(stats, ok, { packets: 12, truncatedRecords: 0 })).toEqual({
+      exitCode: 0,
+      signal: null,
+      captured: 12,
+      droppedByKernel: 0,
+      problems: [],
+    });
   });
 
   it('names every reason a capture cannot be trusted', () => {
-    expect(captureHealth(stats.replace('0 packets dropped by kernel', '3 packets dropped by kernel'), ok, { packets: 12, truncatedRecords: 0 }).problems).toEqual(['3 packets dropped by kernel']);
-    expect(captureHealth(stats, { code: 1, signal: null }, { packets: 12, truncatedRecords: 0 }).problems).toEqual(['tcpdump exited 1']);
-    expect(captureHealth('', { code: null, signal: 'SIGKILL' }, { packets: 0, truncatedRecords: 0 }).problems).toEqual(['tcpdump killed by SIGKILL', 'tcpdump printed no capture statistics']);
-    expect(captureHealth(stats, ok, { packets: 11, truncatedRecords: 1 }).problems).toEqual(['tcpdump captured 12 packets, the file holds 11', '1 truncated capture records']);
+    expect(
+      captureHealth(stats.replace('0 packets dropped by kernel', '3 packets dropped by kernel'), ok, {
+        packets: 12,
+        truncatedRecords: 0,
+      }).problems,
+    ).toEqual(['3 packets dropped by kernel']);
+    expect(captureHealth(stats, { code: 1, signal: null }, { packets: 12, truncatedRecords: 0 }).problems).toEqual([
+      'tcpdump exited 1',
+    ]);
+    expect(captureHealth('', { code: null, signal: 'SIGKILL' }, { packets: 0, truncatedRecords: 0 }).problems).toEqual([
+      'tcpdump killed by SIGKILL',
+      'tcpdump printed no capture statistics',
+    ]);
+    expect(captureHealth(stats, ok, { packets: 11, truncatedRecords: 1 }).problems).toEqual([
+      'tcpdump captured 12 packets, the file holds 11',
+      '1 truncated capture records',
+    ]);
   });
 
   it('turns into lab failures: unhealthy capture, marker, malformed tunnel packets; a non-encrypting backend must show the marker', () => {
-    const a = { packets: 5, encryptedPackets: 4, plaintextPackets: 0, plaintextBytes: 0, markerPackets: 1, malformedTunnelPackets: 1, truncatedRecords: 0 };
+    const a = {
+      packets: 5,
+      encryptedPackets: 4,
+      plaintextPackets: 0,
+      plaintextBytes: 0,
+      markerPackets: 1,
+      malformedTunnelPackets: 1,
+      truncatedRecords: 0,
+    };
     const h = captureHealth(stats.replace('0 packets dropped', '2 packets dropped'), ok, { packets: 12, truncatedRecords: 0 });
     expect(captureFailures(a, h, true)).toEqual([
       'capture unhealthy: 2 packets dropped by kernel',
@@ -168,7 +234,9 @@ describe('capture health', () => {
       '1 packets on the tunnel port are not WireGuard messages between node addresses',
     ]);
     const healthy = captureHealth(stats, ok, { packets: 12, truncatedRecords: 0 });
-    expect(captureFailures({ ...a, markerPackets: 0 }, healthy, false)).toEqual(['the probe marker is nowhere in the capture of a backend that does not encrypt: the marker search cannot see leaks']);
+    expect(captureFailures({ ...a, markerPackets: 0 }, healthy, false)).toEqual([
+      'the probe marker is nowhere in the capture of a backend that does not encrypt: the marker search cannot see leaks',
+    ]);
     expect(captureFailures({ ...a, markerPackets: 0, malformedTunnelPackets: 0 }, healthy, true)).toEqual([]);
   });
 });
@@ -197,18 +265,31 @@ describe('lab plan', () => {
       { name: 'n2-p2', netns: 'veil-lab-n2-p2', ip: '10.244.2.12', hostVeth: 'lxcn2p2' },
     ]);
     // IFNAMSIZ: 15 characters at most.
-    expect(Math.max(...planLab(50, 50, '/r', '/r/b').flatMap((n) => n.pods.map((p) => p.hostVeth.length)))).toBeLessThanOrEqual(15);
+    expect(Math.max(...planLab(50, 50, '/r', '/r/b').flatMap((n) => n.pods.map((p) => p.hostVeth.length)))).toBeLessThanOrEqual(
+      15,
+    );
   });
 });
 
 describe('chaos ping statistics', () => {
   it('counts lost pings and the longest run of them', async () => {
     const { pingStats } = await import('../src/chaos.js');
-    const out = [1, 2, 5, 6, 9].map((s) => `64 bytes from 10.244.2.11: icmp_seq=${s} ttl=62 time=0.5 ms`).join('\n') + '\n10 packets transmitted, 5 received, 50% packet loss, time 900ms\n';
-    expect(pingStats('a', 'b', out)).toEqual({ from: 'a', to: 'b', sent: 10, received: 5, lost: 4, inFlightAtStop: 1, longestGapS: 0.2, gaps: [
-      { atS: 0.2, lengthS: 0.2 },
-      { atS: 0.6, lengthS: 0.2 },
-    ] });
+    const out =
+      [1, 2, 5, 6, 9].map((s) => `64 bytes from 10.244.2.11: icmp_seq=${s} ttl=62 time=0.5 ms`).join('\n') +
+      '\n10 packets transmitted, 5 received, 50% packet loss, time 900ms\n';
+    expect(pingStats('a', 'b', out)).toEqual({
+      from: 'a',
+      to: 'b',
+      sent: 10,
+      received: 5,
+      lost: 4,
+      inFlightAtStop: 1,
+      longestGapS: 0.2,
+      gaps: [
+        { atS: 0.2, lengthS: 0.2 },
+        { atS: 0.6, lengthS: 0.2 },
+      ],
+    });
   });
 
   it('does not count the ping in flight at the stop as lost, but counts every other', async () => {
@@ -217,6 +298,12 @@ describe('chaos ping statistics', () => {
     const allButLast = [1, 2, 3].map(line).join('\n') + '\n4 packets transmitted, 3 received, 25% packet loss\n';
     expect(pingStats('a', 'b', allButLast)).toMatchObject({ sent: 4, received: 3, lost: 0, inFlightAtStop: 1, gaps: [] });
     const midLoss = [1, 3, 4].map(line).join('\n') + '\n4 packets transmitted, 3 received, 25% packet loss\n';
-    expect(pingStats('a', 'b', midLoss)).toMatchObject({ sent: 4, received: 3, lost: 1, inFlightAtStop: 0, gaps: [{ atS: 0.1, lengthS: 0.1 }] });
+    expect(pingStats('a', 'b', midLoss)).toMatchObject({
+      sent: 4,
+      received: 3,
+      lost: 1,
+      inFlightAtStop: 0,
+      gaps: [{ atS: 0.1, lengthS: 0.1 }],
+    });
   });
 });

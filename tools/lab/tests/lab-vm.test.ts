@@ -11,9 +11,13 @@ const MAIN = VEIL_MAIN;
 describePrivileged('veil lab --kernel vm (kernel WireGuard under qemu)', ['root', 'qemu', 'netns', 'bpf', 'tcpdump'], () => {
   it('2 nodes × 1 pod: the kernel driver carries every pair, nothing in clear', { timeout: 900_000 }, async () => {
     const r = await new Promise<{ code: number | null; out: string }>((resolve) => {
-      const child = spawn(process.execPath, [MAIN, 'lab', 'up', '--kernel', 'vm', '--nodes', '2', '--pods-per-node', '1', '--backend', 'wireguard', '--json'], {
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
+      const child = spawn(
+        process.execPath,
+        [MAIN, 'lab', 'up', '--kernel', 'vm', '--nodes', '2', '--pods-per-node', '1', '--backend', 'wireguard', '--json'],
+        {
+          stdio: ['ignore', 'pipe', 'pipe'],
+        },
+      );
       let out = '';
       child.stdout.on('data', (c: Buffer) => (out += c.toString()));
       child.stderr.on('data', (c: Buffer) => (out += c.toString()));

@@ -1,4 +1,3 @@
-
 import { KernelLaneError } from './errors.js';
 import { DEFAULT_MODULES, runInVm } from './vm.js';
 import { runVitestInVm } from './vitest.js';
@@ -74,8 +73,11 @@ async function main(): Promise<number> {
       ...(p.memoryMiB ? { memoryMiB: p.memoryMiB } : {}),
       ...(p.cpus ? { cpus: p.cpus } : {}),
     });
-    if (r.vm.missingModules.length) note(`modules not available in kernel ${r.vm.kernelVersion}: ${r.vm.missingModules.join(', ')}`);
-    note(`kernel ${r.vm.kernelVersion}: boot ${(r.vm.bootMs / 1000).toFixed(1)} s, total ${(r.vm.totalMs / 1000).toFixed(1)} s; report ${r.reportPath}; vitest exit ${r.exitCode}`);
+    if (r.vm.missingModules.length)
+      note(`modules not available in kernel ${r.vm.kernelVersion}: ${r.vm.missingModules.join(', ')}`);
+    note(
+      `kernel ${r.vm.kernelVersion}: boot ${(r.vm.bootMs / 1000).toFixed(1)} s, total ${(r.vm.totalMs / 1000).toFixed(1)} s; report ${r.reportPath}; vitest exit ${r.exitCode}`,
+    );
     return r.exitCode;
   }
   if (sub === 'exec') {
@@ -91,7 +93,9 @@ async function main(): Promise<number> {
       ...(p.cpus ? { cpus: p.cpus } : {}),
     });
     if (r.missingModules.length) note(`modules not available in kernel ${r.kernelVersion}: ${r.missingModules.join(', ')}`);
-    note(`kernel ${r.kernelVersion}: boot ${(r.bootMs / 1000).toFixed(1)} s, total ${(r.totalMs / 1000).toFixed(1)} s; exit ${r.exitCode}`);
+    note(
+      `kernel ${r.kernelVersion}: boot ${(r.bootMs / 1000).toFixed(1)} s, total ${(r.totalMs / 1000).toFixed(1)} s; exit ${r.exitCode}`,
+    );
     return r.exitCode;
   }
   if (sub === '--help' || sub === '-h' || sub === 'help') {

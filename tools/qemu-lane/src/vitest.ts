@@ -43,8 +43,16 @@ export async function runVitestInVm(opts: RunVitestOptions): Promise<VitestLaneR
   const vm = await runInVm({
     // The report path depends on the per-VM results share, known only inside runInVm.
     command: [
-      '/bin/sh', '-c', `export VEIL_TEST_REPORT="$VEIL_RESULTS_DIR/${REPORT}"; exec "$@"`, 'sh',
-      process.execPath, vitest, 'run', '--root', project, ...(opts.vitestArgs ?? []),
+      '/bin/sh',
+      '-c',
+      `export VEIL_TEST_REPORT="$VEIL_RESULTS_DIR/${REPORT}"; exec "$@"`,
+      'sh',
+      process.execPath,
+      vitest,
+      'run',
+      '--root',
+      project,
+      ...(opts.vitestArgs ?? []),
     ],
     cwd: project,
     collect: [REPORT],

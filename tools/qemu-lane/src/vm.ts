@@ -11,9 +11,25 @@ import { prepareBootArtefacts } from './initramfs.js';
  * tc BPF. Names that do not exist for the guest kernel are reported in `missingModules`, not fatal.
  */
 export const DEFAULT_MODULES: readonly string[] = [
-  'wireguard', 'esp4', 'esp6', 'xfrm_user', 'xfrm_algo', 'gcm', 'ghash-generic', 'chacha20poly1305',
-  'seqiv', 'authenc', 'authencesn', 'cbc', 'hmac', 'sha256_generic', 'aes_generic', 'veth', 'tun',
-  'sch_ingress', 'cls_bpf',
+  'wireguard',
+  'esp4',
+  'esp6',
+  'xfrm_user',
+  'xfrm_algo',
+  'gcm',
+  'ghash-generic',
+  'chacha20poly1305',
+  'seqiv',
+  'authenc',
+  'authencesn',
+  'cbc',
+  'hmac',
+  'sha256_generic',
+  'aes_generic',
+  'veth',
+  'tun',
+  'sch_ingress',
+  'cls_bpf',
 ];
 
 export interface RunInVmOptions {
@@ -82,14 +98,18 @@ export async function runInVm(opts: RunInVmOptions): Promise<VmResult> {
   const timeoutMs = opts.timeoutMs ?? 900_000;
   const memoryMiB = opts.memoryMiB ?? 512;
   const cpus = opts.cpus ?? 2;
-  if (!Number.isFinite(timeoutMs) || timeoutMs <= 0) throw new KernelLaneError('invalid-argument', `timeoutMs must be > 0, got ${timeoutMs}`);
-  if (!Number.isInteger(memoryMiB) || memoryMiB < 128) throw new KernelLaneError('invalid-argument', `memoryMiB must be an integer >= 128, got ${memoryMiB}`);
-  if (!Number.isInteger(cpus) || cpus < 1) throw new KernelLaneError('invalid-argument', `cpus must be a positive integer, got ${cpus}`);
+  if (!Number.isFinite(timeoutMs) || timeoutMs <= 0)
+    throw new KernelLaneError('invalid-argument', `timeoutMs must be > 0, got ${timeoutMs}`);
+  if (!Number.isInteger(memoryMiB) || memoryMiB < 128)
+    throw new KernelLaneError('invalid-argument', `memoryMiB must be an integer >= 128, got ${memoryMiB}`);
+  if (!Number.isInteger(cpus) || cpus < 1)
+    throw new KernelLaneError('invalid-argument', `cpus must be a positive integer, got ${cpus}`);
   const cwd = resolve(opts.cwd ?? process.cwd());
   if (!existsSync(cwd)) throw new KernelLaneError('invalid-argument', `cwd ${cwd} does not exist`);
 
   for (const [k, v] of Object.entries(opts.env ?? {})) {
-    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(k)) throw new KernelLaneError('invalid-argument', `env name ${JSON.stringify(k)} is not a valid variable name`);
+    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(k))
+      throw new KernelLaneError('invalid-argument', `env name ${JSON.stringify(k)} is not a valid variable name`);
     if (typeof v !== 'string') throw new KernelLaneError('invalid-argument', `env ${k} must be a string`);
   }
 
@@ -106,7 +126,10 @@ export async function runInVm(opts: RunInVmOptions): Promise<VmResult> {
   const resultsDir = mkdtempSync(join(tmpdir(), 'veil-lane-'));
   if (/[\s'"\\$`]/.test(resultsDir)) {
     rmSync(resultsDir, { recursive: true, force: true });
-    throw new KernelLaneError('invalid-argument', `temporary directory ${resultsDir} contains characters the kernel command line cannot carry`);
+    throw new KernelLaneError(
+      'invalid-argument',
+      `temporary directory ${resultsDir} contains characters the kernel command line cannot carry`,
+    );
   }
   const env: Record<string, string> = {
     VEIL_KERNEL_LANE: '1',
@@ -126,20 +149,38 @@ export async function runInVm(opts: RunInVmOptions): Promise<VmResult> {
   );
 
   const args = [
-    '-accel', 'tcg,thread=multi',
-    '-M', 'pc',
-    '-cpu', 'max',
-    '-smp', String(cpus),
-    '-m', String(memoryMiB),
-    '-nodefaults', '-no-user-config', '-display', 'none', '-vga', 'none', '-no-reboot',
+    '-accel',
+    'tcg,thread=multi',
+    '-M',
+    'pc',
+    '-cpu',
+    'max',
+    '-smp',
+    String(cpus),
+    '-m',
+    String(memoryMiB),
+    '-nodefaults',
+    '-no-user-config',
+    '-display',
+    'none',
+    '-vga',
+    'none',
+    '-no-reboot',
     ...(tools.qboot ? ['-bios', tools.qboot] : []),
-    '-kernel', boot.vmlinux,
-    '-initrd', boot.initramfs,
-    '-append', `console=ttyS0 quiet panic=-1 mitigations=off random.trust_cpu=on veilres=${resultsDir}`,
-    '-chardev', 'stdio,id=con,signal=off',
-    '-serial', 'chardev:con',
-    '-virtfs', 'local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap',
-    '-virtfs', `local,path=${resultsDir},mount_tag=results,security_model=none,multidevs=remap`,
+    '-kernel',
+    boot.vmlinux,
+    '-initrd',
+    boot.initramfs,
+    '-append',
+    `console=ttyS0 quiet panic=-1 mitigations=off random.trust_cpu=on veilres=${resultsDir}`,
+    '-chardev',
+    'stdio,id=con,signal=off',
+    '-serial',
+    'chardev:con',
+    '-virtfs',
+    'local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap',
+    '-virtfs',
+    `local,path=${resultsDir},mount_tag=results,security_model=none,multidevs=remap`,
   ];
 
   const started = Date.now();

@@ -8,7 +8,13 @@ const FORMATS: { name: string; magic: Buffer; tool: string; args: string[]; debi
   { name: 'gzip', magic: Buffer.from([0x1f, 0x8b, 0x08]), tool: 'gzip', args: ['-dc'], debianPackage: 'gzip' },
   { name: 'xz', magic: Buffer.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00]), tool: 'xz', args: ['-dc'], debianPackage: 'xz-utils' },
   { name: 'zstd', magic: Buffer.from([0x28, 0xb5, 0x2f, 0xfd]), tool: 'zstd', args: ['-dcq'], debianPackage: 'zstd' },
-  { name: 'lzma', magic: Buffer.from([0x5d, 0x00, 0x00, 0x00]), tool: 'xz', args: ['-dc', '--format=lzma'], debianPackage: 'xz-utils' },
+  {
+    name: 'lzma',
+    magic: Buffer.from([0x5d, 0x00, 0x00, 0x00]),
+    tool: 'xz',
+    args: ['-dc', '--format=lzma'],
+    debianPackage: 'xz-utils',
+  },
   { name: 'lz4', magic: Buffer.from([0x02, 0x21, 0x4c, 0x18]), tool: 'lz4', args: ['-dc'], debianPackage: 'lz4' },
   { name: 'bzip2', magic: Buffer.from('BZh', 'ascii'), tool: 'bzip2', args: ['-dc'], debianPackage: 'bzip2' },
 ];

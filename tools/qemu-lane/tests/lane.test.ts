@@ -74,7 +74,8 @@ describePrivileged('a booted kernel-lane VM', ['root', 'qemu'], () => {
   beforeAll(async () => {
     vm = await runInVm({
       command: [
-        '/bin/sh', '-c',
+        '/bin/sh',
+        '-c',
         'echo "kver=$(uname -r)"; echo "lane=$VEIL_KERNEL_LANE"; genl ctrl get name wireguard; ' +
           'echo payload > "$VEIL_RESULTS_DIR/out.txt"; exit 7',
       ],

@@ -70,7 +70,9 @@ export function k8sBinary(name: K8sProgram): string | undefined {
 export function requireK8sBinary(name: K8sProgram): string {
   const p = k8sBinary(name);
   if (!p) {
-    throw new Error(`${name} ${k8sVersions()[name]} is not built: run \`bash tools/k8s-bins/build.sh ${name}\` (or set ${ENV_OVERRIDES[name]})`);
+    throw new Error(
+      `${name} ${k8sVersions()[name]} is not built: run \`bash tools/k8s-bins/build.sh ${name}\` (or set ${ENV_OVERRIDES[name]})`,
+    );
   }
   return p;
 }

@@ -16,7 +16,12 @@ export interface SectionSchema<T> {
 /** What {@link SectionSchema} validation returns. */
 export type SectionResult<T> =
   | { readonly value: T; readonly issues?: undefined }
-  | { readonly issues: readonly { readonly message: string; readonly path?: readonly (PropertyKey | { readonly key: PropertyKey })[] | undefined }[] };
+  | {
+      readonly issues: readonly {
+        readonly message: string;
+        readonly path?: readonly (PropertyKey | { readonly key: PropertyKey })[] | undefined;
+      }[];
+    };
 
 /**
  * A backend's own configuration section, `encryption.<section>`: its schema and its defaults. The
@@ -38,7 +43,13 @@ export const CORE_ENCRYPTION_KEYS: ReadonlySet<string> = new Set(['enabled', 'ty
 /** Declares a backend's section (checks the name once, at module load). */
 export function defineBackendConfig<T>(spec: BackendConfigSpec<T>): BackendConfigSpec<T> {
   if (!/^[a-zA-Z][a-zA-Z0-9]*$/.test(spec.section) || CORE_ENCRYPTION_KEYS.has(spec.section)) {
-    throw new ConfigError([{ key: `encryption.${spec.section}`, source: 'merged', message: 'is not a valid backend section name (letters and digits, not a core key)' }]);
+    throw new ConfigError([
+      {
+        key: `encryption.${spec.section}`,
+        source: 'merged',
+        message: 'is not a valid backend section name (letters and digits, not a core key)',
+      },
+    ]);
   }
   return spec;
 }
@@ -47,7 +58,13 @@ export function defineBackendConfig<T>(spec: BackendConfigSpec<T>): BackendConfi
 export function isBackendConfigSpec(v: unknown): v is BackendConfigSpec {
   if (typeof v !== 'object' || v === null) return false;
   const s = v as Partial<BackendConfigSpec>;
-  return typeof s.section === 'string' && typeof s.schema === 'object' && s.schema !== null && typeof s.schema['~standard']?.validate === 'function' && 'defaults' in s;
+  return (
+    typeof s.section === 'string' &&
+    typeof s.schema === 'object' &&
+    s.schema !== null &&
+    typeof s.schema['~standard']?.validate === 'function' &&
+    'defaults' in s
+  );
 }
 
 function pathText(path: readonly (PropertyKey | { readonly key: PropertyKey })[] | undefined): string {
@@ -55,17 +72,26 @@ function pathText(path: readonly (PropertyKey | { readonly key: PropertyKey })[]
 }
 
 /** Validates one section; issues carry the full key path (`encryption.<section>.<key>`). */
-export function validateSection<T>(spec: BackendConfigSpec<T>, raw: unknown, source: ConfigIssue['source'] = 'merged'): { value: T } | { issues: ConfigIssue[] } {
+export function validateSection<T>(
+  spec: BackendConfigSpec<T>,
+  raw: unknown,
+  source: ConfigIssue['source'] = 'merged',
+): { value: T } | { issues: ConfigIssue[] } {
   const result = spec.schema['~standard'].validate(raw ?? {});
-  if (result instanceof Promise) throw new TypeError(`the schema of encryption.${spec.section} validates asynchronously; backend sections must validate synchronously`);
+  if (result instanceof Promise)
+    throw new TypeError(
+      `the schema of encryption.${spec.section} validates asynchronously; backend sections must validate synchronously`,
+    );
   if (result.issues === undefined) return { value: result.value };
   const key = (rest: string): string => `encryption.${spec.section}${rest ? `.${rest}` : ''}`;
   return {
     issues: result.issues.flatMap((i) => {
       // zod reports unknown keys as one issue listing them; name each like core's own unknown keys.
-      const keys = (i as { code?: unknown; keys?: unknown }).code === 'unrecognized_keys' ? (i as { keys?: unknown }).keys : undefined;
+      const keys =
+        (i as { code?: unknown; keys?: unknown }).code === 'unrecognized_keys' ? (i as { keys?: unknown }).keys : undefined;
       const at = pathText(i.path);
-      if (Array.isArray(keys)) return keys.map((k) => ({ key: key([at, String(k)].filter(Boolean).join('.')), source, message: 'unknown key' }));
+      if (Array.isArray(keys))
+        return keys.map((k) => ({ key: key([at, String(k)].filter(Boolean).join('.')), source, message: 'unknown key' }));
       return [{ key: key(at), source, message: i.message }];
     }),
   };

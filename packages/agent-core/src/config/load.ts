@@ -27,7 +27,13 @@ function backendSectionOf(key: string): string | undefined {
 
 /** `encryption.strictMode.enabled` → `VEIL_ENCRYPTION_STRICT_MODE_ENABLED`. */
 export function envName(key: string): string {
-  return 'VEIL_' + key.split('.').map((s) => s.replace(/([a-z0-9])([A-Z])/g, '$1_$2').toUpperCase()).join('_');
+  return (
+    'VEIL_' +
+    key
+      .split('.')
+      .map((s) => s.replace(/([a-z0-9])([A-Z])/g, '$1_$2').toUpperCase())
+      .join('_')
+  );
 }
 
 function coerce(key: string, raw: string, kind: Leaf, source: ConfigIssue['source'], issues: ConfigIssue[]): unknown {
@@ -46,7 +52,10 @@ function coerce(key: string, raw: string, kind: Leaf, source: ConfigIssue['sourc
       return n;
     }
     case 'string[]':
-      return raw.split(',').map((s) => s.trim()).filter((s) => s.length > 0);
+      return raw
+        .split(',')
+        .map((s) => s.trim())
+        .filter((s) => s.length > 0);
     default:
       return raw;
   }
@@ -71,7 +80,12 @@ function deepMerge(base: unknown, over: unknown): unknown {
 }
 
 /** Parses `--key=value` / `--key value` / `--flag` (boolean true) / `--no-flag`. Unknown keys are errors. */
-function parseFlags(argv: readonly string[], known: ReadonlyMap<string, Leaf>, deferSections: boolean, issues: ConfigIssue[]): { layer: Record<string, unknown>; configFile?: string } {
+function parseFlags(
+  argv: readonly string[],
+  known: ReadonlyMap<string, Leaf>,
+  deferSections: boolean,
+  issues: ConfigIssue[],
+): { layer: Record<string, unknown>; configFile?: string } {
   const layer: Record<string, unknown> = {};
   let configFile: string | undefined;
   for (let i = 0; i < argv.length; i++) {
@@ -117,13 +131,17 @@ function parseFlags(argv: readonly string[], known: ReadonlyMap<string, Leaf>, d
         continue;
       }
     }
-    const v = coerce(body, value ?? "", kind, 'flag', issues);
+    const v = coerce(body, value ?? '', kind, 'flag', issues);
     if (v !== undefined) setPath(layer, body, v);
   }
   return configFile === undefined ? { layer } : { layer, configFile };
 }
 
-function parseEnv(env: Readonly<Record<string, string | undefined>>, known: ReadonlyMap<string, Leaf>, issues: ConfigIssue[]): Record<string, unknown> {
+function parseEnv(
+  env: Readonly<Record<string, string | undefined>>,
+  known: ReadonlyMap<string, Leaf>,
+  issues: ConfigIssue[],
+): Record<string, unknown> {
   const layer: Record<string, unknown> = {};
   for (const [key, kind] of known) {
     const raw = env[envName(key)];
@@ -169,7 +187,10 @@ export async function loadConfig(sources: ConfigSources = {}, options: LoadConfi
 }
 
 /** {@link loadConfig} without the throw: every issue, the merged `encryption.type`, and the config when valid. */
-async function resolveConfig(sources: ConfigSources, options: LoadConfigOptions): Promise<{ config?: AgentConfig; issues: ConfigIssue[]; type: unknown }> {
+async function resolveConfig(
+  sources: ConfigSources,
+  options: LoadConfigOptions,
+): Promise<{ config?: AgentConfig; issues: ConfigIssue[]; type: unknown }> {
   const issues: ConfigIssue[] = [];
   const env = sources.env ?? process.env;
   const specs = options.backends === 'defer' || options.backends === undefined ? [] : options.backends;
@@ -188,12 +209,16 @@ async function resolveConfig(sources: ConfigSources, options: LoadConfigOptions)
     try {
       text = await readFile(file, 'utf8');
     } catch (err) {
-      throw new ConfigError([{ key: 'config', source: 'file', message: `cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? String(err)}` }]);
+      throw new ConfigError([
+        { key: 'config', source: 'file', message: `cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? String(err)}` },
+      ]);
     }
     try {
       fileLayer = parseYaml(text) ?? {}; // YAML is a superset of JSON
     } catch (err) {
-      throw new ConfigError([{ key: 'config', source: 'file', message: `${file} is not valid YAML/JSON: ${(err as Error).message}` }]);
+      throw new ConfigError([
+        { key: 'config', source: 'file', message: `${file} is not valid YAML/JSON: ${(err as Error).message}` },
+      ]);
     }
     if (typeof fileLayer !== 'object' || fileLayer === null || Array.isArray(fileLayer)) {
       throw new ConfigError([{ key: 'config', source: 'file', message: `${file} must contain a mapping at the top level` }]);
@@ -209,7 +234,8 @@ async function resolveConfig(sources: ConfigSources, options: LoadConfigOptions)
     for (const [k, v] of Object.entries(enc as Record<string, unknown>)) {
       if (CORE_ENCRYPTION_KEYS.has(k)) core[k] = v;
       else if (typeof v === 'object' && v !== null && !Array.isArray(v)) sections[k] = v;
-      else issues.push({ key: `encryption.${k}`, source: 'merged', message: 'unknown key (a backend section must be a mapping)' });
+      else
+        issues.push({ key: `encryption.${k}`, source: 'merged', message: 'unknown key (a backend section must be a mapping)' });
     }
     merged.encryption = core;
   }

@@ -40,7 +40,8 @@ export const AgentConfigSchema = z.strictObject({
           .superRefine((v, ctx) => {
             if (!cidrRe.test(v)) return; // the regex above already names it
             const c = parseCidr(v);
-            if (typeof c === 'string') ctx.addIssue({ code: 'custom', message: `${c} (write the network address, e.g. 10.244.0.0/16)` });
+            if (typeof c === 'string')
+              ctx.addIssue({ code: 'custom', message: `${c} (write the network address, e.g. 10.244.0.0/16)` });
           }),
       ),
       allowRemoteNodeIdentities: z.boolean(),

@@ -89,12 +89,23 @@ export async function loadBackend(nameOrSpecifier: string, cwd?: string): Promis
         { cause: err },
       );
     }
-    throw new BackendLoadError('IMPORT_FAILED', nameOrSpecifier, specifier, `backend "${nameOrSpecifier}" failed to load: ${(err as Error).message}`, {
-      cause: err,
-    });
+    throw new BackendLoadError(
+      'IMPORT_FAILED',
+      nameOrSpecifier,
+      specifier,
+      `backend "${nameOrSpecifier}" failed to load: ${(err as Error).message}`,
+      {
+        cause: err,
+      },
+    );
   }
   if (!('default' in mod) || mod.default === undefined) {
-    throw new BackendLoadError('NO_DEFAULT_EXPORT', nameOrSpecifier, specifier, `backend "${nameOrSpecifier}" (${specifier}) has no default export; it must default-export a ContainerModule`);
+    throw new BackendLoadError(
+      'NO_DEFAULT_EXPORT',
+      nameOrSpecifier,
+      specifier,
+      `backend "${nameOrSpecifier}" (${specifier}) has no default export; it must default-export a ContainerModule`,
+    );
   }
   if (!isContainerModule(mod.default)) {
     throw new BackendLoadError(

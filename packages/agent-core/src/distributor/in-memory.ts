@@ -12,7 +12,13 @@ export class InMemoryCluster {
   /** Adds or replaces a node and notifies subscribers. Like the API server, stamps `createdAt` once. */
   upsertNode(node: ObservedNode): void {
     const createdAt = this.nodes.get(node.name)?.createdAt ?? node.createdAt ?? new Date().toISOString();
-    const copy: ObservedNode = { ...node, internalIPs: [...node.internalIPs], podCIDRs: [...node.podCIDRs], annotations: { ...node.annotations }, createdAt };
+    const copy: ObservedNode = {
+      ...node,
+      internalIPs: [...node.internalIPs],
+      podCIDRs: [...node.podCIDRs],
+      annotations: { ...node.annotations },
+      createdAt,
+    };
     this.nodes.set(node.name, copy);
     for (const s of this.subscribers) s.push({ type: 'upsert', node: copy });
   }

@@ -189,7 +189,12 @@ export function projectNode(n: V1Node): V1Node {
   for (const [k, v] of Object.entries(n.metadata?.annotations ?? {})) if (k.startsWith(ANNOTATION_PREFIX)) annotations[k] = v;
   const out: V1Node = {
     // creationTimestamp decides conflicts between nodes (the older one wins).
-    metadata: { name: n.metadata?.name, resourceVersion: n.metadata?.resourceVersion, creationTimestamp: n.metadata?.creationTimestamp, annotations },
+    metadata: {
+      name: n.metadata?.name,
+      resourceVersion: n.metadata?.resourceVersion,
+      creationTimestamp: n.metadata?.creationTimestamp,
+      annotations,
+    },
   };
   if (n.spec) out.spec = { podCIDR: n.spec.podCIDR, podCIDRs: n.spec.podCIDRs };
   if (n.status?.addresses) out.status = { addresses: n.status.addresses.filter((a) => a.type === 'InternalIP') };
@@ -216,7 +221,11 @@ class ProjectingWatch extends Watch {
       queryParams,
       (phase, obj, watchObj) => {
         if (phase !== 'ERROR') this.onAnswer();
-        callback(phase, phase === 'ADDED' || phase === 'MODIFIED' || phase === 'DELETED' ? projectNode(obj as V1Node) : obj, watchObj);
+        callback(
+          phase,
+          phase === 'ADDED' || phase === 'MODIFIED' || phase === 'DELETED' ? projectNode(obj as V1Node) : obj,
+          watchObj,
+        );
       },
       done,
     );

@@ -53,7 +53,16 @@ export class FakeBackend implements EncryptionBackend {
    * restart but carries no node names, so `init()` adopts none and `prune()` drops every peer not
    * programmed again since `init()`. Default true (names are adopted, like IPsec's state file).
    */
-  constructor(opts: { name?: string; privateKey?: string; publicKey?: string; preexisting?: readonly PeerNode[]; keyIndex?: number; namesSurviveRestart?: boolean } = {}) {
+  constructor(
+    opts: {
+      name?: string;
+      privateKey?: string;
+      publicKey?: string;
+      preexisting?: readonly PeerNode[];
+      keyIndex?: number;
+      namesSurviveRestart?: boolean;
+    } = {},
+  ) {
     this.namesSurviveRestart = opts.namesSurviveRestart ?? true;
     this.name = opts.name ?? 'fake';
     this.privateKey = new Secret(opts.privateKey ?? 'cHJpdmF0ZS1rZXktbm90LWZvci1sb2dzLTAxMjM0NTY=');

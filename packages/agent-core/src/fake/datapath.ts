@@ -1,4 +1,12 @@
-import { sameIpcacheEntry, type AttachTarget, type Datapath, type DatapathSyncResult, type IpcacheEntry, type Steering, type VerdictCounters } from '../types/index.js';
+import {
+  sameIpcacheEntry,
+  type AttachTarget,
+  type Datapath,
+  type DatapathSyncResult,
+  type IpcacheEntry,
+  type Steering,
+  type VerdictCounters,
+} from '../types/index.js';
 
 /** An in-memory {@link Datapath} recording calls; entries can be pre-seeded (pinned maps). */
 export class FakeDatapath implements Datapath {
@@ -51,7 +59,9 @@ export class FakeDatapath implements Datapath {
   async syncPeers(entries: readonly IpcacheEntry[]): Promise<DatapathSyncResult> {
     this.calls.push({ op: 'syncPeers', arg: entries.length });
     const want = new Map(entries.map((e) => [e.nodeName, e]));
-    const added: string[] = [], updated: string[] = [], removed: string[] = [];
+    const added: string[] = [],
+      updated: string[] = [],
+      removed: string[] = [];
     for (const name of [...this.ipcache.keys()]) {
       if (!want.has(name)) {
         this.ipcache.delete(name);
@@ -81,4 +91,3 @@ export class FakeDatapath implements Datapath {
     this.calls.push({ op: 'close' });
   }
 }
-

@@ -96,7 +96,9 @@ export class HealthMetricsServer {
         res.writeHead(ok ? 200 : 503, { 'Content-Type': 'text/plain' }).end(ok ? 'ok\n' : 'unhealthy\n');
       } else if (path === '/readyz') {
         const reason = this.opts.notReadyReason();
-        res.writeHead(reason === undefined ? 200 : 503, { 'Content-Type': 'text/plain' }).end(reason === undefined ? 'ok\n' : `not ready: ${reason}\n`);
+        res
+          .writeHead(reason === undefined ? 200 : 503, { 'Content-Type': 'text/plain' })
+          .end(reason === undefined ? 'ok\n' : `not ready: ${reason}\n`);
       } else {
         res.writeHead(404, { 'Content-Type': 'text/plain' }).end('not found\n');
       }
@@ -172,7 +174,11 @@ export class StatusSocketServer {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
       throw new StatusSocketError(socketPath, `cannot inspect: ${(err as Error).message}`);
     }
-    if (!st.isSocket()) throw new StatusSocketError(socketPath, 'exists and is not a socket; refusing to replace it (remove it or set status.socketPath)');
+    if (!st.isSocket())
+      throw new StatusSocketError(
+        socketPath,
+        'exists and is not a socket; refusing to replace it (remove it or set status.socketPath)',
+      );
     const live = await new Promise<boolean>((resolve) => {
       const c = connect(socketPath);
       c.once('connect', () => {
@@ -194,8 +200,12 @@ export class StatusSocketServer {
       return;
     }
     if (path !== undefined && Object.keys(this.routes).some((k) => k.endsWith(` ${path}`))) {
-      const allow = Object.keys(this.routes).filter((k) => k.endsWith(` ${path}`)).map((k) => k.split(' ')[0]);
-      res.writeHead(405, { 'Content-Type': 'application/json', Allow: allow.join(', ') }).end(JSON.stringify({ error: `method ${req.method} not allowed on ${path}`, code: 'METHOD_NOT_ALLOWED' }));
+      const allow = Object.keys(this.routes)
+        .filter((k) => k.endsWith(` ${path}`))
+        .map((k) => k.split(' ')[0]);
+      res
+        .writeHead(405, { 'Content-Type': 'application/json', Allow: allow.join(', ') })
+        .end(JSON.stringify({ error: `method ${req.method} not allowed on ${path}`, code: 'METHOD_NOT_ALLOWED' }));
       return;
     }
     if (req.method !== 'GET' || (path !== '/v1/status' && path !== '/')) {

@@ -7,7 +7,19 @@ export type Logger = PinoLogger;
  * Field names whose values are never logged, at any of the first three nesting levels.
  * Backends additionally keep private keys in `Secret`, which serializes as `[REDACTED]`.
  */
-const REDACTED_FIELDS = ['privateKey', 'presharedKey', 'secret', 'secrets', 'key', 'keys', 'aead', 'authKey', 'encKey', 'password', 'token'];
+const REDACTED_FIELDS = [
+  'privateKey',
+  'presharedKey',
+  'secret',
+  'secrets',
+  'key',
+  'keys',
+  'aead',
+  'authKey',
+  'encKey',
+  'password',
+  'token',
+];
 
 function redactPaths(): string[] {
   const out: string[] = [];

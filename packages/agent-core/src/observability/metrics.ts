@@ -74,7 +74,7 @@ export class AgentMetrics {
     });
     this.localMaterialRestored = new Counter({
       name: 'veil_local_material_restored_total',
-      help: "Own annotations the agent found missing or changed on its Node and published again, by annotation key",
+      help: 'Own annotations the agent found missing or changed on its Node and published again, by annotation key',
       labelNames: ['key'],
       registers: [registry],
     });

@@ -49,7 +49,12 @@ export interface AgentInfo {
     readonly attached: boolean;
     /** `attachments`: what the datapath reports; `requested`: the targets the agent asked for. */
     readonly interfacesSource: 'attachments' | 'requested';
-    readonly interfaces: readonly { readonly ifname: string; readonly ifindex?: number; readonly role?: string; readonly direction?: string }[];
+    readonly interfaces: readonly {
+      readonly ifname: string;
+      readonly ifindex?: number;
+      readonly role?: string;
+      readonly direction?: string;
+    }[];
   };
 }
 
@@ -164,17 +169,36 @@ function hostPrefix(ip: string): string {
  * datapath writes: every pod CIDR with the entry's flags, every node IP as a host prefix with
  * IS_NODE) plus the local pod endpoints. For datapaths without `ipcacheDump()`.
  */
-export function deriveIpcache(entries: Iterable<IpcacheEntry>, local: { nodeName: string; endpoints: ReadonlyMap<string, number> | undefined }): IpcachePrefixEntry[] {
+export function deriveIpcache(
+  entries: Iterable<IpcacheEntry>,
+  local: { nodeName: string; endpoints: ReadonlyMap<string, number> | undefined },
+): IpcachePrefixEntry[] {
   const out = new Map<string, IpcachePrefixEntry>();
   for (const e of entries) {
     const v4 = e.nodeIPs.find((ip) => ipFamily(ip) === 4);
     const v6 = e.nodeIPs.find((ip) => ipFamily(ip) !== 4);
     for (const c of e.podCIDRs) {
       const nodeIP = (c.includes(':') ? v6 : v4) ?? e.nodeIPs[0];
-      out.set(c, { prefix: c, nodeName: e.nodeName, ...(nodeIP ? { nodeIP } : {}), flags: e.flags, keyIndex: e.keyIndex, nodeId: e.nodeId, ifindex: 0 });
+      out.set(c, {
+        prefix: c,
+        nodeName: e.nodeName,
+        ...(nodeIP ? { nodeIP } : {}),
+        flags: e.flags,
+        keyIndex: e.keyIndex,
+        nodeId: e.nodeId,
+        ifindex: 0,
+      });
     }
     for (const ip of e.nodeIPs) {
-      out.set(hostPrefix(ip), { prefix: hostPrefix(ip), nodeName: e.nodeName, nodeIP: ip, flags: e.flags | IpcacheFlags.IS_NODE, keyIndex: e.keyIndex, nodeId: e.nodeId, ifindex: 0 });
+      out.set(hostPrefix(ip), {
+        prefix: hostPrefix(ip),
+        nodeName: e.nodeName,
+        nodeIP: ip,
+        flags: e.flags | IpcacheFlags.IS_NODE,
+        keyIndex: e.keyIndex,
+        nodeId: e.nodeId,
+        ifindex: 0,
+      });
     }
   }
   for (const [prefix, ifindex] of local.endpoints ?? []) {
@@ -185,18 +209,16 @@ export function deriveIpcache(entries: Iterable<IpcacheEntry>, local: { nodeName
 
 /** Wire rows, sorted by address family then prefix (numerically). */
 export function ipcacheRows(entries: Iterable<IpcachePrefixEntry>): IpcacheRow[] {
-  const rows = [...entries].map(
-    (e): IpcacheRow => ({
-      prefix: e.prefix,
-      node: e.nodeName ?? null,
-      nodeIP: e.nodeIP ?? null,
-      flags: ipcacheFlagNames(e.flags),
-      flagBits: e.flags,
-      keyIndex: e.keyIndex,
-      nodeId: e.nodeId,
-      ifindex: e.ifindex,
-    }),
-  );
+  const rows = [...entries].map((e): IpcacheRow => ({
+    prefix: e.prefix,
+    node: e.nodeName ?? null,
+    nodeIP: e.nodeIP ?? null,
+    flags: ipcacheFlagNames(e.flags),
+    flagBits: e.flags,
+    keyIndex: e.keyIndex,
+    nodeId: e.nodeId,
+    ifindex: e.ifindex,
+  }));
   return rows.sort((a, b) => comparePrefix(a.prefix, b.prefix));
 }
 

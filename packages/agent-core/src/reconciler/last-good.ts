@@ -52,7 +52,14 @@ export function readLastGood(path: string): { nodes: LastGood[]; problem?: strin
       podCIDRs.push(c);
     }
     nodes.push({
-      peer: { name: p.name, internalIPv4: p.internalIPv4, internalIPv6: p.internalIPv6, podCIDRs, nodeId: Number(p.nodeId) || 0, backend: { ...p.backend } },
+      peer: {
+        name: p.name,
+        internalIPv4: p.internalIPv4,
+        internalIPv6: p.internalIPv6,
+        podCIDRs,
+        nodeId: Number(p.nodeId) || 0,
+        backend: { ...p.backend },
+      },
       entry: n.entry,
       ...(typeof n.createdAt === 'string' ? { createdAt: n.createdAt } : {}),
     });

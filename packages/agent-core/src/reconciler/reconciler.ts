@@ -27,7 +27,6 @@ import { WorkQueue } from './workqueue.js';
 
 export type { ReconcilerOptions } from './options.js';
 
-
 /** A refusal, as reported in status and events. */
 export interface Refusal {
   readonly reason: RefusalReason;
@@ -96,7 +95,13 @@ const RESYNC_KEY = '\u0000resync';
 /** Work-queue key restoring the saved last good state; queued first at start. */
 const SEED_KEY = '\u0000seed';
 
-const CONFLICT_REASONS: ReadonlySet<RefusalReason> = new Set(['duplicate-key', 'duplicate-node-id', 'cidr-overlap', 'duplicate-node-ip', 'cidr-covers-node-ip']);
+const CONFLICT_REASONS: ReadonlySet<RefusalReason> = new Set([
+  'duplicate-key',
+  'duplicate-node-id',
+  'cidr-overlap',
+  'duplicate-node-ip',
+  'cidr-covers-node-ip',
+]);
 
 /**
  * Level-triggered peer reconciler. Desired state comes from the {@link KeyDistributor}'s events;
@@ -256,7 +261,9 @@ export class Reconciler {
         ...(r.pendingOn ? { pendingOn: r.pendingOn } : {}),
         ...(r.lastError ? { lastError: r.lastError } : {}),
         ...(r.stranded && !r.applied ? { trafficAffected: true } : {}),
-        ...(r.state === 'pending' && r.pendingSince !== undefined ? { pendingSince: new Date(r.pendingSince).toISOString() } : {}),
+        ...(r.state === 'pending' && r.pendingSince !== undefined
+          ? { pendingSince: new Date(r.pendingSince).toISOString() }
+          : {}),
       });
     }
     return out.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
@@ -304,7 +311,20 @@ export class Reconciler {
   private record(name: string): NodeRecord {
     let r = this.records.get(name);
     if (!r) {
-      r = { observed: undefined, accepted: undefined, applied: undefined, stranded: undefined, pendingSince: Date.now(), seeded: false, state: 'pending', createdAt: undefined, acceptedCreatedAt: undefined, refusal: undefined, pendingOn: undefined, lastError: undefined };
+      r = {
+        observed: undefined,
+        accepted: undefined,
+        applied: undefined,
+        stranded: undefined,
+        pendingSince: Date.now(),
+        seeded: false,
+        state: 'pending',
+        createdAt: undefined,
+        acceptedCreatedAt: undefined,
+        refusal: undefined,
+        pendingOn: undefined,
+        lastError: undefined,
+      };
       this.records.set(name, r);
       this.count(r.state, +1);
     }
@@ -337,7 +357,12 @@ export class Reconciler {
         try {
           await this.backend.upsertPeer(r.applied.peer);
         } catch (err) {
-          throw new PeerApplyError(name, 'backend', `backend ${this.backend.name}: restore last good ${name}: ${errorMessage(err)}`, { cause: err });
+          throw new PeerApplyError(
+            name,
+            'backend',
+            `backend ${this.backend.name}: restore last good ${name}: ${errorMessage(err)}`,
+            { cause: err },
+          );
         }
       }
       r.seeded = false;
@@ -411,7 +436,22 @@ export class Reconciler {
           this.setState(r, 'error');
         }
         const delay = this.queue.retry(key);
-        this.log.warn({ node: key === PRUNE_KEY ? '(initial-sync prune)' : key === SEED_KEY ? '(saved state)' : key === RESYNC_KEY ? '(periodic datapath sync)' : key, stage, err: errorMessage(err), retryInMs: delay }, 'peer reconcile failed; will retry');
+        this.log.warn(
+          {
+            node:
+              key === PRUNE_KEY
+                ? '(initial-sync prune)'
+                : key === SEED_KEY
+                  ? '(saved state)'
+                  : key === RESYNC_KEY
+                    ? '(periodic datapath sync)'
+                    : key,
+            stage,
+            err: errorMessage(err),
+            retryInMs: delay,
+          },
+          'peer reconcile failed; will retry',
+        );
       } finally {
         this.queue.done(key);
       }
@@ -493,17 +533,27 @@ export class Reconciler {
       const bad = peer.podCIDRs.find((c) => !this.clusterFamilies.has(c.family));
       if (bad) {
         const fams = [...this.clusterFamilies].map((f) => `IPv${f}`).join(' and ');
-        return { reason: 'pod-cidr-family', field: 'spec.podCIDRs', message: `${bad.text} is IPv${bad.family}, but this cluster's pods use ${fams} only (the local node's pod CIDRs)` };
+        return {
+          reason: 'pod-cidr-family',
+          field: 'spec.podCIDRs',
+          message: `${bad.text} is IPv${bad.family}, but this cluster's pods use ${fams} only (the local node's pod CIDRs)`,
+        };
       }
     }
     for (const ip of [peer.internalIPv4, peer.internalIPv6]) {
       const host = ip === undefined ? undefined : hostCidr(ip);
       const covering = host && peer.podCIDRs.find((c) => covers(c, host));
-      if (covering) return { reason: 'cidr-covers-node-ip', field: 'spec.podCIDRs', message: `${covering.text} contains the node's own address ${ip}` };
+      if (covering)
+        return {
+          reason: 'cidr-covers-node-ip',
+          field: 'spec.podCIDRs',
+          message: `${covering.text} contains the node's own address ${ip}`,
+        };
     }
     const last = r.applied?.peer ?? r.accepted;
     // Deleted and registered again under the same name (seen as one coalesced update): a new node.
-    const reborn = r.observed?.createdAt !== undefined && r.acceptedCreatedAt !== undefined && r.observed.createdAt !== r.acceptedCreatedAt;
+    const reborn =
+      r.observed?.createdAt !== undefined && r.acceptedCreatedAt !== undefined && r.observed.createdAt !== r.acceptedCreatedAt;
     if (last && !reborn) {
       const now = new Set(peer.podCIDRs.map((c) => c.text));
       const dropped = last.podCIDRs.filter((c) => !now.has(c.text)).map((c) => c.text);
@@ -536,7 +586,9 @@ export class Reconciler {
     try {
       result = await this.backend.upsertPeer(peer);
     } catch (err) {
-      throw new PeerApplyError(name, 'backend', `backend ${this.backend.name}: upsert ${name}: ${errorMessage(err)}`, { cause: err });
+      throw new PeerApplyError(name, 'backend', `backend ${this.backend.name}: upsert ${name}: ${errorMessage(err)}`, {
+        cause: err,
+      });
     }
     const entry: IpcacheEntry = {
       nodeName: name,
@@ -584,7 +636,11 @@ export class Reconciler {
       throw new PeerApplyError('(resync)', 'datapath', `datapath: periodic sync: ${errorMessage(err)}`, { cause: err });
     }
     const repaired = [...res.added, ...res.updated, ...res.removed];
-    if (repaired.length > 0) this.log.warn({ added: res.added, updated: res.updated, removed: res.removed }, 'periodic resync repaired datapath entries');
+    if (repaired.length > 0)
+      this.log.warn(
+        { added: res.added, updated: res.updated, removed: res.removed },
+        'periodic resync repaired datapath entries',
+      );
   }
 
   // ---- last good state across restarts ----------------------------------------------------
@@ -642,7 +698,11 @@ export class Reconciler {
     const nodes: LastGood[] = [];
     for (const [name, r] of this.records) {
       if (name === this.config.nodeName || !r.applied) continue;
-      nodes.push({ peer: r.applied.peer, entry: r.applied.entry, ...(r.createdAt !== undefined ? { createdAt: r.createdAt } : {}) });
+      nodes.push({
+        peer: r.applied.peer,
+        entry: r.applied.entry,
+        ...(r.createdAt !== undefined ? { createdAt: r.createdAt } : {}),
+      });
     }
     try {
       writeLastGood(file, nodes);
@@ -658,11 +718,16 @@ export class Reconciler {
       r.accepted = undefined;
       this.requeueConflicted(name);
     }
-    if (name !== this.config.nodeName && (r.applied || r.stranded || this.adoptedPeers.has(name) || this.adoptedEntries.has(name))) {
+    if (
+      name !== this.config.nodeName &&
+      (r.applied || r.stranded || this.adoptedPeers.has(name) || this.adoptedEntries.has(name))
+    ) {
       try {
         await this.backend.removePeer(name);
       } catch (err) {
-        throw new PeerApplyError(name, 'backend', `backend ${this.backend.name}: remove ${name}: ${errorMessage(err)}`, { cause: err });
+        throw new PeerApplyError(name, 'backend', `backend ${this.backend.name}: remove ${name}: ${errorMessage(err)}`, {
+          cause: err,
+        });
       }
       try {
         await this.datapath.remove(name);
@@ -702,8 +767,18 @@ export class Reconciler {
         const field = `annotations[${spec.key}]`;
         found.push({
           owner,
-          mine: { reason: 'duplicate-key', field, message: `value already used by node ${owner} (the older node keeps it)`, conflictsWith: owner },
-          theirs: { reason: 'duplicate-key', field, message: `value also published by node ${peer.name}, an older node (the older node keeps it)`, conflictsWith: peer.name },
+          mine: {
+            reason: 'duplicate-key',
+            field,
+            message: `value already used by node ${owner} (the older node keeps it)`,
+            conflictsWith: owner,
+          },
+          theirs: {
+            reason: 'duplicate-key',
+            field,
+            message: `value also published by node ${peer.name}, an older node (the older node keeps it)`,
+            conflictsWith: peer.name,
+          },
         });
       }
     }
@@ -713,8 +788,18 @@ export class Reconciler {
         const field = `annotations[${NODE_ID_ANNOTATION}]`;
         found.push({
           owner,
-          mine: { reason: 'duplicate-node-id', field, message: `node ID ${peer.nodeId} already used by node ${owner}`, conflictsWith: owner },
-          theirs: { reason: 'duplicate-node-id', field, message: `node ID ${peer.nodeId} also used by node ${peer.name}, an older node`, conflictsWith: peer.name },
+          mine: {
+            reason: 'duplicate-node-id',
+            field,
+            message: `node ID ${peer.nodeId} already used by node ${owner}`,
+            conflictsWith: owner,
+          },
+          theirs: {
+            reason: 'duplicate-node-id',
+            field,
+            message: `node ID ${peer.nodeId} also used by node ${peer.name}, an older node`,
+            conflictsWith: peer.name,
+          },
         });
       }
     }
@@ -723,8 +808,18 @@ export class Reconciler {
       if (owner !== undefined) {
         found.push({
           owner,
-          mine: { reason: 'cidr-overlap', field: 'spec.podCIDRs', message: `${c.text} overlaps a pod CIDR of node ${owner}`, conflictsWith: owner },
-          theirs: { reason: 'cidr-overlap', field: 'spec.podCIDRs', message: `overlaps pod CIDR ${c.text} of node ${peer.name}, an older node`, conflictsWith: peer.name },
+          mine: {
+            reason: 'cidr-overlap',
+            field: 'spec.podCIDRs',
+            message: `${c.text} overlaps a pod CIDR of node ${owner}`,
+            conflictsWith: owner,
+          },
+          theirs: {
+            reason: 'cidr-overlap',
+            field: 'spec.podCIDRs',
+            message: `overlaps pod CIDR ${c.text} of node ${peer.name}, an older node`,
+            conflictsWith: peer.name,
+          },
         });
       }
     }
@@ -736,16 +831,36 @@ export class Reconciler {
       if (ipOwner !== undefined) {
         found.push({
           owner: ipOwner,
-          mine: { reason: 'duplicate-node-ip', field, message: `${ip} is already the address of node ${ipOwner}`, conflictsWith: ipOwner },
-          theirs: { reason: 'duplicate-node-ip', field, message: `${ip} is also claimed by node ${peer.name}, an older node`, conflictsWith: peer.name },
+          mine: {
+            reason: 'duplicate-node-ip',
+            field,
+            message: `${ip} is already the address of node ${ipOwner}`,
+            conflictsWith: ipOwner,
+          },
+          theirs: {
+            reason: 'duplicate-node-ip',
+            field,
+            message: `${ip} is also claimed by node ${peer.name}, an older node`,
+            conflictsWith: peer.name,
+          },
         });
       }
       const podOwner = this.cidrIndex.overlapping(host, peer.name);
       if (podOwner !== undefined) {
         found.push({
           owner: podOwner,
-          mine: { reason: 'cidr-covers-node-ip', field, message: `unreachable: ${ip} lies in a pod CIDR of node ${podOwner}`, conflictsWith: podOwner },
-          theirs: { reason: 'cidr-covers-node-ip', field: 'spec.podCIDRs', message: `a pod CIDR contains ${ip}, the address of node ${peer.name}`, conflictsWith: peer.name },
+          mine: {
+            reason: 'cidr-covers-node-ip',
+            field,
+            message: `unreachable: ${ip} lies in a pod CIDR of node ${podOwner}`,
+            conflictsWith: podOwner,
+          },
+          theirs: {
+            reason: 'cidr-covers-node-ip',
+            field: 'spec.podCIDRs',
+            message: `a pod CIDR contains ${ip}, the address of node ${peer.name}`,
+            conflictsWith: peer.name,
+          },
           peerLoses: false,
         });
       }
@@ -755,7 +870,12 @@ export class Reconciler {
       if (owner !== undefined) {
         found.push({
           owner,
-          mine: { reason: 'cidr-covers-node-ip', field: 'spec.podCIDRs', message: `${c.text} contains an address of node ${owner} (pod traffic to it would enter the tunnel)`, conflictsWith: owner },
+          mine: {
+            reason: 'cidr-covers-node-ip',
+            field: 'spec.podCIDRs',
+            message: `${c.text} contains an address of node ${owner} (pod traffic to it would enter the tunnel)`,
+            conflictsWith: owner,
+          },
           theirs: { reason: 'cidr-covers-node-ip', field: 'spec.podCIDRs', message: '', conflictsWith: peer.name },
           peerLoses: true,
         });
@@ -802,7 +922,12 @@ export class Reconciler {
         try {
           await this.backend.removePeer(name);
         } catch (err) {
-          throw new PeerApplyError(name, 'backend', `backend ${this.backend.name}: remove displaced ${name}: ${errorMessage(err)}`, { cause: err });
+          throw new PeerApplyError(
+            name,
+            'backend',
+            `backend ${this.backend.name}: remove displaced ${name}: ${errorMessage(err)}`,
+            { cause: err },
+          );
         }
       }
       r.stranded = r.applied.entry;
@@ -876,14 +1001,21 @@ export class Reconciler {
     if (same) return;
     this.metrics.refusedPeers.inc({ reason: refusal.reason });
     this.log.warn(
-      { node: name, field: refusal.field, reason: refusal.reason, conflictsWith: refusal.conflictsWith, keptLastGood: r.applied !== undefined },
+      {
+        node: name,
+        field: refusal.field,
+        reason: refusal.reason,
+        conflictsWith: refusal.conflictsWith,
+        keptLastGood: r.applied !== undefined,
+      },
       `refusing update of node ${name}: ${refusal.field}: ${refusal.message}`,
     );
     this.events.record({
       node: name,
       type: 'Warning',
       reason: 'PeerRefused',
-      message: `veil refused this node's update (${refusal.reason}): ${refusal.field}: ${refusal.message}` +
+      message:
+        `veil refused this node's update (${refusal.reason}): ${refusal.field}: ${refusal.message}` +
         (r.applied ? '; keeping its last good state' : ''),
     });
   }
@@ -908,4 +1040,3 @@ function createdMs(createdAt: string | undefined): number {
   const t = createdAt !== undefined ? Date.parse(createdAt) : NaN;
   return Number.isNaN(t) ? Number.POSITIVE_INFINITY : t;
 }
-

@@ -72,7 +72,8 @@ export function validateNode(node: ObservedNode, specs: readonly PeerAnnotationS
 
 /** Structural equality of two peers (what decides whether a backend write is needed). */
 export function samePeer(a: PeerNode, b: PeerNode): boolean {
-  if (a.name !== b.name || a.internalIPv4 !== b.internalIPv4 || a.internalIPv6 !== b.internalIPv6 || a.nodeId !== b.nodeId) return false;
+  if (a.name !== b.name || a.internalIPv4 !== b.internalIPv4 || a.internalIPv6 !== b.internalIPv6 || a.nodeId !== b.nodeId)
+    return false;
   if (a.podCIDRs.length !== b.podCIDRs.length || a.podCIDRs.some((c, i) => c.text !== b.podCIDRs[i]?.text)) return false;
   const ka = Object.keys(a.backend);
   if (ka.length !== Object.keys(b.backend).length) return false;

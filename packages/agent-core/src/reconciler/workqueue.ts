@@ -17,9 +17,7 @@ export class WorkQueue {
   private idleWaiters: (() => void)[] = [];
   private shut = false;
 
-  constructor(
-    private readonly opts: { initialRetryMs: number; maxRetryMs: number },
-  ) {}
+  constructor(private readonly opts: { initialRetryMs: number; maxRetryMs: number }) {}
 
   /** Enqueues `key` now (coalesced). */
   add(key: string): void {

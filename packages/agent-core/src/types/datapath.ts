@@ -9,7 +9,14 @@
  */
 export type Steering =
   | { readonly kind: 'redirect'; readonly ifindex: number; readonly mtu?: number; readonly udpPort?: number }
-  | { readonly kind: 'mark'; readonly value: number; readonly mask: number; readonly keyIndexShift: number; readonly nodeIdShift: number; readonly mtu?: number }
+  | {
+      readonly kind: 'mark';
+      readonly value: number;
+      readonly mask: number;
+      readonly keyIndexShift: number;
+      readonly nodeIdShift: number;
+      readonly mtu?: number;
+    }
   | { readonly kind: 'none' };
 // `mtu` (optional): the largest inner L3 packet the backend's encryption path carries without
 // fragmenting on the wire (e.g. the WireGuard device MTU). The datapath answers bigger packets with

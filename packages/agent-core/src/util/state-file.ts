@@ -6,7 +6,10 @@ import { dirname } from 'node:path';
  * another version → `{ problem }` naming the path. Never throws: state files are advisory, and a
  * bad one must not keep the agent from starting.
  */
-export function readVersionedJson<T extends { version: number }>(path: string, version: number): { value?: Partial<T>; problem?: string } {
+export function readVersionedJson<T extends { version: number }>(
+  path: string,
+  version: number,
+): { value?: Partial<T>; problem?: string } {
   let text: string;
   try {
     text = readFileSync(path, 'utf8');

@@ -122,7 +122,8 @@ export class WireGuardGoSupervisor extends EventEmitter<SupervisorEvents> {
     if (typeof opts?.device !== 'string' || !NAME_RE.test(opts.device)) {
       throw new WgValidationError('device', 'must be an interface name of 1-15 characters [A-Za-z0-9_.-]');
     }
-    if (typeof opts.socketDir !== 'string' || !isAbsolute(opts.socketDir)) throw new WgValidationError('socketDir', 'must be an absolute path');
+    if (typeof opts.socketDir !== 'string' || !isAbsolute(opts.socketDir))
+      throw new WgValidationError('socketDir', 'must be an absolute path');
     if (opts.netns !== undefined && (typeof opts.netns !== 'string' || !/^[^/\0\s]{1,255}$/.test(opts.netns))) {
       throw new WgValidationError('netns', 'must be a name under /run/netns');
     }
@@ -166,7 +167,8 @@ export class WireGuardGoSupervisor extends EventEmitter<SupervisorEvents> {
     if (this.running) return;
     if (!findExecutable(this.binary)) throw new WireGuardNotAvailableError(`${this.binary} is not installed (not found on PATH)`);
     for (const tool of ['unshare', 'mount', 'sh', ...(this.netns ? ['ip'] : [])]) {
-      if (!findExecutable(tool)) throw new SupervisorError(this.device, `${tool} is needed to run wireguard-go in a private mount namespace`);
+      if (!findExecutable(tool))
+        throw new SupervisorError(this.device, `${tool} is needed to run wireguard-go in a private mount namespace`);
     }
     await mkdir(this.socketDir, { recursive: true, mode: 0o700 });
     const st = await stat(this.socketDir);
@@ -197,7 +199,8 @@ export class WireGuardGoSupervisor extends EventEmitter<SupervisorEvents> {
    */
   async adopt(opts: { pollMs?: number } = {}): Promise<void> {
     if (this.running) return;
-    if (!(await socketAnswers(this.socketPath))) throw new SupervisorError(this.device, `no daemon answers on ${this.socketPath}: nothing to adopt`);
+    if (!(await socketAnswers(this.socketPath)))
+      throw new SupervisorError(this.device, `no daemon answers on ${this.socketPath}: nothing to adopt`);
     this.stopping = false;
     this.running = true;
     this.startedAt = Date.now();
@@ -266,7 +269,20 @@ export class WireGuardGoSupervisor extends EventEmitter<SupervisorEvents> {
   /** Spawns one daemon and waits for its socket. Returns its PID. */
   private async spawnOnce(): Promise<number> {
     await this.cleanupLeftovers();
-    const launch = ['unshare', '--mount', '--propagation', 'private', '--', 'sh', '-c', LAUNCH, 'sh', this.socketDir, this.device, this.binary];
+    const launch = [
+      'unshare',
+      '--mount',
+      '--propagation',
+      'private',
+      '--',
+      'sh',
+      '-c',
+      LAUNCH,
+      'sh',
+      this.socketDir,
+      this.device,
+      this.binary,
+    ];
     const argv = this.netns ? ['ip', 'netns', 'exec', this.netns, ...launch] : launch;
     // Output goes to a file, not a pipe: a daemon adopted by the next agent must not die of
     // SIGPIPE when this process is gone.

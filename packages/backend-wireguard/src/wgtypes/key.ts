@@ -24,7 +24,11 @@ export class Key {
   /** Wraps 32 raw bytes (copied). */
   static fromBytes(bytes: Uint8Array, field = 'key'): Key {
     if (!(bytes instanceof Uint8Array) || bytes.length !== WG_KEY_LEN) {
-      throw new NetlinkValidationError(field, `must be ${WG_KEY_LEN} bytes`, bytes instanceof Uint8Array ? `${bytes.length} bytes` : typeof bytes);
+      throw new NetlinkValidationError(
+        field,
+        `must be ${WG_KEY_LEN} bytes`,
+        bytes instanceof Uint8Array ? `${bytes.length} bytes` : typeof bytes,
+      );
     }
     return new Key(Buffer.from(bytes));
   }
@@ -44,13 +48,15 @@ export class Key {
 
   /** Parses base64 only. */
   static fromBase64(text: string, field = 'key'): Key {
-    if (typeof text !== 'string' || text.trim().length !== 44) throw new NetlinkValidationError(field, 'must be 44 base64 characters', text);
+    if (typeof text !== 'string' || text.trim().length !== 44)
+      throw new NetlinkValidationError(field, 'must be 44 base64 characters', text);
     return Key.parse(text, field);
   }
 
   /** Parses hex only. */
   static fromHex(text: string, field = 'key'): Key {
-    if (typeof text !== 'string' || text.trim().length !== 64) throw new NetlinkValidationError(field, 'must be 64 hex characters', text);
+    if (typeof text !== 'string' || text.trim().length !== 64)
+      throw new NetlinkValidationError(field, 'must be 64 hex characters', text);
     return Key.parse(text, field);
   }
 

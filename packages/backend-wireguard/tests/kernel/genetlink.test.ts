@@ -25,7 +25,10 @@ describePrivileged('kernel WireGuard over generic netlink', ['root', 'netns'], (
     ns2.exec('ip', ['addr', 'add', '192.168.77.2/24', 'dev', 'ul1']);
     ns1.exec('ip', ['link', 'set', 'ul0', 'up']);
     ns2.exec('ip', ['link', 'set', 'ul1', 'up']);
-    for (const [ns, n] of [[ns1, 1], [ns2, 2]] as const) {
+    for (const [ns, n] of [
+      [ns1, 1],
+      [ns2, 2],
+    ] as const) {
       ns.exec('ip', ['link', 'add', 'wg0', 'type', 'wireguard']);
       ns.exec('ip', ['addr', 'add', `10.77.0.${n}/24`, 'dev', 'wg0']);
       ns.exec('ip', ['addr', 'add', `fd77::${n}/64`, 'dev', 'wg0', 'nodad']);

@@ -4,7 +4,14 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { describePrivileged, type TestNetns } from '@veil/test-utils';
 import { underlayPair } from '../netns-pair.js';
 import { Key } from '../../src/index.js';
-import { PeerReconciler, WgClient, WgDeviceNotFoundError, peerFromNode, setupDevice, type WgDeviceHandle } from '../../src/index.js';
+import {
+  PeerReconciler,
+  WgClient,
+  WgDeviceNotFoundError,
+  peerFromNode,
+  setupDevice,
+  type WgDeviceHandle,
+} from '../../src/index.js';
 
 const DEV = 'wgbk0';
 
@@ -24,7 +31,14 @@ describePrivileged('WgClient kernel driver and kernel-mode device setup', ['root
 
   it('creates kernel devices (MTU = underlay − 80), adopts them on a second setup', async () => {
     for (const [i, n] of ns.entries()) {
-      const h = await setupDevice({ name: DEV, privateKey: keys[i]!, listenPort: 51871, netns: n.name, underlay: { address: `192.168.79.${2 - i}` }, userspaceFallback: false });
+      const h = await setupDevice({
+        name: DEV,
+        privateKey: keys[i]!,
+        listenPort: 51871,
+        netns: n.name,
+        underlay: { address: `192.168.79.${2 - i}` },
+        userspaceFallback: false,
+      });
       handles.push(h);
       expect(h).toMatchObject({ driver: 'kernel', adopted: false, mtu: 8920 });
       expect(n.exec('ip', ['-d', '-o', 'link', 'show', DEV])).toMatch(/mtu 8920.*wireguard/);
@@ -56,15 +70,28 @@ describePrivileged('WgClient kernel driver and kernel-mode device setup', ['root
   it('peers programmed through the reconciler ping across; one change writes one peer', async () => {
     const [a, b] = ns as [TestNetns, TestNetns];
     const recs = handles.map((h) => new PeerReconciler(h.client, DEV));
-    await recs[0]!.sync([peerFromNode({ publicKey: keys[1]!.publicKey(), endpoint: '192.168.79.2:51871', podCIDRs: ['10.96.2.0/24'] })]);
-    await recs[1]!.sync([peerFromNode({ publicKey: keys[0]!.publicKey(), endpoint: '192.168.79.1:51871', podCIDRs: ['10.96.1.0/24'] })]);
+    await recs[0]!.sync([
+      peerFromNode({ publicKey: keys[1]!.publicKey(), endpoint: '192.168.79.2:51871', podCIDRs: ['10.96.2.0/24'] }),
+    ]);
+    await recs[1]!.sync([
+      peerFromNode({ publicKey: keys[0]!.publicKey(), endpoint: '192.168.79.1:51871', podCIDRs: ['10.96.1.0/24'] }),
+    ]);
     a.exec('ip', ['addr', 'add', '10.96.1.1/32', 'dev', DEV]);
     a.exec('ip', ['route', 'add', '10.96.2.0/24', 'dev', DEV, 'src', '10.96.1.1']);
     b.exec('ip', ['addr', 'add', '10.96.2.1/32', 'dev', DEV]);
     b.exec('ip', ['route', 'add', '10.96.1.0/24', 'dev', DEV, 'src', '10.96.2.1']);
     expect(a.tryExec('ping', ['-c', '2', '-W', '3', '10.96.2.1'], 20_000).status).toBe(0);
-    const change = await recs[0]!.upsert(peerFromNode({ publicKey: keys[1]!.publicKey(), endpoint: '192.168.79.2:51871', podCIDRs: ['10.96.2.0/24', '10.95.0.0/16'] }));
+    const change = await recs[0]!.upsert(
+      peerFromNode({
+        publicKey: keys[1]!.publicKey(),
+        endpoint: '192.168.79.2:51871',
+        podCIDRs: ['10.96.2.0/24', '10.95.0.0/16'],
+      }),
+    );
     expect(change).toMatchObject({ updateOnly: true, replaceAllowedIPs: true });
-    expect(a.exec('wg', ['show', DEV, 'allowed-ips']).trim().split(/\s+/).slice(1).sort()).toEqual(['10.95.0.0/16', '10.96.2.0/24']);
+    expect(a.exec('wg', ['show', DEV, 'allowed-ips']).trim().split(/\s+/).slice(1).sort()).toEqual([
+      '10.95.0.0/16',
+      '10.96.2.0/24',
+    ]);
   });
 });

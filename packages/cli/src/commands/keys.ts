@@ -9,8 +9,9 @@ export async function runKeysRotate(opts: QueryOptions, io: CommandIO = processI
 
 export function register(program: Command): void {
   const keys = program.command('keys').description("manage the node's encryption key");
-  addQueryOptions(keys.command('rotate').description('generate a new node key, reprogram the backend and publish the new public key')).action(async (_opts: QueryOptions, cmd: Command) => {
-      process.exitCode = await runKeysRotate(cmd.optsWithGlobals<QueryOptions>());
-    },
-  );
+  addQueryOptions(
+    keys.command('rotate').description('generate a new node key, reprogram the backend and publish the new public key'),
+  ).action(async (_opts: QueryOptions, cmd: Command) => {
+    process.exitCode = await runKeysRotate(cmd.optsWithGlobals<QueryOptions>());
+  });
 }

@@ -8,7 +8,9 @@ export async function runPeers(opts: QueryOptions, io: CommandIO = processIO()):
 }
 
 export function register(program: Command): void {
-  addQueryOptions(program.command('peers').description('list the peers the local agent knows, with their encryption state')).action(async (_opts: QueryOptions, cmd: Command) => {
+  addQueryOptions(
+    program.command('peers').description('list the peers the local agent knows, with their encryption state'),
+  ).action(async (_opts: QueryOptions, cmd: Command) => {
     process.exitCode = await runPeers(cmd.optsWithGlobals<QueryOptions>());
   });
 }

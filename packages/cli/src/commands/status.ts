@@ -25,7 +25,10 @@ export function register(program: Command): void {
     program
       .command('status')
       .description("show the local agent's health: readiness, backend, node key, peers, datapath, errors")
-      .addHelpText('after', '\nExit status is 0 when the agent answered (ready or not), 1 when it cannot be reached, 2 on bad usage.'),
+      .addHelpText(
+        'after',
+        '\nExit status is 0 when the agent answered (ready or not), 1 when it cannot be reached, 2 on bad usage.',
+      ),
   ).action(async (_opts: QueryOptions, cmd: Command) => {
     process.exitCode = await runStatus(cmd.optsWithGlobals<QueryOptions>());
   });

@@ -23,7 +23,15 @@ export function ipcacheList(l: IpcacheListing): IpcacheList {
   return {
     kind: 'IpcacheList',
     source: l.source,
-    items: l.entries.map((e) => ({ prefix: e.prefix, node: e.node, nodeIP: e.nodeIP, flags: [...e.flags], keyIndex: e.keyIndex, nodeId: e.nodeId, ifindex: e.ifindex })),
+    items: l.entries.map((e) => ({
+      prefix: e.prefix,
+      node: e.node,
+      nodeIP: e.nodeIP,
+      flags: [...e.flags],
+      keyIndex: e.keyIndex,
+      nodeId: e.nodeId,
+      ifindex: e.ifindex,
+    })),
   };
 }
 
@@ -38,7 +46,8 @@ export function renderIpcache(l: IpcacheList, c: Palette): string {
     String(e.nodeId),
     e.ifindex === 0 ? '-' : String(e.ifindex),
   ]);
-  const note = l.source === 'derived' ? c.dim('(derived from the agent\'s per-node entries: this datapath cannot dump its map)\n') : '';
+  const note =
+    l.source === 'derived' ? c.dim("(derived from the agent's per-node entries: this datapath cannot dump its map)\n") : '';
   return renderTable(['PREFIX', 'NODE', 'NODE IP', 'FLAGS', 'KEY', 'NODE ID', 'IFINDEX'], rows) + note;
 }
 

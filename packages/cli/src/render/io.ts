@@ -41,7 +41,8 @@ const EXIT = { ok: 0, error: 1, usage: 2 } as const;
 function timeoutMs(v: string | undefined): number {
   if (v === undefined) return 5000;
   const n = Number(v);
-  if (!Number.isFinite(n) || n <= 0) throw new VeilCliError(`--timeout: needs a positive number of seconds, got '${v}'`, { exitCode: EXIT.usage });
+  if (!Number.isFinite(n) || n <= 0)
+    throw new VeilCliError(`--timeout: needs a positive number of seconds, got '${v}'`, { exitCode: EXIT.usage });
   return Math.round(n * 1000);
 }
 
@@ -61,7 +62,9 @@ export async function runQuery<T, D>(
     const format = parseOutputFormat(opts.output);
     const client = new StatusClient({ socketPath: resolveSocketPath(opts.socket, io.env), timeoutMs: timeoutMs(opts.timeout) });
     const doc = toDoc(await fetch(client));
-    io.stdout.write(format === 'table' ? render(doc, palette(wantColor(io.stdout, io.env))) : await renderStructured(doc, format));
+    io.stdout.write(
+      format === 'table' ? render(doc, palette(wantColor(io.stdout, io.env))) : await renderStructured(doc, format),
+    );
     return EXIT.ok;
   } catch (err) {
     return reportError(io, err, opts.debug === true);

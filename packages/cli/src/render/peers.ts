@@ -50,7 +50,8 @@ export function peerList(st: AgentStatus): PeerList {
       const stats = p.backend?.stats ?? {};
       const state: PeerRowState = p.state === 'active' ? 'ready' : p.state;
       let reason: string | null = null;
-      if (p.refusal) reason = `${p.refusal.reason}: ${p.refusal.field}${p.refusal.conflictsWith ? ` (conflicts with ${p.refusal.conflictsWith})` : ''}`;
+      if (p.refusal)
+        reason = `${p.refusal.reason}: ${p.refusal.field}${p.refusal.conflictsWith ? ` (conflicts with ${p.refusal.conflictsWith})` : ''}`;
       else if (p.state === 'pending') reason = p.pendingOn ?? null;
       else if (p.lastError) reason = p.lastError;
       // A peer that was never programmed has no key yet, whatever the backend's current index.
@@ -98,5 +99,8 @@ export function renderPeers(list: PeerList, c: Palette): string {
     ];
   });
   const handshakes = list.items.some((r) => r.handshakeAgeSeconds !== null || r.backendDetail === 'no handshake yet');
-  return renderTable(['NODE', 'ENDPOINT', 'ALLOWED IPS', 'KEY', handshakes ? 'HANDSHAKE' : 'KEY STATE', 'RX', 'TX', 'STATE'], rows);
+  return renderTable(
+    ['NODE', 'ENDPOINT', 'ALLOWED IPS', 'KEY', handshakes ? 'HANDSHAKE' : 'KEY STATE', 'RX', 'TX', 'STATE'],
+    rows,
+  );
 }

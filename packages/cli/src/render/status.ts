@@ -23,10 +23,17 @@ export interface StatusView {
   readonly backend: { readonly name: string; readonly driver: string; readonly keyIndex: number | null };
   /** Public key fingerprint and the public annotations; never private material. */
   readonly nodeKey: { readonly fingerprint: string; readonly annotations: Readonly<Record<string, string>> } | null;
-  readonly peers: { readonly ready: number; readonly total: number; readonly pending: number; readonly refused: number; readonly error: number };
+  readonly peers: {
+    readonly ready: number;
+    readonly total: number;
+    readonly pending: number;
+    readonly refused: number;
+    readonly error: number;
+  };
   readonly datapath: {
     readonly attached: boolean;
-    readonly interfaces: readonly { readonly ifname: string; readonly ifindex: number | null; readonly role: string | null }[] | null;
+    readonly interfaces:
+      readonly { readonly ifname: string; readonly ifindex: number | null; readonly role: string | null }[] | null;
   };
   /**
    * The node's own published annotations as the API shows them (null: the agent did not say).
@@ -58,12 +65,22 @@ export function statusView(st: AgentStatus, info: AgentInfo | undefined): Status
     },
     backend: { name: st.backend, driver: st.driver, keyIndex: st.keyIndex ?? null },
     nodeKey: info?.localKey ? { fingerprint: info.localKey.fingerprint, annotations: { ...info.localKey.annotations } } : null,
-    peers: { ready: count('active'), total: st.peers.length, pending: count('pending'), refused: count('refused'), error: count('error') },
+    peers: {
+      ready: count('active'),
+      total: st.peers.length,
+      pending: count('pending'),
+      refused: count('refused'),
+      error: count('error'),
+    },
     datapath: {
       attached: st.datapathAttached,
-      interfaces: info ? info.datapath.interfaces.map((i) => ({ ifname: i.ifname, ifindex: i.ifindex ?? null, role: i.role ?? null })) : null,
+      interfaces: info
+        ? info.datapath.interfaces.map((i) => ({ ifname: i.ifname, ifindex: i.ifindex ?? null, role: i.role ?? null }))
+        : null,
     },
-    ownMaterial: st.localMaterial ? { inApi: st.localMaterial.inApi ?? null, missing: [...st.localMaterial.missing], restored: st.localMaterial.restored } : null,
+    ownMaterial: st.localMaterial
+      ? { inApi: st.localMaterial.inApi ?? null, missing: [...st.localMaterial.missing], restored: st.localMaterial.restored }
+      : null,
     trafficAffected: st.peers.filter((p) => p.trafficAffected === true).map((p) => p.name),
     errors: [...st.errors],
   };
@@ -83,7 +100,10 @@ export function renderStatus(v: StatusView, c: Palette): string {
     pairs.push(['Agent', `${v.version}${up}${v.pid !== null ? ` (pid ${v.pid})` : ''}`]);
   }
   pairs.push(['Ready', v.ready ? c.green('yes') : c.red(`no: ${v.notReadyReason ?? 'unknown reason'}`)]);
-  pairs.push(['Encryption', v.encryption.enabled ? c.green(`enabled (${v.encryption.type})`) : c.yellow(`disabled (${v.encryption.type})`)]);
+  pairs.push([
+    'Encryption',
+    v.encryption.enabled ? c.green(`enabled (${v.encryption.type})`) : c.yellow(`disabled (${v.encryption.type})`),
+  ]);
   const key = v.backend.keyIndex !== null ? `, key index ${v.backend.keyIndex}` : '';
   pairs.push(['Backend', `${v.backend.name}, driver ${v.backend.driver}${key}`]);
   if (v.nodeKey) {
@@ -92,14 +112,24 @@ export function renderStatus(v: StatusView, c: Palette): string {
   } else pairs.push(['Node key', c.dim('none published')]);
   const p = v.peers;
   const affected = v.trafficAffected.length > 0 ? `${v.trafficAffected.length} with traffic affected` : '';
-  const extra = [p.pending > 0 ? `${p.pending} pending` : '', p.refused > 0 ? `${p.refused} refused` : '', affected, p.error > 0 ? `${p.error} failing` : ''].filter((s) => s !== '');
+  const extra = [
+    p.pending > 0 ? `${p.pending} pending` : '',
+    p.refused > 0 ? `${p.refused} refused` : '',
+    affected,
+    p.error > 0 ? `${p.error} failing` : '',
+  ].filter((s) => s !== '');
   const peerText = `${p.ready}/${p.total} ready${extra.length > 0 ? ` (${extra.join(', ')})` : ''}`;
   pairs.push(['Peers', p.ready === p.total ? c.green(peerText) : c.yellow(peerText)]);
   // Shown when something is off: own annotations missing from the API, or restored by the agent.
   const om = v.ownMaterial;
   if (om && (om.inApi === false || om.restored > 0)) {
     const restored = om.restored > 0 ? `restored ${om.restored}×` : '';
-    pairs.push(['Own material', om.inApi === false ? c.red(`missing from the API: ${om.missing.join(', ')}${restored ? `; ${restored}` : ''}`) : c.yellow(`in the API (${restored})`)]);
+    pairs.push([
+      'Own material',
+      om.inApi === false
+        ? c.red(`missing from the API: ${om.missing.join(', ')}${restored ? `; ${restored}` : ''}`)
+        : c.yellow(`in the API (${restored})`),
+    ]);
   }
   if (v.encryption.strictMode) {
     const sm = v.encryption.strictMode;

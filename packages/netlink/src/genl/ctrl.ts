@@ -192,7 +192,12 @@ function target(family: GenlFamily | number): { id: number; name: string; versio
 }
 
 /** The netlink request for one generic-netlink command (shared by request and dump). */
-function genlMessage(f: Pick<GenlFamily, 'id' | 'name' | 'version'>, cmd: number, attrs: readonly AttrPart[], opts: GenlRequestOptions) {
+function genlMessage(
+  f: Pick<GenlFamily, 'id' | 'name' | 'version'>,
+  cmd: number,
+  attrs: readonly AttrPart[],
+  opts: GenlRequestOptions,
+) {
   return {
     type: f.id,
     flags: opts.flags ?? 0,
@@ -226,7 +231,8 @@ export type GenlCall = (
 ) => Promise<GenlMessage[]>;
 
 /** Sends one command to a family and returns the decoded replies (after the ACK). */
-export const genlRequest: GenlCall = (sock, family, cmd, attrs, opts = {}) => genlExchange(sock, 'request', family, cmd, attrs, opts);
+export const genlRequest: GenlCall = (sock, family, cmd, attrs, opts = {}) =>
+  genlExchange(sock, 'request', family, cmd, attrs, opts);
 
 /** Dumps a family command (NLM_F_DUMP) and returns every decoded part. */
 export const genlDump: GenlCall = (sock, family, cmd, attrs, opts = {}) => genlExchange(sock, 'dump', family, cmd, attrs, opts);

@@ -175,10 +175,7 @@ export async function deleteAddress(sock: NetlinkSocket, spec: AddressSpec): Pro
  * Lists addresses, optionally of one family and/or one link.
  * Equivalent: `ip [-4|-6] addr show [dev <link>]`.
  */
-export async function listAddresses(
-  sock: NetlinkSocket,
-  filter: { family?: IpFamily; link?: LinkRef } = {},
-): Promise<Address[]> {
+export async function listAddresses(sock: NetlinkSocket, filter: { family?: IpFamily; link?: LinkRef } = {}): Promise<Address[]> {
   checkRouteSocket(sock);
   if (filter.family !== undefined && filter.family !== 4 && filter.family !== 6) {
     throw new NetlinkValidationError('family', 'must be 4 or 6', filter.family);

@@ -221,7 +221,10 @@ function createRequest(opts: CreateLinkOptions, kind: string, infoData: AttrPart
       // Like iproute2 byte for byte: no NLA_F_NESTED, kind without NUL (the kernel accepts both).
       attr.nested(
         IFLA_LINKINFO,
-        [attr.binary(IFLA_INFO_KIND, Buffer.from(kind)), infoData && attr.nested(IFLA_INFO_DATA, infoData, { nestedFlag: false })],
+        [
+          attr.binary(IFLA_INFO_KIND, Buffer.from(kind)),
+          infoData && attr.nested(IFLA_INFO_DATA, infoData, { nestedFlag: false }),
+        ],
         { nestedFlag: false },
       ),
     ],

@@ -295,4 +295,3 @@ export async function listRoutes(sock: NetlinkSocket, filter: { family?: IpFamil
     .map(decodeRoute)
     .filter((r) => (table === undefined || r.table === table) && (r.flags & 0x200) === 0 /* RTM_F_CLONED */);
 }
-

@@ -155,7 +155,8 @@ function build(spec: RuleSpec, forDelete: boolean): Buffer[] {
   if (fwmask !== undefined && fwmark === undefined) {
     throw new NetlinkValidationError('fwmask', 'needs fwmark', spec.fwmask);
   }
-  const table = spec.table === undefined ? (forDelete ? undefined : RT_TABLE_MAIN) : checkUint(spec.table, 'table', 1, 0xffffffff);
+  const table =
+    spec.table === undefined ? (forDelete ? undefined : RT_TABLE_MAIN) : checkUint(spec.table, 'table', 1, 0xffffffff);
   const action =
     spec.action === undefined
       ? forDelete

@@ -77,8 +77,13 @@ function encodeWith(headerSize: number, a: XfrmAlgoWire, extra?: number): Uint8A
   return out;
 }
 
-function decodeWith(what: string, headerSize: number, bytes: Uint8Array): { name: string; key: Uint8Array; keyLenBits: number; extra: number } {
-  if (bytes.byteLength < headerSize) throw new XfrmDecodeError(what, `need at least ${headerSize} bytes, got ${bytes.byteLength}`);
+function decodeWith(
+  what: string,
+  headerSize: number,
+  bytes: Uint8Array,
+): { name: string; key: Uint8Array; keyLenBits: number; extra: number } {
+  if (bytes.byteLength < headerSize)
+    throw new XfrmDecodeError(what, `need at least ${headerSize} bytes, got ${bytes.byteLength}`);
   const v = viewOf(bytes);
   const keyLenBits = u32.get(v, 64);
   const keyBytes = Math.ceil(keyLenBits / 8);

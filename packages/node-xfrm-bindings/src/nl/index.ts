@@ -39,4 +39,11 @@ export {
   type XfrmReplayStateWire,
   XFRMA_REPLAY_ESN_MAX,
 } from './replay-esn.js';
-export { xfrmuSpdinfo, xfrmuSpdhinfo, xfrmuSpdhthresh, type XfrmuSpdinfoWire, type XfrmuSpdhinfoWire, type XfrmuSpdhthreshWire } from './spdinfo.js';
+export {
+  xfrmuSpdinfo,
+  xfrmuSpdhinfo,
+  xfrmuSpdhthresh,
+  type XfrmuSpdinfoWire,
+  type XfrmuSpdhinfoWire,
+  type XfrmuSpdhthreshWire,
+} from './spdinfo.js';

@@ -48,10 +48,34 @@ describePrivileged('ESP tunnel mode between two namespaces', ['root', 'netns'], 
   }
 
   /** Programs both directions on both sides: SA A->B, SA B->A, out/in policies. */
-  async function program(left: Side, right: Side, aeadAB: XfrmAead, aeadBA: XfrmAead, spiAB: number, spiBA: number, reqid: number): Promise<void> {
+  async function program(
+    left: Side,
+    right: Side,
+    aeadAB: XfrmAead,
+    aeadBA: XfrmAead,
+    spiAB: number,
+    spiBA: number,
+    reqid: number,
+  ): Promise<void> {
     for (const side of [left, right]) {
-      await side.x.addState({ src: left.outer, dst: right.outer, spi: spiAB, reqid, mode: 'tunnel', aead: aeadAB, replayWindow: 32 });
-      await side.x.addState({ src: right.outer, dst: left.outer, spi: spiBA, reqid, mode: 'tunnel', aead: aeadBA, replayWindow: 32 });
+      await side.x.addState({
+        src: left.outer,
+        dst: right.outer,
+        spi: spiAB,
+        reqid,
+        mode: 'tunnel',
+        aead: aeadAB,
+        replayWindow: 32,
+      });
+      await side.x.addState({
+        src: right.outer,
+        dst: left.outer,
+        spi: spiBA,
+        reqid,
+        mode: 'tunnel',
+        aead: aeadBA,
+        replayWindow: 32,
+      });
     }
     for (const [me, peer] of [
       [left, right],

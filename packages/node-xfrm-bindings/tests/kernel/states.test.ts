@@ -44,7 +44,9 @@ describePrivileged('XFRM states round-trip on a kernel with ESP', ['root', 'netn
     expect(strip(got)).toEqual({ ...st, proto: 'esp', esn: false });
     expect(got?.current?.addTime).toBeGreaterThan(0);
     expect(got?.replay).toEqual({ oseq: 0, seq: 0, oseqHi: 0, seqHi: 0 });
-    expect(ns.exec('ip', ['xfrm', 'state', 'list'])).toContain('aead rfc4106(gcm(aes)) 0x1111111111111111111111111111111111111111 128');
+    expect(ns.exec('ip', ['xfrm', 'state', 'list'])).toContain(
+      'aead rfc4106(gcm(aes)) 0x1111111111111111111111111111111111111111 128',
+    );
 
     await xfrm.updateState({ ...st, limits: { hardBytes: 1_000_000n, softAddExpiresSeconds: 3600 } });
     const upd = await xfrm.getState({ dst: st.dst, spi: st.spi });
@@ -98,8 +100,20 @@ describePrivileged('XFRM states round-trip on a kernel with ESP', ['root', 'netn
   });
 
   it('flushes by protocol and lists nothing afterwards', async () => {
-    await xfrm.addState({ src: '10.0.0.1', dst: '10.0.0.2', spi: 0x10, mode: 'tunnel', aead: { name: 'rfc4106(gcm(aes))', key: key(36, 1), icvLen: 96 } });
-    await xfrm.addState({ src: '10.0.0.1', dst: '10.0.0.3', spi: 0x11, mode: 'tunnel', aead: { name: 'rfc4106(gcm(aes))', key: key(28, 2), icvLen: 64 } });
+    await xfrm.addState({
+      src: '10.0.0.1',
+      dst: '10.0.0.2',
+      spi: 0x10,
+      mode: 'tunnel',
+      aead: { name: 'rfc4106(gcm(aes))', key: key(36, 1), icvLen: 96 },
+    });
+    await xfrm.addState({
+      src: '10.0.0.1',
+      dst: '10.0.0.3',
+      spi: 0x11,
+      mode: 'tunnel',
+      aead: { name: 'rfc4106(gcm(aes))', key: key(28, 2), icvLen: 64 },
+    });
     const all = await xfrm.listStates();
     expect(all.map((s) => s.aead?.icvLen).sort()).toEqual([64, 96]);
     await xfrm.flushStates({ proto: 'esp' });

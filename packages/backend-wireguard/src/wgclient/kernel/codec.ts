@@ -2,7 +2,15 @@
 // on @veil/netlink's generic pieces only (attributes, genlmsghdr) and @veil/ip's addresses;
 // @veil/netlink itself knows nothing about WireGuard (wgctrl-go's internal/wglinux over
 // mdlayher/genetlink). Encoders validate everything first and throw NetlinkValidationError naming the field.
-import { type IpFailure, canonicalCidr as canonicalPrefix, formatIp, maskBytes, parsePrefix, tryParseIp, tryParsePrefix } from '@veil/ip';
+import {
+  type IpFailure,
+  canonicalCidr as canonicalPrefix,
+  formatIp,
+  maskBytes,
+  parsePrefix,
+  tryParseIp,
+  tryParsePrefix,
+} from '@veil/ip';
 import {
   AF_INET,
   AF_INET6,
@@ -155,7 +163,11 @@ export function encodeDeviceRef(device: DeviceRef, field = 'device'): Buffer {
     return attr.u32(WGDEVICE_A_IFINDEX, device);
   }
   if (typeof device !== 'string' || device.length === 0 || Buffer.byteLength(device) > IFNAME_MAX || /[\s/\0]/.test(device)) {
-    throw new NetlinkValidationError(field, `must be an interface name (1–${IFNAME_MAX} bytes, no spaces or '/') or an ifindex`, device);
+    throw new NetlinkValidationError(
+      field,
+      `must be an interface name (1–${IFNAME_MAX} bytes, no spaces or '/') or an ifindex`,
+      device,
+    );
   }
   return attr.string(WGDEVICE_A_IFNAME, device);
 }
@@ -236,7 +248,11 @@ function preparePeer(p: PeerConfig, i: number): PreparedPeer {
   }
   const contFlags = flags & WGPEER_F_UPDATE_ONLY;
   const headSize =
-    KEY_ATTR + (flags ? U32_ATTR : 0) + (psk ? KEY_ATTR : 0) + (endpoint ? NLA_HDRLEN + endpoint.length : 0) + (keepalive !== undefined ? U16_ATTR : 0);
+    KEY_ATTR +
+    (flags ? U32_ATTR : 0) +
+    (psk ? KEY_ATTR : 0) +
+    (endpoint ? NLA_HDRLEN + endpoint.length : 0) +
+    (keepalive !== undefined ? U16_ATTR : 0);
   return { key, flags, contFlags, psk, endpoint, keepalive, ips, headSize, contHeadSize: KEY_ATTR + (contFlags ? U32_ATTR : 0) };
 }
 
@@ -330,11 +346,14 @@ function putPeerPart(buf: Buffer, off: number, part: PeerPart): number {
  */
 export function encodeSetDevice(device: DeviceRef, config: DeviceConfig, maxMessageSize = WG_DEFAULT_MAX_MESSAGE): Buffer[] {
   checkMaxMessageSize(maxMessageSize);
-  if (typeof config !== 'object' || config === null) throw new NetlinkValidationError('config', 'must be a DeviceConfig object', config);
+  if (typeof config !== 'object' || config === null)
+    throw new NetlinkValidationError('config', 'must be a DeviceConfig object', config);
   const ref = encodeDeviceRef(device);
   const deviceAttrs: Buffer[] = [ref];
-  if (config.privateKey !== undefined) deviceAttrs.push(attr.binary(WGDEVICE_A_PRIVATE_KEY, keyBytes(config.privateKey, 'privateKey')));
-  if (config.listenPort !== undefined) deviceAttrs.push(attr.u16(WGDEVICE_A_LISTEN_PORT, u16Field(config.listenPort, 'listenPort')));
+  if (config.privateKey !== undefined)
+    deviceAttrs.push(attr.binary(WGDEVICE_A_PRIVATE_KEY, keyBytes(config.privateKey, 'privateKey')));
+  if (config.listenPort !== undefined)
+    deviceAttrs.push(attr.u16(WGDEVICE_A_LISTEN_PORT, u16Field(config.listenPort, 'listenPort')));
   if (config.fwmark !== undefined) {
     const m = config.fwmark;
     if (typeof m !== 'number' || !Number.isInteger(m) || m < 0 || m > 0xffffffff) {
@@ -448,7 +467,8 @@ export interface RawDevice {
 function keyAttr(set: AttrSet, type: number, what: string): Key | undefined {
   const a = set.get(type);
   if (!a) return undefined;
-  if (a.data.length !== WG_KEY_LEN) throw new NetlinkDecodeError(`${what} has ${a.data.length} bytes, need ${WG_KEY_LEN}`, a.offset);
+  if (a.data.length !== WG_KEY_LEN)
+    throw new NetlinkDecodeError(`${what} has ${a.data.length} bytes, need ${WG_KEY_LEN}`, a.offset);
   return Key.fromBytes(a.data);
 }
 
@@ -562,8 +582,14 @@ function decodePeer(buf: Buffer, start: number, end: number): RawPeer {
  */
 export function decodeDeviceMessages(payloads: readonly Buffer[]): RawDevice {
   const dev: RawDevice = {
-    ifindex: undefined, name: undefined, privateKey: undefined, publicKey: undefined,
-    flags: 0, listenPort: undefined, fwmark: undefined, peers: [],
+    ifindex: undefined,
+    name: undefined,
+    privateKey: undefined,
+    publicKey: undefined,
+    flags: 0,
+    listenPort: undefined,
+    fwmark: undefined,
+    peers: [],
   };
   for (const payload of payloads) {
     if (payload.length < GENL_HDRLEN) throw new NetlinkDecodeError('message shorter than genlmsghdr', 0);

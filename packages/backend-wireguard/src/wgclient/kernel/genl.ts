@@ -43,7 +43,11 @@ export class WireGuardDeviceNotFoundError extends NetlinkBaseError {
     readonly code: 'ENODEV' | 'EOPNOTSUPP',
     override readonly cause?: NetlinkError,
   ) {
-    super(code === 'ENODEV' ? `no interface ${JSON.stringify(device)}` : `interface ${JSON.stringify(device)} is not a WireGuard device`);
+    super(
+      code === 'ENODEV'
+        ? `no interface ${JSON.stringify(device)}`
+        : `interface ${JSON.stringify(device)} is not a WireGuard device`,
+    );
   }
 }
 

@@ -46,15 +46,18 @@ export class UserspaceDriver implements WgDriver {
 
   constructor(opts: UserspaceDriverOptions = {}) {
     this.socketDir = opts.socketDir ?? DEFAULT_SOCKET_DIR;
-    if (typeof this.socketDir !== 'string' || this.socketDir.length === 0) throw new WgValidationError('socketDir', 'must be a directory path');
+    if (typeof this.socketDir !== 'string' || this.socketDir.length === 0)
+      throw new WgValidationError('socketDir', 'must be a directory path');
     this.timeoutMs = opts.timeoutMs ?? 10_000;
-    if (!(Number.isFinite(this.timeoutMs) && this.timeoutMs > 0)) throw new WgValidationError('timeoutMs', 'must be a positive number');
+    if (!(Number.isFinite(this.timeoutMs) && this.timeoutMs > 0))
+      throw new WgValidationError('timeoutMs', 'must be a positive number');
     this.ifindexOf = opts.ifindexOf ?? sysfsIfindex;
   }
 
   /** Path of a device's UAPI socket. */
   socketPath(name: string): string {
-    if (typeof name !== 'string' || !NAME_RE.test(name)) throw new WgValidationError('name', 'must be an interface name (1-15 chars, no "/" or whitespace)');
+    if (typeof name !== 'string' || !NAME_RE.test(name))
+      throw new WgValidationError('name', 'must be an interface name (1-15 chars, no "/" or whitespace)');
     return join(this.socketDir, `${name}.sock`);
   }
 
@@ -134,7 +137,8 @@ export class UserspaceDriver implements WgDriver {
       sock.on('error', (e: NodeJS.ErrnoException) => {
         const code = e.code ?? 'EIO';
         // No socket, or a socket nobody listens on (daemon gone): the device does not exist here.
-        if (code === 'ENOENT' || code === 'ECONNREFUSED') finish(new WgDeviceNotFoundError(name, [`userspace (${this.socketDir})`], e));
+        if (code === 'ENOENT' || code === 'ECONNREFUSED')
+          finish(new WgDeviceNotFoundError(name, [`userspace (${this.socketDir})`], e));
         else finish(new UapiTransportError(path, code, e));
       });
     });
