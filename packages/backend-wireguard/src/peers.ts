@@ -1,7 +1,7 @@
 import { WgValidationError } from './errors.js';
 import { canonicalCidr, checkEndpoint, parseEndpoint, sameEndpoint } from './ip.js';
 import { Key } from './wgtypes/key.js';
-import type { DeviceConfig, Endpoint, PeerConfig, WireGuardPeer } from './wgtypes/types.js';
+import { newPeer, type DeviceConfig, type Endpoint, type PeerConfig, type WireGuardPeer } from './wgtypes/types.js';
 
 /** What a peer should look like on the device. */
 export interface DesiredPeer {
@@ -229,18 +229,7 @@ export class PeerReconciler {
         continue;
       }
       const prev = this.cache.get(id);
-      const next: WireGuardPeer = prev
-        ? { ...prev }
-        : {
-            publicKey: c.publicKey,
-            endpoint: undefined,
-            persistentKeepalive: 0,
-            lastHandshake: undefined,
-            rxBytes: 0,
-            txBytes: 0,
-            allowedIPs: [],
-            protocolVersion: 1,
-          };
+      const next: WireGuardPeer = prev ? { ...prev } : newPeer(c.publicKey, 1);
       if (c.endpoint) next.endpoint = c.endpoint;
       if (c.persistentKeepalive !== undefined) next.persistentKeepalive = c.persistentKeepalive;
       if (c.allowedIPs)

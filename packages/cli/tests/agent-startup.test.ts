@@ -1,4 +1,4 @@
-import { spawnSync } from 'node:child_process';
+import { runNode } from '@veil/test-utils';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -9,12 +9,7 @@ const MAIN = fileURLToPath(new URL('../dist/main.js', import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), 'veil-lab-agent-'));
 
 function veil(args: string[], env: NodeJS.ProcessEnv = {}): { code: number | null; stderr: string; stdout: string } {
-  const r = spawnSync(process.execPath, [MAIN, ...args], {
-    encoding: 'utf8',
-    env: { PATH: process.env.PATH, ...env },
-    timeout: 30_000,
-  });
-  return { code: r.status, stderr: r.stderr, stdout: r.stdout };
+  return runNode(MAIN, args, env);
 }
 
 describe('veil agent start-up errors', () => {

@@ -30,7 +30,7 @@ import { XFRM_USERPOLICY_INFO_SIZE, xfrmUserpolicyInfo } from './nl/userpolicy-i
 import { selectorFromWire, validateSelector, type XfrmSelector } from './selector.js';
 import { MODE_NUM, PROTO_NUM, modeName, protoName, u32Attr, type XfrmMode, type XfrmProto } from './state.js';
 import { NLA_HDRLEN, attrsOf, putAttrHeader } from './attrs.js';
-import { U32_MAX, checkInt, checkObject, checkOneOf, checkU32 } from './validate.js';
+import { U32_MAX, checkIfId, checkInt, checkObject, checkOneOf, checkU32 } from './validate.js';
 
 /** Policy direction. */
 export type XfrmDir = 'in' | 'out' | 'fwd';
@@ -89,11 +89,6 @@ export interface XfrmPolicy {
 export type XfrmPolicyId =
   | { selector: XfrmSelector; dir: XfrmDir; mark?: XfrmMark; ifId?: number }
   | { index: number; dir: XfrmDir; mark?: XfrmMark; ifId?: number };
-
-function checkIfId(field: string, v: unknown): number {
-  if (v === 0) throw new XfrmValidationError(field, '0 means "no interface id"; leave it undefined');
-  return checkU32(field, v);
-}
 
 function encodeTemplate(
   field: string,

@@ -56,7 +56,7 @@ import { decodeStruct, encodeStruct } from './nl/struct.js';
 import { xfrmUsersaId } from './nl/usersa-id.js';
 import { XFRM_USERSA_INFO_SIZE, xfrmUsersaInfo, type XfrmUsersaInfoWire } from './nl/usersa-info.js';
 import { isMatchAll, selectorFromWire, validateSelector, type XfrmSelector } from './selector.js';
-import { U32_MAX, checkInt, checkObject, checkOneOf, checkU32 } from './validate.js';
+import { U32_MAX, checkIfId, checkInt, checkObject, checkOneOf, checkU32 } from './validate.js';
 
 /** IPsec protocol of a state or template. */
 export type XfrmProto = 'esp' | 'ah';
@@ -157,11 +157,6 @@ export interface XfrmStateId {
 function checkSpi(field: string, v: unknown): number {
   if (v === 0) throw new XfrmValidationError(field, 'SPI 0 is reserved (RFC 4303); use 1..0xffffffff');
   return checkInt(field, v, 1, U32_MAX);
-}
-
-function checkIfId(field: string, v: unknown): number {
-  if (v === 0) throw new XfrmValidationError(field, '0 means "no interface id"; leave it undefined');
-  return checkU32(field, v);
 }
 
 function checkAddrPair(

@@ -14,6 +14,12 @@ export function checkU32(field: string, v: unknown): number {
   return checkInt(field, v, 0, U32_MAX);
 }
 
+/** An XFRM interface id (`if_id`): a u32, and not 0, which the kernel reads as "none". */
+export function checkIfId(field: string, v: unknown): number {
+  if (v === 0) throw new XfrmValidationError(field, '0 means "no interface id"; leave it undefined');
+  return checkU32(field, v);
+}
+
 export function checkOneOf<T extends string>(field: string, v: unknown, allowed: readonly T[]): T {
   if (typeof v !== 'string' || !(allowed as readonly string[]).includes(v)) {
     throw new XfrmValidationError(field, `must be one of ${allowed.map((a) => `'${a}'`).join(', ')}, got ${JSON.stringify(v)}`);

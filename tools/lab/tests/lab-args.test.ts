@@ -1,4 +1,4 @@
-import { spawnSync } from 'node:child_process';
+import { runNode } from '@veil/test-utils';
 import { VEIL_MAIN } from '@veil/cli';
 import { describe, expect, it } from 'vitest';
 
@@ -6,12 +6,7 @@ import { describe, expect, it } from 'vitest';
 const MAIN = VEIL_MAIN;
 
 function veil(args: string[], env: NodeJS.ProcessEnv = {}): { code: number | null; stderr: string; stdout: string } {
-  const r = spawnSync(process.execPath, [MAIN, ...args], {
-    encoding: 'utf8',
-    env: { PATH: process.env.PATH, ...env },
-    timeout: 30_000,
-  });
-  return { code: r.status, stderr: r.stderr, stdout: r.stdout };
+  return runNode(MAIN, args, env);
 }
 
 describe('veil lab argument errors', () => {
