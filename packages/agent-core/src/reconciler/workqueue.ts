@@ -64,11 +64,6 @@ export class WorkQueue {
     return this.queue.length - this.head;
   }
 
-  /** Keys waiting for a retry timer. */
-  get pendingRetries(): number {
-    return this.timers.size;
-  }
-
   /** Next key, or undefined after shutdown. The caller must call {@link done}. */
   async get(): Promise<string | undefined> {
     // After shutdown nothing more is handed out, even if queued: stop means stop.
