@@ -185,6 +185,7 @@ export class TwoNodeLab {
   private async startWireGuard(): Promise<void> {
     this.keyDir = mkdtempSync(join(tmpdir(), 'veil-lab-'));
     const keys = new Map<LabNode, string>();
+    const started = new Map<LabNode, { proc: ChildProcess; stderr: string[] }>();
     for (const n of [this.a, this.b]) {
       const priv = run('wg', ['genkey']).trim();
       const file = join(this.keyDir, `${n.id}.key`);
@@ -193,13 +194,22 @@ export class TwoNodeLab {
       keys.set(n, file);
       n.wgPublicKey = run('wg', ['pubkey'], `${priv}\n`).trim();
       // Distinct device names keep the two UAPI sockets (/var/run/wireguard/<dev>.sock) apart.
-      const p = spawn('ip', ['netns', 'exec', n.netns, 'wireguard-go', '-f', n.wgDev], { stdio: 'ignore' });
+      const p = spawn('ip', ['netns', 'exec', n.netns, 'wireguard-go', '-f', n.wgDev], { stdio: ['ignore', 'ignore', 'pipe'] });
+      // Kept so a failed start says why (wireguard-go logs its errors on stderr).
+      const errText: string[] = [];
+      p.stderr?.on('data', (c: Buffer) => errText.push(c.toString()));
+      started.set(n, { proc: p, stderr: errText });
       this.procs.push(p);
     }
     for (const n of [this.a, this.b]) {
-      const deadline = Date.now() + 10_000;
+      const { proc, stderr } = started.get(n)!;
+      // Generous: on a loaded 2-core machine the daemon can take seconds to bring its TUN up.
+      const deadline = Date.now() + 30_000;
       while (this.tryExec(n.netns, 'wg', ['show', n.wgDev]).status !== 0) {
-        if (Date.now() > deadline) throw new Error(`wireguard-go did not create ${n.wgDev} in ${n.netns}`);
+        const why = stderr.join('').trim().split('\n').slice(-3).join(' | ') || '(no output)';
+        if (proc.exitCode !== null)
+          throw new Error(`wireguard-go for ${n.wgDev} in ${n.netns} exited (${proc.exitCode}): ${why}`);
+        if (Date.now() > deadline) throw new Error(`wireguard-go did not create ${n.wgDev} in ${n.netns} within 30 s: ${why}`);
         await sleep(50);
       }
     }
