@@ -157,7 +157,7 @@ describePrivileged('veil lab (real agents in namespaces)', ['root', 'netns', 'bp
         '--keep',
         '--json',
       ]);
-      expect(first.code).toBe(0);
+      expect(first.code, `${first.stdout}\n${first.stderr}`).toBe(0);
       const state = JSON.parse(readFileSync(STATE, 'utf8')) as LabState;
       // Simulate a crash: every lab process dies at once, nothing is cleaned.
       const killed = [...state.nodes.map((n) => n.agentPid), state.apiserver.pid].filter((p): p is number => p !== undefined);
