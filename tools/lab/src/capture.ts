@@ -26,7 +26,9 @@ export async function startCapture(state: LabState, pcap: string, log: string): 
   writeFileSync(log, ''); // a previous run's statistics must not be read as this one's
   const cap = spawnDetached(
     'ip',
-    ['netns', 'exec', UNDERLAY_NETNS, 'tcpdump', '-i', 'br0', '-n', '-U', '-s', '0', '-w', pcap],
+    // --immediate-mode: each packet reaches the file as it arrives; otherwise libpcap hands them over
+    // a ring block at a time and the block still filling when SIGINT comes is lost uncounted.
+    ['netns', 'exec', UNDERLAY_NETNS, 'tcpdump', '-i', 'br0', '-n', '--immediate-mode', '-U', '-s', '0', '-w', pcap],
     log,
   );
   const exited = new Promise<{ code: number | null; signal: string | null }>((resolve) =>

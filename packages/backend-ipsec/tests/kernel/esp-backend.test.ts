@@ -114,7 +114,19 @@ describePrivileged('IPsec backend: ESP between two netns nodes (kernel lane)', [
     return [ra.keyIndex!, rb.keyIndex!];
   }
 
-  function capture(n: Node): { ready: Promise<void>; stop: () => Promise<string> } {
+  const readPcap = (file: string): string => {
+    try {
+      return execFileSync('tcpdump', ['-r', file, '-n'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+    } catch {
+      return ''; // not written yet
+    }
+  };
+
+  /**
+   * `stop(until)` waits (up to 10 s) until the file shows what the caller expects before stopping
+   * tcpdump: on a slow VM the last packets may still be on their way to the file.
+   */
+  function capture(n: Node): { ready: Promise<void>; stop: (until?: (text: string) => boolean) => Promise<string> } {
     const file = join(dir, `${n.name}-${Date.now()}.pcap`);
     // What the node sends on the underlay (egress only: on ingress the kernel re-injects the
     // decrypted inner packet on the same device, which tcpdump would show although it never was on
@@ -125,6 +137,9 @@ describePrivileged('IPsec backend: ESP between two netns nodes (kernel lane)', [
       '-Q',
       'out',
       '-n',
+      // Each packet to the file as it arrives: without it libpcap hands packets over a ring block
+      // at a time, and the block still filling when SIGINT comes is lost.
+      '--immediate-mode',
       '-U',
       '-w',
       file,
@@ -140,15 +155,17 @@ describePrivileged('IPsec backend: ESP between two netns nodes (kernel lane)', [
     });
     return {
       ready: listening,
-      stop: async () => {
+      stop: async (until) => {
         await Promise.race([listening, new Promise((r) => setTimeout(r, 10_000))]);
         await new Promise((r) => setTimeout(r, 300));
+        for (const deadline = Date.now() + 10_000; until && !until(readPcap(file)) && Date.now() < deadline;)
+          await new Promise((r) => setTimeout(r, 200));
         const code = await new Promise<number | null>((resolve) => {
           p.on('exit', (c) => resolve(c));
           p.kill('SIGINT');
         });
         expect(code, `tcpdump failed: ${err}`).toBe(0);
-        return execFileSync('tcpdump', ['-r', file, '-n'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+        return readPcap(file);
       },
     };
   }
@@ -252,7 +269,9 @@ describePrivileged('IPsec backend: ESP between two netns nodes (kernel lane)', [
     await Promise.all(caps.map((c) => c.ready));
     const r4 = a.pod.tryExec('ping', ['-c', '3', '-i', '0.2', '-W', '5', b.podV4], 60_000);
     const r6 = a.pod.tryExec('ping', ['-6', '-c', '3', '-i', '0.2', '-W', '5', b.podV6], 60_000);
-    const text = (await Promise.all(caps.map((c) => c.stop()))).join('');
+    // Each end sent 3 IPv4 and 3 IPv6 packets (requests from a, replies from b).
+    const both = (t: string): boolean => /IP 192\.168\.80\.\d > /.test(t) && /IP6 fd80::\d > /.test(t);
+    const text = (await Promise.all(caps.map((c) => c.stop(both)))).join('');
     expect(r4.stdout + r4.stderr).toContain('3 received');
     expect(r6.stdout + r6.stderr).toContain('3 received');
     const lines = text.split('\n').filter((l) => l.trim() !== '');
