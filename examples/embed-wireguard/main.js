@@ -22,7 +22,7 @@
  * and daemon for the next run to adopt).
  */
 import { watch } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { KeyStore, PeerReconciler, peerFromNode, setupDevice } from '@veil/backend-wireguard';
@@ -183,7 +183,8 @@ emit({
   mtu: handle.mtu,
   publicKey: keys.publicKey.toBase64(),
 });
-// Watch the directory: editors and atomic writers replace the file by rename.
+// Watch the directory (created when missing): editors and atomic writers replace the file by rename.
+await mkdir(dirname(peersFile), { recursive: true });
 const watcher = watch(dirname(peersFile), (_type, name) => {
   if (name === null || name === basename(peersFile)) schedule();
 });

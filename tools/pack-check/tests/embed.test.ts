@@ -205,6 +205,7 @@ describePrivileged(
       const text = b.exec('tcpdump', ['-r', pcap, '-n', '-q', 'ip']);
       const lines = text.split('\n').filter((l) => l.includes(' IP '));
       expect(lines.length, 'packets captured').toBeGreaterThanOrEqual(10);
+      process.stderr.write(`[pack-check] embed: ${lines.length} IPv4 packets on the underlay, ${raw.length} bytes of capture\n`);
       const notWg = lines.filter(
         (l) =>
           !new RegExp(
