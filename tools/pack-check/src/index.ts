@@ -53,11 +53,24 @@ export class NpmError extends Error {
   }
 }
 
+/** npm settings a scratch install may inherit from the environment: where the cache and npmrc files are. */
+const KEPT_NPM_ENV = new Set(['npm_config_cache', 'npm_config_userconfig', 'npm_config_globalconfig']);
+
+/**
+ * The environment for npm in a scratch project: without the `npm_*` variables an enclosing
+ * `npm test` exports (its `npm_config_local_prefix` is the workspace, `npm_package_*` its
+ * manifest), so the scratch install cannot act on the workspace.
+ */
+function scratchEnv(extra: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('npm_') || KEPT_NPM_ENV.has(k)));
+  return { ...env, npm_config_update_notifier: 'false', npm_config_fund: 'false', npm_config_audit: 'false', ...extra };
+}
+
 async function npm(args: string[], cwd: string, env: NodeJS.ProcessEnv = {}): Promise<string> {
   try {
     const { stdout } = await run('npm', args, {
       cwd,
-      env: { ...process.env, npm_config_update_notifier: 'false', npm_config_fund: 'false', npm_config_audit: 'false', ...env },
+      env: scratchEnv(env),
       maxBuffer: 64 * 1024 * 1024,
       timeout: 15 * 60_000,
     });
