@@ -62,6 +62,31 @@ else
   fi
 fi
 
+# --- wireguard-go with TUN offloads -----------------------------------------------------------
+# Debian's wireguard-go (a 2022 build, no TUN offloads) stays installed as the fallback; the one
+# tools/wireguard-go/build.sh builds from the module proxy (GSO/GRO on its TUN, several times
+# faster: tools/lab/bench/throughput.ts) goes first on PATH as /usr/local/bin/wireguard-go, which
+# the agent (and so the lab) runs. Cached by version: seconds after the first build (~30 s).
+# VEIL_SKIP_WIREGUARD_GO=1 skips it; a failed build keeps Debian's.
+wg_link=${VEIL_WIREGUARD_GO_LINK:-/usr/local/bin/wireguard-go}
+if [ "${VEIL_SKIP_WIREGUARD_GO:-}" = 1 ]; then
+  log "not building wireguard-go here (bash tools/wireguard-go/build.sh builds it)"
+elif ! command -v go >/dev/null; then
+  log "no Go toolchain: the agent runs Debian's wireguard-go"
+elif wg_bin=$(bash tools/wireguard-go/build.sh); then
+  if [ "$(readlink "$wg_link" 2>/dev/null)" != "$wg_bin" ]; then
+    if [ -e "$wg_link" ] && [ ! -L "$wg_link" ]; then
+      log "$wg_link exists and is not our link; leaving it (the agent runs it)"
+    elif ln -sfn "$wg_bin" "$wg_link" 2>/dev/null; then
+      log "wireguard-go: $wg_link -> $wg_bin"
+    else
+      log "cannot write $wg_link (not root?); the agent runs Debian's wireguard-go"
+    fi
+  fi
+else
+  log "wireguard-go build failed (above); the agent runs Debian's wireguard-go"
+fi
+
 # --- native addons, BPF objects, TypeScript --------------------------------------------------
 # Nx caches each project's build by its inputs, so an unchanged tree rebuilds nothing.
 log "nx run-many -t build"
