@@ -32,10 +32,12 @@ import {
   existsSync,
   mkdirSync,
   mkdtempSync,
+  readdirSync,
   readFileSync,
   realpathSync,
   readlinkSync,
   rmSync,
+  statSync,
   symlinkSync,
   writeFileSync,
 } from 'node:fs';
@@ -557,33 +559,30 @@ function pathDirFor(d: Daemon): string {
   return dir;
 }
 
-/** Every wireguardGoPid in a status document (wherever the backend's details put it). */
-function pidsIn(v: unknown, out: number[] = []): number[] {
-  if (Array.isArray(v)) for (const x of v) pidsIn(x, out);
-  else if (v && typeof v === 'object')
-    for (const [k, x] of Object.entries(v)) {
-      if (k === 'wireguardGoPid' && typeof x === 'number') out.push(x);
-      else pidsIn(x, out);
-    }
-  return out;
-}
-
-/** Checks that each node's agent runs `d.bin` (its status names the daemon's pid). */
+/**
+ * Checks that each node runs `d.bin`: every process in the node's network namespace whose
+ * executable is named wireguard-go (or is one of the two daemons) must be `d.bin`, and there must
+ * be one.
+ */
 async function checkDaemon(nodes: readonly LabNode[], d: Daemon): Promise<void> {
   const want = realpathSync(d.bin);
+  const known = new Set([want, realpathSync('/usr/bin/wireguard-go')]);
   for (const node of nodes) {
-    const out = await mustRun('veil status', process.execPath, [VEIL, 'status', '--socket', node.statusSocket, '-o', 'json']);
-    const pids = pidsIn(JSON.parse(out) as unknown);
-    if (pids.length === 0) throw new BenchError('daemon', `${node.name}: its status names no wireguard-go pid`);
-    for (const pid of pids) {
-      let exe: string;
+    const ns = `net:[${statSync(`/run/netns/${node.netns}`).ino}]`;
+    const exes: string[] = [];
+    for (const pid of readdirSync('/proc')) {
+      if (!/^\d+$/.test(pid)) continue;
       try {
-        exe = readlinkSync(`/proc/${pid}/exe`);
-      } catch (e) {
-        throw new BenchError('daemon', `${node.name}: wireguard-go pid ${pid}: ${(e as Error).message}`);
+        if (readlinkSync(`/proc/${pid}/ns/net`) !== ns) continue;
+        const exe = readlinkSync(`/proc/${pid}/exe`);
+        if (known.has(exe) || exe.endsWith('/wireguard-go')) exes.push(exe);
+      } catch {
+        // gone, or not ours to read
       }
-      if (exe !== want) throw new BenchError('daemon', `${node.name}: runs ${exe}, expected ${want} (${d.label})`);
     }
+    if (exes.length === 0) throw new BenchError('daemon', `${node.name}: no wireguard-go runs in ${node.netns}`);
+    const other = exes.find((e) => e !== want);
+    if (other) throw new BenchError('daemon', `${node.name}: runs ${other}, expected ${want} (${d.label})`);
   }
 }
 
