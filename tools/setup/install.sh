@@ -62,6 +62,35 @@ else
   fi
 fi
 
+# --- wireguard-go with TUN offloads -----------------------------------------------------------
+# tools/wireguard-go/build.sh builds the pinned wireguard-go from the module proxy (GSO/GRO on its
+# TUN; 5x Debian's 2022 build: tools/lab/bench/wireguard-go-daemons.sh), cached by version:
+# seconds after the first build (~30 s). VEIL_SKIP_WIREGUARD_GO=1 skips it; a failed build keeps
+# Debian's wireguard-go, which stays installed.
+# It goes on PATH (/usr/local/bin/wireguard-go, ahead of Debian's; the agent runs `wireguard-go`
+# from PATH) only with VEIL_WIREGUARD_GO_ON_PATH=1: it sends UDP GSO batches, which a capture on
+# the lab's veth underlay sees as one datagram holding several WireGuard messages, and `veil lab
+# up`'s encryption check refuses those as "not WireGuard" (on a real NIC they are segmented before
+# the wire). Until that check understands them, the lab and its tests run Debian's daemon.
+wg_link=${VEIL_WIREGUARD_GO_LINK:-/usr/local/bin/wireguard-go}
+if [ "${VEIL_SKIP_WIREGUARD_GO:-}" = 1 ]; then
+  log "not building wireguard-go here (bash tools/wireguard-go/build.sh builds it)"
+elif ! command -v go >/dev/null; then
+  log "no Go toolchain: the agent runs Debian's wireguard-go"
+elif wg_bin=$(bash tools/wireguard-go/build.sh); then
+  if [ "${VEIL_WIREGUARD_GO_ON_PATH:-}" = 1 ] && [ "$(readlink "$wg_link" 2>/dev/null)" != "$wg_bin" ]; then
+    if [ -e "$wg_link" ] && [ ! -L "$wg_link" ]; then
+      log "$wg_link exists and is not our link; leaving it (the agent runs it)"
+    elif ln -sfn "$wg_bin" "$wg_link" 2>/dev/null; then
+      log "wireguard-go: $wg_link -> $wg_bin"
+    else
+      log "cannot write $wg_link (not root?); the agent runs Debian's wireguard-go"
+    fi
+  fi
+else
+  log "wireguard-go build failed (above); the agent runs Debian's wireguard-go"
+fi
+
 # --- native addons, BPF objects, TypeScript --------------------------------------------------
 # Nx caches each project's build by its inputs, so an unchanged tree rebuilds nothing.
 log "nx run-many -t build"

@@ -1,14 +1,26 @@
 /**
  * Agent-core benchmark against the API server double (in its own process) with the fake backend:
  *  1. initial sync of N nodes (time, RSS after sync),
- *  2. U node updates sent as fast as the double serves them; latency from the double's watch
- *     send timestamp to the fake backend's upsertPeer call (p50/p99).
+ *  2. a burst of U node updates sent as fast as the double serves them; latency from the double's
+ *     watch send timestamp to the fake backend's upsertPeer call (p50/p99), CPU per update,
+ *     peak RSS,
+ *  3. a steady stream of S updates at R per second (p99 at a realistic rate).
  * Baseline, same run: a bare client-node informer (no agent) doing the same list and receiving the
  * same updates (latency send → informer callback). Reported as ratios agent/baseline.
  *
- * Usage: npm run bench -w @veil/agent-core  [-- --nodes 5000 --updates 10000]
+ * V8 flags: once with none at all, and once "as shipped": the NODE_OPTIONS the chart's DaemonSet
+ * sets (charts/veil/values.yaml `nodeOptions`), which the image sets too (Dockerfile ENV); the
+ * bench checks that the two agree. Targets are judged on the shipped flags.
+ *
+ * Usage: npm run bench -w @veil/agent-core  [-- --nodes 10000 --updates 10000 --steady 1000 --rate 100]
+ * Env: VEIL_BENCH_CPU_PROF=<dir> writes a --cpu-prof of each agent phase there;
+ *      VEIL_BENCH_HEAP_SNAPSHOT=<dir> a heap snapshot of each phase after its sync;
+ *      VEIL_BENCH_V8=default|shipped|both (default both).
  */
 import { fork, type ChildProcess } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
+import { writeHeapSnapshot } from 'node:v8';
 import { fileURLToPath } from 'node:url';
 import { KubeConfig, CoreV1Api, makeInformer, type V1Node } from '@kubernetes/client-node';
 import { KubeApiServerDouble, type KubeObject } from '@veil/kube-apiserver-double';
@@ -74,7 +86,7 @@ async function runDouble(): Promise<void> {
       if (key) sent.set(`${o.metadata.name}@${key}`, at);
     },
   });
-  process.on('message', (m: { cmd: string; nodes?: number; updates?: number }) => {
+  process.on('message', (m: { cmd: string; nodes?: number; updates?: number; from?: number; rate?: number }) => {
     void (async () => {
       if (m.cmd === 'seed') {
         for (let i = 1; i <= (m.nodes ?? 0); i++) server.apply('nodes', nodeObject(i));
@@ -91,10 +103,29 @@ async function runDouble(): Promise<void> {
           if (u % 50 === 49) await new Promise((r) => setImmediate(r));
         }
         process.send!({ cmd: 'updated' });
+      } else if (m.cmd === 'steady') {
+        // Updates numbered from `from` on (continuing the burst's variants), `rate` per second,
+        // each sent at its own due time (no catch-up bursts: a late one is sent at once).
+        const n = m.nodes ?? 1;
+        const rate = m.rate ?? 100;
+        const t0 = performance.now();
+        for (let k = 0; k < (m.updates ?? 0); k++) {
+          const due = t0 + (k * 1000) / rate;
+          const wait = due - performance.now();
+          if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+          const u = (m.from ?? 0) + k;
+          const i = (u % n) + 1;
+          const v = 1 + Math.floor(u / n);
+          server.modify('nodes', `node-${i}`, (o) => {
+            (o.metadata.annotations as Record<string, string>)[FAKE_KEY_ANNOTATION] = keyFor(i, v);
+          });
+        }
+        process.send!({ cmd: 'steadied' });
       } else if (m.cmd === 'now') {
         process.send!({ cmd: 'now', at: now() });
       } else if (m.cmd === 'sent') {
         process.send!({ cmd: 'sent', sent: [...sent] });
+        sent.clear();
       } else if (m.cmd === 'exit') {
         await server.close();
         process.exit(0);
@@ -132,18 +163,32 @@ function startChild(
 
 interface PhaseResult {
   syncMs: number;
-  /** CPU (user+system) of this process during sync / during the update phase, ms. */
+  /** CPU (user+system) of this process during sync / during the burst, ms. */
   syncCpuMs: number;
   updateCpuMs: number;
+  /** RSS and heap after sync (after a full GC), MB. */
   rssMb: number;
   heapMb: number;
+  /** Peak RSS of the process over its whole life (getrusage maxrss), MB. */
+  peakRssMb: number;
   latencies: number[];
   delivered: number;
   updateWallMs: number;
+  /** Latencies of the steady phase. */
+  steadyLatencies: number[];
+  steadyCpuMs: number;
 }
 
-async function runPhase(kind: 'baseline' | 'agent', nodes: number, updates: number): Promise<void> {
-  const dbl = startChild('double');
+interface PhaseArgs {
+  nodes: number;
+  updates: number;
+  steady: number;
+  rate: number;
+}
+
+async function runPhase(kind: 'baseline' | 'agent', a: PhaseArgs): Promise<void> {
+  const { nodes, updates } = a;
+  const dbl = startChild('double', [], []);
   const { options } = await dbl.ready;
   await request(dbl.child, { cmd: 'seed', nodes }, 'seeded');
   const kc = new KubeConfig();
@@ -204,21 +249,42 @@ async function runPhase(kind: 'baseline' | 'agent', nodes: number, updates: numb
   const c1 = process.cpuUsage(c0);
   global.gc?.();
   const mem = process.memoryUsage();
+  const snapDir = process.env.VEIL_BENCH_HEAP_SNAPSHOT;
+  if (snapDir) writeHeapSnapshot(`${snapDir}/${kind}-after-sync.heapsnapshot`);
   const u0 = now();
   const c2 = process.cpuUsage();
   const updated = request(dbl.child, { cmd: 'update', nodes, updates }, 'updated');
-  while (doneCount < nodes) await new Promise((r) => setTimeout(r, 5));
+  // Done when every updated node shows its last variant (all nodes once updates ≥ nodes).
+  while (doneCount < Math.min(nodes, updates)) await new Promise((r) => setTimeout(r, 5));
   const updateWallMs = now() - u0;
   const c3 = process.cpuUsage(c2);
   await updated;
-  const { sent } = await request<{ sent: [string, number][] }>(dbl.child, { cmd: 'sent' }, 'sent');
   // Each process's performance.timeOrigin is fixed from the wall clock at its start; if the clock
   // was stepped in between (it is, on this VM) the two differ. Estimate the offset over IPC.
   const offset = await clockOffset(dbl.child);
-  const latencies: number[] = [];
-  for (const [id, at] of sent) {
-    const got = seen.get(id);
-    if (got !== undefined) latencies.push(got - (at - offset));
+  const collect = async (): Promise<number[]> => {
+    const { sent } = await request<{ sent: [string, number][] }>(dbl.child, { cmd: 'sent' }, 'sent');
+    const out: number[] = [];
+    for (const [id, at] of sent) {
+      const got = seen.get(id);
+      if (got !== undefined) out.push(got - (at - offset));
+    }
+    return out;
+  };
+  const latencies = await collect();
+  // Steady phase: updates `updates` … `updates + steady - 1`, at `rate` per second.
+  let steadyLatencies: number[] = [];
+  let steadyCpuMs = 0;
+  if (a.steady > 0) {
+    const last = updates + a.steady - 1;
+    const lastId = `node-${(last % nodes) + 1}@${keyFor((last % nodes) + 1, 1 + Math.floor(last / nodes))}`;
+    const c4 = process.cpuUsage();
+    await request(dbl.child, { cmd: 'steady', nodes, updates: a.steady, from: updates, rate: a.rate }, 'steadied');
+    const deadline = Date.now() + 30_000;
+    while (!seen.has(lastId) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+    const c5 = process.cpuUsage(c4);
+    steadyCpuMs = (c5.user + c5.system) / 1000;
+    steadyLatencies = await collect();
   }
   await stop();
   dbl.child.send({ cmd: 'exit' });
@@ -228,12 +294,16 @@ async function runPhase(kind: 'baseline' | 'agent', nodes: number, updates: numb
     updateCpuMs: (c3.user + c3.system) / 1000,
     rssMb: mem.rss / 2 ** 20,
     heapMb: mem.heapUsed / 2 ** 20,
+    peakRssMb: process.resourceUsage().maxRSS / 1024,
     latencies,
     delivered: latencies.length,
     updateWallMs,
+    steadyLatencies,
+    steadyCpuMs,
   };
   process.send!({ cmd: 'result', result });
-  process.exit(0);
+  // Let a --cpu-prof write its profile (it is written on a normal exit).
+  setImmediate(() => process.exit(0));
 }
 
 /** double clock − local clock, from the IPC round trip with the smallest RTT. */
@@ -248,63 +318,176 @@ async function clockOffset(child: ChildProcess): Promise<number> {
   return best.offset;
 }
 
-function pct(sorted: number[], p: number): number {
+function pct(sorted: readonly number[], p: number): number {
   if (sorted.length === 0) return NaN;
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] as number;
 }
 
-async function main(): Promise<void> {
-  const nodes = arg('nodes', 5000);
-  const updates = arg('updates', 10000);
-  const fmt = (n: number, d = 1): string => n.toFixed(d);
-  console.log(`agent-core bench: ${nodes} nodes, ${updates} updates (double in its own process, fake backend)`);
+// ---- the flags that ship ---------------------------------------------------------------------
+
+const REPO = fileURLToPath(new URL('../../../../', import.meta.url));
+
+/**
+ * The V8 flags the agent runs with when installed as shipped: the chart's default `nodeOptions`
+ * (the DaemonSet's NODE_OPTIONS) and the image's `ENV NODE_OPTIONS`. They must agree.
+ */
+export function shippedNodeOptions(repo = REPO): string[] {
+  const values = readFileSync(`${repo}/charts/veil/values.yaml`, 'utf8');
+  const m = /^nodeOptions:\s*['"]?([^'"\n]*)['"]?\s*$/m.exec(values);
+  const chart = (m?.[1] ?? '').trim();
+  const dockerfile = existsSync(`${repo}/Dockerfile`) ? readFileSync(`${repo}/Dockerfile`, 'utf8') : '';
+  const d = /^ENV NODE_OPTIONS=["']?([^"'\n]*)["']?\s*$/m.exec(dockerfile);
+  const image = (d?.[1] ?? '').trim();
+  if (chart !== image)
+    throw new Error(
+      `the chart's nodeOptions (${JSON.stringify(chart)}) and the image's NODE_OPTIONS (${JSON.stringify(image)}) differ`,
+    );
+  return chart === '' ? [] : chart.split(/\s+/);
+}
+
+// ---- result rows -----------------------------------------------------------------------------
+
+/** One reported figure, for the repository's bench reporter (one table of ratios vs targets). */
+export interface BenchRow {
+  name: string;
+  value: number;
+  unit: string;
+  /** The same figure for the baseline measured in the same run, if there is one. */
+  baseline: number | null;
+  /** value ÷ baseline, if there is a baseline. */
+  ratio: number | null;
+  /** Human-readable target ("< 2000 ms", "≤ 1.2×"), or null when only reported. */
+  target: string | null;
+  met: boolean | null;
+}
+
+/** The rows of one run: `label` names the V8 flags; targets only on the shipped flags. */
+export function agentBenchRows(
+  label: string,
+  nodes: number,
+  updates: number,
+  rate: number,
+  agent: PhaseResult,
+  base: PhaseResult,
+  judged: boolean,
+): BenchRow[] {
+  const as = [...agent.latencies].sort((x, y) => x - y);
+  const bs = [...base.latencies].sort((x, y) => x - y);
+  const ass = [...agent.steadyLatencies].sort((x, y) => x - y);
+  const bss = [...base.steadyLatencies].sort((x, y) => x - y);
+  const n = `agent ${nodes} nodes [${label}]`;
+  const row = (
+    name: string,
+    value: number,
+    unit: string,
+    baseline: number | null,
+    target: string | null,
+    met: boolean | null,
+  ): BenchRow => ({
+    name: `${n}: ${name}`,
+    value,
+    unit,
+    baseline,
+    ratio: baseline === null || baseline === 0 ? null : value / baseline,
+    target: judged ? target : null,
+    met: judged ? met : null,
+  });
+  const cpuA = (agent.updateCpuMs * 1000) / updates;
+  const cpuB = (base.updateCpuMs * 1000) / updates;
+  return [
+    row('initial sync', agent.syncMs, 'ms', base.syncMs, '< 2000 ms', agent.syncMs < 2000),
+    row('RSS after sync', agent.rssMb, 'MB', base.rssMb, '< 150 MB', agent.rssMb < 150),
+    row('peak RSS', agent.peakRssMb, 'MB', base.peakRssMb, '< 150 MB', agent.peakRssMb < 150),
+    row(`p99 event→peer, ${updates}-update burst`, pct(as, 99), 'ms', pct(bs, 99), '< 20 ms', pct(as, 99) < 20),
+    row(`p50 event→peer, ${updates}-update burst`, pct(as, 50), 'ms', pct(bs, 50), null, null),
+    row('CPU per update (burst)', cpuA, 'µs', cpuB, '≤ 1.2× informer', cpuA / cpuB <= 1.2),
+    row(`p99 event→peer, steady ${rate}/s`, pct(ass, 99), 'ms', pct(bss, 99), null, null),
+  ];
+}
+
+function printRows(rows: readonly BenchRow[]): void {
+  const f = (x: number | null, d = 2): string => (x === null || Number.isNaN(x) ? '-' : x.toFixed(d));
   console.log(
-    `load average at start: ${(await import('node:os'))
-      .loadavg()
+    `${'row'.padEnd(72)} ${'value'.padStart(9)} unit ${'baseline'.padStart(9)} ${'ratio'.padStart(6)}  target            result`,
+  );
+  for (const r of rows)
+    console.log(
+      `${r.name.padEnd(72)} ${f(r.value).padStart(9)} ${r.unit.padEnd(4)} ${f(r.baseline).padStart(9)} ${f(r.ratio).padStart(6)}  ${(r.target ?? '-').padEnd(17)} ${r.met === null ? '' : r.met ? 'MET' : 'NOT MET'}`,
+    );
+}
+
+async function main(): Promise<void> {
+  const args: PhaseArgs = {
+    nodes: arg('nodes', 10000),
+    updates: arg('updates', 10000),
+    steady: arg('steady', 1000),
+    rate: arg('rate', 100),
+  };
+  const fmt = (n: number, d = 1): string => n.toFixed(d);
+  console.log(
+    `agent-core bench: ${args.nodes} nodes, ${args.updates}-update burst, then ${args.steady} updates at ${args.rate}/s (double in its own process, fake backend)`,
+  );
+  console.log(
+    `load average at start: ${loadavg()
       .map((l) => l.toFixed(2))
       .join(' ')} (2 shared cores: latencies are noisy, compare ratios)`,
   );
-  // V8's default young generation (16 MB semi-spaces) inflates RSS by tens of MB for a process
-  // this size; the DaemonSet is meant to run with a small one. Both are measured.
-  const v8Configs: [string, string[]][] = [
-    ['default V8 flags', []],
-    ['--max-semi-space-size=2', ['--max-semi-space-size=2']],
-  ];
-  for (const [label, flags] of v8Configs) {
+  const which = process.env.VEIL_BENCH_V8 ?? 'both';
+  const shipped = which === 'default' ? [] : shippedNodeOptions();
+  const v8Configs: [string, string[], boolean][] = [];
+  if (which !== 'shipped') v8Configs.push(['no V8 flags', [], which === 'default' || shipped.length === 0]);
+  if (which !== 'default' && shipped.length > 0) v8Configs.push([`as shipped: ${shipped.join(' ')}`, shipped, true]);
+  const prof = process.env.VEIL_BENCH_CPU_PROF;
+  const rows: BenchRow[] = [];
+  for (const [label, flags, judged] of v8Configs) {
     const results: Record<string, PhaseResult> = {};
     for (const kind of ['baseline', 'agent'] as const) {
-      const ph = startChild(kind, ['--nodes', String(nodes), '--updates', String(updates)], ['--expose-gc', ...flags]);
-      const m = await new Promise<{ result: PhaseResult }>((resolve) =>
-        ph.child.on('message', (msg: { cmd: string; result: PhaseResult }) => msg.cmd === 'result' && resolve(msg)),
+      const profFlags = prof && kind === 'agent' ? ['--cpu-prof', `--cpu-prof-dir=${prof}`] : [];
+      const ph = startChild(
+        kind,
+        [
+          '--nodes',
+          String(args.nodes),
+          '--updates',
+          String(args.updates),
+          '--steady',
+          String(args.steady),
+          '--rate',
+          String(args.rate),
+        ],
+        ['--expose-gc', ...flags, ...profFlags],
       );
+      const m = await new Promise<{ result: PhaseResult }>((resolve, reject) => {
+        ph.child.on('message', (msg: { cmd: string; result: PhaseResult }) => msg.cmd === 'result' && resolve(msg));
+        ph.child.once('exit', (code) => reject(new Error(`${kind} phase exited ${code} without a result`)));
+      });
       results[kind] = m.result;
+      await new Promise((r) => (ph.child.exitCode === null ? ph.child.once('exit', r) : r(undefined)));
     }
     console.log(`\n[${label}]`);
     console.log(
-      'phase      sync_ms  sync_cpu_ms  rss_mb  heap_mb  upd_wall_ms  upd_cpu_us/update  delivered  p50_ms  p99_ms  max_ms',
+      'phase      sync_ms  sync_cpu_ms  rss_mb  peak_rss_mb  heap_mb  upd_wall_ms  upd_cpu_us/update  delivered  p50_ms  p99_ms  max_ms  steady_p99_ms',
     );
     for (const [k, r] of Object.entries(results)) {
       const s = [...r.latencies].sort((a, b) => a - b);
+      const ss = [...r.steadyLatencies].sort((a, b) => a - b);
       console.log(
-        `${k.padEnd(9)}  ${fmt(r.syncMs, 0).padStart(7)}  ${fmt(r.syncCpuMs, 0).padStart(11)}  ${fmt(r.rssMb).padStart(6)}  ${fmt(r.heapMb).padStart(7)}  ${fmt(r.updateWallMs, 0).padStart(11)}  ${fmt((r.updateCpuMs * 1000) / updates).padStart(17)}  ${String(r.delivered).padStart(9)}  ${fmt(pct(s, 50), 2).padStart(6)}  ${fmt(pct(s, 99), 2).padStart(6)}  ${fmt(s[s.length - 1] ?? NaN, 2).padStart(6)}`,
+        `${k.padEnd(9)}  ${fmt(r.syncMs, 0).padStart(7)}  ${fmt(r.syncCpuMs, 0).padStart(11)}  ${fmt(r.rssMb).padStart(6)}  ${fmt(r.peakRssMb).padStart(11)}  ${fmt(r.heapMb).padStart(7)}  ${fmt(r.updateWallMs, 0).padStart(11)}  ${fmt((r.updateCpuMs * 1000) / args.updates).padStart(17)}  ${String(r.delivered).padStart(9)}  ${fmt(pct(s, 50), 2).padStart(6)}  ${fmt(pct(s, 99), 2).padStart(6)}  ${fmt(s[s.length - 1] ?? NaN, 2).padStart(6)}  ${fmt(pct(ss, 99), 2).padStart(13)}`,
       );
     }
-    const a = results.agent!,
-      b = results.baseline!;
-    const as = [...a.latencies].sort((x, y) => x - y),
-      bs = [...b.latencies].sort((x, y) => x - y);
-    console.log(
-      `ratio agent/baseline: sync ${fmt(a.syncMs / b.syncMs, 2)}x, sync cpu ${fmt(a.syncCpuMs / b.syncCpuMs, 2)}x, rss ${fmt(a.rssMb / b.rssMb, 2)}x, ` +
-        `update cpu ${fmt(a.updateCpuMs / b.updateCpuMs, 2)}x, p50 ${fmt(pct(as, 50) / pct(bs, 50), 2)}x, p99 ${fmt(pct(as, 99) / pct(bs, 99), 2)}x`,
-    );
-    const met = (ok: boolean): string => (ok ? 'met' : 'NOT met');
-    console.log(
-      `targets: sync < 2000 ms ${met(a.syncMs < 2000)} (${fmt(a.syncMs, 0)}), RSS < 150 MB ${met(a.rssMb < 150)} (${fmt(a.rssMb)}), p99 < 20 ms ${met(pct(as, 99) < 20)} (${fmt(pct(as, 99), 2)})`,
-    );
+    rows.push(...agentBenchRows(label, args.nodes, args.updates, args.rate, results.agent!, results.baseline!, judged));
   }
+  console.log('');
+  printRows(rows);
 }
 
 const mode = process.argv[2];
+const phaseArgs = (): PhaseArgs => ({
+  nodes: arg('nodes', 10000),
+  updates: arg('updates', 10000),
+  steady: arg('steady', 1000),
+  rate: arg('rate', 100),
+});
 if (mode === 'double') void runDouble();
-else if (mode === 'baseline' || mode === 'agent') void runPhase(mode, arg('nodes', 5000), arg('updates', 10000));
+else if (mode === 'baseline' || mode === 'agent') void runPhase(mode, phaseArgs());
 else void main();

@@ -114,6 +114,39 @@ for (const makeDriver of [async () => inMemoryDriver(), kubernetesDriver]) {
       expect(h.reconciler.peers().find((p) => p.name === 'node-2')?.state).toBe('active');
     });
 
+    it('a key rotation (same addresses and CIDRs) is still checked for duplicate keys, and keeps the node holding its CIDR, address and ID', async () => {
+      const { h, d } = await setup();
+      d.upsert(node(1, { annotations: { [NODE_ID_ANNOTATION]: '7' } }));
+      d.upsert(node(2));
+      await h.start();
+      await settle(h);
+      // Rotations: only the key changes (the reconciler re-checks only the key).
+      d.upsert(node(1, { key: keyFor(1, 1), annotations: { [NODE_ID_ANNOTATION]: '7' } }));
+      d.upsert(node(1, { key: keyFor(1, 2), annotations: { [NODE_ID_ANNOTATION]: '7' } }));
+      await until(() => h.backend.peers.get('node-1')?.backend[FAKE_KEY_ANNOTATION] === keyFor(1, 2));
+      // node-2 rotates to node-1's current key: refused, keeps its last good key.
+      d.upsert(node(2, { key: keyFor(1, 2) }));
+      await until(() => h.reconciler.peers().find((p) => p.name === 'node-2')?.state === 'refused');
+      expect(h.reconciler.peers().find((p) => p.name === 'node-2')?.refusal).toMatchObject({
+        reason: 'duplicate-key',
+        conflictsWith: 'node-1',
+      });
+      expect(h.backend.peers.get('node-2')?.backend[FAKE_KEY_ANNOTATION]).toBe(keyFor(2));
+      // node-1's old keys were released: node-2 may take one.
+      d.upsert(node(2, { key: keyFor(1, 1) }));
+      await until(() => h.backend.peers.get('node-2')?.backend[FAKE_KEY_ANNOTATION] === keyFor(1, 1));
+      // node-1 still holds its pod CIDR, address and node ID after the rotations.
+      d.upsert(node(3, { podCIDRs: node(1).podCIDRs }));
+      d.upsert(node(4, { internalIPs: node(1).internalIPs }));
+      d.upsert(node(5, { annotations: { [NODE_ID_ANNOTATION]: '7' } }));
+      await until(() => h.reconciler.peers().filter((p) => p.state === 'refused').length === 3);
+      const byName = new Map(h.reconciler.peers().map((p) => [p.name, p]));
+      expect(byName.get('node-3')?.refusal).toMatchObject({ reason: 'cidr-overlap', conflictsWith: 'node-1' });
+      expect(byName.get('node-4')?.refusal).toMatchObject({ reason: 'duplicate-node-ip', conflictsWith: 'node-1' });
+      expect(byName.get('node-5')?.refusal).toMatchObject({ reason: 'duplicate-node-id', conflictsWith: 'node-1' });
+      expect(byName.get('node-1')?.state).toBe('active');
+    });
+
     it('refuses pod CIDRs overlapping another node and a duplicate node ID', async () => {
       const { h, d } = await setup();
       d.upsert(node(1, { annotations: { [NODE_ID_ANNOTATION]: '7' } }));

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import fc from 'fast-check';
 import { CidrIndex, parseCidr, parseIP } from '../src/util/ip.js';
 import { WorkQueue } from '../src/reconciler/workqueue.js';
 import { Secret, type Cidr } from '../src/index.js';
@@ -36,6 +37,50 @@ describe('ip', () => {
     expect(idx.overlapping(c('0.0.0.0/0'), 'x')).toBeDefined();
     idx.remove(c('10.0.0.0/24'), 'a');
     expect(idx.overlapping(c('10.0.0.0/25'), 'x')).toBeUndefined();
+  });
+
+  it('CidrIndex answers like a scan of every CIDR, through adds and removes (IPv4 and IPv6)', () => {
+    // Small address spaces (the top bits vary, the rest is zero) so that overlaps are common.
+    const cidrArb = fc.oneof(
+      fc.tuple(fc.integer({ min: 0, max: 255 }), fc.integer({ min: 0, max: 12 })).map(([hi, len]) => {
+        const net = BigInt(hi << 24) & (((1n << BigInt(len)) - 1n) << BigInt(32 - len));
+        return { family: 4 as const, prefixLength: len, network: net, text: `v4 ${net}/${len}` };
+      }),
+      fc.tuple(fc.integer({ min: 0, max: 255 }), fc.integer({ min: 0, max: 12 })).map(([hi, len]) => {
+        const net = (BigInt(hi) << 120n) & (((1n << BigInt(len)) - 1n) << BigInt(128 - len));
+        return { family: 6 as const, prefixLength: len, network: net, text: `v6 ${net}/${len}` };
+      }),
+    );
+    const owners = ['a', 'b', 'c', 'd'];
+    const opArb = fc.record({ add: fc.boolean(), cidr: cidrArb, owner: fc.constantFrom(...owners) });
+    const overlaps = (x: Cidr, y: Cidr): boolean => {
+      if (x.family !== y.family) return false;
+      const bits = BigInt(x.family === 4 ? 32 : 128);
+      const shift = bits - BigInt(Math.min(x.prefixLength, y.prefixLength));
+      return x.network >> shift === y.network >> shift;
+    };
+    fc.assert(
+      fc.property(fc.array(opArb, { maxLength: 40 }), cidrArb, fc.constantFrom(...owners, 'x'), (ops, q, self) => {
+        const idx = new CidrIndex();
+        // The reference: family/prefix/network → owner, last add wins, remove only by its owner.
+        const ref = new Map<string, { cidr: Cidr; owner: string }>();
+        for (const op of ops) {
+          const k = `${op.cidr.family} ${op.cidr.prefixLength} ${op.cidr.network}`;
+          if (op.add) {
+            idx.add(op.cidr, op.owner);
+            ref.set(k, { cidr: op.cidr, owner: op.owner });
+          } else {
+            idx.remove(op.cidr, op.owner);
+            if (ref.get(k)?.owner === op.owner) ref.delete(k);
+          }
+        }
+        const got = idx.overlapping(q, self);
+        const candidates = [...ref.values()].filter((e) => e.owner !== self && overlaps(e.cidr, q)).map((e) => e.owner);
+        if (candidates.length === 0) expect(got).toBeUndefined();
+        else expect(candidates).toContain(got);
+      }),
+      { numRuns: 500 },
+    );
   });
 });
 

@@ -1,6 +1,10 @@
 /**
  * Pod-to-pod TCP throughput through Veil's BPF steering vs plain routing into the SAME
- * WireGuard device, measured in one run of a 2-node `veil lab` (wireguard-go on this host).
+ * WireGuard device, measured in one run of a 2-node `veil lab` (wireguard-go on this host),
+ * once per userspace daemon: Debian's wireguard-go (no TUN offloads) and the one
+ * tools/wireguard-go/build.sh builds from the module proxy (TUN offloads: GSO out, GRO in).
+ * The agents find `wireguard-go` on PATH; each lab is started with a PATH whose first entry holds
+ * only that daemon, and the bench checks (via each agent's status) which executable runs.
  *
  *   BPF    from-pod (tc ingress on the pod's host veth) does `bpf_redirect(wg_ifindex)`; the
  *          lab's direct pod-CIDR route via the other node is never consulted.
@@ -14,13 +18,31 @@
  * a capture on the node's underlay device must see no packet with a pod address in clear.
  * An underlay-only iperf3 (node to node, no WireGuard) is reported for context.
  *
- * Env: VEIL_BENCH_ROUNDS (per mode, default 4, min 3), VEIL_BENCH_SECONDS (per round, default 5).
+ * Offloads: the average size of the packets the WireGuard device transmitted (wg tx bytes ÷
+ * packets) shows whether GSO super-packets reach the daemon's TUN through `bpf_redirect`
+ * (> MTU) or arrive segmented (≤ MTU).
+ *
+ * Env: VEIL_BENCH_ROUNDS (per mode, default 3, min 3), VEIL_BENCH_SECONDS (per round, default 5),
+ * VEIL_BENCH_DAEMONS (comma list of debian,built; default both),
+ * VEIL_WIREGUARD_GO (the built daemon; default: what tools/wireguard-go/build.sh prints).
  * The lab is always torn down (finally + SIGINT/SIGTERM), and the config/routes restored first.
  */
-import { spawn, execFile, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { spawn, execFile, execFileSync, type ChildProcess } from 'node:child_process';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  realpathSync,
+  readlinkSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { createRequire } from 'node:module';
-import { loadavg } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DEFAULT_DEVICE } from '@veil/backend-wireguard';
@@ -34,6 +56,9 @@ const WG_DEV = DEFAULT_DEVICE;
 const UNDERLAY_DEV = 'eth0';
 const IPERF_PORT = 5299;
 const TARGET_RATIO = 0.95;
+/** The built daemon against Debian's, BPF steering, same run. */
+const TARGET_SPEEDUP = 4;
+const REPO_DIR = fileURLToPath(new URL('../../../../', import.meta.url));
 
 class BenchError extends Error {
   override name = 'BenchError';
@@ -60,12 +85,17 @@ interface RunResult {
   stderr: string;
 }
 
-function run(cmd: string, args: readonly string[], timeoutMs = 30_000): Promise<RunResult> {
+function run(cmd: string, args: readonly string[], timeoutMs = 30_000, env?: NodeJS.ProcessEnv): Promise<RunResult> {
   return new Promise((resolve) => {
-    execFile(cmd, args as string[], { timeout: timeoutMs, maxBuffer: 32 << 20 }, (err, stdout, stderr) => {
-      const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : 127) : 0;
-      resolve({ code, stdout: String(stdout), stderr: String(stderr) || (err ? err.message : '') });
-    });
+    execFile(
+      cmd,
+      args as string[],
+      { timeout: timeoutMs, maxBuffer: 32 << 20, env: env ?? process.env },
+      (err, stdout, stderr) => {
+        const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : 127) : 0;
+        resolve({ code, stdout: String(stdout), stderr: String(stderr) || (err ? err.message : '') });
+      },
+    );
   });
 }
 
@@ -174,12 +204,13 @@ async function counters(node: LabNode): Promise<Map<string, number>> {
   return new Map(j.items.map((i) => [i.reason, i.packets]));
 }
 
-async function linkTxBytes(netns: string, dev: string): Promise<number> {
+async function linkTx(netns: string, dev: string): Promise<{ bytes: number; packets: number }> {
   const out = await mustRun('link stats', 'ip', ['-n', netns, '-j', '-s', 'link', 'show', 'dev', dev]);
-  const j = JSON.parse(out) as { stats64?: { tx?: { bytes?: number } } }[];
+  const j = JSON.parse(out) as { stats64?: { tx?: { bytes?: number; packets?: number } } }[];
   const b = j[0]?.stats64?.tx?.bytes;
-  if (typeof b !== 'number') throw new BenchError('link stats', `no tx bytes for ${dev} in ${netns}`);
-  return b;
+  const p = j[0]?.stats64?.tx?.packets;
+  if (typeof b !== 'number' || typeof p !== 'number') throw new BenchError('link stats', `no tx stats for ${dev} in ${netns}`);
+  return { bytes: b, packets: p };
 }
 
 /** Packets the WireGuard device's root qdisc dropped (wireguard-go not reading the TUN fast enough). */
@@ -354,6 +385,8 @@ interface Round {
   redirectWg: number; // Δ packets on the sending node
   passNotReady: number;
   wgTxMB: number;
+  /** wg tx bytes ÷ packets: > MTU means GSO super-packets reached the daemon's TUN. */
+  wgTxAvgBytes: number;
   qdiscDrops: number; // Δ on the sending node's WireGuard device
   clearPackets: number;
   valid: boolean;
@@ -369,19 +402,20 @@ async function podRound(mode: Mode, nodes: readonly [LabNode, LabNode], seconds:
   cleanupSaved = saved;
   try {
     const c0 = await counters(a);
-    const tx0 = await linkTxBytes(a.netns, WG_DEV);
+    const tx0 = await linkTx(a.netns, WG_DEV);
     const q0 = await qdiscDrops(a.netns, WG_DEV);
     const cap = await ClearCapture.start(a.netns);
     let clear = -1;
     // Stop the capture even when iperf3 fails; its count is only read on success.
     const r = await iperf(server, client, seconds).finally(() => cap.stop().then((n) => (clear = n)));
     const c1 = await counters(a);
-    const tx1 = await linkTxBytes(a.netns, WG_DEV);
+    const tx1 = await linkTx(a.netns, WG_DEV);
     const q1 = await qdiscDrops(a.netns, WG_DEV);
     const d = (k: string) => (c1.get(k) ?? 0) - (c0.get(k) ?? 0);
     const redirectWg = d('redirect-wireguard');
     const passNotReady = d('pass-plaintext-not-ready');
-    const wgTx = tx1 - tx0;
+    const wgTx = tx1.bytes - tx0.bytes;
+    const wgPk = tx1.packets - tx0.packets;
     const sentBytes = (r.bps / 8) * seconds;
     const why: string[] = [];
     if (clear !== 0) why.push(`${clear} clear pod packets on ${UNDERLAY_DEV}`);
@@ -398,6 +432,7 @@ async function podRound(mode: Mode, nodes: readonly [LabNode, LabNode], seconds:
       redirectWg,
       passNotReady,
       wgTxMB: wgTx / 1e6,
+      wgTxAvgBytes: wgPk > 0 ? wgTx / wgPk : 0,
       qdiscDrops: q1 - q0,
       clearPackets: clear,
       valid: why.length === 0,
@@ -420,6 +455,7 @@ async function underlayRound(nodes: readonly [LabNode, LabNode], seconds: number
     redirectWg: 0,
     passNotReady: 0,
     wgTxMB: 0,
+    wgTxAvgBytes: 0,
     qdiscDrops: 0,
     clearPackets: 0,
     valid: true,
@@ -480,8 +516,261 @@ for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
 
 // ---- main -------------------------------------------------------------------------------------
 
+// ---- daemons ----------------------------------------------------------------------------------
+
+interface Daemon {
+  label: 'debian' | 'built';
+  /** The executable the agents must run. */
+  bin: string;
+}
+
+function daemons(): Daemon[] {
+  const want = (process.env.VEIL_BENCH_DAEMONS ?? 'debian,built').split(',').map((x) => x.trim());
+  const out: Daemon[] = [];
+  for (const w of want) {
+    if (w === 'debian') {
+      if (!existsSync('/usr/bin/wireguard-go'))
+        throw new BenchError('setup', "Debian's wireguard-go is missing: apt-get install wireguard-go");
+      out.push({ label: 'debian', bin: '/usr/bin/wireguard-go' });
+    } else if (w === 'built') {
+      let bin = process.env.VEIL_WIREGUARD_GO;
+      if (!bin) {
+        const r = spawnSyncText('bash', [join(REPO_DIR, 'tools/wireguard-go/build.sh')]);
+        if (r === undefined)
+          throw new BenchError('setup', 'tools/wireguard-go/build.sh failed (see above); VEIL_BENCH_DAEMONS=debian skips it');
+        bin = r;
+      }
+      out.push({ label: 'built', bin });
+    } else throw new BenchError('options', `VEIL_BENCH_DAEMONS: unknown daemon ${JSON.stringify(w)} (debian, built)`);
+  }
+  return out;
+}
+
+function spawnSyncText(cmd: string, args: string[]): string | undefined {
+  const r = execFileSync(cmd, args, { stdio: ['ignore', 'pipe', 'inherit'] });
+  const line = r.toString().trim().split('\n').pop();
+  return line && existsSync(line) ? line : undefined;
+}
+
+/** A directory holding only `wireguard-go` → the daemon, to put first on the agents' PATH. */
+function pathDirFor(d: Daemon): string {
+  const dir = mkdtempSync(join(tmpdir(), 'veil-bench-wg-'));
+  symlinkSync(d.bin, join(dir, 'wireguard-go'));
+  return dir;
+}
+
+/**
+ * Checks that each node runs `d.bin`: every process in the node's network namespace whose
+ * executable is named wireguard-go (or is one of the two daemons) must be `d.bin`, and there must
+ * be one.
+ */
+async function checkDaemon(nodes: readonly LabNode[], d: Daemon): Promise<void> {
+  const want = realpathSync(d.bin);
+  const known = new Set([want, realpathSync('/usr/bin/wireguard-go')]);
+  for (const node of nodes) {
+    const ns = `net:[${statSync(`/run/netns/${node.netns}`).ino}]`;
+    const exes: string[] = [];
+    for (const pid of readdirSync('/proc')) {
+      if (!/^\d+$/.test(pid)) continue;
+      try {
+        if (readlinkSync(`/proc/${pid}/ns/net`) !== ns) continue;
+        const exe = readlinkSync(`/proc/${pid}/exe`);
+        if (known.has(exe) || exe.endsWith('/wireguard-go')) exes.push(exe);
+      } catch {
+        // gone, or not ours to read
+      }
+    }
+    if (exes.length === 0) throw new BenchError('daemon', `${node.name}: no wireguard-go runs in ${node.netns}`);
+    const other = exes.find((e) => e !== want);
+    if (other) throw new BenchError('daemon', `${node.name}: runs ${other}, expected ${want} (${d.label})`);
+  }
+}
+
+interface DaemonResult {
+  daemon: Daemon;
+  version: string;
+  rounds: Round[];
+  bpf: number[];
+  plain: number[];
+  underlay: number[];
+  ratio: number;
+  pairRatios: number[];
+  invalid: number;
+}
+
+async function measureDaemon(d: Daemon, rounds: number, seconds: number): Promise<DaemonResult> {
+  const version = (await run(d.bin, ['--version'])).stdout.split('\n')[0]?.trim() ?? '?';
+  log(`[${d.label}] ${d.bin} (${version}): lab up (2 nodes × 1 pod, wireguard), ${rounds} rounds per mode × ${seconds} s`);
+  const pathDir = pathDirFor(d);
+  try {
+    labUp = true;
+    const env = { ...process.env, PATH: `${pathDir}:${process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin'}` };
+    // `lab up` proves encryption with a capture; on a loaded machine the kernel may drop capture
+    // packets and the lab refuses itself. Up to two more tries.
+    let up: RunResult = { code: -1, stdout: '', stderr: '' };
+    for (let attempt = 1; attempt <= 3 && up.code !== 0; attempt++) {
+      if (attempt > 1) log(`[${d.label}] lab up failed (${up.stderr.trim().split('\n').slice(-2).join(' | ')}); once more`);
+      up = await run(
+        process.execPath,
+        [VEIL, 'lab', 'up', '--nodes', '2', '--pods-per-node', '1', '--backend', 'wireguard', '--keep', '--json'],
+        180_000,
+        env,
+      );
+    }
+    if (up.code !== 0) throw new BenchError('lab up', `exited ${up.code}: ${up.stderr.trim().split('\n').slice(-4).join(' | ')}`);
+    const state = readLabState();
+    const nodes = [state.nodes[0], state.nodes[1]] as [LabNode, LabNode];
+    await checkDaemon(nodes, d);
+
+    log(`[${d.label}] warm-up (BPF, 2 s)`);
+    await iperf(nodes[1].pods[0] as LabPod, nodes[0].pods[0] as LabPod, 2);
+
+    // ABBA order: B P P B B P P B …
+    const order: Mode[] = [];
+    for (let i = 0; i < rounds; i++) order.push(...((i % 2 === 0 ? ['bpf', 'plain'] : ['plain', 'bpf']) as Mode[]));
+    const results: Round[] = [];
+    for (const [i, mode] of order.entries()) {
+      const r = await podRound(mode, nodes, seconds);
+      results.push(r);
+      log(
+        `[${d.label}] round ${i + 1}/${order.length} ${mode.padEnd(5)} ${r.gbps.toFixed(3)} Gbit/s  retr ${r.retransmits}  wg tx avg ${r.wgTxAvgBytes.toFixed(0)} B  ${r.valid ? 'ok' : `INVALID: ${r.why}`}`,
+      );
+    }
+    log(`[${d.label}] underlay baseline (node to node, no WireGuard)`);
+    results.push(await underlayRound(nodes, seconds));
+    const valid = (m: Round['mode']) => results.filter((r) => r.mode === m && r.valid).map((r) => r.gbps);
+    const pairRatios: number[] = [];
+    for (let i = 0; i + 1 < order.length; i += 2) {
+      const x = results[i];
+      const y = results[i + 1];
+      if (!x || !y || !x.valid || !y.valid) continue;
+      const [rb, rp] = x.mode === 'bpf' ? [x, y] : [y, x];
+      pairRatios.push(rb.gbps / rp.gbps);
+    }
+    const bpf = valid('bpf');
+    const plain = valid('plain');
+    return {
+      daemon: d,
+      version,
+      rounds: results,
+      bpf,
+      plain,
+      underlay: valid('underlay'),
+      ratio: median(bpf) / median(plain),
+      pairRatios,
+      invalid: results.filter((r) => !r.valid).length,
+    };
+  } finally {
+    await cleanup();
+    cleaning = undefined;
+    rmSync(pathDir, { recursive: true, force: true });
+  }
+}
+
+// ---- result rows ------------------------------------------------------------------------------
+
+/** One reported figure, for the repository's bench reporter (one table of ratios vs targets). */
+export interface BenchRow {
+  name: string;
+  value: number;
+  unit: string;
+  baseline: number | null;
+  ratio: number | null;
+  target: string | null;
+  met: boolean | null;
+}
+
+/** The rows of one run: per daemon its BPF/plain ratio and fraction of the underlay; built ÷ Debian. */
+export function throughputRows(results: readonly DaemonResult[]): BenchRow[] {
+  const rows: BenchRow[] = [];
+  for (const r of results) {
+    const b = median(r.bpf);
+    const u = median(r.underlay);
+    rows.push({
+      name: `pod→pod throughput, BPF steering ÷ plain routing (${r.daemon.label} wireguard-go)`,
+      value: b,
+      unit: 'Gbit/s',
+      baseline: median(r.plain),
+      ratio: r.ratio,
+      target: `≥ ${TARGET_RATIO}`,
+      met: r.ratio >= TARGET_RATIO,
+    });
+    rows.push({
+      name: `pod→pod throughput ÷ underlay (${r.daemon.label} wireguard-go, BPF steering)`,
+      value: b,
+      unit: 'Gbit/s',
+      baseline: u,
+      ratio: b / u,
+      target: null,
+      met: null,
+    });
+  }
+  const deb = results.find((r) => r.daemon.label === 'debian');
+  const built = results.find((r) => r.daemon.label === 'built');
+  if (deb && built) {
+    const ratio = median(built.bpf) / median(deb.bpf);
+    rows.push({
+      name: "pod→pod throughput, built wireguard-go ÷ Debian's (BPF steering)",
+      value: median(built.bpf),
+      unit: 'Gbit/s',
+      baseline: median(deb.bpf),
+      ratio,
+      target: `≥ ${TARGET_SPEEDUP}`,
+      met: ratio >= TARGET_SPEEDUP,
+    });
+  }
+  return rows;
+}
+
+function report(results: readonly DaemonResult[], seconds: number, load: [number, number]): string[] {
+  const lines: string[] = [];
+  lines.push('');
+  lines.push(`Veil throughput: pod → pod across nodes, 2-node lab, wireguard-go; iperf3 TCP ${seconds} s/round (1 s omitted)`);
+  for (const res of results) {
+    lines.push('');
+    lines.push(`[${res.daemon.label}] ${res.daemon.bin} (${res.version})`);
+    lines.push(
+      'round  mode      Gbit/s  retrans  snd CPU%  redirect-wg Δpk  pass-not-ready Δpk  wg tx MB  wg tx avg B  wg qdisc drops  clear pkts  check',
+    );
+    res.rounds.forEach((r, i) => {
+      const u = r.mode === 'underlay';
+      const c = (x: string, w: number) => (u ? '-' : x).padStart(w);
+      lines.push(
+        `${String(i + 1).padStart(5)}  ${r.mode.padEnd(8)} ${r.gbps.toFixed(3).padStart(7)}  ${String(r.retransmits).padStart(7)}  ${r.senderCpu.toFixed(0).padStart(8)}  ` +
+          `${c(String(r.redirectWg), 15)}  ${c(String(r.passNotReady), 18)}  ${c(r.wgTxMB.toFixed(1), 8)}  ${c(r.wgTxAvgBytes.toFixed(0), 11)}  ${c(String(r.qdiscDrops), 14)}  ${c(String(r.clearPackets), 10)}  ${r.valid ? 'ok' : r.why}`,
+      );
+    });
+    const fmt = (xs: number[]) =>
+      `median ${median(xs).toFixed(3)}  min ${Math.min(...xs).toFixed(3)}  max ${Math.max(...xs).toFixed(3)}  (n=${xs.length})`;
+    lines.push(`BPF steering (bpf_redirect → veil_wg0)      Gbit/s ${fmt(res.bpf)}`);
+    lines.push(`plain routing (route dev veil_wg0)          Gbit/s ${fmt(res.plain)}`);
+    lines.push(`underlay only (node → node, no WireGuard)   Gbit/s ${fmt(res.underlay)}`);
+    lines.push(
+      `ratio BPF/plain (median of ${res.pairRatios.length} pairs) ${median(res.pairRatios).toFixed(3)}   pairs: ${res.pairRatios.map((x) => x.toFixed(3)).join(' ')}`,
+    );
+    const ci = ratioCI(res.pairRatios);
+    if (ci)
+      lines.push(
+        `ratio BPF/plain (geometric mean of pairs) ${ci.gmean.toFixed(3)}, 95% CI [${ci.lo.toFixed(3)}, ${ci.hi.toFixed(3)}]` +
+          (ci.lo <= 1 && ci.hi >= 1 ? ' — includes 1.0: no difference measurable at this noise level' : ''),
+      );
+    if (res.invalid) lines.push(`${res.invalid} round(s) INVALID (excluded): see the check column`);
+  }
+  lines.push('');
+  const rows = throughputRows(results);
+  lines.push(`${'row'.padEnd(78)} ${'value'.padStart(7)} ${'baseline'.padStart(8)} ${'ratio'.padStart(6)}  target  result`);
+  for (const r of rows)
+    lines.push(
+      `${r.name.padEnd(78)} ${r.value.toFixed(3).padStart(7)} ${(r.baseline ?? NaN).toFixed(3).padStart(8)} ${(r.ratio ?? NaN).toFixed(3).padStart(6)}  ${(r.target ?? '-').padEnd(6)}  ${r.met === null ? '' : r.met ? 'MET' : 'NOT MET'}`,
+    );
+  lines.push(
+    `machine: load average (1 min) ${load[0].toFixed(2)} at start, ${load[1].toFixed(2)} at end; 2 cores shared with other work → expect noise`,
+  );
+  return lines;
+}
+
 async function main(): Promise<number> {
-  const rounds = intEnv('VEIL_BENCH_ROUNDS', 4, 3);
+  const rounds = intEnv('VEIL_BENCH_ROUNDS', 3, 3);
   const seconds = intEnv('VEIL_BENCH_SECONDS', 5, 2);
   if (!existsSync(VEIL)) throw new BenchError('setup', `${VEIL} is missing: npm run build -w @veil/cli`);
   // `lab up` replaces any running lab; never clobber one somebody else is using.
@@ -491,91 +780,12 @@ async function main(): Promise<number> {
       `a lab is already running (${LAB_DIR}/state.json); \`veil lab down\` it or set VEIL_BENCH_REPLACE_LAB=1`,
     );
   }
+  const ds = daemons();
   const load0 = loadavg()[0] ?? 0;
-  log(`lab up (2 nodes × 1 pod, wireguard), ${rounds} rounds per mode × ${seconds} s`);
-  labUp = true;
-  const up = await run(
-    process.execPath,
-    [VEIL, 'lab', 'up', '--nodes', '2', '--pods-per-node', '1', '--backend', 'wireguard', '--keep', '--json'],
-    180_000,
-  );
-  if (up.code !== 0) throw new BenchError('lab up', `exited ${up.code}: ${up.stderr.trim().split('\n').slice(-4).join(' | ')}`);
-  const state = readLabState();
-  const nodes = [state.nodes[0], state.nodes[1]] as [LabNode, LabNode];
-
-  log('warm-up (BPF, 2 s)');
-  await iperf(nodes[1].pods[0] as LabPod, nodes[0].pods[0] as LabPod, 2);
-
-  // ABBA order: B P P B B P P B …
-  const order: Mode[] = [];
-  for (let i = 0; i < rounds; i++) order.push(...((i % 2 === 0 ? ['bpf', 'plain'] : ['plain', 'bpf']) as Mode[]));
-  const results: Round[] = [];
-  for (const [i, mode] of order.entries()) {
-    const r = await podRound(mode, nodes, seconds);
-    results.push(r);
-    log(
-      `round ${i + 1}/${order.length} ${mode.padEnd(5)} ${r.gbps.toFixed(3)} Gbit/s  retr ${r.retransmits}  ${r.valid ? 'ok' : `INVALID: ${r.why}`}`,
-    );
-  }
-  log('underlay baseline (node to node, no WireGuard)');
-  for (let i = 0; i < 2; i++) results.push(await underlayRound(nodes, seconds));
+  const results: DaemonResult[] = [];
+  for (const d of ds) results.push(await measureDaemon(d, rounds, seconds));
   const load1 = loadavg()[0] ?? 0;
-
-  // ---- report ----
-  const lines: string[] = [];
-  lines.push('');
-  lines.push(`Veil throughput: pod → pod across nodes, 2-node lab, wireguard-go; iperf3 TCP ${seconds} s/round (1 s omitted)`);
-  lines.push('');
-  lines.push(
-    'round  mode      Gbit/s  retrans  snd CPU%  redirect-wg Δpk  pass-not-ready Δpk  wg tx MB  wg qdisc drops  clear pkts  check',
-  );
-  results.forEach((r, i) => {
-    lines.push(
-      `${String(i + 1).padStart(5)}  ${r.mode.padEnd(8)} ${r.gbps.toFixed(3).padStart(7)}  ${String(r.retransmits).padStart(7)}  ${r.senderCpu.toFixed(0).padStart(8)}  ` +
-        `${r.mode === 'underlay' ? '-'.padStart(15) : String(r.redirectWg).padStart(15)}  ${r.mode === 'underlay' ? '-'.padStart(18) : String(r.passNotReady).padStart(18)}  ` +
-        `${r.mode === 'underlay' ? '-'.padStart(8) : r.wgTxMB.toFixed(1).padStart(8)}  ${r.mode === 'underlay' ? '-'.padStart(14) : String(r.qdiscDrops).padStart(14)}  ${r.mode === 'underlay' ? '-'.padStart(10) : String(r.clearPackets).padStart(10)}  ${r.valid ? 'ok' : r.why}`,
-    );
-  });
-  const valid = (m: Round['mode']) => results.filter((r) => r.mode === m && r.valid).map((r) => r.gbps);
-  const bpf = valid('bpf');
-  const plain = valid('plain');
-  const under = valid('underlay');
-  // Pairwise ratios: each BPF round against the plain round it was paired with (ABBA pairs).
-  const pairRatios: number[] = [];
-  for (let i = 0; i + 1 < order.length; i += 2) {
-    const x = results[i];
-    const y = results[i + 1];
-    if (!x || !y || !x.valid || !y.valid) continue;
-    const [rb, rp] = x.mode === 'bpf' ? [x, y] : [y, x];
-    pairRatios.push(rb.gbps / rp.gbps);
-  }
-  const ratio = median(bpf) / median(plain);
-  const fmt = (xs: number[]) =>
-    `median ${median(xs).toFixed(3)}  min ${Math.min(...xs).toFixed(3)}  max ${Math.max(...xs).toFixed(3)}  (n=${xs.length})`;
-  lines.push('');
-  lines.push(`BPF steering (bpf_redirect → veil_wg0)      Gbit/s ${fmt(bpf)}`);
-  lines.push(`plain routing (route dev veil_wg0)          Gbit/s ${fmt(plain)}`);
-  lines.push(`underlay only (node → node, no WireGuard)   Gbit/s ${fmt(under)}`);
-  lines.push('');
-  lines.push(
-    `ratio BPF/plain (medians)        ${ratio.toFixed(3)}   target ≥ ${TARGET_RATIO}: ${ratio >= TARGET_RATIO ? 'MET' : 'NOT MET'}`,
-  );
-  lines.push(
-    `ratio BPF/plain (median of ${pairRatios.length} pairs) ${median(pairRatios).toFixed(3)}   pairs: ${pairRatios.map((x) => x.toFixed(3)).join(' ')}`,
-  );
-  const ci = ratioCI(pairRatios);
-  if (ci) {
-    lines.push(
-      `ratio BPF/plain (geometric mean of pairs) ${ci.gmean.toFixed(3)}, 95% CI [${ci.lo.toFixed(3)}, ${ci.hi.toFixed(3)}]` +
-        (ci.lo <= 1 && ci.hi >= 1 ? ' — includes 1.0: no difference measurable at this noise level' : ''),
-    );
-  }
-  lines.push(
-    `machine: load average (1 min) ${load0.toFixed(2)} at start, ${load1.toFixed(2)} at end; 2 cores shared with other work → expect noise`,
-  );
-  const invalid = results.filter((r) => !r.valid).length;
-  if (invalid) lines.push(`${invalid} round(s) INVALID (excluded): see the check column`);
-  process.stdout.write(lines.join('\n') + '\n');
+  process.stdout.write(report(results, seconds, [load0, load1]).join('\n') + '\n');
 
   const outFile = join(PKG_DIR, 'dist-bench', 'throughput-result.json');
   mkdirSync(dirname(outFile), { recursive: true });
@@ -585,11 +795,12 @@ async function main(): Promise<number> {
       {
         at: new Date().toISOString(),
         seconds,
-        rounds: results,
-        medians: { bpf: median(bpf), plain: median(plain), underlay: median(under) },
-        ratio,
-        pairRatios,
-        pairRatioCI: ratioCI(pairRatios) ?? null,
+        daemons: results.map((r) => ({
+          ...r,
+          medians: { bpf: median(r.bpf), plain: median(r.plain), underlay: median(r.underlay) },
+          pairRatioCI: ratioCI(r.pairRatios) ?? null,
+        })),
+        rows: throughputRows(results),
         load: [load0, load1],
       },
       null,
@@ -597,7 +808,8 @@ async function main(): Promise<number> {
     ) + '\n',
   );
   log(`results: ${outFile}`);
-  return invalid === 0 && bpf.length >= 3 && plain.length >= 3 ? 0 : 1;
+  const ok = results.every((r) => r.invalid === 0 && r.bpf.length >= 3 && r.plain.length >= 3);
+  return ok ? 0 : 1;
 }
 
 main()

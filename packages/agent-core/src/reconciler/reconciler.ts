@@ -21,7 +21,7 @@ import {
   type PeerNode,
 } from '../types/index.js';
 import { readLastGood, writeLastGood, type LastGood } from './last-good.js';
-import { samePeer, validateNode } from './validate.js';
+import { samePeer, sameTopology, validateAnnotations, validateNode } from './validate.js';
 import type { ReconcilerOptions } from './options.js';
 import { WorkQueue } from './workqueue.js';
 
@@ -86,6 +86,21 @@ interface NodeRecord {
   lastError: string | undefined;
   /** The backend asked for this peer to be programmed again although it did not change. */
   reprogram?: boolean;
+  /**
+   * The observation `accepted` was made from, with the cluster families it was judged under.
+   * Valid only while `accepted` is still `peer` (any other assignment of `accepted` voids it): a
+   * later observation with the same topology then skips the address/CIDR parsing and checks,
+   * which cannot come out differently (its values are indexed as its own, conflict-free).
+   */
+  acceptedFrom?: { observed: ObservedNode; peer: PeerNode; familiesGen: number };
+}
+
+/** One conflict found: `peerLoses` undefined = decided by seniority; true/false: fixed. */
+interface Conflict {
+  owner: string;
+  mine: Refusal;
+  theirs: Refusal;
+  peerLoses?: boolean;
 }
 
 /** Work-queue key of the initial-sync prune (node names cannot contain NUL). */
@@ -126,6 +141,8 @@ export class Reconciler {
   private readonly nodeIpIndex = new CidrIndex();
   /** IP families of the local node's pod CIDRs ("cluster families"); empty = not known yet. */
   private clusterFamilies: ReadonlySet<4 | 6> = new Set();
+  /** Bumped when `clusterFamilies` changes (voids every `acceptedFrom`). */
+  private familiesGen = 0;
   private readonly stateCounts = new Map<string, number>();
   /** holder → nodes refused because of a conflict with it (re-queued when it releases). */
   private readonly conflictWaiters = new Map<string, Set<string>>();
@@ -470,7 +487,17 @@ export class Reconciler {
       return;
     }
     const isLocal = name === this.config.nodeName;
-    const v = validateNode(r.observed, this.backend.peerAnnotations);
+    const from = r.acceptedFrom;
+    const known =
+      from !== undefined &&
+      r.accepted !== undefined &&
+      from.peer === r.accepted &&
+      from.familiesGen === this.familiesGen &&
+      r.observed.createdAt === r.acceptedCreatedAt &&
+      sameTopology(r.observed, from.observed);
+    const v = known
+      ? validateAnnotations(r.observed, this.backend.peerAnnotations, from.peer)
+      : validateNode(r.observed, this.backend.peerAnnotations);
     if (v.kind === 'refused') {
       this.refuse(name, r, { reason: v.reason, field: v.field, message: v.message });
       return;
@@ -483,7 +510,7 @@ export class Reconciler {
       return;
     }
     const peer = v.peer;
-    const insane = isLocal ? undefined : this.senselessValues(r, peer);
+    const insane = isLocal || known ? undefined : this.senselessValues(r, peer);
     if (insane) {
       this.refuse(name, r, insane);
       return;
@@ -497,7 +524,7 @@ export class Reconciler {
       else await this.apply(name, r, peer);
       return;
     }
-    const { refusal, displace } = this.findConflicts(peer);
+    const { refusal, displace } = this.findConflicts(peer, known);
     if (refusal) {
       this.refuse(name, r, refusal);
       return;
@@ -505,11 +532,11 @@ export class Reconciler {
     // This node is older than every holder it conflicts with: they give way (same rule on every
     // agent and across restarts, whatever order the nodes were listed in).
     for (const d of displace) await this.displace(d.owner, d.refusal);
-    if (r.accepted !== undefined) this.index(r.accepted, 'remove');
-    this.index(peer, 'add');
+    this.reindex(r.accepted, peer);
     const hadAccepted = r.accepted !== undefined;
     r.accepted = peer;
     r.acceptedCreatedAt = r.createdAt;
+    r.acceptedFrom = { observed: r.observed, peer, familiesGen: this.familiesGen };
     this.clearRefusal(name, r);
     r.pendingOn = undefined;
     // It may have released a key/ID/CIDR someone else was refused for.
@@ -574,6 +601,7 @@ export class Reconciler {
     const same = fams.size === this.clusterFamilies.size && [...fams].every((f) => this.clusterFamilies.has(f));
     if (same) return;
     this.clusterFamilies = fams;
+    this.familiesGen++;
     for (const name of this.records.keys()) if (name !== this.config.nodeName) this.queue.add(name);
   }
 
@@ -755,9 +783,12 @@ export class Reconciler {
    * the smaller name) wins: when `peer` loses any conflict it is refused; otherwise every holder
    * it conflicts with is to be displaced.
    */
-  private findConflicts(peer: PeerNode): { refusal?: Refusal; displace: { owner: string; refusal: Refusal }[] } {
+  private findConflicts(
+    peer: PeerNode,
+    uniqueOnly = false,
+  ): { refusal?: Refusal; displace: { owner: string; refusal: Refusal }[] } {
     // `peerLoses` undefined: decided by seniority; true/false: fixed (node addresses beat pod CIDRs).
-    const found: { owner: string; mine: Refusal; theirs: Refusal; peerLoses?: boolean }[] = [];
+    const found: Conflict[] = [];
     for (const spec of this.backend.peerAnnotations) {
       if (!spec.unique) continue;
       const value = peer.backend[spec.key];
@@ -782,6 +813,13 @@ export class Reconciler {
         });
       }
     }
+    // Unchanged topology of an accepted node: its node ID, addresses and CIDRs are indexed as its
+    // own and conflict-free (a newcomer claiming one is refused or displaces this node).
+    if (!uniqueOnly) this.findTopologyConflicts(peer, found);
+    return this.decide(peer, found);
+  }
+
+  private findTopologyConflicts(peer: PeerNode, found: Conflict[]): void {
     if (peer.nodeId !== 0) {
       const owner = this.nodeIdIndex.get(peer.nodeId);
       if (owner !== undefined && owner !== peer.name) {
@@ -881,6 +919,9 @@ export class Reconciler {
         });
       }
     }
+  }
+
+  private decide(peer: PeerNode, found: Conflict[]): { refusal?: Refusal; displace: { owner: string; refusal: Refusal }[] } {
     // Our own values are ours in our view: this agent holds the local private key, so a remote
     // node publishing the local key (or node ID, address) is wrong whatever its age.
     const local = this.config.nodeName;
@@ -937,8 +978,29 @@ export class Reconciler {
     this.refuse(name, r, refusal);
   }
 
-  /** Adds/removes a peer's unique values to/from the indexes. */
-  private index(peer: PeerNode, op: 'add' | 'remove'): void {
+  /**
+   * Moves a node's indexed values from `old` (its previously accepted state, if any) to `peer`.
+   * Most changes (a key rotation) leave addresses, pod CIDRs and node ID alone: then only the
+   * unique annotations move.
+   */
+  private reindex(old: PeerNode | undefined, peer: PeerNode): void {
+    if (
+      old === undefined ||
+      old.nodeId !== peer.nodeId ||
+      old.internalIPv4 !== peer.internalIPv4 ||
+      old.internalIPv6 !== peer.internalIPv6 ||
+      old.podCIDRs.length !== peer.podCIDRs.length ||
+      old.podCIDRs.some((c, i) => c.text !== peer.podCIDRs[i]?.text)
+    ) {
+      if (old !== undefined) this.index(old, 'remove');
+      this.index(peer, 'add');
+      return;
+    }
+    this.indexUnique(old, 'remove');
+    this.indexUnique(peer, 'add');
+  }
+
+  private indexUnique(peer: PeerNode, op: 'add' | 'remove'): void {
     for (const spec of this.backend.peerAnnotations) {
       if (!spec.unique) continue;
       const value = peer.backend[spec.key];
@@ -948,6 +1010,11 @@ export class Reconciler {
       if (op === 'add') m.set(value, peer.name);
       else if (m.get(value) === peer.name) m.delete(value);
     }
+  }
+
+  /** Adds/removes a peer's unique values to/from the indexes. */
+  private index(peer: PeerNode, op: 'add' | 'remove'): void {
+    this.indexUnique(peer, op);
     if (peer.nodeId !== 0) {
       if (op === 'add') this.nodeIdIndex.set(peer.nodeId, peer.name);
       else if (this.nodeIdIndex.get(peer.nodeId) === peer.name) this.nodeIdIndex.delete(peer.nodeId);

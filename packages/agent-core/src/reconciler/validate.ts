@@ -17,6 +17,56 @@ export type ValidationResult =
   /** Not ready yet (e.g. the node has not published its key). Not an error. */
   | { readonly kind: 'pending'; readonly field: string; readonly message: string };
 
+/**
+ * The parts of two observations that core parses (addresses, pod CIDRs, node ID) are the same
+ * strings: a node that validated before validates again to the same addresses, CIDRs and ID.
+ */
+export function sameTopology(a: ObservedNode, b: ObservedNode): boolean {
+  return (
+    sameStrings(a.internalIPs, b.internalIPs) &&
+    sameStrings(a.podCIDRs, b.podCIDRs) &&
+    a.annotations[INTERNAL_IPS_ANNOTATION] === b.annotations[INTERNAL_IPS_ANNOTATION] &&
+    a.annotations[NODE_ID_ANNOTATION] === b.annotations[NODE_ID_ANNOTATION]
+  );
+}
+
+function sameStrings(a: readonly string[], b: readonly string[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+/**
+ * Validates only the backend's annotations of `node`, whose topology is that of `known` (see
+ * {@link sameTopology}): the addresses, CIDRs and node ID are taken from `known` unparsed.
+ */
+export function validateAnnotations(node: ObservedNode, specs: readonly PeerAnnotationSpec[], known: PeerNode): ValidationResult {
+  const backend: Record<string, string> = {};
+  for (const spec of specs) {
+    const value = node.annotations[spec.key];
+    if (value === undefined) {
+      if (spec.required) return { kind: 'pending', field: `annotations[${spec.key}]`, message: 'not published yet' };
+      continue;
+    }
+    const problem = spec.validate(value);
+    if (problem !== undefined) {
+      return { kind: 'refused', reason: 'malformed-annotation', field: `annotations[${spec.key}]`, message: problem };
+    }
+    backend[spec.key] = value;
+  }
+  return {
+    kind: 'ok',
+    peer: {
+      name: node.name,
+      internalIPv4: known.internalIPv4,
+      internalIPv6: known.internalIPv6,
+      podCIDRs: known.podCIDRs,
+      nodeId: known.nodeId,
+      backend,
+    },
+  };
+}
+
 /** Validates an observed node against core rules and the backend's annotation specs. */
 export function validateNode(node: ObservedNode, specs: readonly PeerAnnotationSpec[]): ValidationResult {
   // Internal IPs: the annotation override wins over Node status.

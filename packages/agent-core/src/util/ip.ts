@@ -71,13 +71,61 @@ export function parseCidr(text: string): Cidr | string {
 }
 
 /**
+ * The networks of one prefix length: a map for exact lookups and a sorted array for range
+ * queries ("is any of these inside that shorter prefix?"), both O(log n).
+ */
+class LenTable {
+  readonly owners = new Map<bigint, string>();
+  /** The keys of `owners`, ascending. */
+  private readonly sorted: bigint[] = [];
+
+  get size(): number {
+    return this.owners.size;
+  }
+
+  /** First index whose network is ≥ `x`. */
+  private lowerBound(x: bigint): number {
+    let lo = 0;
+    let hi = this.sorted.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if ((this.sorted[mid] as bigint) < x) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  }
+
+  set(net: bigint, owner: string): void {
+    if (!this.owners.has(net)) this.sorted.splice(this.lowerBound(net), 0, net);
+    this.owners.set(net, owner);
+  }
+
+  delete(net: bigint): void {
+    if (!this.owners.delete(net)) return;
+    this.sorted.splice(this.lowerBound(net), 1);
+  }
+
+  /** An owner other than `self` of a network in [lo, hi). */
+  ownerInRange(lo: bigint, hi: bigint, self: string): string | undefined {
+    for (let i = this.lowerBound(lo); i < this.sorted.length; i++) {
+      const net = this.sorted[i] as bigint;
+      if (net >= hi) break;
+      const owner = this.owners.get(net);
+      if (owner !== undefined && owner !== self) return owner;
+    }
+    return undefined;
+  }
+}
+
+/**
  * Index of CIDRs owned by nodes, answering "which other node's CIDR overlaps this one".
- * Lookups probe each prefix length present, so cost is bounded by the number of distinct prefix
- * lengths (a handful in real clusters), not by the number of nodes.
+ * Lookups probe each prefix length present: an exact lookup for the shorter ones (which may
+ * contain the CIDR) and a binary search for the longer ones (which may lie inside it). The cost is
+ * the number of distinct prefix lengths (a handful in real clusters) × log(nodes).
  */
 export class CidrIndex {
-  /** family → prefix length → network → owner */
-  private readonly byLen = new Map<number, Map<number, Map<bigint, string>>>([
+  /** family → prefix length → networks and owners */
+  private readonly byLen = new Map<number, Map<number, LenTable>>([
     [4, new Map()],
     [6, new Map()],
   ]);
@@ -85,13 +133,13 @@ export class CidrIndex {
   add(c: Cidr, owner: string): void {
     const lens = this.byLen.get(c.family)!;
     let m = lens.get(c.prefixLength);
-    if (!m) lens.set(c.prefixLength, (m = new Map<bigint, string>()));
+    if (!m) lens.set(c.prefixLength, (m = new LenTable()));
     m.set(c.network, owner);
   }
 
   remove(c: Cidr, owner: string): void {
     const m = this.byLen.get(c.family)!.get(c.prefixLength);
-    if (m?.get(c.network) === owner) m.delete(c.network);
+    if (m?.owners.get(c.network) === owner) m.delete(c.network);
   }
 
   /** Owner of a CIDR overlapping `c`, other than `self`. */
@@ -101,22 +149,13 @@ export class CidrIndex {
       if (m.size === 0) continue;
       if (len <= c.prefixLength) {
         // An existing prefix that contains (or equals) c.
-        const net = (c.network >> BigInt(bits - len)) << BigInt(bits - len);
-        const owner = m.get(net);
+        const shift = BigInt(bits - len);
+        const owner = m.owners.get((c.network >> shift) << shift);
         if (owner !== undefined && owner !== self) return owner;
       } else {
-        // Existing longer prefixes inside c: enumerate when few, else scan.
-        const count = 1n << BigInt(len - c.prefixLength);
-        if (count <= BigInt(m.size)) {
-          const step = 1n << BigInt(bits - len);
-          for (let i = 0n; i < count; i++) {
-            const owner = m.get(c.network + i * step);
-            if (owner !== undefined && owner !== self) return owner;
-          }
-        } else {
-          const shift = BigInt(bits - c.prefixLength);
-          for (const [net, owner] of m) if (owner !== self && net >> shift === c.network >> shift) return owner;
-        }
+        // Existing longer prefixes inside c: networks in [c.network, c.network + 2^(bits − len(c))).
+        const owner = m.ownerInRange(c.network, c.network + (1n << BigInt(bits - c.prefixLength)), self);
+        if (owner !== undefined) return owner;
       }
     }
     return undefined;
