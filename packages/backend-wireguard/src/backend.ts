@@ -22,6 +22,7 @@ import { KeyStore } from './keys.js';
 import { PeerReconciler, type DesiredPeer } from './peers.js';
 import { setupDevice, type WgDeviceHandle } from './device.js';
 import { Key } from './wgtypes/key.js';
+import { WG_RUN_DIR } from './userspace/supervisor.js';
 import type { WireGuardDevice } from './wgtypes/types.js';
 
 /** Annotation carrying a node's WireGuard public key (base64). */
@@ -31,7 +32,11 @@ export const PUBLIC_KEY_ANNOTATION = 'veil.io/wireguard-public-key';
 export interface WireGuardBackendOptions {
   /** Interface name. Default `veil_wg0`. */
   device?: string;
-  /** wireguard-go socket directory. Default `<stateDir>/wireguard/run`. */
+  /**
+   * wireguard-go socket directory. Default `/run/wireguard`, where `wg show` looks. Another
+   * directory is bind-mounted over /run/wireguard in the daemon's own mount namespace (tests, or
+   * several agents on one host without a mount namespace each).
+   */
   socketDir?: string;
   /** Network namespace (name under /run/netns) holding the device. Default: the agent's. */
   netns?: string;
@@ -95,7 +100,7 @@ export class WireGuardBackend implements EncryptionBackend {
       listenPort: wg.port,
       ...(wg.mtu ? { mtu: wg.mtu } : { underlay: { address: '0.0.0.0' } }), // the default route's link
       userspaceFallback: wg.userspaceFallback,
-      socketDir: this.options.socketDir ?? join(dir, 'run'),
+      socketDir: this.options.socketDir ?? WG_RUN_DIR,
       ...(this.options.netns ? { netns: this.options.netns } : {}),
       ...(this.options.preferKernel === false ? { preferKernel: false } : {}),
       onRestart: async () => {

@@ -1,6 +1,7 @@
 import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { inspect } from 'node:util';
@@ -15,7 +16,7 @@ import {
   type Cidr,
   type PeerNode,
 } from '@veil/agent-core';
-import { describePrivileged, type TestNetns } from '@veil/test-utils';
+import { TestNetns, describePrivileged } from '@veil/test-utils';
 import { Key } from '../src/index.js';
 import backendModule, { PUBLIC_KEY_ANNOTATION, WireGuardBackend } from '../src/index.js';
 import { underlayPair } from './netns-pair.js';
@@ -97,6 +98,9 @@ describePrivileged('WireGuardBackend on wireguard-go, two nodes', ['root', 'netn
     for (const [i, n] of ns.entries()) {
       const b = new WireGuardBackend(configFor(join(tmp, `state${i}`)), silent, {
         device: DEV,
+        // Both "nodes" use the device name wgbk0 on one host: a socket directory each (the default,
+        // /run/wireguard, is tested on its own below in a private mount namespace).
+        socketDir: join(tmp, `run${i}`),
         netns: n.name,
         preferKernel: false,
       });
@@ -192,6 +196,7 @@ describePrivileged('WireGuardBackend on wireguard-go, two nodes', ['root', 'netn
     expect(() => process.kill(pid, 0)).not.toThrow(); // still running, now unsupervised
     const again = new WireGuardBackend(configFor(join(tmp, 'state0')), silent, {
       device: DEV,
+      socketDir: join(tmp, 'run0'),
       netns: ns[0]!.name,
       preferKernel: false,
     });
@@ -218,6 +223,7 @@ describePrivileged('WireGuardBackend on wireguard-go, two nodes', ['root', 'netn
     expect((await again.status()).details?.publicKeyFingerprint).toMatch(/^[0-9a-f]{16}$/);
     const reread = new WireGuardBackend(configFor(join(tmp, 'state0')), silent, {
       device: DEV,
+      socketDir: join(tmp, 'run0'),
       netns: ns[0]!.name,
       preferKernel: false,
     });
@@ -229,3 +235,82 @@ describePrivileged('WireGuardBackend on wireguard-go, two nodes', ['root', 'netn
     await again.close();
   });
 });
+
+/**
+ * The child the next suite runs inside `unshare --mount` with a tmpfs on /run/wireguard: a
+ * WireGuardBackend with no socketDir (the agent's default), one peer, then `wg show` as an
+ * operator types it. It prints what it saw as one JSON line.
+ */
+const DEFAULT_DIR_CHILD = `
+import { execFileSync } from 'node:child_process';
+import { readdirSync } from 'node:fs';
+import { DEFAULT_CONFIG, createLogger, parseCidr } from '@veil/agent-core';
+import { WireGuardBackend, PUBLIC_KEY_ANNOTATION } from '@veil/backend-wireguard';
+const p = JSON.parse(process.env.VEIL_TEST_PARAMS);
+const config = { ...DEFAULT_CONFIG, nodeName: 'n', stateDir: p.stateDir,
+  encryption: { ...DEFAULT_CONFIG.encryption, enabled: true, wireguard: { userspaceFallback: true } } };
+const b = new WireGuardBackend(config, createLogger({ level: 'silent' }), { device: p.dev, netns: p.netns, preferKernel: false });
+try {
+  await b.init();
+  await b.upsertPeer({ name: 'peer-1', internalIPv4: '192.168.79.2', internalIPv6: undefined,
+    podCIDRs: [parseCidr('10.96.2.0/24')], nodeId: 0, backend: { [PUBLIC_KEY_ANNOTATION]: p.peerKey } });
+  const out = {
+    runDir: readdirSync('/run/wireguard'),
+    interfaces: execFileSync('wg', ['show', 'interfaces'], { encoding: 'utf8' }).trim(),
+    publicKey: execFileSync('wg', ['show', p.dev, 'public-key'], { encoding: 'utf8' }).trim(),
+    peers: execFileSync('wg', ['show', p.dev, 'peers'], { encoding: 'utf8' }).trim(),
+    ownKey: b.localMaterial()[PUBLIC_KEY_ANNOTATION],
+  };
+  process.stdout.write(JSON.stringify(out) + '\\n');
+} finally {
+  await b.destroy();
+}
+`;
+
+describePrivileged(
+  'WireGuardBackend default socket directory: /run/wireguard, where wg(8) looks',
+  ['root', 'netns', 'tun', 'wireguard-go', 'wg'],
+  () => {
+    const tmp = mkdtempSync(join(tmpdir(), 'wgb-rundir-'));
+    let ns: TestNetns | undefined;
+
+    afterAll(() => {
+      ns?.remove();
+      rmSync(tmp, { recursive: true, force: true });
+    });
+
+    it('the UAPI socket is /run/wireguard/<dev>.sock, so plain `wg show` lists the device and its peers', () => {
+      ns = TestNetns.create('wgbrd');
+      const dev = 'wgbrd0';
+      const peerKey = Key.generatePrivate().publicKey().toBase64();
+      const params = JSON.stringify({ dev, netns: ns.name, stateDir: join(tmp, 'state'), peerKey });
+      // A private mount namespace with its own /run/wireguard: the host's is never touched.
+      const script = 'mkdir -p /run/wireguard && mount -t tmpfs veil-test /run/wireguard && exec "$@"';
+      const r = spawnSync(
+        'unshare',
+        [
+          '--mount',
+          '--propagation',
+          'private',
+          '--',
+          'sh',
+          '-c',
+          script,
+          'sh',
+          process.execPath,
+          '--input-type=module',
+          '-e',
+          DEFAULT_DIR_CHILD,
+        ],
+        { encoding: 'utf8', env: { ...process.env, VEIL_TEST_PARAMS: params }, timeout: 120_000 },
+      );
+      expect(r.status, `child failed: ${r.stderr}`).toBe(0);
+      const seen = JSON.parse(r.stdout.trim().split('\n').pop()!) as Record<string, unknown>;
+      expect(seen.runDir).toContain(`${dev}.sock`);
+      expect(seen.interfaces).toBe(dev);
+      expect(seen.publicKey).toBe(seen.ownKey);
+      expect(seen.peers).toBe(peerKey);
+      expect(existsSync(`/run/wireguard/${dev}.sock`)).toBe(false); // the host's dir was not used
+    });
+  },
+);
