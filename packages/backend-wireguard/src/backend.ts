@@ -169,11 +169,10 @@ export class WireGuardBackend implements EncryptionBackend {
     const want: DesiredPeer = { publicKey, allowedIPs: allowed, persistentKeepalive: this.wg.persistentKeepalive };
     if (endpointIp) want.endpoint = { address: endpointIp, port: this.wg.port };
     const prev = this.peers.get(peer.name);
-    if (prev && !prev.publicKey.equals(publicKey)) {
-      // The node rotated its key: the old peer must go, or it would keep the allowed IPs.
-      await rec.remove(prev.publicKey);
-    }
-    await rec.upsert(want);
+    // A new key for a known node (a rotation, or its owner restoring it): the old peer must go, or it
+    // would keep the allowed IPs, and this side starts the handshake (see PeerReconciler.replace).
+    if (prev && !prev.publicKey.equals(publicKey)) await rec.replace(prev.publicKey, want);
+    else await rec.upsert(want);
     this.peers.set(peer.name, want);
     return {};
   }

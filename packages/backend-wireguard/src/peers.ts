@@ -125,6 +125,9 @@ export function diffPeers(
   return out;
 }
 
+/** Keepalive interval set for an instant while kicking a handshake (any non-zero value sends one). */
+const HANDSHAKE_KICK_KEEPALIVE_S = 25;
+
 /** What PeerReconciler needs from a client (WgClient fits). */
 export interface PeerDeviceClient {
   device(name: string): Promise<{ peers: WireGuardPeer[] }>;
@@ -193,6 +196,35 @@ export class PeerReconciler {
       if (!this.synced) await this.refresh();
       const change = diffPeer(want, this.cache.get(want.publicKey.toBase64()));
       if (change) await this.apply([change]);
+      return change;
+    });
+  }
+
+  /**
+   * A node's new public key: the old peer goes and the new one comes in one write, then the new
+   * peer is made to handshake at once. The node that changed its key cannot do that itself: its
+   * initiations fail until its peers know the new key, and WireGuard retries only after
+   * REKEY_TIMEOUT (5 s), so its traffic would stall that long. Turning persistent keepalive on
+   * sends a keepalive immediately (wireguard-go and the kernel both do), and with no session yet
+   * that keepalive starts a handshake; the configured keepalive is then put back.
+   */
+  replace(oldKey: Key, want: DesiredPeer): Promise<PeerConfig[]> {
+    return this.serial(async () => {
+      if (!this.synced) await this.refresh();
+      const change: PeerConfig[] = [];
+      if (this.cache.has(oldKey.toBase64()) && !oldKey.equals(want.publicKey)) change.push({ publicKey: oldKey, remove: true });
+      const keepalive = want.persistentKeepalive ?? 0;
+      const add = diffPeer(want, undefined) as PeerConfig;
+      // A present peer (the same key came back) is rewritten from scratch so the kick applies.
+      if (this.cache.has(want.publicKey.toBase64())) change.push({ publicKey: want.publicKey, remove: true });
+      add.persistentKeepalive = keepalive === 0 ? HANDSHAKE_KICK_KEEPALIVE_S : keepalive;
+      change.push(add);
+      await this.apply(change);
+      if (keepalive === 0) {
+        const restore: PeerConfig = { publicKey: want.publicKey, updateOnly: true, persistentKeepalive: 0 };
+        await this.apply([restore]);
+        return [...change, restore];
+      }
       return change;
     });
   }

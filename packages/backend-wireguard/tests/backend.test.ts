@@ -17,7 +17,7 @@ import {
   type PeerNode,
 } from '@veil/agent-core';
 import { TestNetns, describePrivileged } from '@veil/test-utils';
-import { Key } from '../src/index.js';
+import { Key, type WireGuardDevice } from '../src/index.js';
 import backendModule, { PUBLIC_KEY_ANNOTATION, WireGuardBackend } from '../src/index.js';
 import { underlayPair } from './netns-pair.js';
 
@@ -178,6 +178,39 @@ describePrivileged('WireGuardBackend on wireguard-go, two nodes', ['root', 'netn
     for (let i = 0; i < 50 && (await bb.status()).peers.length === 0; i++) await new Promise((r) => setTimeout(r, 100));
     expect((await bb.status()).peers.map((p) => p.name)).toEqual(['node-a']);
     expect((await bb.status()).details?.restarts).toBe(1);
+  });
+
+  it('a peer that learns a rotated key handshakes at once, with no traffic to trigger it (issue 12)', async () => {
+    // The rotated node's own handshake attempts with its new key fail until its peers know the key,
+    // and WireGuard retries only after 5 s (REKEY_TIMEOUT): traffic from it would stall that long.
+    // So whoever learns the new key starts the handshake itself.
+    const [ba, bb] = backends as [WireGuardBackend, WireGuardBackend];
+    const [a] = ns as [TestNetns];
+    const { material } = await ba.rotateKeys();
+    await bb.upsertPeer(peerNode('node-a', '192.168.78.1', '10.97.1.0/24', material[PUBLIC_KEY_ANNOTATION]!));
+    let detail = '';
+    for (let i = 0; i < 200; i++) {
+      const st = await bb.status();
+      detail = st.peers.find((p) => p.name === 'node-a')?.detail ?? '';
+      if (/^handshake \d+s ago$/.test(detail)) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(detail).toMatch(/^handshake \d+s ago$/);
+    // It was this side that started it: an initiation is 148 bytes (a response only 92) and no data
+    // has been sent.
+    const client = (bb as unknown as { handle: { client: { device(n: string): Promise<WireGuardDevice> } } }).handle.client;
+    const onDevice = (await client.device(DEV)).peers.find((p) => p.publicKey.toBase64() === material[PUBLIC_KEY_ANNOTATION]);
+    expect(onDevice?.txBytes).toBeGreaterThanOrEqual(148);
+    // The configured keepalive (0 = off) is what stays on the device afterwards.
+    expect(onDevice?.persistentKeepalive).toBe(0);
+    // And traffic from the rotated node flows on the first try (b's TUN was recreated by the
+    // previous test: its address and route are the lab's business, put back here).
+    const b = ns[1]!;
+    if (!b.exec('ip', ['-o', 'addr', 'show', 'dev', DEV]).includes('10.97.2.1')) {
+      b.exec('ip', ['addr', 'add', '10.97.2.1/32', 'dev', DEV]);
+      b.exec('ip', ['route', 'replace', '10.97.1.0/24', 'dev', DEV, 'src', '10.97.2.1']);
+    }
+    expect(a.tryExec('ping', ['-c', '1', '-W', '2', '10.97.2.1'], 15_000).status).toBe(0);
   });
 
   it('key change replaces the peer; prune drops unclaimed ones; a new backend adopts the device', async () => {

@@ -12,7 +12,11 @@ const NOT_SERVED = new Set(['monitoring.coreos.com/v1/ServiceMonitor']);
 const cases: [string, string[], Record<string, unknown> | undefined][] = [
   ['values.yaml (defaults)', [], undefined],
   // Every optional object switched on, so each is judged at least once.
-  ['values.yaml + metrics, PDB', [], { podDisruptionBudget: { enabled: true }, metrics: { serviceMonitor: { enabled: true } } }],
+  [
+    'values.yaml + metrics, PDB, dashboard',
+    [],
+    { podDisruptionBudget: { enabled: true }, metrics: { serviceMonitor: { enabled: true }, dashboard: { enabled: true } } },
+  ],
   ...ciValueFiles().map((f): [string, string[], undefined] => [`ci/${basename(f)}`, [f], undefined]),
 ];
 

@@ -9,6 +9,9 @@ import { pidAlive, sleep, spawnDetached, terminate, waitForLine } from './exec.j
 import { analyzeCapture, captureHealth, type CaptureAnalysis, type CaptureHealth, type CaptureOptions } from './pcap.js';
 import { UNDERLAY_NETNS, writeState, type LabState } from './state.js';
 
+/** tcpdump's packet-buffer timeout (its default, `pcap_set_timeout(1000)`). */
+const CAPTURE_BLOCK_TIMEOUT_MS = 1_000;
+
 /** 16 random bytes: `ping -p` takes at most 16 pattern bytes, and 16 random bytes never occur by chance. */
 export function newMarker(): Buffer {
   return randomBytes(16);
@@ -26,9 +29,7 @@ export async function startCapture(state: LabState, pcap: string, log: string): 
   writeFileSync(log, ''); // a previous run's statistics must not be read as this one's
   const cap = spawnDetached(
     'ip',
-    // --immediate-mode: each packet reaches the file as it arrives; otherwise libpcap hands them over
-    // a ring block at a time and the block still filling when SIGINT comes is lost uncounted.
-    ['netns', 'exec', UNDERLAY_NETNS, 'tcpdump', '-i', 'br0', '-n', '--immediate-mode', '-U', '-s', '0', '-w', pcap],
+    ['netns', 'exec', UNDERLAY_NETNS, 'tcpdump', '-i', 'br0', '-n', '-U', '-s', '0', '-w', pcap],
     log,
   );
   const exited = new Promise<{ code: number | null; signal: string | null }>((resolve) =>
@@ -49,6 +50,11 @@ export interface FinishedCapture {
 export async function stopCapture(state: LabState, cap: RunningCapture, opts: CaptureOptions): Promise<FinishedCapture> {
   let exit: { code: number | null; signal: string | null } = { code: null, signal: 'none (did not start)' };
   if (cap.pid !== undefined) {
+    // libpcap hands packets over a ring block at a time: when a block fills, or after tcpdump's 1 s
+    // timeout. A block still open at SIGINT is lost, and tcpdump does not count it, so its packets
+    // are given the time to arrive. (--immediate-mode would avoid the wait but costs tcpdump enough
+    // CPU per packet that a loaded machine drops packets in the lab's traffic bursts.)
+    await sleep(CAPTURE_BLOCK_TIMEOUT_MS + 500);
     if (pidAlive(cap.pid)) process.kill(cap.pid, 'SIGINT');
     const r = await Promise.race([cap.exited, sleep(5_000).then(() => undefined)]);
     if (r) exit = r;

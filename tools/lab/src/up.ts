@@ -335,7 +335,6 @@ export async function labUp(opts: LabUpOptions): Promise<LabSummary> {
     const marker = newMarker();
     const cap = await startCapture(state, join(labDir, 'underlay.pcap'), join(labDir, 'tcpdump.log'));
     const pairs = await runTraffic(nodes, marker, (line) => log(`${t()} ${line}`));
-    await sleep(300);
     const podIPs = nodes.flatMap((n) => n.pods.map((p) => p.ip));
     const { analysis, health } = await stopCapture(state, cap, {
       wgPort: opts.backend === 'wireguard' || backendType === 'wireguard' ? wgPort : 0,

@@ -88,11 +88,10 @@ describePrivileged('veil lab (real agents in namespaces)', ['root', 'netns', 'bp
       expect(exec.code).toBe(0);
 
       // Chaos: agents killed (TERM and KILL) and restarted, API server restarted (with and without its state), a
-      // hostile node publishing another's key while an agent restarts, nodes added and deleted, under continuous
-      // pings. A restart keeps kernel state: no ping may be lost. Key rotation and annotation tampering are not in
-      // this zero-loss run: with WireGuard a peer's traffic stops until it sees the new key (docs/key-rotation.md
-      // states the measured loss); rotation is checked below against its documented budget.
-      const zeroLoss = CHAOS_ACTIONS.filter((a) => a !== 'key-rotate' && a !== 'annotation-tamper');
+      // hostile node publishing another's key while an agent restarts, nodes added and deleted, WireGuard key
+      // rotations, under continuous pings. A restart keeps kernel state and a rotated key is handshaken by whoever
+      // learns it: no ping may be lost. Annotation tampering is checked below against its documented budget.
+      const zeroLoss = CHAOS_ACTIONS.filter((a) => a !== 'annotation-tamper');
       const chaos = await veil(
         ['lab', 'chaos', '--duration', '30s', '--interval', '1s', '--actions', zeroLoss.join(','), '--json'],
         240_000,
@@ -115,19 +114,23 @@ describePrivileged('veil lab (real agents in namespaces)', ['root', 'netns', 'bp
         expect(p.lost).toBe(0);
       }
 
-      // One WireGuard key rotation: it must succeed (published, peers follow), nothing leaks, and the loss stays
-      // within the budget docs/key-rotation.md states (100 pings of 100 ms per run).
-      const rot = await veil(
-        ['lab', 'chaos', '--duration', '6s', '--interval', '5s', '--actions', 'key-rotate', '--max-lost', '100', '--json'],
+      // Annotation tampering (someone replaces a node's key on its Node object; the chart's admission policy
+      // forbids it, the lab's API server does not): every agent follows the forged key until the owner puts its
+      // own back, so pings to that node stop for that moment. docs/key-rotation.md states the budget: 10 pings
+      // (1 s) per tampering.
+      const tamper = await veil(
+        ['lab', 'chaos', '--duration', '7s', '--interval', '2s', '--actions', 'annotation-tamper', '--max-lost', '30', '--json'],
         120_000,
       );
-      expect(rot.stderr).toContain('result: PASS');
-      const rotReport = JSON.parse(rot.stdout.trim().split('\n').pop() ?? '{}') as ChaosReport;
-      expect(rotReport.actions.map((a) => a.action)).toContain('key-rotate');
-      expect(rotReport.actions.filter((a) => a.error !== undefined)).toEqual([]);
-      expect(rotReport.capture.plaintextPackets).toBe(0);
-      expect(rotReport.capture.markerPackets).toBe(0);
-      expect(rotReport.readyAtEnd).toBe(3);
+      expect(tamper.stderr).toContain('result: PASS');
+      const tamperReport = JSON.parse(tamper.stdout.trim().split('\n').pop() ?? '{}') as ChaosReport;
+      const tampered = tamperReport.actions.filter((a) => a.action === 'annotation-tamper');
+      expect(tampered.length).toBeGreaterThanOrEqual(2);
+      expect(tamperReport.actions.filter((a) => a.error !== undefined)).toEqual([]);
+      expect(tamperReport.pings.reduce((n, p) => n + p.lost, 0)).toBeLessThanOrEqual(10 * tampered.length);
+      expect(tamperReport.capture.plaintextPackets).toBe(0);
+      expect(tamperReport.capture.markerPackets).toBe(0);
+      expect(tamperReport.readyAtEnd).toBe(3);
 
       const namespaces = labNamespaces();
       expect(namespaces).toHaveLength(1 + 3 + 6);
