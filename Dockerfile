@@ -7,7 +7,7 @@
 # Contract with the Helm chart (charts/veil): ENTRYPOINT runs the CLI's main module, the chart
 # passes `agent --config /etc/veil/config.yaml`; `veil` on PATH runs the same CLI, so
 #   kubectl -n kube-system exec ds/veil -c agent -- veil status
-# works (`@veil/cli`, packages/cli: its bin `veil` is dist/main.js).
+# works (`@veil/cli`, packages/cli: the image's `veil` runs its dist/main.js, as its npm bin bin/veil.js does).
 #
 # The image holds the product only: packages/* and bpf. tools/* (the lab, the API server double,
 # the qemu lane, test helpers, chart checks) are development tools; `veil lab` in the image says

@@ -22,6 +22,7 @@ import { KeyStore } from './keys.js';
 import { PeerReconciler, type DesiredPeer } from './peers.js';
 import { setupDevice, type WgDeviceHandle } from './device.js';
 import { Key } from './wgtypes/key.js';
+import { WG_RUN_DIR, socketAnswers } from './userspace/supervisor.js';
 import type { WireGuardDevice } from './wgtypes/types.js';
 
 /** Annotation carrying a node's WireGuard public key (base64). */
@@ -31,7 +32,11 @@ export const PUBLIC_KEY_ANNOTATION = 'veil.io/wireguard-public-key';
 export interface WireGuardBackendOptions {
   /** Interface name. Default `veil_wg0`. */
   device?: string;
-  /** wireguard-go socket directory. Default `<stateDir>/wireguard/run`. */
+  /**
+   * wireguard-go socket directory. Default `/run/wireguard`, where `wg show` looks. Another
+   * directory is bind-mounted over /run/wireguard in the daemon's own mount namespace (tests, or
+   * several agents on one host without a mount namespace each).
+   */
   socketDir?: string;
   /** Network namespace (name under /run/netns) holding the device. Default: the agent's. */
   netns?: string;
@@ -95,7 +100,7 @@ export class WireGuardBackend implements EncryptionBackend {
       listenPort: wg.port,
       ...(wg.mtu ? { mtu: wg.mtu } : { underlay: { address: '0.0.0.0' } }), // the default route's link
       userspaceFallback: wg.userspaceFallback,
-      socketDir: this.options.socketDir ?? join(dir, 'run'),
+      socketDir: await this.socketDir(dir),
       ...(this.options.netns ? { netns: this.options.netns } : {}),
       ...(this.options.preferKernel === false ? { preferKernel: false } : {}),
       onRestart: async () => {
@@ -126,6 +131,26 @@ export class WireGuardBackend implements EncryptionBackend {
     // by public key as nodes arrive, and prune() drops the ones no node claims. WireGuard state
     // carries no node names, so none can be reported as adopted here.
     return [];
+  }
+
+  /**
+   * Where wireguard-go's socket is: the option, else /run/wireguard. An agent before issue 14 kept
+   * it in `<stateDir>/wireguard/run`: a daemon still answering there (an upgrade with the device
+   * up) is adopted and supervised where it is rather than replaced, so no packet is lost. Once no
+   * daemon answers there when an agent starts (after a reboot), /run/wireguard is used.
+   */
+  private async socketDir(stateWgDir: string): Promise<string> {
+    if (this.options.socketDir !== undefined) return this.options.socketDir;
+    const legacy = join(stateWgDir, 'run');
+    const sock = `${this.deviceName}.sock`;
+    if (!(await socketAnswers(join(WG_RUN_DIR, sock))) && (await socketAnswers(join(legacy, sock)))) {
+      this.log.warn(
+        { device: this.deviceName, socketDir: legacy },
+        `adopting wireguard-go where an earlier agent put its socket; \`wg show\` looks in ${WG_RUN_DIR}, used once this daemon is gone at an agent start (a reboot)`,
+      );
+      return legacy;
+    }
+    return WG_RUN_DIR;
   }
 
   async upsertPeer(peer: PeerNode): Promise<PeerProgramResult | void> {

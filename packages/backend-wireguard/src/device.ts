@@ -17,7 +17,7 @@ import type { DriverKind } from './wgclient/driver.js';
 import { UserspaceDriver } from './wgclient/userspace/driver.js';
 import { Key } from './wgtypes/key.js';
 import type { DeviceConfig } from './wgtypes/types.js';
-import { WireGuardGoSupervisor, findExecutable, socketAnswers, type BackoffOptions } from './userspace/supervisor.js';
+import { WG_RUN_DIR, WireGuardGoSupervisor, findExecutable, socketAnswers, type BackoffOptions } from './userspace/supervisor.js';
 
 /** WireGuard's per-packet overhead on an IPv6 underlay (40 IP + 8 UDP + 32 WireGuard). */
 export const WG_OVERHEAD = 80;
@@ -44,7 +44,7 @@ export interface DeviceSetupOptions {
   rpFilter?: 'disable' | 'keep';
   /** Use wireguard-go when the kernel has no WireGuard. Default true. */
   userspaceFallback?: boolean;
-  /** Veil-owned directory for wireguard-go sockets. Default /var/run/veil/wireguard. */
+  /** Directory of wireguard-go sockets. Default /run/wireguard (where `wg` looks). */
   socketDir?: string;
   /** Network namespace (name under /run/netns) to work in. Default: the caller's. */
   netns?: string;
@@ -142,7 +142,7 @@ export async function setupDevice(opts: DeviceSetupOptions): Promise<WgDeviceHan
     throw new WgValidationError('mtu', 'must be an integer 1280..65535');
   }
   const netns = opts.netns;
-  const socketDir = opts.socketDir ?? '/var/run/veil/wireguard';
+  const socketDir = opts.socketDir ?? WG_RUN_DIR;
   const warnings: string[] = [];
 
   let mtu = opts.mtu;

@@ -31,6 +31,8 @@ export { encodeSet, GET_REQUEST } from './wgclient/userspace/configure.js';
 export { parseGet, parseSetReply, type ParseGetOptions } from './wgclient/userspace/parse.js';
 export {
   WireGuardGoSupervisor,
+  WG_RUN_DIR,
+  isWgRunDir,
   type SupervisorOptions,
   type SupervisorEvents,
   type BackoffOptions,

@@ -1,6 +1,7 @@
 import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { inspect } from 'node:util';
@@ -15,7 +16,7 @@ import {
   type Cidr,
   type PeerNode,
 } from '@veil/agent-core';
-import { describePrivileged, type TestNetns } from '@veil/test-utils';
+import { TestNetns, describePrivileged } from '@veil/test-utils';
 import { Key, type WireGuardDevice } from '../src/index.js';
 import backendModule, { PUBLIC_KEY_ANNOTATION, WireGuardBackend } from '../src/index.js';
 import { underlayPair } from './netns-pair.js';
@@ -97,6 +98,9 @@ describePrivileged('WireGuardBackend on wireguard-go, two nodes', ['root', 'netn
     for (const [i, n] of ns.entries()) {
       const b = new WireGuardBackend(configFor(join(tmp, `state${i}`)), silent, {
         device: DEV,
+        // Both "nodes" use the device name wgbk0 on one host: a socket directory each (the default,
+        // /run/wireguard, is tested on its own below in a private mount namespace).
+        socketDir: join(tmp, `run${i}`),
         netns: n.name,
         preferKernel: false,
       });
@@ -225,6 +229,7 @@ describePrivileged('WireGuardBackend on wireguard-go, two nodes', ['root', 'netn
     expect(() => process.kill(pid, 0)).not.toThrow(); // still running, now unsupervised
     const again = new WireGuardBackend(configFor(join(tmp, 'state0')), silent, {
       device: DEV,
+      socketDir: join(tmp, 'run0'),
       netns: ns[0]!.name,
       preferKernel: false,
     });
@@ -251,6 +256,7 @@ describePrivileged('WireGuardBackend on wireguard-go, two nodes', ['root', 'netn
     expect((await again.status()).details?.publicKeyFingerprint).toMatch(/^[0-9a-f]{16}$/);
     const reread = new WireGuardBackend(configFor(join(tmp, 'state0')), silent, {
       device: DEV,
+      socketDir: join(tmp, 'run0'),
       netns: ns[0]!.name,
       preferKernel: false,
     });
@@ -262,3 +268,131 @@ describePrivileged('WireGuardBackend on wireguard-go, two nodes', ['root', 'netn
     await again.close();
   });
 });
+
+/**
+ * The child the next suite runs inside `unshare --mount` with a tmpfs on /run/wireguard: a
+ * WireGuardBackend with no socketDir (the agent's default), one peer, then `wg show` as an
+ * operator types it. It prints what it saw as one JSON line.
+ */
+const DEFAULT_DIR_CHILD = `
+import { execFileSync } from 'node:child_process';
+import { readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { DEFAULT_CONFIG, createLogger, parseCidr } from '@veil/agent-core';
+import { WireGuardBackend, WireGuardGoSupervisor, WgClient, UserspaceDriver, PUBLIC_KEY_ANNOTATION } from '@veil/backend-wireguard';
+const p = JSON.parse(process.env.VEIL_TEST_PARAMS);
+const config = { ...DEFAULT_CONFIG, nodeName: 'n', stateDir: p.stateDir,
+  encryption: { ...DEFAULT_CONFIG.encryption, enabled: true, wireguard: { userspaceFallback: true } } };
+let legacyPid;
+if (p.legacy) {
+  // What an agent before issue 14 left running: wireguard-go with its socket under the state dir.
+  const sup = new WireGuardGoSupervisor({ device: p.dev, socketDir: join(p.stateDir, 'wireguard', 'run'), netns: p.netns });
+  await sup.start();
+  legacyPid = sup.pid;
+  sup.detach();
+}
+const b = new WireGuardBackend(config, createLogger({ level: 'silent' }), { device: p.dev, netns: p.netns, preferKernel: false });
+try {
+  await b.init();
+  await b.upsertPeer({ name: 'peer-1', internalIPv4: '192.168.79.2', internalIPv6: undefined,
+    podCIDRs: [parseCidr('10.96.2.0/24')], nodeId: 0, backend: { [PUBLIC_KEY_ANNOTATION]: p.peerKey } });
+  const out = {
+    runDir: readdirSync('/run/wireguard'),
+    interfaces: execFileSync('wg', ['show', 'interfaces'], { encoding: 'utf8' }).trim(),
+    publicKey: p.legacy ? undefined : execFileSync('wg', ['show', p.dev, 'public-key'], { encoding: 'utf8' }).trim(),
+    peers: p.legacy ? undefined : execFileSync('wg', ['show', p.dev, 'peers'], { encoding: 'utf8' }).trim(),
+    ownKey: b.localMaterial()[PUBLIC_KEY_ANNOTATION],
+    details: (await b.status()).details,
+    legacyPid,
+    legacyAlive: legacyPid !== undefined && alive(legacyPid),
+    legacyPeers: legacyPid === undefined ? undefined : await peersAt(join(p.stateDir, 'wireguard', 'run')),
+  };
+  process.stdout.write(JSON.stringify(out) + '\\n');
+} finally {
+  await b.destroy();
+  if (legacyPid !== undefined) process.kill(legacyPid, 'SIGTERM');
+}
+function alive(pid) {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+async function peersAt(socketDir) {
+  const client = WgClient.fromDrivers([new UserspaceDriver({ socketDir })]);
+  try {
+    return (await client.device(p.dev)).peers.map((x) => x.publicKey.toBase64());
+  } finally {
+    client.close();
+  }
+}
+`;
+
+describePrivileged(
+  'WireGuardBackend default socket directory: /run/wireguard, where wg(8) looks',
+  ['root', 'netns', 'tun', 'wireguard-go', 'wg'],
+  () => {
+    const tmp = mkdtempSync(join(tmpdir(), 'wgb-rundir-'));
+    let ns: TestNetns | undefined;
+
+    beforeAll(() => {
+      ns = TestNetns.create('wgbrd');
+    });
+
+    afterAll(() => {
+      ns?.remove();
+      rmSync(tmp, { recursive: true, force: true });
+    });
+
+    /** Runs the child in its own mount namespace with a fresh tmpfs on /run/wireguard; returns what it saw. */
+    function child(dev: string, peerKey: string, stateDir: string, legacy: boolean): Record<string, unknown> {
+      const params = JSON.stringify({ dev, netns: ns!.name, stateDir, peerKey, legacy });
+      // A private mount namespace with its own /run/wireguard: the host's is never touched.
+      const script = 'mkdir -p /run/wireguard && mount -t tmpfs veil-test /run/wireguard && exec "$@"';
+      const r = spawnSync(
+        'unshare',
+        [
+          '--mount',
+          '--propagation',
+          'private',
+          '--',
+          'sh',
+          '-c',
+          script,
+          'sh',
+          process.execPath,
+          '--input-type=module',
+          '-e',
+          DEFAULT_DIR_CHILD,
+        ],
+        { encoding: 'utf8', env: { ...process.env, VEIL_TEST_PARAMS: params }, timeout: 120_000 },
+      );
+      expect(r.status, `child failed: ${r.stderr}`).toBe(0);
+      return JSON.parse(r.stdout.trim().split('\n').pop()!) as Record<string, unknown>;
+    }
+
+    it('the UAPI socket is /run/wireguard/<dev>.sock, so plain `wg show` lists the device and its peers', () => {
+      const dev = 'wgbrd0';
+      const peerKey = Key.generatePrivate().publicKey().toBase64();
+      const seen = child(dev, peerKey, join(tmp, 'state'), false);
+      expect(seen.runDir).toEqual(expect.arrayContaining([`${dev}.sock`, `${dev}.log`])); // socket, and the daemon's output
+      expect(seen.interfaces).toBe(dev);
+      expect(seen.publicKey).toBe(seen.ownKey);
+      expect(seen.peers).toBe(peerKey);
+      expect(existsSync(`/run/wireguard/${dev}.sock`)).toBe(false); // the host's dir was not used
+    });
+
+    it('an upgrade adopts the daemon an earlier agent left with its socket under <stateDir>/wireguard/run', () => {
+      const dev = 'wgbrd1';
+      const peerKey = Key.generatePrivate().publicKey().toBase64();
+      const seen = child(dev, peerKey, join(tmp, 'state-legacy'), true);
+      expect(seen.legacyPid, JSON.stringify(seen)).toBeGreaterThan(0);
+      expect(seen.legacyAlive).toBe(true); // not replaced: no gap in traffic
+      expect(seen.details).toMatchObject({ wireguardGoAdopted: true, publicKey: seen.ownKey });
+      expect(seen.legacyPeers).toEqual([peerKey]); // the backend programs the adopted daemon
+      expect(seen.runDir).toEqual([]); // no second daemon in /run/wireguard
+    });
+  },
+);

@@ -15,6 +15,7 @@ import { register as registerPeers } from './commands/peers.js';
 import { register as registerStatus } from './commands/status.js';
 import { VeilCliError, formatError } from './errors.js';
 import { registerLabCommand } from './lab-command.js';
+import { writeFully } from './render/output.js';
 
 /** This package's version (`veil --version`), read from its package.json (dist/ and src/ sit beside it). */
 const VERSION = (createRequire(import.meta.url)('../package.json') as { version: string }).version;
@@ -69,11 +70,21 @@ async function main(argv: readonly string[]): Promise<number> {
   return code ?? (typeof process.exitCode === 'number' ? process.exitCode : 0);
 }
 
+/**
+ * Exits once stdout and stderr have handed everything to the OS: on a pipe, writes are
+ * asynchronous and process.exit() would drop what the reader has not taken yet (`veil peers -o
+ * json | jq` cut at 64 KiB).
+ */
+async function exitAfterFlush(code: number): Promise<never> {
+  await Promise.all([writeFully(process.stdout, ''), writeFully(process.stderr, '')]);
+  process.exit(code);
+}
+
 // Exit explicitly: the agent's and the lab's detached children must not keep us alive.
 main(process.argv).then(
-  (code) => process.exit(code),
+  (code) => exitAfterFlush(code),
   (err: unknown) => {
     process.stderr.write(`veil: ${formatError(err, true)}\n`);
-    process.exit(1);
+    return exitAfterFlush(1);
   },
 );

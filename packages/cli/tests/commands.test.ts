@@ -13,7 +13,7 @@ import { runCounters, runIpcacheList } from '../src/commands/bpf.js';
 import { runKeysRotate } from '../src/commands/keys.js';
 import { runPeers } from '../src/commands/peers.js';
 import { runStatus } from '../src/commands/status.js';
-import type { CommandIO } from '../src/render/io.js';
+import type { CommandIO, QueryOptions } from '../src/render/io.js';
 import { FlakyDistributor, keyFor, richCluster, RotatingBackend, startLabAgent, type LabAgent } from './fixtures/lab-agent.js';
 
 const run = promisify(execFile);
@@ -324,7 +324,86 @@ describe('status commands: failures', () => {
   it('bad -o is a usage error (exit 2) before the agent is asked', async () => {
     const io = bufferIO();
     expect(await runStatus({ output: 'xml', socket: '/nonexistent/status.sock' }, io)).toBe(2);
-    expect(io.err()).toBe("Error: --output: unknown format 'xml' (use one of: table, json, yaml)\n");
+    expect(io.err()).toBe("Error: --output: unknown format 'xml' (use one of: table, wide, json, yaml)\n");
+  });
+});
+
+describe('one output convention: -o table|wide|json|yaml on every command that prints data', () => {
+  let lab: LabAgent;
+  beforeAll(async () => {
+    lab = await startLabAgent();
+  });
+  afterAll(async () => {
+    await lab?.stop();
+  });
+
+  // Each command: its JSON `kind`, and a line only `-o wide` prints.
+  const commands = [
+    { name: 'veil status', run: runStatus, kind: 'VeilStatus', wideOnly: /Datapath: +attached \(eth0#2 \[underlay\]/ },
+    { name: 'veil peers', run: runPeers, kind: 'PeerList', wideOnly: /^NODE .* STATE +PROGRAMMED +DETAIL$/m },
+    {
+      name: 'veil bpf ipcache list',
+      run: runIpcacheList,
+      kind: 'IpcacheList',
+      // The ipcache table has every column already: wide is the same table.
+      wideOnly: undefined,
+    },
+    {
+      name: 'veil bpf counters',
+      run: (o: QueryOptions, io: CommandIO) => runCounters({ ...o, all: true }, io),
+      kind: 'CounterList',
+      wideOnly: /^encrypt +12,345 +9,876,543$/m,
+    },
+  ];
+
+  for (const c of commands) {
+    it(`${c.name}: table (default), wide, json and yaml are one document`, async () => {
+      const outputs: Record<string, string> = {};
+      for (const output of [undefined, 'table', 'wide', 'json', 'yaml']) {
+        const io = bufferIO();
+        expect(await c.run({ socket: lab.socketPath, ...(output ? { output } : {}) }, io), `${c.name} -o ${output}`).toBe(0);
+        expect(io.err()).toBe('');
+        outputs[output ?? 'default'] = io.out();
+      }
+      expect(outputs.default).toBe(outputs.table);
+      const json = JSON.parse(outputs.json!) as { kind: string };
+      expect(json.kind).toBe(c.kind);
+      expect(parseYaml(outputs.yaml!)).toEqual(json);
+      if (c.wideOnly) {
+        expect(outputs.wide).toMatch(c.wideOnly);
+        expect(outputs.table).not.toMatch(c.wideOnly);
+      } else expect(outputs.wide).toBe(outputs.table);
+    });
+  }
+
+  it('veil keys rotate: -o json and -o yaml are one document; wide is the table', async () => {
+    const docs: Record<string, string> = {};
+    for (const output of ['table', 'wide', 'json', 'yaml']) {
+      const io = bufferIO();
+      expect(await runKeysRotate({ socket: lab.socketPath, output }, io)).toBe(0);
+      docs[output] = io.out();
+    }
+    expect(docs.table).toMatch(/^Rotated the fake node key: sha256:/);
+    expect(docs.wide).toMatch(/^Rotated the fake node key: sha256:/);
+    const json = JSON.parse(docs.json!) as { kind: string; fingerprint: string };
+    const yaml = parseYaml(docs.yaml!) as { kind: string; fingerprint: string };
+    expect([json.kind, yaml.kind]).toEqual(['KeyRotation', 'KeyRotation']);
+    // Every call rotates: four different keys.
+    expect(
+      new Set([docs.table, docs.wide, json.fingerprint, yaml.fingerprint].map((d) => /sha256:[0-9a-f]+/.exec(d ?? '')?.[0])).size,
+    ).toBe(4);
+  });
+
+  it('the built CLI: -o wide and -o yaml parse as flags of every data command; --help lists the formats', async () => {
+    const env = { ...process.env, VEIL_STATUS_SOCKET: lab.socketPath, NO_COLOR: '1' };
+    const peers = await run(process.execPath, [MAIN, 'peers', '-o', 'wide'], { env });
+    expect(peers.stdout.split('\n')[0]).toMatch(/^NODE .* PROGRAMMED +DETAIL$/);
+    const st = await run(process.execPath, [MAIN, 'status', '--output', 'yaml'], { env });
+    expect((parseYaml(st.stdout) as { kind: string }).kind).toBe('VeilStatus');
+    for (const cmd of [['status'], ['peers'], ['bpf', 'ipcache', 'list'], ['bpf', 'counters'], ['keys', 'rotate']]) {
+      const help = await run(process.execPath, [MAIN, ...cmd, '--help'], { env });
+      expect(help.stdout, cmd.join(' ')).toContain('-o, --output <format>  output format: table, wide, json, yaml');
+    }
   });
 });
 

@@ -16,6 +16,8 @@ import {
   ipcacheList,
   keyRotation,
   palette,
+  formatOutput,
+  outputFormatOf,
   parseOutputFormat,
   peerList,
   renderCounters,
@@ -99,10 +101,16 @@ describe('veil status rendering', () => {
         'Datapath:          not attached',
         'Errors:            12',
         ...Array.from({ length: 10 }, (_, i) => `  - error ${i + 1}`),
-        '  … and 2 more (veil status -o json)',
+        '  … and 2 more (veil status -o wide)',
         '',
       ].join('\n'),
     );
+    // -o wide: every error, nothing summarised.
+    const wide = renderStatus(statusView(st, undefined), PLAIN, { wide: true });
+    expect(wide.split('\n').filter((l) => l.startsWith('  - '))).toEqual(
+      Array.from({ length: 12 }, (_, i) => `  - error ${i + 1}`),
+    );
+    expect(wide).not.toContain('more (veil status');
   });
 
   it('own material missing from the API and peers whose traffic is affected are shown (issue 12)', () => {
@@ -187,6 +195,13 @@ describe('veil peers rendering', () => {
         '',
       ].join('\n'),
     );
+  });
+
+  it('-o wide adds PROGRAMMED and DETAIL and shows exact byte counts', () => {
+    const lines = renderPeers(peerList(status('rich')), PLAIN, { wide: true }).split('\n');
+    expect(lines[0]).toMatch(/^NODE +ENDPOINT +ALLOWED IPS +KEY +HANDSHAKE +RX +TX +STATE +PROGRAMMED +DETAIL$/);
+    expect(lines[1]).toMatch(/^node-1 .* 1m15s ago +1572864 +3300 +ready +yes +handshake 75s ago$/);
+    expect(lines[3]).toMatch(/^node-3 .* pending \(.*\) +no +-$/);
   });
 
   it('minimal fixture: a backend without handshakes shows its key state', () => {
@@ -356,9 +371,9 @@ describe('output plumbing', () => {
     ).toBe(`A    LONG HEADER   Z\nxx   y\nx${' '.repeat(18)}z\n`);
   });
 
-  it('-o: table (default, wide), json, yaml; anything else is a usage error (exit 2)', async () => {
+  it('-o: table (default), wide, json, yaml; anything else is a usage error (exit 2)', async () => {
     expect(parseOutputFormat(undefined)).toBe('table');
-    expect(parseOutputFormat('wide')).toBe('table');
+    expect(parseOutputFormat('wide')).toBe('wide');
     expect(parseOutputFormat('json')).toBe('json');
     expect(parseOutputFormat('yaml')).toBe('yaml');
     const err = (() => {
@@ -371,10 +386,33 @@ describe('output plumbing', () => {
     })();
     expect(err).toBeInstanceOf(UsageError);
     expect((err as UsageError).exitCode).toBe(2);
-    expect((err as UsageError).message).toBe("--output: unknown format 'xml' (use one of: table, json, yaml)");
+    expect((err as UsageError).message).toBe("--output: unknown format 'xml' (use one of: table, wide, json, yaml)");
     const doc = statusView(status('rich'), info('rich'));
     expect(JSON.parse(await renderStructured(doc, 'json'))).toEqual(doc);
     expect(parseYaml(await renderStructured(doc, 'yaml'))).toEqual(doc);
+    // formatOutput: the renderer is told whether -o wide was asked for; json/yaml never call it.
+    const seen: boolean[] = [];
+    const render = (d: typeof doc, o: { wide: boolean }): string => {
+      seen.push(o.wide);
+      return `${d.node}\n`;
+    };
+    expect(await formatOutput(doc, 'table', render)).toBe('local\n');
+    expect(await formatOutput(doc, 'wide', render)).toBe('local\n');
+    expect(JSON.parse(await formatOutput(doc, 'json', render))).toEqual(doc);
+    expect(parseYaml(await formatOutput(doc, 'yaml', render))).toEqual(doc);
+    expect(seen).toEqual([false, true]);
+  });
+
+  it('--json, where a command keeps it, is the deprecated form of -o json', () => {
+    expect(outputFormatOf({ output: 'table', json: true })).toBe('json');
+    expect(outputFormatOf({ output: 'json', json: true })).toBe('json');
+    expect(outputFormatOf({ output: 'wide' })).toBe('wide');
+    expect(() => outputFormatOf({ output: 'yaml', json: true })).toThrow(
+      expect.objectContaining({
+        exitCode: 2,
+        message: '--json: conflicts with -o yaml (--json is the deprecated form of -o json)',
+      }),
+    );
   });
 
   it('humanised numbers', () => {

@@ -1,9 +1,10 @@
 import { spawn } from 'node:child_process';
-import { UsageError, type ExitSetter } from '@veil/cli';
+import { UsageError, addOutputOption, formatOutput, outputFormatOf, renderTable, type ExitSetter } from '@veil/cli';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { pidAlive } from './exec.js';
 import { runApiserver, runEcho, runProbe } from './helpers.js';
-import { DEFAULT_LAB_DIR, LAB_NETNS_PREFIX, readState } from './state.js';
+import { DEFAULT_LAB_DIR, LAB_NETNS_PREFIX, readState, withNodeWgRunDir } from './state.js';
+import { renderLabStatus, type LabStatusDoc } from './status-view.js';
 
 function int(name: string, min: number, max: number) {
   return (v: string): number => {
@@ -94,12 +95,12 @@ export function registerLab(program: Command, setExit: ExitSetter): void {
       process.stderr.write(`lab down: ${r.namespaces.length} namespaces removed, ${r.pids.length} processes stopped\n`);
     });
 
-  lab
-    .command('status')
-    .description('show the running lab: nodes, agent processes and their status')
-    .option('--json', 'print JSON', false)
+  addOutputOption(lab.command('status').description('show the running lab: nodes, agent processes and their status'), {
+    json: true,
+  })
     .addOption(labDirOpt())
-    .action(async (o: { labDir: string; json: boolean }) => {
+    .action(async (o: { labDir: string; output?: string; json?: boolean }) => {
+      const format = outputFormatOf(o);
       const state = readState(o.labDir);
       if (!state) {
         process.stderr.write('no lab is running (no state file)\n');
@@ -107,10 +108,9 @@ export function registerLab(program: Command, setExit: ExitSetter): void {
         return;
       }
       const { getJsonOverUnixSocket } = await import('@veil/agent-core');
-      const rows = await Promise.all(
+      const nodes = await Promise.all(
         state.nodes.map(async (n) => {
-          let st:
-            { ready?: boolean; driver?: string; peers?: { name: string; state: string }[]; notReadyReason?: string } | undefined;
+          let st: LabStatusDoc['nodes'][number]['status'];
           try {
             st = (await getJsonOverUnixSocket(n.statusSocket)) as typeof st;
           } catch {
@@ -128,37 +128,39 @@ export function registerLab(program: Command, setExit: ExitSetter): void {
           };
         }),
       );
-      if (o.json) {
-        process.stdout.write(JSON.stringify({ backend: state.backend, apiserver: state.apiserver, nodes: rows }, null, 2) + '\n');
-        return;
-      }
-      process.stdout.write(
-        `lab ${state.labDir} (backend ${state.backend}, since ${state.createdAt}); API server ${state.apiserver.url} pid ${state.apiserver.pid ?? '-'} ${state.apiserver.pid !== undefined && pidAlive(state.apiserver.pid) ? 'running' : 'NOT running'}\n`,
-      );
-      for (const r of rows) {
-        const peers = r.status?.peers?.map((p) => `${p.name}:${p.state}`).join(' ') ?? '';
-        const st = r.status
-          ? `${r.status.ready ? 'ready' : `not ready (${r.status.notReadyReason ?? '?'})`} driver=${r.status.driver ?? '?'} peers[${peers}]`
-          : 'no status';
-        process.stdout.write(
-          `  ${r.node} ${r.underlayIP} ${r.podCIDR} agent pid ${r.pid ?? '-'} ${r.alive ? 'running' : 'NOT running'}: ${st}\n    pods: ${r.pods.join(' ')}\n`,
-        );
-      }
+      const doc: LabStatusDoc = {
+        kind: 'LabStatus',
+        labDir: state.labDir,
+        createdAt: state.createdAt,
+        backend: state.backend,
+        apiserver: {
+          ...state.apiserver,
+          running: state.apiserver.pid !== undefined && pidAlive(state.apiserver.pid),
+        },
+        nodes,
+      };
+      process.stdout.write(await formatOutput(doc, format, (d, ro) => renderLabStatus(d, ro, renderTable)));
     });
 
   lab
     .command('exec')
-    .description('run a command in a lab namespace: a node (n1), a pod (n1-p1) or the underlay (ul)')
+    .description(
+      "run a command in a lab namespace: a node (n1, with the node's own /run/wireguard, so `wg show` works), a pod (n1-p1) or the underlay (ul)",
+    )
     .argument('<where>', 'n1 | n1-p1 | ul')
     .argument('<command...>', 'command and arguments (after --)')
-    .action(async (where: string, command: string[]) => {
+    .addOption(labDirOpt())
+    .action(async (where: string, command: string[], o: { labDir: string }) => {
       if (!/^[a-z0-9-]+$/.test(where)) throw new UsageError('<where>', `"${where}" is not a lab node, pod or "ul"`);
       const ns = `${LAB_NETNS_PREFIX}${where}`;
       const { labNamespaces } = await import('./topology.js');
       if (!(await labNamespaces()).includes(ns))
         throw new UsageError('<where>', `no lab namespace ${ns} (is the lab up? try veil lab status)`);
+      // On a node, its own /run/wireguard (as its agent sees it): `wg show` shows that node's device.
+      const node = readState(o.labDir)?.nodes.find((n) => n.name === where);
+      const argv = node ? withNodeWgRunDir(node, command) : command;
       const code = await new Promise<number>((resolve) => {
-        const child = spawn('ip', ['netns', 'exec', ns, ...command], { stdio: 'inherit' });
+        const child = spawn('ip', ['netns', 'exec', ns, ...argv], { stdio: 'inherit' });
         child.on('error', (err) => {
           process.stderr.write(`veil lab exec: ${err.message}\n`);
           resolve(127);

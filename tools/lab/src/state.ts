@@ -85,6 +85,25 @@ export function writeState(state: LabState): void {
   renameSync(`${p}.tmp`, p);
 }
 
+/**
+ * A node's own /run/wireguard (`<node dir>/run-wireguard`): its agent, its wireguard-go and
+ * `veil lab exec <node> -- wg show` see it there, each node its own, as on separate machines.
+ */
+export function nodeWgRunDir(n: Pick<LabNode, 'dir'>): string {
+  return join(n.dir, 'run-wireguard');
+}
+
+// Runs in the mount namespace `ip netns exec` makes (private: nothing propagates to the host).
+const BIND_WG_RUN = 'mkdir -p /run/wireguard "$1" && mount --bind "$1" /run/wireguard && shift && exec "$@"';
+
+/**
+ * `argv` wrapped to run with the node's own directory bind-mounted on /run/wireguard; meant to
+ * follow `ip netns exec <node netns>`, whose private mount namespace keeps the mount to itself.
+ */
+export function withNodeWgRunDir(n: Pick<LabNode, 'dir'>, argv: readonly string[]): string[] {
+  return ['sh', '-c', BIND_WG_RUN, 'sh', nodeWgRunDir(n), ...argv];
+}
+
 /** The lab's topology for `nodes` × `podsPerNode` (names, addresses, paths); nothing is created. */
 export function planLab(nodes: number, podsPerNode: number, labDir: string, bpffsRoot: string): LabNode[] {
   const out: LabNode[] = [];

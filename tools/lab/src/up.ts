@@ -19,6 +19,7 @@ import {
   ECHO_PORT,
   UNDERLAY_NETNS,
   planLab,
+  withNodeWgRunDir,
   readState,
   writeState,
   type LabNode,
@@ -166,7 +167,10 @@ function agentConfig(n: LabNode, backendType: string, wgPort: number, strict: bo
   };
 }
 
-/** Starts (or restarts) a node's agent, detached, in the node's namespace; sets `n.agentPid`. */
+/**
+ * Starts (or restarts) a node's agent, detached, in the node's namespace with the node's own
+ * /run/wireguard; sets `n.agentPid`.
+ */
 export function startAgent(n: LabNode, bpffsRoot: string): void {
   const env = { ...process.env, NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --max-semi-space-size=2`.trim() };
   const child = spawnDetached(
@@ -175,21 +179,24 @@ export function startAgent(n: LabNode, bpffsRoot: string): void {
       'netns',
       'exec',
       n.netns,
-      process.execPath,
-      MAIN_JS,
-      'agent',
-      '--config',
-      n.configFile,
-      '--kubeconfig',
-      n.kubeconfig,
-      '--underlay-device',
-      'eth0',
-      '--bpf-pin-dir',
-      n.pinDir,
-      '--bpffs-root',
-      bpffsRoot,
-      '--pod-cidrs',
-      n.podCIDR,
+      // The node's own /run/wireguard: wireguard-go's socket lands there, where `wg` looks.
+      ...withNodeWgRunDir(n, [
+        process.execPath,
+        MAIN_JS,
+        'agent',
+        '--config',
+        n.configFile,
+        '--kubeconfig',
+        n.kubeconfig,
+        '--underlay-device',
+        'eth0',
+        '--bpf-pin-dir',
+        n.pinDir,
+        '--bpffs-root',
+        bpffsRoot,
+        '--pod-cidrs',
+        n.podCIDR,
+      ]),
     ],
     n.logFile,
     env,

@@ -1,6 +1,10 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { runNode } from '@veil/test-utils';
 import { VEIL_MAIN } from '@veil/cli';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
+import { planLab, writeState } from '../src/state.js';
 
 // `veil lab` as a user types it: through the CLI's dist/main.js, which loads this package.
 const MAIN = VEIL_MAIN;
@@ -33,5 +37,78 @@ describe('veil lab is registered by the CLI from this package', () => {
     const r = veil(['lab', '--help']);
     expect(r.code).toBe(0);
     for (const c of ['up', 'down', 'status', 'exec', 'chaos']) expect(r.stdout).toMatch(new RegExp(`^  ${c}\\b`, 'm'));
+  });
+});
+
+describe('veil lab status: -o table|wide|json|yaml, --json kept as a deprecated alias', () => {
+  // A recorded lab (no namespaces needed): n1's "agent" is this test process (alive), n2's is gone;
+  // neither answers on its status socket.
+  const dir = mkdtempSync(join(tmpdir(), 'veil-lab-status-'));
+  const nodes = planLab(2, 1, dir, join(dir, 'bpf'));
+  nodes[0]!.agentPid = process.pid;
+  writeState({
+    version: 1,
+    createdAt: '2026-01-02T03:04:05.000Z',
+    labDir: dir,
+    backend: 'wireguard',
+    backendType: 'wireguard',
+    wireguardPort: 51871,
+    bpffsRoot: join(dir, 'bpf'),
+    bpffsMounted: false,
+    apiserver: { url: 'http://198.18.0.254:6443', logFile: join(dir, 'apiserver.log') },
+    nodes,
+    helperPids: [],
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  const status = (...args: string[]) => veil(['lab', 'status', '--lab-dir', dir, ...args]);
+
+  it('table (the default) and wide', { timeout: 180_000 }, () => {
+    const table = status();
+    expect(table.code).toBe(0);
+    expect(status('-o', 'table').stdout).toBe(table.stdout);
+    const lines = table.stdout.split('\n');
+    expect(lines[0]).toBe(
+      `lab ${dir} (backend wireguard, since 2026-01-02T03:04:05.000Z); API server http://198.18.0.254:6443 pid - NOT running`,
+    );
+    const agents = [`${process.pid} running`, '- NOT running'];
+    const w = Math.max(...agents.map((a) => a.length));
+    expect(lines.slice(1, 4)).toEqual([
+      `NODE   UNDERLAY IP   POD CIDR        ${'AGENT'.padEnd(w)}   STATUS      PEERS`,
+      `n1     198.18.0.1    10.244.1.0/24   ${agents[0]!.padEnd(w)}   no status   -`,
+      `n2     198.18.0.2    10.244.2.0/24   ${agents[1]!.padEnd(w)}   no status   -`,
+    ]);
+    const wide = status('-o', 'wide').stdout.split('\n');
+    expect(wide[1]).toMatch(/^NODE +UNDERLAY IP +POD CIDR +AGENT +STATUS +PEERS +NETNS +DRIVER +PODS$/);
+    expect(wide[2]).toMatch(/ +veil-lab-n1 +- +n1-p1=10\.244\.1\.11$/);
+  });
+
+  it('json and yaml are one document (kind LabStatus); --json is -o json', { timeout: 180_000 }, () => {
+    const json = status('-o', 'json');
+    expect(json.code).toBe(0);
+    const doc = JSON.parse(json.stdout) as {
+      kind: string;
+      backend: string;
+      nodes: { node: string; alive: boolean; pods: string[] }[];
+    };
+    expect(doc.kind).toBe('LabStatus');
+    expect(doc.backend).toBe('wireguard');
+    expect(doc.nodes.map((n) => [n.node, n.alive, n.pods])).toEqual([
+      ['n1', true, ['n1-p1=10.244.1.11']],
+      ['n2', false, ['n2-p1=10.244.2.11']],
+    ]);
+    expect(status('--json').stdout).toBe(json.stdout);
+    const yaml = status('-o', 'yaml');
+    expect(yaml.code).toBe(0);
+    expect(yaml.stdout).toMatch(/^kind: LabStatus$/m);
+    expect([...yaml.stdout.matchAll(/^ {2}- node: (n\d)$/gm)].map((m) => m[1])).toEqual(['n1', 'n2']);
+  });
+
+  it('a bad format, or --json with another -o, is a usage error (exit 2)', { timeout: 180_000 }, () => {
+    const bad = status('-o', 'xml');
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain("--output: unknown format 'xml' (use one of: table, wide, json, yaml)");
+    const both = status('--json', '-o', 'yaml');
+    expect(both.code).toBe(2);
+    expect(both.stderr).toContain('--json: conflicts with -o yaml');
   });
 });

@@ -1,9 +1,9 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
-import { accessSync, closeSync, constants, openSync, readFileSync } from 'node:fs';
+import { accessSync, closeSync, constants, openSync, readFileSync, realpathSync } from 'node:fs';
 import { chmod, mkdir, rm, stat } from 'node:fs/promises';
 import { createConnection } from 'node:net';
-import { isAbsolute, join } from 'node:path';
+import { dirname, basename, isAbsolute, join } from 'node:path';
 import { NetlinkSocket, deleteLink, getLink } from '@veil/netlink';
 import { SupervisorError, WgValidationError, WireGuardNotAvailableError } from '../errors.js';
 
@@ -24,9 +24,11 @@ export interface SupervisorOptions {
   /** Interface name of the TUN device wireguard-go creates. */
   device: string;
   /**
-   * Veil-owned directory (absolute) bind-mounted over /run/wireguard in the daemon's private mount
-   * namespace, so its socket appears at `<socketDir>/<device>.sock` here and several daemons
-   * (several "nodes") can coexist on one host. Created with mode 0700.
+   * Directory (absolute) where the daemon's socket appears as `<socketDir>/<device>.sock`. Created
+   * with mode 0700. `/run/wireguard` (where wireguard-go and `wg` look; {@link WG_RUN_DIR}) runs
+   * the daemon as is, so `wg show` on the node sees it. Any other directory is bind-mounted over
+   * /run/wireguard in the daemon's own private mount namespace (tests, benchmarks: several daemons
+   * on one host without touching the host's /run/wireguard).
    */
   socketDir: string;
   /** Network namespace (name under /run/netns) to run the daemon in. Default: the caller's. */
@@ -55,8 +57,26 @@ export interface SupervisorEvents {
   failure: [err: Error];
 }
 
-// wireguard-go keeps its socket in /var/run/wireguard (= /run/wireguard): a private mount
-// namespace plus a bind mount puts it where Veil wants it, without touching the host's dir.
+/** Where wireguard-go puts its socket and `wg` looks for it (/var/run is a link to /run). */
+export const WG_RUN_DIR = '/run/wireguard';
+
+/** The real path of `dir`, following links in the part that exists (`/var/run` → `/run`). */
+function realDir(dir: string): string {
+  try {
+    return realpathSync(dir);
+  } catch {
+    const parent = dirname(dir);
+    return parent === dir ? dir : join(realDir(parent), basename(dir));
+  }
+}
+
+/** True when `dir` is the directory wireguard-go itself uses (/run/wireguard or /var/run/wireguard). */
+export function isWgRunDir(dir: string): boolean {
+  return realDir(dir) === realDir(WG_RUN_DIR) || realDir(dir) === realDir('/var/run/wireguard');
+}
+
+// wireguard-go keeps its socket in /var/run/wireguard (= /run/wireguard). For another socketDir, a
+// private mount namespace plus a bind mount puts it there, without touching the host's dir.
 const LAUNCH = 'mkdir -p /run/wireguard && mount --bind "$1" /run/wireguard && exec "$3" "$2"';
 const NAME_RE = /^[A-Za-z0-9_.-]{1,15}$/;
 
@@ -116,6 +136,8 @@ export class WireGuardGoSupervisor extends EventEmitter<SupervisorEvents> {
   private stopping = false;
   private running = false;
   readonly logPath: string;
+  /** False when socketDir is /run/wireguard itself: no private mount namespace is needed. */
+  private readonly bindMounted: boolean;
 
   constructor(opts: SupervisorOptions) {
     super();
@@ -131,6 +153,7 @@ export class WireGuardGoSupervisor extends EventEmitter<SupervisorEvents> {
     this.socketDir = opts.socketDir;
     this.socketPath = join(opts.socketDir, `${opts.device}.sock`);
     this.logPath = join(opts.socketDir, `${opts.device}.log`);
+    this.bindMounted = !isWgRunDir(opts.socketDir);
     this.netns = opts.netns;
     this.binary = opts.binary ?? 'wireguard-go';
     this.startTimeoutMs = opts.startTimeoutMs ?? 10_000;
@@ -166,7 +189,8 @@ export class WireGuardGoSupervisor extends EventEmitter<SupervisorEvents> {
   async start(): Promise<void> {
     if (this.running) return;
     if (!findExecutable(this.binary)) throw new WireGuardNotAvailableError(`${this.binary} is not installed (not found on PATH)`);
-    for (const tool of ['unshare', 'mount', 'sh', ...(this.netns ? ['ip'] : [])]) {
+    const tools = this.bindMounted ? ['unshare', 'mount', 'sh'] : [];
+    for (const tool of [...tools, ...(this.netns ? ['ip'] : [])]) {
       if (!findExecutable(tool))
         throw new SupervisorError(this.device, `${tool} is needed to run wireguard-go in a private mount namespace`);
     }
@@ -269,20 +293,22 @@ export class WireGuardGoSupervisor extends EventEmitter<SupervisorEvents> {
   /** Spawns one daemon and waits for its socket. Returns its PID. */
   private async spawnOnce(): Promise<number> {
     await this.cleanupLeftovers();
-    const launch = [
-      'unshare',
-      '--mount',
-      '--propagation',
-      'private',
-      '--',
-      'sh',
-      '-c',
-      LAUNCH,
-      'sh',
-      this.socketDir,
-      this.device,
-      this.binary,
-    ];
+    const launch = !this.bindMounted
+      ? [this.binary, this.device]
+      : [
+          'unshare',
+          '--mount',
+          '--propagation',
+          'private',
+          '--',
+          'sh',
+          '-c',
+          LAUNCH,
+          'sh',
+          this.socketDir,
+          this.device,
+          this.binary,
+        ];
     const argv = this.netns ? ['ip', 'netns', 'exec', this.netns, ...launch] : launch;
     // Output goes to a file, not a pipe: a daemon adopted by the next agent must not die of
     // SIGPIPE when this process is gone.

@@ -1,5 +1,6 @@
 import type { CounterListing, IpcacheListing } from '@veil/agent-core/status-api';
 import type { Palette } from './color.js';
+import type { RenderOptions } from './output.js';
 import { groupDigits, humanBytes } from './format.js';
 import { renderTable } from './table.js';
 
@@ -67,12 +68,13 @@ export function counterList(l: CounterListing, all: boolean): CounterList {
   return { kind: 'CounterList', source: l.source, all, items };
 }
 
-export function renderCounters(l: CounterList, c: Palette): string {
+/** REASON, PACKETS, BYTES (`-o wide`: exact byte counts instead of KiB/MiB). */
+export function renderCounters(l: CounterList, c: Palette, opts: RenderOptions = { wide: false }): string {
   if (l.items.length === 0) return l.all ? 'No counters.\n' : 'All counters are zero (--all lists them).\n';
   const rows = l.items.map((x) => [
     x.reason.startsWith('drop') && x.packets > 0 ? c.red(x.reason) : x.reason,
     groupDigits(x.packets),
-    x.bytes === null ? '-' : humanBytes(x.bytes),
+    x.bytes === null ? '-' : opts.wide ? groupDigits(x.bytes) : humanBytes(x.bytes),
   ]);
   return renderTable(['REASON', 'PACKETS', 'BYTES'], rows);
 }

@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { VeilCliError } from '../errors.js';
 import { AgentUnreachableError, DEFAULT_SOCKET, resolveSocketPath, StatusClient } from '../status-client.js';
 import { palette, wantColor, type Palette } from './color.js';
-import { parseOutputFormat, renderStructured } from './output.js';
+import { addOutputOption, formatOutput, parseOutputFormat, type RenderOptions } from './output.js';
 
 // Shared plumbing of the status commands: flags, output format, colour and error → exit code.
 
@@ -27,10 +27,9 @@ export interface QueryOptions {
   debug?: boolean;
 }
 
-/** Adds `-o/--output`, `--socket` and `--timeout` to a command. */
+/** Adds `-o/--output` (table, wide, json, yaml), `--socket` and `--timeout` to a command. */
 export function addQueryOptions(cmd: Command): Command {
-  return cmd
-    .option('-o, --output <format>', 'output format: table, json or yaml', 'table')
+  return addOutputOption(cmd)
     .option('--socket <path>', `the agent's status socket (env VEIL_STATUS_SOCKET; default ${DEFAULT_SOCKET})`)
     .option('--timeout <seconds>', 'give up waiting for the agent after this many seconds', '5');
 }
@@ -48,7 +47,7 @@ function timeoutMs(v: string | undefined): number {
 
 /**
  * Runs one query: validates flags, asks the agent, prints the document as JSON/YAML (`toDoc`)
- * or as text (`render`), and turns every failure into ONE `Error: …` line on stderr plus an exit
+ * or as text (`render`; `opts.wide` for `-o wide`), and turns every failure into ONE `Error: …` line on stderr plus an exit
  * code (never a stack trace; `VEIL_DEBUG=1` adds it).
  */
 export async function runQuery<T, D>(
@@ -56,15 +55,14 @@ export async function runQuery<T, D>(
   opts: QueryOptions,
   fetch: (client: StatusClient) => Promise<T>,
   toDoc: (data: T) => D,
-  render: (doc: D, c: Palette) => string,
+  render: (doc: D, c: Palette, opts: RenderOptions) => string,
 ): Promise<number> {
   try {
     const format = parseOutputFormat(opts.output);
     const client = new StatusClient({ socketPath: resolveSocketPath(opts.socket, io.env), timeoutMs: timeoutMs(opts.timeout) });
     const doc = toDoc(await fetch(client));
-    io.stdout.write(
-      format === 'table' ? render(doc, palette(wantColor(io.stdout, io.env))) : await renderStructured(doc, format),
-    );
+    const c = palette(wantColor(io.stdout, io.env));
+    io.stdout.write(await formatOutput(doc, format, (d, ro) => render(d, c, ro)));
     return EXIT.ok;
   } catch (err) {
     return reportError(io, err, opts.debug === true);

@@ -1,5 +1,6 @@
 import type { AgentStatus } from '@veil/agent-core';
 import type { Palette } from './color.js';
+import type { RenderOptions } from './output.js';
 import { humanBytes, humanDuration, toNumber } from './format.js';
 import { renderTable } from './table.js';
 
@@ -81,9 +82,12 @@ function handshakeCell(r: PeerRow): string {
 
 /**
  * The table: NODE, ENDPOINT, ALLOWED IPS, KEY, HANDSHAKE (or KEY STATE for backends without
- * handshakes, e.g. IPsec: the backend's own per-peer words), RX, TX, STATE.
+ * handshakes, e.g. IPsec: the backend's own per-peer words), RX, TX, STATE. `-o wide` adds
+ * PROGRAMMED (in backend and datapath) and DETAIL (the backend's own per-peer words), and shows
+ * RX/TX as exact byte counts.
  */
-export function renderPeers(list: PeerList, c: Palette): string {
+export function renderPeers(list: PeerList, c: Palette, opts: RenderOptions = { wide: false }): string {
+  const bytes = (n: number | null): string => (n === null ? '-' : opts.wide ? String(n) : humanBytes(n));
   if (list.items.length === 0) return `No peers (node ${list.node}, backend ${list.backend}).\n`;
   const rows = list.items.map((r) => {
     const state = r.state === 'ready' ? c.green('ready') : r.state === 'pending' ? c.yellow('pending') : c.red(r.state);
@@ -93,14 +97,25 @@ export function renderPeers(list: PeerList, c: Palette): string {
       r.allowedIPs.join(',') || '-',
       r.keyIndex === null ? '-' : String(r.keyIndex),
       handshakeCell(r),
-      r.rxBytes === null ? '-' : humanBytes(r.rxBytes),
-      r.txBytes === null ? '-' : humanBytes(r.txBytes),
+      bytes(r.rxBytes),
+      bytes(r.txBytes),
       r.reason ? `${state} (${r.reason})` : state,
+      ...(opts.wide ? [r.programmed ? 'yes' : 'no', r.backendDetail ?? '-'] : []),
     ];
   });
   const handshakes = list.items.some((r) => r.handshakeAgeSeconds !== null || r.backendDetail === 'no handshake yet');
   return renderTable(
-    ['NODE', 'ENDPOINT', 'ALLOWED IPS', 'KEY', handshakes ? 'HANDSHAKE' : 'KEY STATE', 'RX', 'TX', 'STATE'],
+    [
+      'NODE',
+      'ENDPOINT',
+      'ALLOWED IPS',
+      'KEY',
+      handshakes ? 'HANDSHAKE' : 'KEY STATE',
+      'RX',
+      'TX',
+      'STATE',
+      ...(opts.wide ? ['PROGRAMMED', 'DETAIL'] : []),
+    ],
     rows,
   );
 }

@@ -1,6 +1,7 @@
 import type { AgentStatus } from '@veil/agent-core';
 import type { AgentInfo } from '@veil/agent-core/status-api';
 import type { Palette } from './color.js';
+import type { RenderOptions } from './output.js';
 import { humanDuration } from './format.js';
 import { renderKeyValues } from './table.js';
 
@@ -91,8 +92,12 @@ export const MAX_ERRORS_SHOWN = 10;
 
 const yesNo = (b: boolean | null): string => (b === null ? 'unknown' : b ? 'enabled' : 'disabled');
 
-/** The one-screen text form. */
-export function renderStatus(v: StatusView, c: Palette): string {
+/**
+ * The one-screen text form. `-o wide` adds the node key's public annotation values, interface
+ * indexes, the names of peers whose traffic is affected, and every error (not only the first
+ * {@link MAX_ERRORS_SHOWN}).
+ */
+export function renderStatus(v: StatusView, c: Palette, opts: RenderOptions = { wide: false }): string {
   const pairs: [string, string][] = [];
   pairs.push(['Node', v.node]);
   if (v.version !== null) {
@@ -109,6 +114,7 @@ export function renderStatus(v: StatusView, c: Palette): string {
   if (v.nodeKey) {
     const names = Object.keys(v.nodeKey.annotations);
     pairs.push(['Node key', `${v.nodeKey.fingerprint}${names.length > 0 ? ` (${names.join(', ')})` : ''}`]);
+    if (opts.wide) for (const [k, val] of Object.entries(v.nodeKey.annotations)) pairs.push([`  ${k}`, val]);
   } else pairs.push(['Node key', c.dim('none published')]);
   const p = v.peers;
   const affected = v.trafficAffected.length > 0 ? `${v.trafficAffected.length} with traffic affected` : '';
@@ -120,6 +126,7 @@ export function renderStatus(v: StatusView, c: Palette): string {
   ].filter((s) => s !== '');
   const peerText = `${p.ready}/${p.total} ready${extra.length > 0 ? ` (${extra.join(', ')})` : ''}`;
   pairs.push(['Peers', p.ready === p.total ? c.green(peerText) : c.yellow(peerText)]);
+  if (opts.wide && v.trafficAffected.length > 0) pairs.push(['Traffic affected', v.trafficAffected.join(', ')]);
   // Shown when something is off: own annotations missing from the API, or restored by the agent.
   const om = v.ownMaterial;
   if (om && (om.inApi === false || om.restored > 0)) {
@@ -137,11 +144,14 @@ export function renderStatus(v: StatusView, c: Palette): string {
   }
   pairs.push(['Node encryption', yesNo(v.encryption.nodeEncryption)]);
   const ifs = v.datapath.interfaces;
-  const ifText = ifs && ifs.length > 0 ? ` (${ifs.map((i) => `${i.ifname}${i.role ? ` [${i.role}]` : ''}`).join(', ')})` : '';
+  const ifName = (i: NonNullable<typeof ifs>[number]): string =>
+    opts.wide && i.ifindex !== null ? `${i.ifname}#${i.ifindex}` : i.ifname;
+  const ifText = ifs && ifs.length > 0 ? ` (${ifs.map((i) => `${ifName(i)}${i.role ? ` [${i.role}]` : ''}`).join(', ')})` : '';
   pairs.push(['Datapath', v.datapath.attached ? c.green(`attached${ifText}`) : c.red(`not attached${ifText}`)]);
   pairs.push(['Errors', v.errors.length === 0 ? 'none' : c.red(String(v.errors.length))]);
   let out = renderKeyValues(pairs);
-  for (const e of v.errors.slice(0, MAX_ERRORS_SHOWN)) out += `  - ${e}\n`;
-  if (v.errors.length > MAX_ERRORS_SHOWN) out += `  … and ${v.errors.length - MAX_ERRORS_SHOWN} more (veil status -o json)\n`;
+  const shown = opts.wide ? v.errors.length : MAX_ERRORS_SHOWN;
+  for (const e of v.errors.slice(0, shown)) out += `  - ${e}\n`;
+  if (v.errors.length > shown) out += `  … and ${v.errors.length - MAX_ERRORS_SHOWN} more (veil status -o wide)\n`;
   return out;
 }
