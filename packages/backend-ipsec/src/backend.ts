@@ -139,6 +139,36 @@ function seqOf(s: XfrmState): bigint {
   return out > inb ? out : inb;
 }
 
+/** `BackendStatus.details` of this backend (what `veil encrypt status` reads). */
+export interface IpsecStatusDetails {
+  readonly nodeId: number | undefined;
+  readonly tunnelIPs: string | undefined;
+  readonly bootId: string | undefined;
+  /** Fingerprints only, never keys. */
+  readonly keysInUse: readonly { index: number; algorithm: string; fingerprint: string; perTunnel: boolean }[];
+  readonly retainedIndexes: readonly number[];
+  readonly currentIndex: number | undefined;
+  readonly previousIndex: number | undefined;
+  readonly rotation:
+    | {
+        from: number;
+        to: number;
+        peersReady: number;
+        peersTotal: number;
+        waitingFor: string[];
+        reclaimInMs: number;
+      }
+    | undefined;
+  readonly states: { total: number; out: number; in: number };
+  readonly policies: number;
+  /** Decimal string (64-bit ESN). */
+  readonly highestSeq: string;
+  /** /proc/net/xfrm_stat. */
+  readonly xfrmStat: XfrmProcStats;
+  readonly driftRepairs: number;
+  readonly mtu: number | undefined;
+}
+
 /**
  * The IPsec EncryptionBackend: ESP tunnel-mode SAs between node addresses, one key per node pair
  * and direction derived from the key file, selected by the mark the BPF `from-pod` program sets.
@@ -147,6 +177,8 @@ function seqOf(s: XfrmState): bigint {
  */
 export class IpsecBackend implements EncryptionBackend {
   readonly name = 'ipsec';
+  /** Marks and SPIs carry the node ID: the agent allocates one when `nodeId` is 0. */
+  readonly needsNodeId = true;
   readonly peerAnnotations: readonly PeerAnnotationSpec[] = [
     { key: BOOT_ID_ANNOTATION, required: true, unique: false, validate: bootIdProblem },
     { key: TUNNEL_IPS_ANNOTATION, required: true, unique: true, validate: tunnelIPsProblem },
@@ -215,7 +247,8 @@ export class IpsecBackend implements EncryptionBackend {
     if (!Number.isInteger(nodeId) || nodeId < 1 || nodeId > 0xffff) {
       throw new IpsecConfigError(
         'nodeId',
-        `IPsec needs a cluster-unique node ID 1..65535 (published as veil.io/node-id, it goes into the mark and the SPI); got ${nodeId}`,
+        `IPsec needs a cluster-unique node ID 1..65535 (published as veil.io/node-id, it goes into the mark and the SPI); ` +
+          `got ${nodeId} (the agent allocates one through Kubernetes Leases when nodeId is 0; without the API it must be set)`,
       );
     }
     const bootId = this.options.bootId ?? (await readBootId(this.options.bootIdPath ?? DEFAULT_BOOT_ID_PATH));
@@ -584,7 +617,7 @@ export class IpsecBackend implements EncryptionBackend {
         xfrmStat,
         driftRepairs: this.driftRepairs,
         mtu: this.mtu,
-      },
+      } satisfies IpsecStatusDetails,
     };
   }
 
@@ -899,7 +932,7 @@ export class IpsecBackend implements EncryptionBackend {
     for (const l of this.reprogramListeners) l(names);
   }
 
-  private rotationStatus(): Record<string, unknown> | undefined {
+  private rotationStatus(): IpsecStatusDetails['rotation'] {
     const r = this.rotation;
     if (!r) return undefined;
     const cur = this.current?.spi;

@@ -50,6 +50,7 @@ export {
   EPOCH_ANNOTATION,
   SEQ_WARN_THRESHOLD,
   type IpsecBackendOptions,
+  type IpsecStatusDetails,
 } from './backend.js';
 export { watchXfrm, XFRMNLGRP_SA, XFRMNLGRP_POLICY, type XfrmWatch } from './watch.js';
 export { type XfrmOps } from './xfrm-sync.js';
