@@ -93,6 +93,8 @@ export interface IpsecBackendOptions {
   underlayMtu?: number;
   /** XFRM operations to use instead of a netlink XfrmClient (tests). */
   xfrm?: XfrmOps;
+  /** Read the XFRM error counters from this file instead of `/proc/net/xfrm_stat` (tests). */
+  xfrmStatPath?: string;
   /**
    * React to XFRM notifications (deletions, updates, flushes: `ip xfrm monitor`) with a repair
    * within `repairDebounceMs`, besides the periodic compare. Default: true unless `xfrm` is given.
@@ -658,6 +660,35 @@ export class IpsecBackend implements EncryptionBackend {
       },
     });
     new Gauge({
+      name: 'veil_ipsec_rotation_in_progress',
+      help: '1 while a key rotation keeps the previous index installed, else 0',
+      registers: [registry],
+      collect: () => {
+        (registry.getSingleMetric('veil_ipsec_rotation_in_progress') as Gauge).set(this.rotation ? 1 : 0);
+      },
+    });
+    new Gauge({
+      name: 'veil_ipsec_rotation_peers_waiting',
+      help: 'Peers not yet reporting the current key index (the previous index is kept until 0)',
+      registers: [registry],
+      collect: () => {
+        const cur = this.current?.spi;
+        (registry.getSingleMetric('veil_ipsec_rotation_peers_waiting') as Gauge).set(
+          [...this.peers.values()].filter((p) => p.readyIndex !== cur).length,
+        );
+      },
+    });
+    new Gauge({
+      name: 'veil_ipsec_rotation_reclaim_seconds',
+      help: 'Seconds until the previous key index may be reclaimed (keyRotationDuration); 0 when no rotation is in progress',
+      registers: [registry],
+      collect: () => {
+        (registry.getSingleMetric('veil_ipsec_rotation_reclaim_seconds') as Gauge).set(
+          (this.rotationStatus()?.reclaimInMs ?? 0) / 1000,
+        );
+      },
+    });
+    new Gauge({
       name: 'veil_ipsec_xfrm_objects',
       help: "This backend's XFRM states and policies in the kernel, by kind and direction",
       labelNames: ['kind', 'dir'] as const,
@@ -949,6 +980,7 @@ export class IpsecBackend implements EncryptionBackend {
 
   private async readXfrmStat(): Promise<XfrmProcStats> {
     // /proc/net is the reading process's netns: read another netns' counters from inside it.
+    if (this.options.xfrmStatPath) return readXfrmStat(this.options.xfrmStatPath);
     if (!this.options.netns) return readXfrmStat();
     const { stdout } = await promisify(execFile)('ip', ['netns', 'exec', this.options.netns, 'cat', '/proc/net/xfrm_stat']);
     return parseXfrmStat(stdout);

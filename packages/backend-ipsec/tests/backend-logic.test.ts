@@ -80,6 +80,7 @@ describe('IpsecBackend logic (in-memory XFRM)', () => {
         keyPollIntervalMs: 3_600_000,
         keyRotationDurationMs: opts.rotationMs ?? 1000,
         underlayMtu: 1500,
+        xfrmStatPath: join(dir, 'xfrm_stat'),
       },
       events,
     );
@@ -99,6 +100,10 @@ describe('IpsecBackend logic (in-memory XFRM)', () => {
     dirs.push(dir);
     keyFile = join(dir, 'keys');
     writeFileSync(keyFile, `${keygen({ spi: 3 })}\n`);
+    writeFileSync(
+      join(dir, 'xfrm_stat'),
+      'XfrmInError             \t0\nXfrmInNoStates          \t5\nXfrmOutPolBlock         \t17\n',
+    );
     x = new FakeXfrm();
     events = new RecordingEventRecorder();
   });
@@ -133,6 +138,17 @@ describe('IpsecBackend logic (in-memory XFRM)', () => {
     expect(text).toContain('veil_ipsec_xfrm_objects{kind="policy",dir="out"} 3');
     expect(text).toContain('veil_ipsec_key_index{which="current"} 3');
     expect(text).toContain('veil_ipsec_highest_seq 0');
+    // XFRM error counters by type, read from xfrm_stat at each scrape.
+    expect(text).toContain('veil_ipsec_xfrm_errors{type="XfrmInError"} 0');
+    expect(text).toContain('veil_ipsec_xfrm_errors{type="XfrmInNoStates"} 5');
+    expect(text).toContain('veil_ipsec_xfrm_errors{type="XfrmOutPolBlock"} 17');
+    writeFileSync(
+      join(dir, 'xfrm_stat'),
+      'XfrmInError             \t0\nXfrmInNoStates          \t6\nXfrmOutPolBlock         \t17\n',
+    );
+    expect(await registry.metrics()).toContain('veil_ipsec_xfrm_errors{type="XfrmInNoStates"} 6');
+    expect(text).toContain('veil_ipsec_rotation_in_progress 0');
+    expect(text).toContain('veil_ipsec_rotation_reclaim_seconds 0');
     await b.close();
   });
 
@@ -161,6 +177,16 @@ describe('IpsecBackend logic (in-memory XFRM)', () => {
       ['n2', 4],
       ['n3', 3],
     ]);
+    // Rotation progress as metrics: in progress, 1 of 2 peers ready, time left until reclaim.
+    const during = await registry.metrics();
+    expect(during).toContain('veil_ipsec_rotation_in_progress 1');
+    expect(during).toContain('veil_ipsec_rotation_peers_ready 1');
+    expect(during).toContain('veil_ipsec_rotation_peers_waiting 1');
+    expect(during).toContain('veil_ipsec_key_index{which="previous"} 3');
+    const reclaim = Number(/^veil_ipsec_rotation_reclaim_seconds (\S+)$/m.exec(during)?.[1]);
+    // Counts down from keyRotationDuration (1 s here); 0 once the window has passed on a slow machine.
+    expect(reclaim).toBeGreaterThanOrEqual(0);
+    expect(reclaim).toBeLessThanOrEqual(1);
     // Step 4: not before the window, and not while n3 still uses 3.
     expect(await b.reclaim(Date.now())).toEqual([]);
     expect(await b.reclaim(Date.now() + 2000)).toEqual([]);
@@ -169,6 +195,10 @@ describe('IpsecBackend logic (in-memory XFRM)', () => {
     expect(indexes()).toEqual([4]);
     expect([...x.policies.values()].some((p) => p.mark?.value === encryptMark(3, 2))).toBe(false);
     expect((await b.status()).details).toMatchObject({ rotation: undefined });
+    const after = await registry.metrics();
+    expect(after).toContain('veil_ipsec_rotation_in_progress 0');
+    expect(after).toContain('veil_ipsec_rotation_peers_waiting 0');
+    expect(after).toContain('veil_ipsec_rotation_reclaim_seconds 0');
     await b.close();
   });
 
