@@ -54,7 +54,17 @@ import {
   type TunnelIPs,
 } from './node.js';
 import { watchXfrm, type XfrmWatch } from './watch.js';
-import { applyPlan, dumpXfrm, planDiff, planSize, stateId, type XfrmChange, type XfrmOps, type XfrmPlan } from './xfrm-sync.js';
+import {
+  applyPlan,
+  applyPlanToView,
+  dumpXfrm,
+  planDiff,
+  planSize,
+  stateId,
+  type XfrmChange,
+  type XfrmOps,
+  type XfrmPlan,
+} from './xfrm-sync.js';
 
 export type { XfrmOps } from './xfrm-sync.js';
 
@@ -298,7 +308,11 @@ export class IpsecBackend implements EncryptionBackend {
     if (this.options.watchNotifications ?? this.options.xfrm === undefined) {
       this.watch = watchXfrm(
         this.options.netns ? { netns: this.options.netns } : {},
-        (what) => this.scheduleRepair(what),
+        (what) => {
+          // Someone (possibly this backend) deleted, updated or flushed something: dump again.
+          this.view = undefined;
+          this.scheduleRepair(what);
+        },
         (err) => this.log.error({ err: err.message }, 'XFRM notification socket failed; the periodic compare still runs'),
       );
     }
@@ -325,7 +339,7 @@ export class IpsecBackend implements EncryptionBackend {
       const x = this.client();
       const prior = this.peers.get(peer.name);
       const objects = peerObjects(this.localNode(), rec, [...this.keys.values()]);
-      const dump = await dumpXfrm(x);
+      const dump = await this.kernelView(x);
       const owners = new Set([rec.nodeId, ...(prior && prior.nodeId !== rec.nodeId ? [prior.nodeId] : [])]);
       const plan = planDiff(
         objects,
@@ -366,7 +380,7 @@ export class IpsecBackend implements EncryptionBackend {
       }
       // Every node ID no remaining peer has: departed peers and whatever an earlier agent left.
       const live = new Set([...this.peers.values()].map((p) => p.nodeId));
-      const dump = await dumpXfrm(this.client());
+      const dump = await this.freshView(this.client());
       const stale = new Set<number>();
       for (const s of dump.states) if (isOurState(s)) this.addIfStale(stateOwner(s), live, stale);
       for (const p of dump.policies)
@@ -881,7 +895,9 @@ export class IpsecBackend implements EncryptionBackend {
 
   private async deleteNodeIds(ids: ReadonlySet<number>): Promise<void> {
     const x = this.client();
-    await this.write(planDiff({ states: [], policies: [] }, await dumpXfrm(x), (o) => o.kind === 'peer' && ids.has(o.nodeId)));
+    await this.write(
+      planDiff({ states: [], policies: [] }, await this.kernelView(x), (o) => o.kind === 'peer' && ids.has(o.nodeId)),
+    );
   }
 
   /** Full compare-and-write: base policies plus every known peer (caller holds the chain). */
@@ -906,15 +922,48 @@ export class IpsecBackend implements EncryptionBackend {
     // Before the initial prune, objects of node IDs no peer claimed yet are left for prune().
     return planDiff(
       { states, policies },
-      await dumpXfrm(x),
+      await this.freshView(x),
       (o) => o.kind === 'base' || known.has(o.nodeId) || this.pruned,
       (o) => this.isRetained(o),
     );
   }
 
-  /** applyPlan, keeping track of the outbound SAs in the kernel. */
+  /**
+   * The kernel's SAD/SPD as last dumped, plus this backend's own writes since: `upsertPeer` and
+   * peer removals diff against it instead of dumping everything on every call. Dumped again when
+   * undefined: after a failed write, on every XFRM notification (a deletion, update or flush by
+   * anyone), and by every full compare (`syncAll`: the periodic drift check, notification repairs,
+   * rotation, reclaim) and `prune`. Caller holds the chain.
+   */
+  private view: XfrmObjects | undefined;
+  /** Dumps taken for {@link view} (tests check that upserts reuse it). */
+  viewDumps = 0;
+
+  private async kernelView(x: XfrmOps): Promise<XfrmObjects> {
+    return this.view ?? this.freshView(x);
+  }
+
+  private async freshView(x: XfrmOps): Promise<XfrmObjects> {
+    this.view = undefined;
+    const dump = await dumpXfrm(x);
+    this.viewDumps++;
+    this.view = dump;
+    return dump;
+  }
+
+  /** applyPlan, keeping track of the outbound SAs in the kernel and of the cached view. */
   private async write(plan: XfrmPlan): Promise<XfrmChange[]> {
-    const changes = await applyPlan(this.client(), plan);
+    const before = this.view;
+    let changes: XfrmChange[];
+    try {
+      changes = await applyPlan(this.client(), plan);
+    } catch (e) {
+      // Part of the plan may be written: only a new dump knows what the kernel has now.
+      this.view = undefined;
+      throw e;
+    }
+    // Unless a notification invalidated it meanwhile, the view now has what was written.
+    if (before !== undefined && this.view === before) this.view = applyPlanToView(before, plan);
     for (const s of [...plan.addStates, ...plan.replaceStates]) if (s.mark) this.programmedOut.add(stateId(s));
     for (const s of plan.deleteStates) this.programmedOut.delete(stateId(s));
     return changes;

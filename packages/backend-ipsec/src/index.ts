@@ -40,7 +40,7 @@ export {
   type RemoteNode,
   type XfrmObjects,
 } from './model.js';
-export { planDiff, applyPlan, dumpXfrm, planSize, type XfrmPlan, type XfrmChange } from './xfrm-sync.js';
+export { planDiff, applyPlan, applyPlanToView, dumpXfrm, planSize, type XfrmPlan, type XfrmChange } from './xfrm-sync.js';
 export { espInnerMtu, readBootId, parseTunnelIPs, formatTunnelIPs, type TunnelIPs } from './node.js';
 export {
   IpsecBackend,

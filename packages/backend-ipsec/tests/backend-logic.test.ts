@@ -152,6 +152,59 @@ describe('IpsecBackend logic (in-memory XFRM)', () => {
     await b.close();
   });
 
+  it('upsertPeer diffs against a cached view: one dump for many peers; a failed write, a drift compare and prune dump again', async () => {
+    await start();
+    let dumps = 0;
+    const list = x.listStates.bind(x);
+    x.listStates = () => {
+      dumps++;
+      return list();
+    };
+    for (let id = 2; id <= 21; id++) await b.upsertPeer(peer(`n${id}`, id, 3));
+    expect(x.states.size).toBe(40);
+    // At most one dump for twenty peers (init left no view): before, every upsert dumped.
+    expect(dumps).toBeLessThanOrEqual(1);
+    // The cached view holds what was written: unchanged peers write nothing.
+    const writes = x.writes;
+    for (let id = 2; id <= 21; id++) expect(await b.upsertPeer(peer(`n${id}`, id, 3))).toEqual({ keyIndex: 3 });
+    expect(x.writes).toBe(writes);
+    // A changed peer (new epoch: new keys) is replaced from the view, still without a dump.
+    await b.upsertPeer(peer('n2', 2, 3, 1));
+    expect(x.writes).toBeGreaterThan(writes);
+    expect(dumps).toBeLessThanOrEqual(1);
+
+    // A write the kernel refuses: the next call dumps again (only the kernel knows what landed).
+    const add = x.addState.bind(x);
+    x.addState = () => Promise.reject(new Error('injected failure'));
+    await expect(b.upsertPeer(peer('n22', 22, 3))).rejects.toThrow(/injected failure/);
+    x.addState = add;
+    const beforeRetry = dumps;
+    await b.upsertPeer(peer('n22', 22, 3));
+    expect(dumps).toBe(beforeRetry + 1);
+    expect(x.states.has(`192.168.90.22/${spiFor(1, 3)}`)).toBe(true);
+
+    // Drift behind the backend's back is found by the compare (a fresh dump), which also refreshes
+    // the view the next upsert uses.
+    const lost = `192.168.90.1/${spiFor(5, 3)}`;
+    expect(x.states.delete(lost)).toBe(true);
+    const repaired = await b.repairDrift();
+    expect(repaired.map((c) => c.op)).toEqual(['state add']);
+    expect(x.states.has(lost)).toBe(true);
+    const afterRepair = dumps;
+    await b.upsertPeer(peer('n23', 23, 3));
+    expect(dumps).toBe(afterRepair);
+
+    // prune compares with a fresh dump too: objects someone else left for an unknown node go.
+    const stray = structuredClone(x.states.get(`192.168.90.1/${spiFor(23, 3)}`)!);
+    await x.addState({ ...stray, src: '192.168.90.99', spi: spiFor(99, 3) });
+    const keep = new Set(Array.from({ length: 21 }, (_, i) => `n${i + 2}`));
+    await b.prune(keep);
+    expect(x.states.has(`192.168.90.1/${spiFor(99, 3)}`)).toBe(false);
+    expect(x.states.has(`192.168.90.1/${spiFor(23, 3)}`)).toBe(false);
+    expect(x.states.size).toBe(42);
+    await b.close();
+  });
+
   it('rotation: new states first, ready published, per-peer switch on readiness, reclaim after the window and all peers', async () => {
     await start({ rotationMs: 1000 });
     await b.upsertPeer(peer('n2', 2, 3));
