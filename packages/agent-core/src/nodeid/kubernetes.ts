@@ -69,7 +69,12 @@ export class LeaseNodeIdStore implements NodeIdStore {
     accept = 'application/json',
   ): Promise<{ status: number; json: unknown }> {
     const init = await this.kubeConfig.applyToFetchOptions({ method });
-    const headers: Record<string, string> = { ...(init.headers as Record<string, string> | undefined), Accept: accept };
+    // The kubeconfig's credentials (a bearer token) come as a Headers object: copy its entries.
+    const headers: Record<string, string> = {};
+    const given = init.headers as { forEach?: (f: (v: string, k: string) => void) => void } | Record<string, string> | undefined;
+    if (given && typeof given.forEach === 'function') given.forEach((v: string, k: string) => (headers[k] = v));
+    else if (given) Object.assign(headers, given);
+    headers.Accept = accept;
     if (body !== undefined) headers['Content-Type'] = contentType;
     const res = await fetch(url.href, { ...init, headers, ...(body !== undefined ? { body: JSON.stringify(body) } : {}) });
     const text = await res.text();
