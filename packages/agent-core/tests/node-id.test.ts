@@ -262,7 +262,8 @@ describe('Agent node IDs', () => {
       const explicit = await make(12);
       await explicit.start();
       expect(await explicit.status()).toMatchObject({ nodeId: 12, nodeIdSource: 'config' });
-      await until(() => server.get('nodes', 'local')?.metadata.annotations?.[NODE_ID_ANNOTATION] === '12');
+      const annotations = () => server.get('nodes', 'local')?.metadata.annotations as Record<string, string> | undefined;
+      await until(() => annotations()?.[NODE_ID_ANNOTATION] === '12');
       await explicit.stop();
 
       const auto = await make(0);
