@@ -102,4 +102,6 @@ status:
   socketPath: "/run/veil/status.sock"
 logLevel: {{ .Values.logLevel | toJson }}
 eventsNamespace: {{ include "veil.eventsNamespace" . | toJson }}
+# Node IDs are allocated (nodeId 0) as Leases veil-node-id-<id> here (IPsec; see README "Node IDs").
+nodeIdNamespace: {{ .Release.Namespace | toJson }}
 {{- end -}}

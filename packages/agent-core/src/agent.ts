@@ -27,6 +27,7 @@ import {
 import { AgentMetrics } from './observability/metrics.js';
 import { Reconciler, type PeerView, type ReconcilerOptions } from './reconciler/reconciler.js';
 import { Backoff } from './util/backoff.js';
+import { NodeIdAllocator, NodeIdConflictError, NodeIdExhaustedError, NodeIdStoreUnavailableError } from './nodeid/allocator.js';
 import {
   IpcacheFlags,
   NODE_ID_ANNOTATION,
@@ -60,6 +61,8 @@ export interface AgentOptions {
    * makes the agent not ready. Default 60 s (a joining node publishes its key well within it).
    */
   pendingGraceMs?: number;
+  /** How often the held node-ID claim is checked (and re-created if it vanished); default 60 s. */
+  nodeIdRecheckMs?: number;
 }
 
 function names(peers: readonly PeerView[]): string {
@@ -83,6 +86,10 @@ function packageVersion(): string {
 /** The JSON served on the status socket (what `cilium-dbg encrypt status` shows, and more). */
 export interface AgentStatus {
   node: string;
+  /** This node's ID (`veil.io/node-id`): configured or allocated; 0 = none. */
+  nodeId: number;
+  /** Where the node ID came from: `config`, `allocated` (a new claim) or `kept` (this node's claim, after a restart); absent when none. */
+  nodeIdSource?: 'config' | 'allocated' | 'kept';
   encryption: { enabled: boolean; type: string };
   backend: string;
   driver: string;
@@ -168,6 +175,12 @@ export class Agent {
   private readonly restoreBackoff = new Backoff(200, 30_000);
   private restoredCount = 0;
   private lastRestored: { at: Date; keys: string[] } | undefined;
+  private nodeIds: NodeIdAllocator | undefined;
+  private nodeIdSource: 'config' | 'allocated' | 'kept' | undefined;
+  /** Why the node ID is not claimed yet (retrying); cleared once it is. */
+  private nodeIdPending: string | undefined;
+  private nodeIdTimer: NodeJS.Timeout | undefined;
+  private wakeNodeIdWait: (() => void) | undefined;
   /** Bound ports after start (0 when not listening). */
   metricsPort = 0;
   healthPort = 0;
@@ -195,6 +208,8 @@ export class Agent {
 
   /** Builds the container: config, logger, metrics, platform module, backend module, reconciler. */
   static async create(opts: AgentOptions): Promise<Agent> {
+    // The agent's own copy: an allocated node ID is written into it, never into the caller's object.
+    opts = { ...opts, config: { ...opts.config } };
     const logger = opts.logger ?? createLogger({ level: opts.config.logLevel });
     const registry = opts.registry ?? new Registry();
     const container = new Container();
@@ -241,7 +256,7 @@ export class Agent {
    * affected (issue 12: "ready" must mean no pod traffic of ours is silently lost or in clear).
    */
   notReadyReason(): string | undefined {
-    if (!this.started) return 'not started';
+    if (!this.started) return this.nodeIdPending ? `node ID not claimed yet: ${this.nodeIdPending}` : 'not started';
     if (this.stopped) return 'stopping';
     if (this.disabled) return this.disabledSettled ? undefined : 'encryption disabled: withdrawing published material';
     const reasons: string[] = [];
@@ -299,6 +314,7 @@ export class Agent {
       await this.startDisabled();
       return;
     }
+    await this.claimNodeId(backend.needsNodeId === true);
     backend.registerMetrics?.(this.registry);
     const adoptedPeers = await backend.init();
     const adoptedEntries = await datapath.entries();
@@ -332,6 +348,71 @@ export class Agent {
       log.error({ err: errorMessage(err) }, 'datapath attach failed');
     });
     this.publish(backend.localMaterial(), new Backoff(200, 30_000));
+  }
+
+  /**
+   * Claims this node's ID before the backend starts, when the backend needs one and a node-ID store
+   * is bound: 0 allocates (or keeps this node's claim across
+   * restarts), an explicit ID is claimed and refused with {@link NodeIdConflictError} when another
+   * node holds it. API errors are retried with backoff (the agent stays not ready meanwhile);
+   * conflicts and exhaustion are thrown: the agent does not start.
+   */
+  private async claimNodeId(needed: boolean): Promise<void> {
+    const config = this.opts.config;
+    const c = this.container;
+    // Backends without node IDs (WireGuard) only publish a configured one.
+    if (!needed || !c.isBound(TOKENS.NodeIdStore)) {
+      if (config.nodeId !== 0) this.nodeIdSource = 'config';
+      return;
+    }
+    const log = this.logger.child({ component: 'node-id' });
+    const allocator = new NodeIdAllocator(c.get(TOKENS.NodeIdStore), config.nodeName, log);
+    const backoff = new Backoff(200, 30_000);
+    const explicit = config.nodeId !== 0;
+    for (;;) {
+      if (this.stopped) throw new VeilAgentError('the agent stopped before a node ID was claimed');
+      try {
+        const r = await allocator.claim(config.nodeId);
+        this.nodeIdPending = undefined;
+        this.nodeIdSource = explicit ? 'config' : r.how === 'kept' ? 'kept' : 'allocated';
+        config.nodeId = r.id;
+        log.info(
+          { nodeId: r.id, source: this.nodeIdSource, reclaimed: r.reclaimed, released: r.released },
+          `node ID ${r.id} ${r.how === 'kept' ? 'kept (this node already held it)' : 'claimed'}`,
+        );
+        break;
+      } catch (err) {
+        if (err instanceof NodeIdConflictError || err instanceof NodeIdExhaustedError) throw err;
+        if (err instanceof NodeIdStoreUnavailableError && explicit) {
+          // Nowhere to claim it: the configured ID is used as is (peers still refuse duplicates).
+          log.warn(
+            { nodeId: config.nodeId, err: err.message },
+            'node IDs cannot be claimed here; using the configured nodeId unclaimed',
+          );
+          this.nodeIdPending = undefined;
+          this.nodeIdSource = 'config';
+          return;
+        }
+        this.nodeIdPending = errorMessage(err);
+        const delay = backoff.next();
+        log.warn({ err: this.nodeIdPending, retryInMs: delay }, 'claiming a node ID failed; retrying');
+        await new Promise<void>((resolve) => {
+          this.wakeNodeIdWait = resolve;
+          this.nodeIdTimer = setTimeout(resolve, delay);
+        });
+        this.wakeNodeIdWait = undefined;
+      }
+    }
+    this.nodeIds = allocator;
+    const recheck = (): void => {
+      this.nodeIdTimer = setTimeout(() => {
+        void allocator.verify().finally(() => {
+          if (!this.stopped) recheck();
+        });
+      }, this.opts.nodeIdRecheckMs ?? 60_000);
+      this.nodeIdTimer.unref();
+    };
+    recheck();
   }
 
   /**
@@ -510,6 +591,8 @@ export class Agent {
     } catch (err) {
       errors.push(`backend status: ${errorMessage(err)}`);
     }
+    if (this.nodeIds?.problem) errors.push(`node ID: ${this.nodeIds.problem}`);
+    if (this.nodeIdPending) errors.push(`node ID not claimed yet: ${this.nodeIdPending}`);
     const byName = new Map((bs?.peers ?? []).map((p) => [p.name, p]));
     const live = this.started && !this.disabled;
     const peers = live ? this.reconciler.peers() : [];
@@ -550,6 +633,8 @@ export class Agent {
     const notReady = this.notReadyReason();
     return {
       node: this.opts.config.nodeName,
+      nodeId: this.opts.config.nodeId,
+      ...(this.nodeIdSource ? { nodeIdSource: this.nodeIdSource } : {}),
       encryption: { enabled: this.opts.config.encryption.enabled, type: this.opts.config.encryption.type },
       backend: bs?.backend ?? backend.name,
       driver: bs?.driver ?? 'unknown',
@@ -723,6 +808,8 @@ export class Agent {
     this.stopped = true;
     if (this.publishTimer) clearTimeout(this.publishTimer);
     if (this.restoreTimer) clearTimeout(this.restoreTimer);
+    if (this.nodeIdTimer) clearTimeout(this.nodeIdTimer);
+    this.wakeNodeIdWait?.();
     this.unsubscribeLocal?.();
     const c = this.container;
     await c.get(TOKENS.KeyDistributor).close();

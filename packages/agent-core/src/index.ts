@@ -78,6 +78,21 @@ export { KubernetesKeyDistributor, type KubernetesKeyDistributorOptions } from '
 export { KubernetesEventRecorder } from './distributor/k8s-events.js';
 export { kubernetesModule } from './distributor/module.js';
 
+// Node IDs: durable, collision-free allocation (Leases on Kubernetes)
+export {
+  NodeIdAllocator,
+  NodeIdConflictError,
+  NodeIdExhaustedError,
+  NodeIdAllocationError,
+  NodeIdStoreUnavailableError,
+  MAX_NODE_ID,
+  type NodeIdStore,
+  type NodeIdClaim,
+  type NodeIdNodeInfo,
+  type NodeIdResult,
+} from './nodeid/allocator.js';
+export { LeaseNodeIdStore, NodeIdApiError, NODE_ID_LEASE_PREFIX, NODE_ID_LEASE_LABEL } from './nodeid/kubernetes.js';
+
 // Reconciler and the agent that composes everything
 export { Reconciler, type ReconcilerOptions, type PeerView, type Refusal } from './reconciler/reconciler.js';
 export { Agent, type AgentOptions, type AgentStatus } from './agent.js';

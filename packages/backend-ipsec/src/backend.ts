@@ -54,7 +54,17 @@ import {
   type TunnelIPs,
 } from './node.js';
 import { watchXfrm, type XfrmWatch } from './watch.js';
-import { applyPlan, dumpXfrm, planDiff, planSize, stateId, type XfrmChange, type XfrmOps, type XfrmPlan } from './xfrm-sync.js';
+import {
+  applyPlan,
+  applyPlanToView,
+  dumpXfrm,
+  planDiff,
+  planSize,
+  stateId,
+  type XfrmChange,
+  type XfrmOps,
+  type XfrmPlan,
+} from './xfrm-sync.js';
 
 export type { XfrmOps } from './xfrm-sync.js';
 
@@ -93,6 +103,8 @@ export interface IpsecBackendOptions {
   underlayMtu?: number;
   /** XFRM operations to use instead of a netlink XfrmClient (tests). */
   xfrm?: XfrmOps;
+  /** Read the XFRM error counters from this file instead of `/proc/net/xfrm_stat` (tests). */
+  xfrmStatPath?: string;
   /**
    * React to XFRM notifications (deletions, updates, flushes: `ip xfrm monitor`) with a repair
    * within `repairDebounceMs`, besides the periodic compare. Default: true unless `xfrm` is given.
@@ -139,6 +151,36 @@ function seqOf(s: XfrmState): bigint {
   return out > inb ? out : inb;
 }
 
+/** `BackendStatus.details` of this backend (what `veil encrypt status` reads). */
+export interface IpsecStatusDetails {
+  readonly nodeId: number | undefined;
+  readonly tunnelIPs: string | undefined;
+  readonly bootId: string | undefined;
+  /** Fingerprints only, never keys. */
+  readonly keysInUse: readonly { index: number; algorithm: string; fingerprint: string; perTunnel: boolean }[];
+  readonly retainedIndexes: readonly number[];
+  readonly currentIndex: number | undefined;
+  readonly previousIndex: number | undefined;
+  readonly rotation:
+    | {
+        from: number;
+        to: number;
+        peersReady: number;
+        peersTotal: number;
+        waitingFor: string[];
+        reclaimInMs: number;
+      }
+    | undefined;
+  readonly states: { total: number; out: number; in: number };
+  readonly policies: number;
+  /** Decimal string (64-bit ESN). */
+  readonly highestSeq: string;
+  /** /proc/net/xfrm_stat. */
+  readonly xfrmStat: XfrmProcStats;
+  readonly driftRepairs: number;
+  readonly mtu: number | undefined;
+}
+
 /**
  * The IPsec EncryptionBackend: ESP tunnel-mode SAs between node addresses, one key per node pair
  * and direction derived from the key file, selected by the mark the BPF `from-pod` program sets.
@@ -147,6 +189,8 @@ function seqOf(s: XfrmState): bigint {
  */
 export class IpsecBackend implements EncryptionBackend {
   readonly name = 'ipsec';
+  /** Marks and SPIs carry the node ID: the agent allocates one when `nodeId` is 0. */
+  readonly needsNodeId = true;
   readonly peerAnnotations: readonly PeerAnnotationSpec[] = [
     { key: BOOT_ID_ANNOTATION, required: true, unique: false, validate: bootIdProblem },
     { key: TUNNEL_IPS_ANNOTATION, required: true, unique: true, validate: tunnelIPsProblem },
@@ -215,7 +259,8 @@ export class IpsecBackend implements EncryptionBackend {
     if (!Number.isInteger(nodeId) || nodeId < 1 || nodeId > 0xffff) {
       throw new IpsecConfigError(
         'nodeId',
-        `IPsec needs a cluster-unique node ID 1..65535 (published as veil.io/node-id, it goes into the mark and the SPI); got ${nodeId}`,
+        `IPsec needs a cluster-unique node ID 1..65535 (published as veil.io/node-id, it goes into the mark and the SPI); ` +
+          `got ${nodeId} (the agent allocates one through Kubernetes Leases when nodeId is 0; without the API it must be set)`,
       );
     }
     const bootId = this.options.bootId ?? (await readBootId(this.options.bootIdPath ?? DEFAULT_BOOT_ID_PATH));
@@ -263,7 +308,11 @@ export class IpsecBackend implements EncryptionBackend {
     if (this.options.watchNotifications ?? this.options.xfrm === undefined) {
       this.watch = watchXfrm(
         this.options.netns ? { netns: this.options.netns } : {},
-        (what) => this.scheduleRepair(what),
+        (what) => {
+          // Someone (possibly this backend) deleted, updated or flushed something: dump again.
+          this.view = undefined;
+          this.scheduleRepair(what);
+        },
         (err) => this.log.error({ err: err.message }, 'XFRM notification socket failed; the periodic compare still runs'),
       );
     }
@@ -290,7 +339,7 @@ export class IpsecBackend implements EncryptionBackend {
       const x = this.client();
       const prior = this.peers.get(peer.name);
       const objects = peerObjects(this.localNode(), rec, [...this.keys.values()]);
-      const dump = await dumpXfrm(x);
+      const dump = await this.kernelView(x);
       const owners = new Set([rec.nodeId, ...(prior && prior.nodeId !== rec.nodeId ? [prior.nodeId] : [])]);
       const plan = planDiff(
         objects,
@@ -331,7 +380,7 @@ export class IpsecBackend implements EncryptionBackend {
       }
       // Every node ID no remaining peer has: departed peers and whatever an earlier agent left.
       const live = new Set([...this.peers.values()].map((p) => p.nodeId));
-      const dump = await dumpXfrm(this.client());
+      const dump = await this.freshView(this.client());
       const stale = new Set<number>();
       for (const s of dump.states) if (isOurState(s)) this.addIfStale(stateOwner(s), live, stale);
       for (const p of dump.policies)
@@ -584,7 +633,7 @@ export class IpsecBackend implements EncryptionBackend {
         xfrmStat,
         driftRepairs: this.driftRepairs,
         mtu: this.mtu,
-      },
+      } satisfies IpsecStatusDetails,
     };
   }
 
@@ -621,6 +670,35 @@ export class IpsecBackend implements EncryptionBackend {
         const cur = this.current?.spi;
         (registry.getSingleMetric('veil_ipsec_rotation_peers_ready') as Gauge).set(
           [...this.peers.values()].filter((p) => p.readyIndex === cur).length,
+        );
+      },
+    });
+    new Gauge({
+      name: 'veil_ipsec_rotation_in_progress',
+      help: '1 while a key rotation keeps the previous index installed, else 0',
+      registers: [registry],
+      collect: () => {
+        (registry.getSingleMetric('veil_ipsec_rotation_in_progress') as Gauge).set(this.rotation ? 1 : 0);
+      },
+    });
+    new Gauge({
+      name: 'veil_ipsec_rotation_peers_waiting',
+      help: 'Peers not yet reporting the current key index (the previous index is kept until 0)',
+      registers: [registry],
+      collect: () => {
+        const cur = this.current?.spi;
+        (registry.getSingleMetric('veil_ipsec_rotation_peers_waiting') as Gauge).set(
+          [...this.peers.values()].filter((p) => p.readyIndex !== cur).length,
+        );
+      },
+    });
+    new Gauge({
+      name: 'veil_ipsec_rotation_reclaim_seconds',
+      help: 'Seconds until the previous key index may be reclaimed (keyRotationDuration); 0 when no rotation is in progress',
+      registers: [registry],
+      collect: () => {
+        (registry.getSingleMetric('veil_ipsec_rotation_reclaim_seconds') as Gauge).set(
+          (this.rotationStatus()?.reclaimInMs ?? 0) / 1000,
         );
       },
     });
@@ -817,7 +895,9 @@ export class IpsecBackend implements EncryptionBackend {
 
   private async deleteNodeIds(ids: ReadonlySet<number>): Promise<void> {
     const x = this.client();
-    await this.write(planDiff({ states: [], policies: [] }, await dumpXfrm(x), (o) => o.kind === 'peer' && ids.has(o.nodeId)));
+    await this.write(
+      planDiff({ states: [], policies: [] }, await this.kernelView(x), (o) => o.kind === 'peer' && ids.has(o.nodeId)),
+    );
   }
 
   /** Full compare-and-write: base policies plus every known peer (caller holds the chain). */
@@ -842,15 +922,48 @@ export class IpsecBackend implements EncryptionBackend {
     // Before the initial prune, objects of node IDs no peer claimed yet are left for prune().
     return planDiff(
       { states, policies },
-      await dumpXfrm(x),
+      await this.freshView(x),
       (o) => o.kind === 'base' || known.has(o.nodeId) || this.pruned,
       (o) => this.isRetained(o),
     );
   }
 
-  /** applyPlan, keeping track of the outbound SAs in the kernel. */
+  /**
+   * The kernel's SAD/SPD as last dumped, plus this backend's own writes since: `upsertPeer` and
+   * peer removals diff against it instead of dumping everything on every call. Dumped again when
+   * undefined: after a failed write, on every XFRM notification (a deletion, update or flush by
+   * anyone), and by every full compare (`syncAll`: the periodic drift check, notification repairs,
+   * rotation, reclaim) and `prune`. Caller holds the chain.
+   */
+  private view: XfrmObjects | undefined;
+  /** Dumps taken for {@link view} (tests check that upserts reuse it). */
+  viewDumps = 0;
+
+  private async kernelView(x: XfrmOps): Promise<XfrmObjects> {
+    return this.view ?? this.freshView(x);
+  }
+
+  private async freshView(x: XfrmOps): Promise<XfrmObjects> {
+    this.view = undefined;
+    const dump = await dumpXfrm(x);
+    this.viewDumps++;
+    this.view = dump;
+    return dump;
+  }
+
+  /** applyPlan, keeping track of the outbound SAs in the kernel and of the cached view. */
   private async write(plan: XfrmPlan): Promise<XfrmChange[]> {
-    const changes = await applyPlan(this.client(), plan);
+    const before = this.view;
+    let changes: XfrmChange[];
+    try {
+      changes = await applyPlan(this.client(), plan);
+    } catch (e) {
+      // Part of the plan may be written: only a new dump knows what the kernel has now.
+      this.view = undefined;
+      throw e;
+    }
+    // Unless a notification invalidated it meanwhile, the view now has what was written.
+    if (before !== undefined && this.view === before) this.view = applyPlanToView(before, plan);
     for (const s of [...plan.addStates, ...plan.replaceStates]) if (s.mark) this.programmedOut.add(stateId(s));
     for (const s of plan.deleteStates) this.programmedOut.delete(stateId(s));
     return changes;
@@ -899,7 +1012,7 @@ export class IpsecBackend implements EncryptionBackend {
     for (const l of this.reprogramListeners) l(names);
   }
 
-  private rotationStatus(): Record<string, unknown> | undefined {
+  private rotationStatus(): IpsecStatusDetails['rotation'] {
     const r = this.rotation;
     if (!r) return undefined;
     const cur = this.current?.spi;
@@ -916,6 +1029,7 @@ export class IpsecBackend implements EncryptionBackend {
 
   private async readXfrmStat(): Promise<XfrmProcStats> {
     // /proc/net is the reading process's netns: read another netns' counters from inside it.
+    if (this.options.xfrmStatPath) return readXfrmStat(this.options.xfrmStatPath);
     if (!this.options.netns) return readXfrmStat();
     const { stdout } = await promisify(execFile)('ip', ['netns', 'exec', this.options.netns, 'cat', '/proc/net/xfrm_stat']);
     return parseXfrmStat(stdout);

@@ -40,7 +40,7 @@ export {
   type RemoteNode,
   type XfrmObjects,
 } from './model.js';
-export { planDiff, applyPlan, dumpXfrm, planSize, type XfrmPlan, type XfrmChange } from './xfrm-sync.js';
+export { planDiff, applyPlan, applyPlanToView, dumpXfrm, planSize, type XfrmPlan, type XfrmChange } from './xfrm-sync.js';
 export { espInnerMtu, readBootId, parseTunnelIPs, formatTunnelIPs, type TunnelIPs } from './node.js';
 export {
   IpsecBackend,
@@ -50,6 +50,7 @@ export {
   EPOCH_ANNOTATION,
   SEQ_WARN_THRESHOLD,
   type IpsecBackendOptions,
+  type IpsecStatusDetails,
 } from './backend.js';
 export { watchXfrm, XFRMNLGRP_SA, XFRMNLGRP_POLICY, type XfrmWatch } from './watch.js';
 export { type XfrmOps } from './xfrm-sync.js';

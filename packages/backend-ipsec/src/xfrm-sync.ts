@@ -247,6 +247,21 @@ export async function applyPlan(x: XfrmOps, plan: XfrmPlan): Promise<XfrmChange[
   return done;
 }
 
+/**
+ * The dump `view` after `plan` was written successfully: what {@link applyPlan} did, applied to
+ * a copy (identities as in {@link planDiff}: states by destination and SPI, policies by
+ * direction, selector and mark).
+ */
+export function applyPlanToView(view: XfrmObjects, plan: XfrmPlan): XfrmObjects {
+  const states = new Map(view.states.map((s) => [stateId(s), s]));
+  for (const s of [...plan.deleteStates, ...plan.replaceStates]) states.delete(stateId(s));
+  for (const s of [...plan.addStates, ...plan.replaceStates]) states.set(stateId(s), s);
+  const policies = new Map(view.policies.map((p) => [policyId(p), p]));
+  for (const p of plan.deletePolicies) policies.delete(policyId(p));
+  for (const p of [...plan.addPolicies, ...plan.updatePolicies]) policies.set(policyId(p), p);
+  return { states: [...states.values()], policies: [...policies.values()] };
+}
+
 /** Dumps the kernel's states and policies. */
 export async function dumpXfrm(x: XfrmOps): Promise<XfrmObjects> {
   const [states, policies] = await Promise.all([x.listStates(), x.listPolicies()]);

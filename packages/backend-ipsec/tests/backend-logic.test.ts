@@ -80,6 +80,7 @@ describe('IpsecBackend logic (in-memory XFRM)', () => {
         keyPollIntervalMs: 3_600_000,
         keyRotationDurationMs: opts.rotationMs ?? 1000,
         underlayMtu: 1500,
+        xfrmStatPath: join(dir, 'xfrm_stat'),
       },
       events,
     );
@@ -99,6 +100,10 @@ describe('IpsecBackend logic (in-memory XFRM)', () => {
     dirs.push(dir);
     keyFile = join(dir, 'keys');
     writeFileSync(keyFile, `${keygen({ spi: 3 })}\n`);
+    writeFileSync(
+      join(dir, 'xfrm_stat'),
+      'XfrmInError             \t0\nXfrmInNoStates          \t5\nXfrmOutPolBlock         \t17\n',
+    );
     x = new FakeXfrm();
     events = new RecordingEventRecorder();
   });
@@ -133,6 +138,70 @@ describe('IpsecBackend logic (in-memory XFRM)', () => {
     expect(text).toContain('veil_ipsec_xfrm_objects{kind="policy",dir="out"} 3');
     expect(text).toContain('veil_ipsec_key_index{which="current"} 3');
     expect(text).toContain('veil_ipsec_highest_seq 0');
+    // XFRM error counters by type, read from xfrm_stat at each scrape.
+    expect(text).toContain('veil_ipsec_xfrm_errors{type="XfrmInError"} 0');
+    expect(text).toContain('veil_ipsec_xfrm_errors{type="XfrmInNoStates"} 5');
+    expect(text).toContain('veil_ipsec_xfrm_errors{type="XfrmOutPolBlock"} 17');
+    writeFileSync(
+      join(dir, 'xfrm_stat'),
+      'XfrmInError             \t0\nXfrmInNoStates          \t6\nXfrmOutPolBlock         \t17\n',
+    );
+    expect(await registry.metrics()).toContain('veil_ipsec_xfrm_errors{type="XfrmInNoStates"} 6');
+    expect(text).toContain('veil_ipsec_rotation_in_progress 0');
+    expect(text).toContain('veil_ipsec_rotation_reclaim_seconds 0');
+    await b.close();
+  });
+
+  it('upsertPeer diffs against a cached view: one dump for many peers; a failed write, a drift compare and prune dump again', async () => {
+    await start();
+    let dumps = 0;
+    const list = x.listStates.bind(x);
+    x.listStates = () => {
+      dumps++;
+      return list();
+    };
+    for (let id = 2; id <= 21; id++) await b.upsertPeer(peer(`n${id}`, id, 3));
+    expect(x.states.size).toBe(40);
+    // At most one dump for twenty peers (init left no view): before, every upsert dumped.
+    expect(dumps).toBeLessThanOrEqual(1);
+    // The cached view holds what was written: unchanged peers write nothing.
+    const writes = x.writes;
+    for (let id = 2; id <= 21; id++) expect(await b.upsertPeer(peer(`n${id}`, id, 3))).toEqual({ keyIndex: 3 });
+    expect(x.writes).toBe(writes);
+    // A changed peer (new epoch: new keys) is replaced from the view, still without a dump.
+    await b.upsertPeer(peer('n2', 2, 3, 1));
+    expect(x.writes).toBeGreaterThan(writes);
+    expect(dumps).toBeLessThanOrEqual(1);
+
+    // A write the kernel refuses: the next call dumps again (only the kernel knows what landed).
+    const add = x.addState.bind(x);
+    x.addState = () => Promise.reject(new Error('injected failure'));
+    await expect(b.upsertPeer(peer('n22', 22, 3))).rejects.toThrow(/injected failure/);
+    x.addState = add;
+    const beforeRetry = dumps;
+    await b.upsertPeer(peer('n22', 22, 3));
+    expect(dumps).toBe(beforeRetry + 1);
+    expect(x.states.has(`192.168.90.22/${spiFor(1, 3)}`)).toBe(true);
+
+    // Drift behind the backend's back is found by the compare (a fresh dump), which also refreshes
+    // the view the next upsert uses.
+    const lost = `192.168.90.1/${spiFor(5, 3)}`;
+    expect(x.states.delete(lost)).toBe(true);
+    const repaired = await b.repairDrift();
+    expect(repaired.map((c) => c.op)).toEqual(['state add']);
+    expect(x.states.has(lost)).toBe(true);
+    const afterRepair = dumps;
+    await b.upsertPeer(peer('n23', 23, 3));
+    expect(dumps).toBe(afterRepair);
+
+    // prune compares with a fresh dump too: objects someone else left for an unknown node go.
+    const stray = structuredClone(x.states.get(`192.168.90.1/${spiFor(23, 3)}`)!);
+    await x.addState({ ...stray, src: '192.168.90.99', spi: spiFor(99, 3) });
+    const keep = new Set(Array.from({ length: 21 }, (_, i) => `n${i + 2}`));
+    await b.prune(keep);
+    expect(x.states.has(`192.168.90.1/${spiFor(99, 3)}`)).toBe(false);
+    expect(x.states.has(`192.168.90.1/${spiFor(23, 3)}`)).toBe(false);
+    expect(x.states.size).toBe(42);
     await b.close();
   });
 
@@ -161,6 +230,16 @@ describe('IpsecBackend logic (in-memory XFRM)', () => {
       ['n2', 4],
       ['n3', 3],
     ]);
+    // Rotation progress as metrics: in progress, 1 of 2 peers ready, time left until reclaim.
+    const during = await registry.metrics();
+    expect(during).toContain('veil_ipsec_rotation_in_progress 1');
+    expect(during).toContain('veil_ipsec_rotation_peers_ready 1');
+    expect(during).toContain('veil_ipsec_rotation_peers_waiting 1');
+    expect(during).toContain('veil_ipsec_key_index{which="previous"} 3');
+    const reclaim = Number(/^veil_ipsec_rotation_reclaim_seconds (\S+)$/m.exec(during)?.[1]);
+    // Counts down from keyRotationDuration (1 s here); 0 once the window has passed on a slow machine.
+    expect(reclaim).toBeGreaterThanOrEqual(0);
+    expect(reclaim).toBeLessThanOrEqual(1);
     // Step 4: not before the window, and not while n3 still uses 3.
     expect(await b.reclaim(Date.now())).toEqual([]);
     expect(await b.reclaim(Date.now() + 2000)).toEqual([]);
@@ -169,6 +248,10 @@ describe('IpsecBackend logic (in-memory XFRM)', () => {
     expect(indexes()).toEqual([4]);
     expect([...x.policies.values()].some((p) => p.mark?.value === encryptMark(3, 2))).toBe(false);
     expect((await b.status()).details).toMatchObject({ rotation: undefined });
+    const after = await registry.metrics();
+    expect(after).toContain('veil_ipsec_rotation_in_progress 0');
+    expect(after).toContain('veil_ipsec_rotation_peers_waiting 0');
+    expect(after).toContain('veil_ipsec_rotation_reclaim_seconds 0');
     await b.close();
   });
 

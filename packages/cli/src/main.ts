@@ -9,6 +9,7 @@ import { createRequire } from 'node:module';
 import { Command, CommanderError } from 'commander';
 import { runAgent } from './agent-command.js';
 import { register as registerBpf } from './commands/bpf.js';
+import { register as registerEncrypt } from './commands/encrypt.js';
 import { register as registerIpsec } from './commands/ipsec.js';
 import { register as registerKeys } from './commands/keys.js';
 import { register as registerPeers } from './commands/peers.js';
@@ -47,6 +48,7 @@ async function buildProgram(setExit: (code: number) => void): Promise<Command> {
   registerBpf(program);
   registerKeys(program);
   registerIpsec(program);
+  registerEncrypt(program);
   return program;
 }
 

@@ -109,6 +109,7 @@ describe('the agent-core status socket endpoints', () => {
     // notReadyReason is undefined (so absent from the JSON) when ready.
     expect(Object.keys(st)).toEqual([
       'node',
+      'nodeId',
       'encryption',
       'backend',
       'driver',

@@ -307,17 +307,34 @@ describePrivileged('the chart rendered by the real helm', ['helm'], () => {
           for (const v of r[field] ?? []) expect(v, `${field} in ${JSON.stringify(r)}`).not.toContain('*');
         }
       }
-      // Exactly what the agent calls: list/watch/get Nodes, patch its own; create Events in `default`.
+      // Exactly what the agent calls: list/watch/get Nodes, patch its own; create Events in `default`;
+      // node-ID Leases in the release namespace for backends other than WireGuard (which needs no IDs).
       const cr = one(out, 'ClusterRole');
       expect(cr.rules).toEqual([{ apiGroups: [''], resources: ['nodes'], verbs: ['get', 'list', 'watch', 'patch'] }]);
-      const role = one(out, 'Role');
+      const roles = all(out, 'Role');
+      const bindings = all(out, 'RoleBinding');
+      const role = must(
+        roles.find((r) => r.metadata.name === 'veil-events'),
+        'events Role',
+      );
       expect(role.metadata.namespace).toBe('default');
       expect(role.rules).toEqual([{ apiGroups: [''], resources: ['events'], verbs: ['create'] }]);
-      expect(one(out, 'RoleBinding').roleRef).toEqual({
-        apiGroup: 'rbac.authorization.k8s.io',
-        kind: 'Role',
-        name: role.metadata.name,
-      });
+      const nodeIds = roles.find((r) => r.metadata.name === 'veil-node-ids');
+      expect(nodeIds !== undefined).toBe(values.encryption.type !== 'wireguard');
+      if (nodeIds) {
+        expect(nodeIds.metadata.namespace).toBe('kube-system');
+        expect(nodeIds.rules).toEqual([
+          { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['get', 'list', 'create', 'patch', 'delete'] },
+        ]);
+      }
+      expect(roles).toHaveLength(nodeIds ? 2 : 1);
+      expect(bindings).toHaveLength(roles.length);
+      for (const r of roles)
+        expect(bindings.find((b) => b.metadata.name === r.metadata.name)?.roleRef).toEqual({
+          apiGroup: 'rbac.authorization.k8s.io',
+          kind: 'Role',
+          name: r.metadata.name,
+        });
       const sa = podOf(out).serviceAccountName;
       for (const b of out.manifests.filter((m) => m.kind.endsWith('RoleBinding')) as Typed<
         'RoleBinding' | 'ClusterRoleBinding'
@@ -434,6 +451,9 @@ describePrivileged('the chart rendered by the real helm', ['helm'], () => {
       const { out } = await renderWith([join(CHART_DIR, 'ci/ipsec.yaml')]);
       const cfg = await agentConfigFrom(out, 'flow-ipsec');
       expect(cfg.encryption.type).toBe('ipsec');
+      // nodeId 0: allocated as a Lease in the release namespace (the Role above allows exactly that).
+      expect(cfg.nodeId).toBe(0);
+      expect(cfg.nodeIdNamespace).toBe('kube-system');
       expect(cfg.encryption.ipsec).toEqual({
         secretName: 'veil-ipsec-keys',
         keyFile: '/etc/veil/ipsec/keys',

@@ -49,8 +49,14 @@ export const AgentConfigSchema = z.strictObject({
   }),
   /** This node's name (downward API `spec.nodeName`). */
   nodeName: z.string().min(1, 'must be set (flag --nodeName, env VEIL_NODE_NAME or K8S_NODE_NAME)'),
-  /** Cluster-wide node ID published as `veil.io/node-id`; 0 = publish none. */
+  /**
+   * Cluster-wide node ID published as `veil.io/node-id` (1..65535). 0 = allocate one when the
+   * backend needs it (IPsec) and a node-ID store is bound (Leases), else publish none. An
+   * explicit ID is claimed the same way and refused when another node holds it.
+   */
   nodeId: z.number().int().min(0).max(65535),
+  /** Namespace of the node-ID Leases (`veil-node-id-<id>`): the chart's release namespace. */
+  nodeIdNamespace: z.string().min(1),
   stateDir: z.string().min(1),
   /** Port 0 picks an ephemeral port (tests). */
   metrics: z.strictObject({ enabled: z.boolean(), port: listenPort, host: z.string().min(1) }),
@@ -83,6 +89,7 @@ export const DEFAULT_CONFIG: AgentConfig = {
   },
   nodeName: '',
   nodeId: 0,
+  nodeIdNamespace: 'kube-system',
   stateDir: '/var/lib/veil',
   // Loopback unless told otherwise: the agent runs on the host network, where 0.0.0.0 would
   // expose both to every network the node is on. The chart binds metrics to the node's address.

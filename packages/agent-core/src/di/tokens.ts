@@ -4,6 +4,7 @@ import type { Logger } from '../observability/logger.js';
 import type { Registry } from 'prom-client';
 import type { AgentMetrics } from '../observability/metrics.js';
 import type { ReconcilerOptions } from '../reconciler/options.js';
+import type { NodeIdStore } from '../nodeid/allocator.js';
 import type { Datapath, EncryptionBackend, EventRecorder, KeyDistributor } from '../types/index.js';
 
 /**
@@ -29,4 +30,9 @@ export const TOKENS = {
   AgentMetrics: Symbol.for('veil.agent-core.AgentMetrics') as ServiceIdentifier<AgentMetrics>,
   /** Reconciler timings ({@link ReconcilerOptions}). */
   ReconcilerOptions: Symbol.for('veil.agent-core.ReconcilerOptions') as ServiceIdentifier<ReconcilerOptions>,
+  /**
+   * Optional: where node IDs are claimed ({@link NodeIdStore}; Leases via `kubernetesModule`).
+   * Unbound: the configured `nodeId` is used as is (0 = none).
+   */
+  NodeIdStore: Symbol.for('veil.agent-core.NodeIdStore') as ServiceIdentifier<NodeIdStore>,
 } as const;

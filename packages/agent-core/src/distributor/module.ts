@@ -3,11 +3,13 @@ import { ContainerModule } from 'inversify';
 import { TOKENS } from '../di/tokens.js';
 import { KubernetesEventRecorder } from './k8s-events.js';
 import { KubernetesKeyDistributor } from './kubernetes.js';
+import { LeaseNodeIdStore } from '../nodeid/kubernetes.js';
 
 /**
  * Binds the Kubernetes platform services: `TOKENS.KeyDistributor` (Node annotations via an
  * informer; patches only `config.nodeName`) and `TOKENS.EventRecorder` (core/v1 Events in
- * `config.eventsNamespace`). The Datapath is bound separately (BPF in production, a fake in tests).
+ * `config.eventsNamespace`) and `TOKENS.NodeIdStore` (one Lease per node ID in
+ * `config.nodeIdNamespace`). The Datapath is bound separately (BPF in production, a fake in tests).
  */
 export function kubernetesModule(kubeConfig: KubeConfig): ContainerModule {
   return new ContainerModule(({ bind }) => {
@@ -27,6 +29,9 @@ export function kubernetesModule(kubeConfig: KubeConfig): ContainerModule {
           logger: ctx.get(TOKENS.Logger),
         });
       })
+      .inSingletonScope();
+    bind(TOKENS.NodeIdStore)
+      .toDynamicValue((ctx) => new LeaseNodeIdStore(kubeConfig, ctx.get(TOKENS.Config).nodeIdNamespace))
       .inSingletonScope();
   });
 }

@@ -36,6 +36,7 @@ export function isBase64Key32(v: string): string | undefined {
 export class FakeBackend implements EncryptionBackend {
   readonly name: string;
   readonly peerAnnotations: readonly PeerAnnotationSpec[];
+  readonly needsNodeId?: boolean;
   readonly peers = new Map<string, PeerNode>();
   readonly calls: FakeBackendCall[] = [];
   /** Names whose upsert throws (until removed from the set). */
@@ -61,8 +62,11 @@ export class FakeBackend implements EncryptionBackend {
       preexisting?: readonly PeerNode[];
       keyIndex?: number;
       namesSurviveRestart?: boolean;
+      /** Ask the agent for a node ID (like IPsec). */
+      needsNodeId?: boolean;
     } = {},
   ) {
+    if (opts.needsNodeId) this.needsNodeId = true;
     this.namesSurviveRestart = opts.namesSurviveRestart ?? true;
     this.name = opts.name ?? 'fake';
     this.privateKey = new Secret(opts.privateKey ?? 'cHJpdmF0ZS1rZXktbm90LWZvci1sb2dzLTAxMjM0NTY=');

@@ -3,3 +3,4 @@ export { FakeBackend, FAKE_KEY_ANNOTATION, isBase64Key32, type FakeBackendCall }
 export { FakeDatapath } from './datapath.js';
 export { RecordingEventRecorder } from './events.js';
 export { fakeKey, fakeNode, captureLogger } from './fixtures.js';
+export { MemoryNodeIdStore } from './node-ids.js';

@@ -71,6 +71,11 @@ export interface KeyRotationResult {
 export interface EncryptionBackend {
   /** Backend name (also the `encryption.type` value selecting it). */
   readonly name: string;
+  /**
+   * The backend needs a cluster-unique node ID (`config.nodeId`, e.g. IPsec marks and SPIs). When
+   * true and `nodeId` is 0, the agent allocates one before `init` (see `NodeIdAllocator`).
+   */
+  readonly needsNodeId?: boolean;
   /** Annotations peers must/may carry for this backend. */
   readonly peerAnnotations: readonly PeerAnnotationSpec[];
   /**

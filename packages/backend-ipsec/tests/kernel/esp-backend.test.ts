@@ -249,7 +249,9 @@ describePrivileged('IPsec backend: ESP between two netns nodes (kernel lane)', [
       });
       await n.backend.init();
     }
-  });
+    // Two netns nodes and two backends (the first GCM state alone takes seconds) on a TCG guest of
+    // a loaded 2-core host: the 60 s default was exceeded once.
+  }, 300_000);
 
   afterAll(async () => {
     for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
@@ -341,6 +343,7 @@ describePrivileged('IPsec backend: ESP between two netns nodes (kernel lane)', [
     await new Promise((r) => setTimeout(r, 500));
     // n2 follows: both ready for 4, both switch.
     writeFileSync(b.keyFile, `${next}\n`);
+    const rotatedAt = Date.now();
     expect(await b.backend.reloadKeyFile()).toBe(true);
     expect(await exchange()).toEqual([4, 4]);
     // n2's rotation has just begun (n1's may already be reclaimed by its timer on a slow VM).
@@ -350,8 +353,10 @@ describePrivileged('IPsec backend: ESP between two netns nodes (kernel lane)', [
       previousIndex: 3,
       rotation: { from: 3, to: 4, peersReady: 1, peersTotal: 1 },
     });
-    // Not before keyRotationDuration (n2's rotation has just begun).
-    expect(await b.backend.reclaim()).toEqual([]);
+    // Not before keyRotationDuration (4 s; n2's rotation has just begun). A loaded VM may already
+    // be past it here: then there is nothing to check (the host lane checks the window exactly).
+    const early = await b.backend.reclaim();
+    if (Date.now() - rotatedAt < 4000) expect(early).toEqual([]);
     // Then each side drops index 3 (its timer or this loop, whichever comes first).
     const deadline = Date.now() + 20_000;
     for (;;) {
