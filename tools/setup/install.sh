@@ -62,6 +62,18 @@ else
   fi
 fi
 
+# --- the Go side of the library benchmarks (tools/go-bench) -------------------------------------
+# wgctrl-go, vishvananda/netlink and cilium/ebpf at the versions pinned in tools/go-bench/go.mod,
+# cached by a hash of its sources (first build: about a minute; afterwards: milliseconds). Only
+# `npm run bench` uses it; without it the library rows say SKIPPED. VEIL_SKIP_GO_BENCH=1 skips it.
+if [ "${npm_lifecycle_event:-}" = start ] || [ "${VEIL_SKIP_GO_BENCH:-}" = 1 ]; then
+  :
+elif ! command -v go >/dev/null; then
+  log "go not on PATH: the library benchmark rows (wgctrl-go, vishvananda/netlink, cilium/ebpf) will be skipped"
+elif ! bash tools/go-bench/build.sh >/dev/null; then
+  log "tools/go-bench failed to build (above); the library benchmark rows will be skipped"
+fi
+
 # --- native addons, BPF objects, TypeScript --------------------------------------------------
 # Nx caches each project's build by its inputs, so an unchanged tree rebuilds nothing.
 log "nx run-many -t build"
