@@ -183,16 +183,19 @@ async function main(): Promise<void> {
       const wgs: number[] = [];
       const gos: number[] = [];
       for (let r = 0; r < REPS; r++) {
-        // Start each measurement from an empty device so every side programs the full mesh.
-        await client.configureDevice(DEV, { replacePeers: true });
-        veil.push(await timeIt(() => client.configureDevice(DEV, { replacePeers: true, peers: toConfigs(peers) })));
-        await client.configureDevice(DEV, { replacePeers: true });
-        wgs.push(await timeIt(() => wg(['setconf', DEV, confPath])));
-        if (goBin) {
+        // Start each measurement from an empty device so every side programs the full mesh, and
+        // rotate the order: wireguard-go keeps tearing the removed peers down in the background
+        // for a while, and that should not always land on the same side.
+        const sides = goBin ? ['veil', 'wg', 'go'] : ['veil', 'wg'];
+        for (let k = 0; k < r % sides.length; k++) sides.push(sides.shift()!);
+        for (const side of sides) {
           await client.configureDevice(DEV, { replacePeers: true });
-          gos.push(await wgctrl(goConf));
+          if (side === 'veil')
+            veil.push(await timeIt(() => client.configureDevice(DEV, { replacePeers: true, peers: toConfigs(peers) })));
+          else if (side === 'wg') wgs.push(await timeIt(() => wg(['setconf', DEV, confPath])));
+          else gos.push(await wgctrl(goConf));
           const got = (await client.device(DEV)).peers.length;
-          if (got !== n) throw new Error(`wgctrl-go left ${got} peers, expected ${n}`);
+          if (got !== n) throw new Error(`${side} left ${got} peers, expected ${n}`);
         }
       }
       const dev = await client.device(DEV);
