@@ -119,7 +119,11 @@ async function main(): Promise<void> {
   const goFile = join(dir, 'mesh.json');
   writeFileSync(
     goFile,
-    JSON.stringify(desired, (_k, v: unknown) => (v instanceof Uint8Array ? Buffer.from(v).toString('hex') : v)),
+    // The replacer reads the raw value: a Buffer's toJSON() has already run on `v`.
+    JSON.stringify(desired, function (this: Record<string, unknown>, k: string, v: unknown) {
+      const raw = this[k];
+      return raw instanceof Uint8Array ? Buffer.from(raw).toString('hex') : v;
+    }),
     { mode: 0o600 },
   );
   const haveGo = goBenchBinary() !== undefined;
