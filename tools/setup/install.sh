@@ -73,8 +73,9 @@ fi
 # up`'s encryption check refuses those as "not WireGuard" (on a real NIC they are segmented before
 # the wire). Until that check understands them, the lab and its tests run Debian's daemon.
 wg_link=${VEIL_WIREGUARD_GO_LINK:-/usr/local/bin/wireguard-go}
-if [ "${VEIL_SKIP_WIREGUARD_GO:-}" = 1 ]; then
-  log "not building wireguard-go here (bash tools/wireguard-go/build.sh builds it)"
+# Only `npm run bench` (and an opt-in PATH link) uses it, so the test and start commands skip it.
+if [ "${VEIL_SKIP_WIREGUARD_GO:-}" = 1 ] || { [ "${npm_lifecycle_event:-}" != bench ] && [ "${VEIL_WIREGUARD_GO_ON_PATH:-}" != 1 ]; }; then
+  :
 elif ! command -v go >/dev/null; then
   log "no Go toolchain: the agent runs Debian's wireguard-go"
 elif wg_bin=$(bash tools/wireguard-go/build.sh); then
@@ -89,6 +90,18 @@ elif wg_bin=$(bash tools/wireguard-go/build.sh); then
   fi
 else
   log "wireguard-go build failed (above); the agent runs Debian's wireguard-go"
+fi
+
+# --- the Go side of the library benchmarks (tools/go-bench) -------------------------------------
+# wgctrl-go, vishvananda/netlink and cilium/ebpf at the versions pinned in tools/go-bench/go.mod,
+# cached by a hash of its sources (first build: about a minute; afterwards: milliseconds). Only
+# `npm run bench` uses it; without it the library rows say SKIPPED. VEIL_SKIP_GO_BENCH=1 skips it.
+if [ "${npm_lifecycle_event:-}" = start ] || [ "${VEIL_SKIP_GO_BENCH:-}" = 1 ]; then
+  :
+elif ! command -v go >/dev/null; then
+  log "go not on PATH: the library benchmark rows (wgctrl-go, vishvananda/netlink, cilium/ebpf) will be skipped"
+elif ! bash tools/go-bench/build.sh >/dev/null; then
+  log "tools/go-bench failed to build (above); the library benchmark rows will be skipped"
 fi
 
 # --- native addons, BPF objects, TypeScript --------------------------------------------------

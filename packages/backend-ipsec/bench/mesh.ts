@@ -6,7 +6,11 @@
 //   npm run bench -w @veil/backend-ipsec          host kernel: policies only (it has no ESP)
 //   npm run bench:kernel -w @veil/backend-ipsec   qemu lane (Debian 6.1 with ESP): states + policies
 //
-// Reports medians and the ratio ip-batch / veil (>= 1.00: Veil is at least as fast as ip -batch).
+// Also beside vishvananda/netlink (tools/go-bench, the library Cilium uses: XfrmPolicyAdd and
+// XfrmStateAdd per object, in the same fail-closed order; its socket is opened and its input
+// decoded before its clock starts).
+// Reports medians and the ratios ip-batch / veil and netlink-go / veil (>= 1.00: Veil is at least
+// as fast), and records them in the bench report.
 // Not a test: nothing here runs under `npm test`.
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -14,6 +18,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { XfrmClient, type XfrmPolicy, type XfrmState } from 'node-xfrm-bindings';
+import { recordRatio, recordSkipped } from '@veil/test-utils/bench-report';
+import { GO_BENCH_MISSING, goBenchBinary, runGoBench } from '@veil/test-utils/go-bench';
 import { keygen, parseKeyLine } from '../src/keyfile.js';
 import { basePolicies, peerObjects, type LocalNode, type RemoteNode, type XfrmObjects } from '../src/model.js';
 import { applyPlan, dumpXfrm, planDiff, planSize } from '../src/xfrm-sync.js';
@@ -109,6 +115,19 @@ async function main(): Promise<void> {
     mode: 0o600,
   });
   const want = { states: desired.states.length, policies: desired.policies.length };
+  // The same objects for veil-gobench (key bytes as hex).
+  const goFile = join(dir, 'mesh.json');
+  writeFileSync(
+    goFile,
+    // The replacer reads the raw value: a Buffer's toJSON() has already run on `v`.
+    JSON.stringify(desired, function (this: Record<string, unknown>, k: string, v: unknown) {
+      const raw = this[k];
+      return raw instanceof Uint8Array ? Buffer.from(raw).toString('hex') : v;
+    }),
+    { mode: 0o600 },
+  );
+  const haveGo = goBenchBinary() !== undefined;
+  const go: number[] = [];
   const kernel = execFileSync('uname', ['-r'], { encoding: 'utf8' }).trim();
   console.log(
     `IPsec mesh benchmark: ${PEERS} peers, ${want.states} states + ${want.policies} policies, ${ROUNDS} rounds, kernel ${kernel}`,
@@ -137,12 +156,16 @@ async function main(): Promise<void> {
     }
     for (let r = 0; r < ROUNDS; r++) {
       // Alternate the order so drift on the shared machine hits both sides alike.
-      for (const side of r % 2 ? ['ip', 'veil'] : ['veil', 'ip']) {
+      const sides = haveGo ? ['veil', 'ip', 'go'] : ['veil', 'ip'];
+      for (const side of r % 2 ? sides.reverse() : sides) {
         const ns = freshNs();
         used.push(ns);
         const x = side === 'veil' ? XfrmClient.open({ netns: ns }) : undefined;
+        let goMs = 0;
         const t0 = performance.now();
-        if (x) {
+        if (side === 'go') {
+          goMs = runGoBench(['xfrm', '--op', 'add', '--file', goFile, '--netns', ns]).ms;
+        } else if (x) {
           // What the backend does on init/repair: dump, diff, write the difference.
           const plan = planDiff(desired, await dumpXfrm(x), () => true);
           writes = planSize(plan);
@@ -152,7 +175,8 @@ async function main(): Promise<void> {
         }
         const ms = performance.now() - t0;
         x?.close();
-        (side === 'veil' ? veil : ipb).push(ms);
+        if (side === 'go') go.push(goMs);
+        else (side === 'veil' ? veil : ipb).push(ms);
         const got = await counts(ns);
         if (got.states !== want.states || got.policies !== want.policies) {
           throw new Error(
@@ -171,6 +195,23 @@ async function main(): Promise<void> {
   const v = median(veil);
   const b = median(ipb);
   console.log(`  veil (dump + planDiff + applyPlan, ${writes} writes): ${fmt(veil)} ms; ip -batch: ${fmt(ipb)} ms`);
+  const nn = PEERS.toLocaleString('en-US');
+  const detail = `median of ${ROUNDS}; Veil side = dump + planDiff + applyPlan; kernel ${execFileSync('uname', ['-r'], { encoding: 'utf8' }).trim()}`;
+  recordRatio({
+    bench: 'ipsec-mesh',
+    metric: `${nn}-peer mesh, ${WHAT}: backend-ipsec vs ip -batch`,
+    oursMs: v,
+    baselineMs: b,
+    detail,
+  });
+  const goMetric = `${nn}-peer mesh, ${WHAT}: backend-ipsec vs vishvananda/netlink`;
+  if (haveGo) {
+    const g = median(go);
+    console.log(`  vishvananda/netlink: ${fmt(go)} ms, median ${g.toFixed(0)} ms: ratio netlink-go/veil = ${(g / v).toFixed(2)}`);
+    recordRatio({ bench: 'ipsec-mesh', metric: goMetric, oursMs: v, baselineMs: g, detail });
+  } else {
+    recordSkipped({ bench: 'ipsec-mesh', metric: goMetric, target: { op: '>=', value: 1, unit: '×' }, reason: GO_BENCH_MISSING });
+  }
   console.log(
     `  ${WHAT}: veil median ${v.toFixed(0)} ms, ip -batch median ${b.toFixed(0)} ms: ratio ip-batch/veil = ${(b / v).toFixed(2)} (>= 1.00 means at least as fast as ip -batch)`,
   );

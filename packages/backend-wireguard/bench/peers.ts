@@ -1,6 +1,8 @@
 // Benchmark: programming peers into a wireguard-go device through Veil's userspace driver vs
-// `wg setconf` / `wg syncconf` on the same device, in the same run (ratios, not absolute times:
-// the machine is shared and noisy). Needs root, wireguard-go and wg.
+// `wg setconf` / `wg syncconf` and wgctrl-go (tools/go-bench, the library Cilium uses; it connects
+// and finds the device before its clock starts) on the same device, in the same run (ratios, not
+// absolute times: the machine is shared and noisy). Full-mesh ratios go to the bench report.
+// Needs root, wireguard-go and wg.
 //
 //   npm run bench -w @veil/backend-wireguard
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
@@ -19,6 +21,9 @@ import {
   parseGet,
 } from '../src/index.js';
 import { createConnection } from 'node:net';
+import { readFileSync } from 'node:fs';
+import { recordRatio, recordSkipped } from '@veil/test-utils/bench-report';
+import { GO_BENCH_MISSING, goBenchBinary, parseGoBenchOutput } from '@veil/test-utils/go-bench';
 
 const DEV = 'wgbbench0';
 const NS = `veilbench-wgb-${process.pid}`;
@@ -73,10 +78,10 @@ class WgShell {
     });
   }
 
-  run(cmd: string): Promise<void> {
+  run(cmd: string, out = '/dev/null'): Promise<void> {
     return new Promise((resolve, reject) => {
       this.waiter = (status) => (status === 0 ? resolve() : reject(new Error(`${cmd}: exit ${status}`)));
-      this.proc.stdin!.write(`${cmd} >/dev/null; echo __done $?\n`);
+      this.proc.stdin!.write(`${cmd} >${out}; echo __done $?\n`);
     });
   }
 
@@ -149,19 +154,49 @@ async function main(): Promise<void> {
     const sh = new WgShell();
     await sh.run('true');
     const wg = (args: string[]) => sh.run(['wg', ...args].join(' '));
+    const goBin = goBenchBinary();
+    const goOut = join(tmp, 'go-out.json');
+    /** wgctrl-go in the same netns and mount namespace as `wg` (its own clock: ConfigureDevice alone). */
+    const wgctrl = async (config: string): Promise<number> => {
+      await sh.run(`${goBin} wg-configure --device ${DEV} --config ${config}`, goOut);
+      return parseGoBenchOutput(readFileSync(goOut, 'utf8')).ms;
+    };
 
     for (const n of SIZES) {
       const peers = makePeers(n);
       const confPath = join(tmp, `full-${n}.conf`);
       writeFileSync(confPath, wgConf(priv, port, peers), { mode: 0o600 });
+      const goConf = join(tmp, `wgctrl-${n}.json`);
+      writeFileSync(
+        goConf,
+        JSON.stringify({
+          replacePeers: true,
+          peers: peers.map((p) => ({
+            publicKey: p.publicKey.toBase64(),
+            endpoint: `${p.endpoint!.address}:${p.endpoint!.port}`,
+            allowedIPs: p.allowedIPs,
+          })),
+        }),
+        { mode: 0o600 },
+      );
       const veil: number[] = [];
       const wgs: number[] = [];
+      const gos: number[] = [];
       for (let r = 0; r < REPS; r++) {
-        // Start each measurement from an empty device so both program the full mesh.
-        await client.configureDevice(DEV, { replacePeers: true });
-        veil.push(await timeIt(() => client.configureDevice(DEV, { replacePeers: true, peers: toConfigs(peers) })));
-        await client.configureDevice(DEV, { replacePeers: true });
-        wgs.push(await timeIt(() => wg(['setconf', DEV, confPath])));
+        // Start each measurement from an empty device so every side programs the full mesh, and
+        // rotate the order: wireguard-go keeps tearing the removed peers down in the background
+        // for a while, and that should not always land on the same side.
+        const sides = goBin ? ['veil', 'wg', 'go'] : ['veil', 'wg'];
+        for (let k = 0; k < r % sides.length; k++) sides.push(sides.shift()!);
+        for (const side of sides) {
+          await client.configureDevice(DEV, { replacePeers: true });
+          if (side === 'veil')
+            veil.push(await timeIt(() => client.configureDevice(DEV, { replacePeers: true, peers: toConfigs(peers) })));
+          else if (side === 'wg') wgs.push(await timeIt(() => wg(['setconf', DEV, confPath])));
+          else gos.push(await wgctrl(goConf));
+          const got = (await client.device(DEV)).peers.length;
+          if (got !== n) throw new Error(`${side} left ${got} peers, expected ${n}`);
+        }
       }
       const dev = await client.device(DEV);
       if (dev.peers.length !== n) throw new Error(`device has ${dev.peers.length} peers, expected ${n}`);
@@ -170,6 +205,28 @@ async function main(): Promise<void> {
       console.log(
         `full mesh ${n} peers: veil userspace driver ${v.toFixed(1)} ms | wg setconf ${w.toFixed(1)} ms | ratio wg/veil ${(w / v).toFixed(2)}x`,
       );
+      const nn = n.toLocaleString('en-US');
+      const detail = `median of ${REPS}`;
+      recordRatio({
+        bench: 'wg-peers',
+        metric: `${nn} peers (wireguard-go UAPI): WgClient vs wg setconf`,
+        oursMs: v,
+        baselineMs: w,
+        detail,
+      });
+      const goMetric = `${nn} peers (wireguard-go UAPI): WgClient vs wgctrl-go`;
+      if (goBin) {
+        const g = median(gos);
+        console.log(`full mesh ${n} peers: wgctrl-go ${g.toFixed(1)} ms | ratio wgctrl/veil ${(g / v).toFixed(2)}x`);
+        recordRatio({ bench: 'wg-peers', metric: goMetric, oursMs: v, baselineMs: g, detail });
+      } else {
+        recordSkipped({
+          bench: 'wg-peers',
+          metric: goMetric,
+          target: { op: '>=', value: 1, unit: '×' },
+          reason: GO_BENCH_MISSING,
+        });
+      }
 
       // One-peer change on a device holding n peers.
       await client.configureDevice(DEV, { replacePeers: true, peers: toConfigs(peers) });

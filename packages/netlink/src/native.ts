@@ -30,8 +30,11 @@ export interface NativeBinding {
     netnsPath: string | null,
     netnsFd: number,
     groupsMask: number,
-    /** Every datagram read in one wakeup, in order, with its multicast group (0 = unicast). */
-    onMessages: (data: Buffer[], groups: number[]) => void,
+    /**
+     * Every datagram read in one wakeup, in order: back to back in `data` (one Buffer per wakeup,
+     * not per datagram), `lengths[i]` bytes each, with its multicast group (0 = unicast).
+     */
+    onMessages: (data: Buffer, lengths: number[], groups: number[]) => void,
     onError: (err: Error) => void,
   ) => NativeSocketHandle;
 }

@@ -96,6 +96,24 @@ describe('NetlinkSocket request/reply matching', () => {
     expect(out.map((m) => m.type)).toEqual([16]);
   });
 
+  it('a lone 36-byte ACK datagram settles its request like any other (replies kept, errors typed, strays emitted)', async () => {
+    const { sock, sent, reply, ack, feed } = k();
+    const ok = sock.request({ type: 18, payload: Buffer.alloc(16), operation: 'OK' });
+    const bad = sock.request({ type: 18, payload: Buffer.alloc(16), operation: 'BAD' });
+    const [s1, s2] = [sent[0]!.seq, sent[1]!.seq];
+    expect(ack(s1)).toHaveLength(36);
+    feed(reply(s1, 16, 0, Buffer.alloc(16, 1)));
+    feed(ack(s1));
+    expect((await ok).map((m) => m.type)).toEqual([16]);
+    expect(ack(s2, 17)).toHaveLength(36);
+    feed(ack(s2, 17));
+    await expect(bad).rejects.toMatchObject({ errno: 17, code: 'EEXIST', operation: 'BAD' });
+    const strays: NlMsg[] = [];
+    sock.on('message', (m) => strays.push(m));
+    feed(ack(s1));
+    expect(strays.map((m) => [m.type, m.seq])).toEqual([[NLMSG_ERROR, s1]]);
+  });
+
   it('rejects with a typed NetlinkError carrying errno, code, operation and ext-ack text', async () => {
     const { sock, sent, ack, feed } = k();
     const p = sock.request({ type: 16, flags: 0x600, payload: Buffer.alloc(16) });

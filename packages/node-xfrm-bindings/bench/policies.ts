@@ -1,11 +1,15 @@
 // Installs and removes 10,000 XFRM policies in a namespace this bench creates, through
-// node-xfrm-bindings and through `ip -batch`, in the same run, and reports the ratio.
+// node-xfrm-bindings, `ip -batch` and vishvananda/netlink (tools/go-bench, the library Cilium
+// uses; its socket is opened before its clock starts), in the same run, and records the ratios
+// (baseline time ÷ binding time, target ≥ 1.00×) in the bench report.
 //   npm run bench -w node-xfrm-bindings   (needs root)
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { recordRatio, recordSkipped } from '@veil/test-utils/bench-report';
+import { GO_BENCH_MISSING, goBenchBinary, runGoBench } from '@veil/test-utils/go-bench';
 import { XfrmClient, type XfrmPolicy, type XfrmPolicyId } from '../src/index.js';
 
 const N = Number(process.env.XFRM_BENCH_N ?? 10_000);
@@ -48,6 +52,9 @@ async function main(): Promise<void> {
     const delFile = join(dir, 'del.batch');
     writeFileSync(addFile, policies.map(ipAddLine).join('\n') + '\n');
     writeFileSync(delFile, policies.map(ipDelLine).join('\n') + '\n');
+    const goFile = join(dir, 'policies.json');
+    writeFileSync(goFile, JSON.stringify({ states: [], policies }));
+    const haveGo = goBenchBinary() !== undefined;
 
     const count = async (): Promise<number> => (await xfrm.getSpdInfo()).outCount;
     const res = {
@@ -56,6 +63,8 @@ async function main(): Promise<void> {
       nlAdd: [] as number[],
       nlDel: [] as number[],
       nlDelSel: [] as number[],
+      goAdd: [] as number[],
+      goDel: [] as number[],
     };
 
     // Warm-up (JIT, kernel hash resize) with one small pass of each.
@@ -87,6 +96,13 @@ async function main(): Promise<void> {
       await xfrm.deletePolicies(ids, { resolveIndexes: false });
       res.nlDelSel.push(Number(process.hrtime.bigint() - t) / 1e6);
       if ((await count()) !== 0) throw new Error('the binding did not remove every policy (by selector)');
+
+      if (haveGo) {
+        res.goAdd.push(runGoBench(['xfrm', '--op', 'add', '--file', goFile, '--netns', ns]).ms);
+        if ((await count()) !== N) throw new Error('vishvananda/netlink did not install every policy');
+        res.goDel.push(runGoBench(['xfrm', '--op', 'del', '--file', goFile, '--netns', ns]).ms);
+        if ((await count()) !== 0) throw new Error('vishvananda/netlink did not remove every policy');
+      }
     }
 
     const ip = median(res.ipAdd) + median(res.ipDel);
@@ -105,6 +121,33 @@ async function main(): Promise<void> {
     console.log(
       `    add only: ${(median(res.ipAdd) / median(res.nlAdd)).toFixed(2)}x; with selector deletes (same kernel work as ip): ${(ip / nlSel).toFixed(2)}x`,
     );
+    const n = N.toLocaleString('en-US');
+    const med = `median of ${ROUNDS}`;
+    recordRatio({
+      bench: 'xfrm-policies',
+      metric: `${n} policies add: node-xfrm-bindings vs ip -batch`,
+      oursMs: median(res.nlAdd),
+      baselineMs: median(res.ipAdd),
+      detail: med,
+    });
+    recordRatio({
+      bench: 'xfrm-policies',
+      metric: `${n} policies add+delete: node-xfrm-bindings vs ip -batch`,
+      oursMs: nl,
+      baselineMs: ip,
+      detail: med,
+    });
+    for (const [what, ours, goTimes] of [
+      ['add', median(res.nlAdd), res.goAdd],
+      ['add+delete', nl, res.goAdd.map((a, i) => a + res.goDel[i]!)],
+    ] as const) {
+      const metric = `${n} policies ${what}: node-xfrm-bindings vs vishvananda/netlink`;
+      if (haveGo) {
+        console.log(`  vishvananda/netlink ${what} ${f(median(goTimes))}`);
+        recordRatio({ bench: 'xfrm-policies', metric, oursMs: ours, baselineMs: median(goTimes), detail: med });
+      } else
+        recordSkipped({ bench: 'xfrm-policies', metric, target: { op: '>=', value: 1, unit: '×' }, reason: GO_BENCH_MISSING });
+    }
     console.log(
       JSON.stringify({
         bench: 'xfrm-policies',

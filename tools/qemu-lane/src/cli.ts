@@ -1,3 +1,4 @@
+import { appendFileSync } from 'node:fs';
 import { KernelLaneError } from './errors.js';
 import { DEFAULT_MODULES, runInVm } from './vm.js';
 import { runVitestInVm } from './vitest.js';
@@ -6,9 +7,13 @@ const USAGE = `usage:
   veil-kernel-lane run --project <pkg dir> [--timeout <s>] [--modules a,b,c] [vitest args/files...]
       Boots one VM and runs the package's tests/kernel/ suites with vitest inside.
   veil-kernel-lane exec [--timeout <s>] [--modules a,b,c] [--cwd <dir>] -- <cmd> [args...]
-      Boots one VM and runs an arbitrary command inside (e.g. a benchmark).
+      Boots one VM and runs an arbitrary command inside (e.g. a benchmark). Rows a benchmark
+      records (@veil/test-utils/bench-report) are appended to the host's $VEIL_BENCH_ROWS.
 Common options: --memory <MiB> (default 512), --cpus <n> (default 2).
 Default modules: ${DEFAULT_MODULES.join(' ')}`;
+
+/** Where a benchmark in the guest writes its report rows (the bench-report module's kernel-lane file). */
+const BENCH_ROWS = 'bench-rows.jsonl';
 
 interface Parsed {
   project?: string;
@@ -87,12 +92,15 @@ async function main(): Promise<number> {
       command: p.rest,
       timeoutMs: p.timeoutMs,
       onOutput: write,
+      collect: [BENCH_ROWS],
       ...(p.cwd ? { cwd: p.cwd } : {}),
       ...(p.modules ? { modules: p.modules } : {}),
       ...(p.memoryMiB ? { memoryMiB: p.memoryMiB } : {}),
       ...(p.cpus ? { cpus: p.cpus } : {}),
     });
     if (r.missingModules.length) note(`modules not available in kernel ${r.kernelVersion}: ${r.missingModules.join(', ')}`);
+    const rows = r.files[BENCH_ROWS];
+    if (rows && process.env.VEIL_BENCH_ROWS) appendFileSync(process.env.VEIL_BENCH_ROWS, rows);
     note(
       `kernel ${r.kernelVersion}: boot ${(r.bootMs / 1000).toFixed(1)} s, total ${(r.totalMs / 1000).toFixed(1)} s; exit ${r.exitCode}`,
     );
