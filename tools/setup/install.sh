@@ -13,7 +13,7 @@ log() { printf '\033[1;34m[setup]\033[0m %s\n' "$*" >&2; }
 debs=(
   clang llvm libbpf-dev libelf-dev zlib1g-dev pkg-config make g++ python3
   iproute2 bpftool kmod iputils-ping
-  wireguard-go wireguard-tools tcpdump iperf3 strace
+  wireguard-go wireguard-tools tcpdump iperf3 strace containernetworking-plugins
   qemu-system-x86 linux-image-amd64 busybox-static
 )
 missing=()

@@ -13,10 +13,10 @@ import { join } from 'node:path';
 import { LabError } from './errors.js';
 import { pidAlive, pidMatches, sleep, terminate } from './exec.js';
 import { newMarker, startCapture, stopCapture } from './capture.js';
-import { apiControl } from './helpers.js';
+import { apiControl } from './apiserver.js';
 import type { CaptureAnalysis, CaptureHealth } from './pcap.js';
 import { readState, writeState, type LabNode, type LabState } from './state.js';
-import { agentStatus, captureFailures, startAgent, waitReady } from './up.js';
+import { agentStatus, apiDenials, captureFailures, describeDenial, startAgent, waitReady } from './up.js';
 import { errorMessage } from '@veil/agent-core/errors';
 
 export interface ChaosOptions {
@@ -250,6 +250,12 @@ export async function labChaos(opts: ChaosOptions): Promise<ChaosReport> {
   });
   failures.push(...captureFailures(analysis, health, state.backend !== 'plaintext'));
   for (const a of actions) if (a.error !== undefined) failures.push(`${a.action} ${a.target} failed: ${a.error}`);
+  try {
+    for (const d of await apiDenials(state))
+      failures.push(`the API server refused an agent call (outside the chart's RBAC/policy): ${describeDenial(d)}`);
+  } catch (err) {
+    failures.push(errorMessage(err));
+  }
   const maxLost = opts.maxLostPings ?? 0;
   const lost = pings.reduce((sum, p) => sum + p.lost, 0);
   if (lost > maxLost)
@@ -360,7 +366,8 @@ async function loseApiState(state: LabState): Promise<string | undefined> {
     if (typeof a === 'string') return a;
     published.set(n.name, veilAnnotations(a));
   }
-  const r = await apiControl(state.apiserver.controlSocket ?? '', { op: 'lose-state' }, 20_000);
+  // The real kube-apiserver takes a while to stop and start again on a loaded machine.
+  const r = await apiControl(state.apiserver.controlSocket ?? '', { op: 'lose-state' }, 300_000);
   if (!r.ok) return r.error;
   for (const n of state.nodes) {
     const why = await waitAnnotations(state, n.name, published.get(n.name) ?? {}, 30_000);
