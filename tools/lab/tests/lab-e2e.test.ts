@@ -1,7 +1,7 @@
 import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { VEIL_MAIN } from '@veil/cli';
-import { describePrivileged } from '@veil/test-utils';
+import { describePrivileged, type Capability } from '@veil/test-utils';
 import { afterAll, expect, it } from 'vitest';
 import type { LabSummary } from '../src/up.js';
 import type { LabState } from '../src/state.js';
@@ -51,198 +51,200 @@ function summaryOf(stdout: string): LabSummary {
 
 // The real control plane (kube-apiserver + etcd with the chart's RBAC): under CI these must run, so the programs
 // are capabilities; `--control-plane kube-apiserver` makes `up` fail rather than fall back to the API double.
-describePrivileged(
-  'veil lab (real agents in namespaces, real kube-apiserver, CNI-made pods)',
-  ['root', 'netns', 'bpf', 'tun', 'wireguard-go', 'tcpdump', 'etcd', 'kube-apiserver', 'helm'],
-  () => {
-    afterAll(async () => {
-      if (labNamespaces().length > 0 || existsSync(STATE)) await veil(['lab', 'down']);
-    });
+const NEEDS: Capability[] = ['root', 'netns', 'bpf', 'tun', 'wireguard-go', 'tcpdump', 'etcd', 'kube-apiserver', 'helm'];
 
-    it(
-      '3 nodes × 2 pods over WireGuard (wireguard-go): every pair connects, nothing in clear, chaos loses no traffic; down leaves nothing',
-      { timeout: 1_200_000 },
-      async () => {
-        const up = await veil(
-          [
-            'lab',
-            'up',
-            '--nodes',
-            '3',
-            '--pods-per-node',
-            '2',
-            '--backend',
-            'wireguard',
-            '--control-plane',
-            'kube-apiserver',
-            '--keep',
-            '--json',
-          ],
-          500_000,
-        );
-        expect(up.stderr).toContain('result: PASS');
-        expect(up.code).toBe(0);
-        const s = summaryOf(up.stdout);
-        expect(s.pairs).toEqual({ total: 24, pingOk: 24, tcpOk: 24, ok: 24 });
-        expect(s.capture.plaintextPackets).toBe(0);
-        expect(s.capture.plaintextBytes).toBe(0);
-        expect(s.capture.encryptedPackets).toBeGreaterThan(0);
-        // The probes' marker never crosses in clear; every tunnel-port packet is WireGuard between nodes; the capture is whole.
-        expect(s.marker).toMatch(/^[0-9a-f]{32}$/);
-        expect(s.capture.markerPackets).toBe(0);
-        expect(s.capture.malformedTunnelPackets).toBe(0);
-        expect(s.capture.health.problems).toEqual([]);
-        expect(s.capture.health.droppedByKernel).toBe(0);
-        expect(s.capture.health.captured).toBe(s.capture.packets);
-        expect(s.driver).toMatch(/userspace|kernel/);
-        expect(s.failures).toEqual([]);
-        // The agents ran on the real apiserver with their node-bound tokens, and it refused none of their calls.
-        expect(s.controlPlane.kind).toBe('kube-apiserver');
-        expect(s.controlPlane.agentDenials).toEqual([]);
-        expect(up.stderr).toContain('node restriction in force');
+describePrivileged('veil lab (real agents in namespaces, real kube-apiserver, CNI-made pods)', NEEDS, () => {
+  afterAll(async () => {
+    if (labNamespaces().length > 0 || existsSync(STATE)) await veil(['lab', 'down']);
+  });
 
-        // Every pod's node-side veth was made by the CNI plugin (ptp names them veth + 8 hex), and the agent's
-        // datapath found and attached its from-pod program to exactly those (the chart's podVethPatterns).
-        const labState = JSON.parse(readFileSync(STATE, 'utf8')) as LabState;
-        expect(labState.apiserver.kind).toBe('kube-apiserver');
-        for (const n of labState.nodes) for (const p of n.pods) expect(p.hostVeth).toMatch(/^veth[0-9a-f]{8}$/);
+  it(
+    '3 nodes × 2 pods over WireGuard (wireguard-go): every pair connects, nothing in clear, chaos loses no traffic; down leaves nothing',
+    { timeout: 1_200_000 },
+    async () => {
+      const up = await veil(
+        [
+          'lab',
+          'up',
+          '--nodes',
+          '3',
+          '--pods-per-node',
+          '2',
+          '--backend',
+          'wireguard',
+          '--control-plane',
+          'kube-apiserver',
+          '--keep',
+          '--json',
+        ],
+        500_000,
+      );
+      expect(up.stderr).toContain('result: PASS');
+      expect(up.code).toBe(0);
+      const s = summaryOf(up.stdout);
+      expect(s.pairs).toEqual({ total: 24, pingOk: 24, tcpOk: 24, ok: 24 });
+      expect(s.capture.plaintextPackets).toBe(0);
+      expect(s.capture.plaintextBytes).toBe(0);
+      expect(s.capture.encryptedPackets).toBeGreaterThan(0);
+      // The probes' marker never crosses in clear; every tunnel-port packet is WireGuard between nodes; the capture is whole.
+      expect(s.marker).toMatch(/^[0-9a-f]{32}$/);
+      expect(s.capture.markerPackets).toBe(0);
+      expect(s.capture.malformedTunnelPackets).toBe(0);
+      expect(s.capture.health.problems).toEqual([]);
+      expect(s.capture.health.droppedByKernel).toBe(0);
+      expect(s.capture.health.captured).toBe(s.capture.packets);
+      expect(s.driver).toMatch(/userspace|kernel/);
+      expect(s.failures).toEqual([]);
+      // The agents ran on the real apiserver with their node-bound tokens, and it refused none of their calls.
+      expect(s.controlPlane.kind).toBe('kube-apiserver');
+      expect(s.controlPlane.agentDenials).toEqual([]);
+      expect(up.stderr).toContain('node restriction in force');
 
-        const status = await veil(['lab', 'status', '--json']);
-        expect(status.code).toBe(0);
-        const st = JSON.parse(status.stdout) as {
-          nodes: {
-            node: string;
-            alive: boolean;
-            status?: { ready: boolean; datapath?: { interfaces: { ifname: string; role?: string }[] } };
-          }[];
-        };
-        expect(st.nodes.map((n) => [n.node, n.alive, n.status?.ready])).toEqual([
-          ['n1', true, true],
-          ['n2', true, true],
-          ['n3', true, true],
-        ]);
-        for (const [i, n] of st.nodes.entries()) {
-          const podIfs = (n.status?.datapath?.interfaces ?? []).filter((x) => x.role === 'pod').map((x) => x.ifname);
-          expect(podIfs.sort()).toEqual(labState.nodes[i]?.pods.map((p) => p.hostVeth).sort());
-        }
-        const exec = await veil(['lab', 'exec', 'n1-p1', '--', 'ping', '-c', '1', '-W', '2', '10.244.3.12']);
-        expect(exec.code).toBe(0);
+      // Every pod's node-side veth was made by the CNI plugin (ptp names them veth + 8 hex), and the agent's
+      // datapath found and attached its from-pod program to exactly those (the chart's podVethPatterns).
+      const labState = JSON.parse(readFileSync(STATE, 'utf8')) as LabState;
+      expect(labState.apiserver.kind).toBe('kube-apiserver');
+      for (const n of labState.nodes) for (const p of n.pods) expect(p.hostVeth).toMatch(/^veth[0-9a-f]{8}$/);
 
-        // Chaos: agents killed (TERM and KILL) and restarted, API server restarted (with and without its state), a
-        // hostile node publishing another's key while an agent restarts, nodes added and deleted, under continuous
-        // pings. A restart keeps kernel state: no ping may be lost. Key rotation and annotation tampering are not in
-        // this zero-loss run: with WireGuard a peer's traffic stops until it sees the new key (docs/key-rotation.md
-        // states the measured loss); rotation is checked below against its documented budget.
-        const zeroLoss = CHAOS_ACTIONS.filter((a) => a !== 'key-rotate' && a !== 'annotation-tamper');
-        const chaos = await veil(
-          ['lab', 'chaos', '--duration', '30s', '--interval', '1s', '--actions', zeroLoss.join(','), '--json'],
-          240_000,
-        );
-        expect(chaos.stderr).toContain('result: PASS');
-        expect(chaos.code).toBe(0);
-        const report = JSON.parse(chaos.stdout.trim().split('\n').pop() ?? '{}') as ChaosReport;
-        expect(new Set(report.actions.map((a) => a.action))).toEqual(new Set(zeroLoss));
-        expect(report.actions.filter((a) => a.error !== undefined)).toEqual([]);
-        expect(report.readyAtEnd).toBe(3);
-        expect(report.capture.plaintextPackets).toBe(0);
-        expect(report.capture.markerPackets).toBe(0);
-        expect(report.capture.malformedTunnelPackets).toBe(0);
-        expect(report.capture.health.problems).toEqual([]);
-        expect(report.capture.encryptedPackets).toBeGreaterThan(0);
-        expect(report.maxLostPings).toBe(0);
-        // The failures include any agent call the real apiserver refused (its audit log): there must be none.
-        expect(report.failures).toEqual([]);
-        for (const p of report.pings) {
-          expect(p.received).toBeGreaterThan(0);
-          // A restart that tore the datapath or the tunnel down would lose pings.
-          expect(p.lost).toBe(0);
-        }
+      const status = await veil(['lab', 'status', '--json']);
+      expect(status.code).toBe(0);
+      const st = JSON.parse(status.stdout) as {
+        nodes: {
+          node: string;
+          alive: boolean;
+          status?: { ready: boolean; datapath?: { interfaces: { ifname: string; role?: string }[] } };
+        }[];
+      };
+      expect(st.nodes.map((n) => [n.node, n.alive, n.status?.ready])).toEqual([
+        ['n1', true, true],
+        ['n2', true, true],
+        ['n3', true, true],
+      ]);
+      for (const [i, n] of st.nodes.entries()) {
+        const podIfs = (n.status?.datapath?.interfaces ?? []).filter((x) => x.role === 'pod').map((x) => x.ifname);
+        expect(podIfs.sort()).toEqual(labState.nodes[i]?.pods.map((p) => p.hostVeth).sort());
+      }
+      const exec = await veil(['lab', 'exec', 'n1-p1', '--', 'ping', '-c', '1', '-W', '2', '10.244.3.12']);
+      expect(exec.code).toBe(0);
 
-        // One WireGuard key rotation: it must succeed (published, peers follow), nothing leaks, and the loss stays
-        // within the budget docs/key-rotation.md states (100 pings of 100 ms per run).
-        const rot = await veil(
-          ['lab', 'chaos', '--duration', '6s', '--interval', '5s', '--actions', 'key-rotate', '--max-lost', '100', '--json'],
-          120_000,
-        );
-        expect(rot.stderr).toContain('result: PASS');
-        const rotReport = JSON.parse(rot.stdout.trim().split('\n').pop() ?? '{}') as ChaosReport;
-        expect(rotReport.actions.map((a) => a.action)).toContain('key-rotate');
-        expect(rotReport.actions.filter((a) => a.error !== undefined)).toEqual([]);
-        expect(rotReport.capture.plaintextPackets).toBe(0);
-        expect(rotReport.capture.markerPackets).toBe(0);
-        expect(rotReport.readyAtEnd).toBe(3);
+      // Chaos: agents killed (TERM and KILL) and restarted, API server restarted (with and without its state), a
+      // hostile node publishing another's key while an agent restarts, nodes added and deleted, under continuous
+      // pings. A restart keeps kernel state: no ping may be lost. Key rotation and annotation tampering are not in
+      // this zero-loss run: with WireGuard a peer's traffic stops until it sees the new key (docs/key-rotation.md
+      // states the measured loss); rotation is checked below against its documented budget.
+      const zeroLoss = CHAOS_ACTIONS.filter((a) => a !== 'key-rotate' && a !== 'annotation-tamper');
+      const chaos = await veil(
+        ['lab', 'chaos', '--duration', '30s', '--interval', '1s', '--actions', zeroLoss.join(','), '--json'],
+        240_000,
+      );
+      expect(chaos.stderr).toContain('result: PASS');
+      expect(chaos.code).toBe(0);
+      const report = JSON.parse(chaos.stdout.trim().split('\n').pop() ?? '{}') as ChaosReport;
+      expect(new Set(report.actions.map((a) => a.action))).toEqual(new Set(zeroLoss));
+      expect(report.actions.filter((a) => a.error !== undefined)).toEqual([]);
+      expect(report.readyAtEnd).toBe(3);
+      expect(report.capture.plaintextPackets).toBe(0);
+      expect(report.capture.markerPackets).toBe(0);
+      expect(report.capture.malformedTunnelPackets).toBe(0);
+      expect(report.capture.health.problems).toEqual([]);
+      expect(report.capture.encryptedPackets).toBeGreaterThan(0);
+      expect(report.maxLostPings).toBe(0);
+      // The failures include any agent call the real apiserver refused (its audit log): there must be none.
+      expect(report.failures).toEqual([]);
+      for (const p of report.pings) {
+        expect(p.received).toBeGreaterThan(0);
+        // A restart that tore the datapath or the tunnel down would lose pings.
+        expect(p.lost).toBe(0);
+      }
 
-        const namespaces = labNamespaces();
-        expect(namespaces).toHaveLength(1 + 3 + 6);
-        const pids = namespaces.flatMap(pidsIn);
-        expect(pids.length).toBeGreaterThanOrEqual(3 + 3 + 6 + 1); // agents, wireguard-go, echo servers, API server
-        const down = await veil(['lab', 'down']);
-        expect(down.code).toBe(0);
-        expect(labNamespaces()).toEqual([]);
-        expect(pids.filter(alive)).toEqual([]);
-        expect(existsSync(STATE)).toBe(false);
-      },
-    );
+      // One WireGuard key rotation: it must succeed (published, peers follow), nothing leaks, and the loss stays
+      // within the budget docs/key-rotation.md states (100 pings of 100 ms per run).
+      const rot = await veil(
+        ['lab', 'chaos', '--duration', '6s', '--interval', '5s', '--actions', 'key-rotate', '--max-lost', '100', '--json'],
+        120_000,
+      );
+      expect(rot.stderr).toContain('result: PASS');
+      const rotReport = JSON.parse(rot.stdout.trim().split('\n').pop() ?? '{}') as ChaosReport;
+      expect(rotReport.actions.map((a) => a.action)).toContain('key-rotate');
+      expect(rotReport.actions.filter((a) => a.error !== undefined)).toEqual([]);
+      expect(rotReport.capture.plaintextPackets).toBe(0);
+      expect(rotReport.capture.markerPackets).toBe(0);
+      expect(rotReport.readyAtEnd).toBe(3);
 
-    it(
-      'up cleans up a crashed lab first (killed agents, stale namespaces); the plaintext backend shows up in the capture',
-      { timeout: 1_100_000 },
-      async () => {
-        const first = await veil(
-          [
-            'lab',
-            'up',
-            '--nodes',
-            '2',
-            '--pods-per-node',
-            '1',
-            '--backend',
-            'plaintext',
-            '--control-plane',
-            'kube-apiserver',
-            '--keep',
-            '--json',
-          ],
-          500_000,
-        );
-        expect(first.code, `${first.stdout}\n${first.stderr}`).toBe(0);
-        const state = JSON.parse(readFileSync(STATE, 'utf8')) as LabState;
-        // Simulate a crash: every lab process dies at once, nothing is cleaned.
-        const killed = [...state.nodes.map((n) => n.agentPid), state.apiserver.pid].filter((p): p is number => p !== undefined);
-        for (const pid of killed) process.kill(pid, 'SIGKILL');
-        execFileSync('ip', ['netns', 'add', 'veil-lab-n9']); // a stray namespace the state does not know
+      const namespaces = labNamespaces();
+      expect(namespaces).toHaveLength(1 + 3 + 6);
+      const pids = namespaces.flatMap(pidsIn);
+      expect(pids.length).toBeGreaterThanOrEqual(3 + 3 + 6 + 1); // agents, wireguard-go, echo servers, API server
+      const down = await veil(['lab', 'down']);
+      expect(down.code).toBe(0);
+      expect(labNamespaces()).toEqual([]);
+      expect(pids.filter(alive)).toEqual([]);
+      expect(existsSync(STATE)).toBe(false);
+    },
+  );
 
-        const second = await veil(
-          [
-            'lab',
-            'up',
-            '--nodes',
-            '2',
-            '--pods-per-node',
-            '2',
-            '--backend',
-            'plaintext',
-            '--control-plane',
-            'kube-apiserver',
-            '--json',
-          ],
-          500_000,
-        );
-        expect(second.stderr).toContain('removed a previous lab');
-        expect(second.code).toBe(0);
-        const s = summaryOf(second.stdout);
-        expect(s.pairs).toEqual({ total: 8, pingOk: 8, tcpOk: 8, ok: 8 });
-        // No encryption: the capture must see the pod addresses (this is what proves it can).
-        expect(s.expectsEncryption).toBe(false);
-        expect(s.capture.plaintextPackets).toBeGreaterThan(0);
-        expect(s.capture.encryptedPackets).toBe(0);
-        // …and the run's marker in the payloads (ping and TCP): the marker search sees a leak when there is one.
-        expect(s.capture.markerPackets).toBeGreaterThanOrEqual(8 * 3);
-        expect(s.capture.health.problems).toEqual([]);
-        expect(labNamespaces()).toEqual([]);
-        expect(killed.filter(alive)).toEqual([]);
-        expect(existsSync(STATE)).toBe(false);
-      },
-    );
-  },
-);
+  it(
+    'up cleans up a crashed lab first (killed agents, stale namespaces); the plaintext backend shows up in the capture',
+    { timeout: 1_100_000 },
+    async () => {
+      const first = await veil(
+        [
+          'lab',
+          'up',
+          '--nodes',
+          '2',
+          '--pods-per-node',
+          '1',
+          '--backend',
+          'plaintext',
+          '--control-plane',
+          'kube-apiserver',
+          '--keep',
+          '--json',
+        ],
+        500_000,
+      );
+      expect(first.code, `${first.stdout}\n${first.stderr}`).toBe(0);
+      const state = JSON.parse(readFileSync(STATE, 'utf8')) as LabState;
+      // Simulate a crash: every lab process dies at once, nothing is cleaned.
+      const killed = [...state.nodes.map((n) => n.agentPid), state.apiserver.pid].filter((p): p is number => p !== undefined);
+      // The control plane helper's children (etcd, kube-apiserver) are orphaned by its SIGKILL: the next up must end them.
+      const controlPlane = pidsIn('veil-lab-ul');
+      expect(controlPlane.length).toBeGreaterThanOrEqual(3);
+      for (const pid of killed) process.kill(pid, 'SIGKILL');
+      execFileSync('ip', ['netns', 'add', 'veil-lab-n9']); // a stray namespace the state does not know
+
+      const second = await veil(
+        [
+          'lab',
+          'up',
+          '--nodes',
+          '2',
+          '--pods-per-node',
+          '2',
+          '--backend',
+          'plaintext',
+          '--control-plane',
+          'kube-apiserver',
+          '--json',
+        ],
+        500_000,
+      );
+      expect(second.stderr).toContain('removed a previous lab');
+      expect(second.code).toBe(0);
+      const s = summaryOf(second.stdout);
+      expect(s.pairs).toEqual({ total: 8, pingOk: 8, tcpOk: 8, ok: 8 });
+      // No encryption: the capture must see the pod addresses (this is what proves it can).
+      expect(s.expectsEncryption).toBe(false);
+      expect(s.capture.plaintextPackets).toBeGreaterThan(0);
+      expect(s.capture.encryptedPackets).toBe(0);
+      // …and the run's marker in the payloads (ping and TCP): the marker search sees a leak when there is one.
+      expect(s.capture.markerPackets).toBeGreaterThanOrEqual(8 * 3);
+      expect(s.capture.health.problems).toEqual([]);
+      expect(labNamespaces()).toEqual([]);
+      expect(killed.filter(alive)).toEqual([]);
+      expect(controlPlane.filter(alive)).toEqual([]);
+      expect(existsSync(STATE)).toBe(false);
+    },
+  );
+});
