@@ -11,7 +11,7 @@
  * - `double`: the in-process API double (tools/kube-apiserver-double): no authentication, RBAC or
  *   admission. The fallback when the real programs are not built.
  */
-import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createConnection, createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import { errorMessage } from '@veil/agent-core/errors';
@@ -192,6 +192,7 @@ async function startReal(opts: {
   const user = `system:serviceaccount:${LAB_RELEASE_NAMESPACE}:${sa}`;
   const policyFile = join(opts.dir, 'audit-policy.yaml');
   const auditFile = join(opts.dir, 'audit.log');
+  mkdirSync(opts.dir, { recursive: true, mode: 0o700 });
   writeFileSync(policyFile, auditPolicy());
   const cluster = await KubeCluster.start({
     dir: join(opts.dir, 'cluster'),
