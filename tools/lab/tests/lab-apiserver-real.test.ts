@@ -62,7 +62,7 @@ function call(
         headers: {
           Authorization: `Bearer ${token}`,
           Accept: 'application/json',
-          ...(body ? { 'Content-Type': 'application/merge-patch+json' } : {}),
+          ...(body ? { 'Content-Type': method === 'PATCH' ? 'application/merge-patch+json' : 'application/json' } : {}),
         },
         timeout: 30_000,
       },
