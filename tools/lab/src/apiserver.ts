@@ -34,6 +34,18 @@ export interface AgentDenial {
   uri: string;
   code: number;
   message?: string;
+  /**
+   * Received while the apiserver was starting (from its process start until /readyz): it serves
+   * requests before its RBAC informers have synced and refuses them meanwhile. Not a call outside
+   * the RBAC; reported, not failed on.
+   */
+  duringStartup: boolean;
+}
+
+/** When the apiserver was starting: epoch ms, `to` unset while it still is. */
+export interface StartupWindow {
+  from: number;
+  to?: number;
 }
 
 /** What the helper process offers, whatever the kind. */
@@ -141,10 +153,11 @@ function auditPolicy(): string {
 }
 
 /**
- * Refused calls of `user` in an audit log (JSON lines): any 401/403 answer. Dry runs are left out:
- * the lab's own probe of the node restriction is one, and the agent makes none.
+ * Refused calls of `user` in an audit log (JSON lines): any 401/403 answer, marked `duringStartup`
+ * when received inside one of `startups`. Dry runs are left out: the lab's own probe of the node
+ * restriction is one, and the agent makes none.
  */
-export function deniedCalls(auditLog: string, user: string): AgentDenial[] {
+export function deniedCalls(auditLog: string, user: string, startups: readonly StartupWindow[] = []): AgentDenial[] {
   const out: AgentDenial[] = [];
   for (const line of auditLog.split('\n')) {
     if (!line.includes(user)) continue;
@@ -152,6 +165,7 @@ export function deniedCalls(auditLog: string, user: string): AgentDenial[] {
       user?: { username?: string };
       verb?: string;
       requestURI?: string;
+      requestReceivedTimestamp?: string;
       responseStatus?: { code?: number; message?: string };
     };
     try {
@@ -161,12 +175,14 @@ export function deniedCalls(auditLog: string, user: string): AgentDenial[] {
     }
     const code = e.responseStatus?.code ?? 0;
     if (e.user?.username !== user || (code !== 401 && code !== 403) || e.requestURI?.includes('dryRun=')) continue;
+    const at = Date.parse(e.requestReceivedTimestamp ?? '');
     out.push({
       user,
       verb: e.verb ?? '?',
       uri: e.requestURI ?? '?',
       code,
       ...(e.responseStatus?.message ? { message: e.responseStatus.message } : {}),
+      duringStartup: startups.some((w) => at >= w.from && at <= (w.to ?? Infinity)),
     });
   }
   return out;
@@ -263,6 +279,17 @@ async function startReal(opts: {
       return { annotations: r.body.metadata?.annotations ?? {} };
     };
     const versions = k8sVersions();
+    // Windows in which the apiserver was (re)starting, for telling its startup refusals apart.
+    const startups: StartupWindow[] = [];
+    const starting = async (fn: () => Promise<void>): Promise<void> => {
+      const w: StartupWindow = { from: Date.now() };
+      startups.push(w);
+      try {
+        await fn();
+      } finally {
+        w.to = Date.now();
+      }
+    };
     return {
       url,
       description: `kube-apiserver ${versions['kube-apiserver']} + etcd ${versions.etcd} (TLS, node-bound ServiceAccount tokens, the chart's RBAC and node restriction)`,
@@ -301,25 +328,27 @@ async function startReal(opts: {
         for (const name of have)
           if (!names.has(name)) await cluster.request('DELETE', `/api/v1/nodes/${name}`, undefined, { expect: [200, 404] });
       },
-      restart: () => cluster.restartApiserver(),
+      restart: () => starting(() => cluster.restartApiserver()),
       loseState: async (want) => {
         // Behind the stopped apiserver, etcd's Nodes become what they were at registration (a
         // restore from a backup taken then); Nodes registered later stay only if still wanted.
         // Compacting drops the history: watches resuming from before get 410 Gone and relist.
-        await cluster.stopApiserver();
-        try {
-          const names = new Set(want.map((n) => `/registry/minions/${n.metadata.name}`));
-          for (const kv of await cluster.etcdRange('/registry/minions/'))
-            if (!firstRegistered.has(kv.key) && !names.has(kv.key)) await cluster.etcdDelete(kv.key);
-          for (const [key, value] of firstRegistered) await cluster.etcdPut(key, value);
-          await cluster.compactEtcd();
-        } finally {
-          await cluster.startApiserverAgain();
-        }
+        await starting(async () => {
+          await cluster.stopApiserver();
+          try {
+            const names = new Set(want.map((n) => `/registry/minions/${n.metadata.name}`));
+            for (const kv of await cluster.etcdRange('/registry/minions/'))
+              if (!firstRegistered.has(kv.key) && !names.has(kv.key)) await cluster.etcdDelete(kv.key);
+            for (const [key, value] of firstRegistered) await cluster.etcdPut(key, value);
+            await cluster.compactEtcd();
+          } finally {
+            await cluster.startApiserverAgain();
+          }
+        });
         const missing = want.filter((n) => !firstRegistered.has(`/registry/minions/${n.metadata.name}`));
         for (const n of missing) if (!(await nodeByName(n.metadata.name))) await createNode(n);
       },
-      denials: () => deniedCalls(readAudit(auditFile), user),
+      denials: () => deniedCalls(readAudit(auditFile), user, startups),
       close: () => cluster.stop(),
     };
   } catch (e) {

@@ -79,8 +79,11 @@ export interface LabSummary {
   failures: string[];
   kept: boolean;
   durationMs: number;
-  /** What served the Kubernetes API, and the agents' calls it refused (must be none). */
-  controlPlane: { kind: 'kube-apiserver' | 'double'; note: string; agentDenials: AgentDenial[] };
+  /**
+   * What served the Kubernetes API; the agents' calls it refused (must be none), and how many it
+   * refused while (re)starting, before its RBAC caches synced (not failures).
+   */
+  controlPlane: { kind: 'kube-apiserver' | 'double'; note: string; agentDenials: AgentDenial[]; refusedWhileStarting: number };
 }
 
 /** The example backend shipped with agent-core, for exercising the lab without encryption. */
@@ -372,7 +375,8 @@ export async function labUp(opts: LabUpOptions): Promise<LabSummary> {
       if (!p.tcp.ok) failures.push(`tcp ${p.from} → ${p.to} (${p.toIP}): ${p.tcp.error ?? 'failed'}`);
     }
     failures.push(...captureFailures(analysis, health, expectsEncryption));
-    const agentDenials = await apiDenials(state);
+    const refused = await apiDenials(state);
+    const agentDenials = refused.filter((d) => !d.duringStartup);
     failures.push(
       ...agentDenials.map((d) => `the API server refused an agent call (outside the chart's RBAC/policy): ${describeDenial(d)}`),
     );
@@ -394,7 +398,7 @@ export async function labUp(opts: LabUpOptions): Promise<LabSummary> {
       failures,
       kept: opts.keep,
       durationMs: 0,
-      controlPlane: { kind: cp.kind, note: cp.note, agentDenials },
+      controlPlane: { kind: cp.kind, note: cp.note, agentDenials, refusedWhileStarting: refused.length - agentDenials.length },
     };
     return summary;
   } finally {
@@ -416,7 +420,7 @@ export async function apiDenials(state: LabState): Promise<AgentDenial[]> {
 }
 
 export function describeDenial(d: AgentDenial): string {
-  return `${d.verb} ${d.uri} → ${d.code}${d.message ? ` (${d.message})` : ''}`;
+  return `${d.verb} ${d.uri} → ${d.code}${d.message ? ` (${d.message})` : ''}${d.duringStartup ? ' while the apiserver was starting' : ''}`;
 }
 
 /**
@@ -586,7 +590,7 @@ export function formatSummary(s: LabSummary): string {
     `  probe marker ${s.marker}: in ${c.markerPackets} underlay packets; tunnel-port packets that are not WireGuard between nodes: ${c.malformedTunnelPackets}`,
     `  capture health: tcpdump ${c.health.exitCode === 0 ? 'exit 0' : `exit ${c.health.exitCode ?? c.health.signal}`}, ${c.health.captured ?? '?'} captured, ${c.health.droppedByKernel ?? '?'} dropped by kernel, ${c.truncatedRecords} truncated`,
     s.controlPlane.kind === 'kube-apiserver'
-      ? `  control plane: kube-apiserver; agent calls refused by RBAC/admission: ${s.controlPlane.agentDenials.length}`
+      ? `  control plane: kube-apiserver; agent calls refused by RBAC/admission: ${s.controlPlane.agentDenials.length} (and ${s.controlPlane.refusedWhileStarting} while it was starting)`
       : '  control plane: the API double (no RBAC: build the real one with bash tools/k8s-bins/build.sh)',
   ];
   for (const f of s.failures.slice(0, 20)) lines.push(`  FAIL ${f}`);

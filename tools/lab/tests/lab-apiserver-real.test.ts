@@ -176,7 +176,9 @@ describePrivileged(
         30_000,
         'the audit log',
       );
-      expect(denials).toEqual([expect.objectContaining({ verb: 'patch', uri: '/api/v1/nodes/n2', code: 403 })]);
+      expect(denials).toEqual([
+        expect.objectContaining({ verb: 'patch', uri: '/api/v1/nodes/n2', code: 403, duringStartup: false }),
+      ]);
       expect(ok(await apiControl(sock, { op: 'annotations', node: 'n1' })).annotations).toEqual({
         'veil.io/wireguard-public-key': 'k1',
       });

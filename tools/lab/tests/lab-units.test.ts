@@ -4,6 +4,7 @@ import { markedPayload } from '../src/helpers.js';
 import { captureFailures } from '../src/up.js';
 import { planLab } from '../src/state.js';
 import { cniNetworkConfig, parseCniResult } from '../src/cni.js';
+import { deniedCalls } from '../src/apiserver.js';
 import { parseIp } from '@veil/ip';
 
 /** A classic little-endian pcap (Ethernet) holding `frames`. */
@@ -339,5 +340,58 @@ describe('chaos ping statistics', () => {
       inFlightAtStop: 0,
       gaps: [{ atS: 0.1, lengthS: 0.1 }],
     });
+  });
+});
+
+describe('refused agent calls from the audit log', () => {
+  const user = 'system:serviceaccount:kube-system:veil';
+  const line = (o: object): string => JSON.stringify({ kind: 'Event', stage: 'ResponseComplete', ...o });
+  const log = [
+    line({
+      user: { username: user },
+      verb: 'patch',
+      requestURI: '/api/v1/nodes/n2',
+      requestReceivedTimestamp: '2026-01-01T00:00:10.000Z',
+      responseStatus: { code: 403, message: 'no' },
+    }),
+    line({
+      user: { username: user },
+      verb: 'watch',
+      requestURI: '/api/v1/nodes?watch=true',
+      requestReceivedTimestamp: '2026-01-01T00:00:05.500Z',
+      responseStatus: { code: 403 },
+    }),
+    line({
+      user: { username: user },
+      verb: 'patch',
+      requestURI: '/api/v1/nodes/n2?dryRun=All',
+      requestReceivedTimestamp: '2026-01-01T00:00:01.000Z',
+      responseStatus: { code: 403 },
+    }),
+    line({
+      user: { username: user },
+      verb: 'list',
+      requestURI: '/api/v1/nodes',
+      requestReceivedTimestamp: '2026-01-01T00:00:02.000Z',
+      responseStatus: { code: 200 },
+    }),
+    line({
+      user: { username: 'system:serviceaccount:kube-system:other' },
+      verb: 'get',
+      requestURI: '/api/v1/secrets',
+      requestReceivedTimestamp: '2026-01-01T00:00:03.000Z',
+      responseStatus: { code: 403 },
+    }),
+    'not json ' + user,
+  ].join('\n');
+
+  it("keeps the user's 401/403 answers (not dry runs), marking those received while the apiserver was starting", () => {
+    const from = Date.parse('2026-01-01T00:00:05.000Z');
+    expect(deniedCalls(log, user, [{ from, to: from + 1000 }])).toEqual([
+      { user, verb: 'patch', uri: '/api/v1/nodes/n2', code: 403, message: 'no', duringStartup: false },
+      { user, verb: 'watch', uri: '/api/v1/nodes?watch=true', code: 403, duringStartup: true },
+    ]);
+    // Without startup windows every refusal counts.
+    expect(deniedCalls(log, user).map((d) => d.duringStartup)).toEqual([false, false]);
   });
 });
