@@ -28,7 +28,25 @@ export async function startCapture(state: LabState, pcap: string, log: string): 
     'ip',
     // --immediate-mode: each packet reaches the file as it arrives; otherwise libpcap hands them over
     // a ring block at a time and the block still filling when SIGINT comes is lost uncounted.
-    ['netns', 'exec', UNDERLAY_NETNS, 'tcpdump', '-i', 'br0', '-n', '--immediate-mode', '-U', '-s', '0', '-w', pcap],
+    // -B 65536 (KiB): a 64 MiB ring, so a loaded 2-core machine (tcpdump descheduled for a while
+    // during the traffic burst) does not drop packets in the kernel (the default 2 MiB did).
+    [
+      'netns',
+      'exec',
+      UNDERLAY_NETNS,
+      'tcpdump',
+      '-i',
+      'br0',
+      '-n',
+      '--immediate-mode',
+      '-U',
+      '-B',
+      '65536',
+      '-s',
+      '0',
+      '-w',
+      pcap,
+    ],
     log,
   );
   const exited = new Promise<{ code: number | null; signal: string | null }>((resolve) =>
