@@ -322,6 +322,9 @@ export async function labUp(opts: LabUpOptions): Promise<LabSummary> {
     // A loaded 2-core machine: kube-apiserver may take a minute or two to become ready.
     await waitForLine(state.apiserver.logFile, /apiserver listening/, real ? 300_000 : 15_000, api.pid, 'apiserver');
     log(`${t()} ${real ? 'kube-apiserver' : 'API server double'} on ${state.apiserver.url}`);
+    // The helper's proof that the chart's node restriction is live (a dry run of n1's token on n2, refused).
+    for (const l of readFileSync(state.apiserver.logFile, 'utf8').split('\n'))
+      if (l.startsWith('node restriction in force')) log(`${t()} ${l}`);
 
     const ipsecKeyFile = backendType === 'ipsec' ? await writeIpsecKeyFile(labDir) : undefined;
     const podVethPatterns = await chartPodVethPatterns();
