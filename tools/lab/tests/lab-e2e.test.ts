@@ -1,5 +1,6 @@
 import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
+import { getJsonOverUnixSocket } from '@veil/agent-core';
 import { VEIL_MAIN } from '@veil/cli';
 import { describePrivileged, type Capability } from '@veil/test-utils';
 import { afterAll, expect, it } from 'vitest';
@@ -108,21 +109,20 @@ describePrivileged('veil lab (real agents in namespaces, real kube-apiserver, CN
 
       const status = await veil(['lab', 'status', '--json']);
       expect(status.code).toBe(0);
-      const st = JSON.parse(status.stdout) as {
-        nodes: {
-          node: string;
-          alive: boolean;
-          status?: { ready: boolean; datapath?: { interfaces: { ifname: string; role?: string }[] } };
-        }[];
-      };
+      const st = JSON.parse(status.stdout) as { nodes: { node: string; alive: boolean; status?: { ready: boolean } }[] };
       expect(st.nodes.map((n) => [n.node, n.alive, n.status?.ready])).toEqual([
         ['n1', true, true],
         ['n2', true, true],
         ['n3', true, true],
       ]);
-      for (const [i, n] of st.nodes.entries()) {
-        const podIfs = (n.status?.datapath?.interfaces ?? []).filter((x) => x.role === 'pod').map((x) => x.ifname);
-        expect(podIfs.sort()).toEqual(labState.nodes[i]?.pods.map((p) => p.hostVeth).sort());
+      for (const n of labState.nodes) {
+        // The agent's own account of its tc attachments (`/v1/agent` on its status socket).
+        const info = (await getJsonOverUnixSocket(n.statusSocket, '/v1/agent')) as {
+          datapath: { interfacesSource: string; interfaces: { ifname: string; role?: string }[] };
+        };
+        expect(info.datapath.interfacesSource).toBe('attachments');
+        const podIfs = info.datapath.interfaces.filter((x) => x.role === 'pod').map((x) => x.ifname);
+        expect(podIfs.sort()).toEqual(n.pods.map((p) => p.hostVeth).sort());
       }
       const exec = await veil(['lab', 'exec', 'n1-p1', '--', 'ping', '-c', '1', '-W', '2', '10.244.3.12']);
       expect(exec.code).toBe(0);
