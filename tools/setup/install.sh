@@ -13,7 +13,7 @@ log() { printf '\033[1;34m[setup]\033[0m %s\n' "$*" >&2; }
 debs=(
   clang llvm libbpf-dev libelf-dev zlib1g-dev pkg-config make g++ python3
   iproute2 bpftool kmod iputils-ping
-  wireguard-go wireguard-tools tcpdump iperf3 strace
+  wireguard-go wireguard-tools tcpdump iperf3 strace containernetworking-plugins
   qemu-system-x86 linux-image-amd64 busybox-static
 )
 missing=()
@@ -50,7 +50,8 @@ fi
 # --- the real Kubernetes programs ---------------------------------------------------------
 # helm, kube-apiserver and etcd at the versions in tools/k8s-bins/versions.env, built from the Go
 # module proxy and cached by version (first build: minutes, with progress; afterwards: seconds).
-# `npm start` skips them: the lab does not need them and a fresh machine must be up in minutes.
+# `npm start` skips them so a fresh machine is up in minutes: its lab then runs on the API double
+# and says so in its first line; once they are built (npm test, or build.sh) the lab uses them.
 if [ "${npm_lifecycle_event:-}" = start ] || [ "${VEIL_SKIP_K8S_BINS:-}" = 1 ]; then
   log "not building helm/kube-apiserver/etcd here (bash tools/k8s-bins/build.sh builds them)"
 else

@@ -94,8 +94,10 @@ class HttpError extends Error {
  * patch with resourceVersion preconditions (409 Conflict). Tests drive it through the real
  * `@kubernetes/client-node` and mutate state directly through the programmatic API.
  *
- * Not served: label selectors,
- * strategic merge patch semantics (treated as a JSON merge patch), authentication.
+ * Not done (the real kube-apiserver, tools/kube-cluster, is where these are tested): label
+ * selectors (ignored), strategic merge patch semantics (treated as a JSON merge patch),
+ * authentication, authorization (anyone may patch any Node), admission, and validation (it stores
+ * objects the real server refuses, such as a Node's Event outside `default`).
  */
 export class KubeApiServerDouble {
   private readonly objects = new Map<string, KubeObject>();

@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, openSync } from 'node:fs';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { request as httpsRequest } from 'node:https';
 import { request as httpRequest } from 'node:http';
 import { createServer } from 'node:net';
@@ -28,6 +28,20 @@ export interface KubeClusterOptions {
   readyTimeoutMs?: number;
   /** Progress lines (which process, how long it took). */
   log?: (line: string) => void;
+  /**
+   * The directory for the data dir, logs and PKI (created; deleted by `stop()`), instead of a
+   * fresh `$TMPDIR/veil-kube-*` (a lab keeps it under its own directory).
+   */
+  dir?: string;
+  /**
+   * Where the apiserver listens, default 127.0.0.1. `0.0.0.0` in a network namespace of its own
+   * (the lab's underlay) lets other namespaces reach it; etcd always stays on 127.0.0.1.
+   */
+  bindAddress?: string;
+  /** The address the apiserver advertises (and puts in its serving certificate), default 127.0.0.1. */
+  advertiseAddress?: string;
+  /** The apiserver's port, default a free one. */
+  apiserverPort?: number;
 }
 
 /** Whom a request or kubeconfig authenticates as: the admin client certificate, or a bearer token. */
@@ -173,12 +187,14 @@ export class KubeCluster {
     const apiserverBin = opts.apiserverBinary ?? requireK8sBinary('kube-apiserver');
     const log = opts.log ?? (() => undefined);
     const readyTimeoutMs = opts.readyTimeoutMs ?? 180_000;
-    const dir = await mkdtemp(join(tmpdir(), 'veil-kube-'));
+    const dir = opts.dir ?? (await mkdtemp(join(tmpdir(), 'veil-kube-')));
+    if (opts.dir) await mkdir(opts.dir, { recursive: true, mode: 0o700 });
+    const advertise = opts.advertiseAddress ?? '127.0.0.1';
     let etcd: Proc | undefined;
     let cluster: KubeCluster | undefined;
     try {
-      const pki = await generatePki(dir);
-      const [clientPort, peerPort, apiPort] = [await freePort(), await freePort(), await freePort()];
+      const pki = await generatePki(dir, advertise === '127.0.0.1' ? {} : { servingIPs: [advertise] });
+      const [clientPort, peerPort, apiPort] = [await freePort(), await freePort(), opts.apiserverPort ?? (await freePort())];
       const etcdUrl = `http://127.0.0.1:${clientPort}`;
       const peerUrl = `http://127.0.0.1:${peerPort}`;
       const t0 = Date.now();
@@ -203,8 +219,8 @@ export class KubeCluster {
       });
       log(`etcd ready on ${etcdUrl} in ${Date.now() - t0} ms (pid ${etcd.pid})`);
       const args = [
-        '--bind-address=127.0.0.1',
-        '--advertise-address=127.0.0.1',
+        `--bind-address=${opts.bindAddress ?? '127.0.0.1'}`,
+        `--advertise-address=${advertise}`,
         // The `kubernetes` Service's endpoints may not be loopback; nothing here needs them.
         '--endpoint-reconciler-type=none',
         `--secure-port=${apiPort}`,
@@ -283,6 +299,47 @@ export class KubeCluster {
     if (res.status !== 200)
       throw new KubeClusterError(`compaction to ${rev}: HTTP ${res.status} ${res.body}`, 'etcd', this.etcd.logFile);
     return rev;
+  }
+
+  /**
+   * The keys and raw values under `prefix` in etcd (through its JSON gateway), e.g.
+   * `/registry/minions/` for every Node as the apiserver stored it.
+   */
+  async etcdRange(prefix: string): Promise<{ key: string; value: Buffer }[]> {
+    const b64 = (b: Buffer): string => b.toString('base64');
+    const start = Buffer.from(prefix);
+    // The range end of a prefix: the prefix with its last byte incremented.
+    const end = Buffer.from(start);
+    end[end.length - 1] = (end[end.length - 1] ?? 0) + 1;
+    const res = await plainPost(`${this.etcdUrl}/v3/kv/range`, { key: b64(start), range_end: b64(end) });
+    if (res.status !== 200)
+      throw new KubeClusterError(`range ${prefix}: HTTP ${res.status} ${res.body}`, 'etcd', this.etcd.logFile);
+    const body = JSON.parse(res.body) as { kvs?: { key: string; value?: string }[] };
+    return (body.kvs ?? []).map((kv) => ({
+      key: Buffer.from(kv.key, 'base64').toString(),
+      value: Buffer.from(kv.value ?? '', 'base64'),
+    }));
+  }
+
+  /** Writes one raw value into etcd (what a restore from a backup does behind the apiserver's back). */
+  async etcdPut(key: string, value: Buffer): Promise<void> {
+    const res = await plainPost(`${this.etcdUrl}/v3/kv/put`, {
+      key: Buffer.from(key).toString('base64'),
+      value: value.toString('base64'),
+    });
+    if (res.status !== 200) throw new KubeClusterError(`put ${key}: HTTP ${res.status} ${res.body}`, 'etcd', this.etcd.logFile);
+  }
+
+  /** Deletes one key from etcd. */
+  async etcdDelete(key: string): Promise<void> {
+    const res = await plainPost(`${this.etcdUrl}/v3/kv/deleterange`, { key: Buffer.from(key).toString('base64') });
+    if (res.status !== 200)
+      throw new KubeClusterError(`delete ${key}: HTTP ${res.status} ${res.body}`, 'etcd', this.etcd.logFile);
+  }
+
+  /** Whether the apiserver process is running (false between `stopApiserver` and `startApiserverAgain`). */
+  get apiserverRunning(): boolean {
+    return this.apiserver?.running ?? false;
   }
 
   /**
@@ -442,6 +499,8 @@ export class KubeCluster {
     serviceAccount: string;
     node: string;
     podName?: string;
+    /** The token's lifetime, default 3600 s. */
+    expirationSeconds?: number;
   }): Promise<{ token: string; pod: { name: string; uid: string } }> {
     const name = opts.podName ?? `veil-agent-${opts.node}`;
     const res = await this.request<V1Pod>(
@@ -460,7 +519,12 @@ export class KubeCluster {
       { expect: [201] },
     );
     const pod = { name, uid: String(res.body.metadata?.uid) };
-    const token = await this.issueToken({ namespace: opts.namespace, serviceAccount: opts.serviceAccount, boundPod: pod });
+    const token = await this.issueToken({
+      namespace: opts.namespace,
+      serviceAccount: opts.serviceAccount,
+      boundPod: pod,
+      ...(opts.expirationSeconds ? { expirationSeconds: opts.expirationSeconds } : {}),
+    });
     return { token, pod };
   }
 

@@ -79,10 +79,13 @@ async function leaf(
 
 /**
  * Generates the cluster's certificates with openssl: a CA, the apiserver's serving certificate for
- * 127.0.0.1/localhost, an admin client certificate in `system:masters`, and the ServiceAccount
- * signing key (node:crypto).
+ * 127.0.0.1/localhost (plus `servingIPs`, e.g. the address a lab's agents reach it on), an admin
+ * client certificate in `system:masters`, and the ServiceAccount signing key (node:crypto).
  */
-export async function generatePki(dir: string): Promise<Pki> {
+export async function generatePki(dir: string, opts: { servingIPs?: readonly string[] } = {}): Promise<Pki> {
+  for (const ip of opts.servingIPs ?? [])
+    if (!/^[0-9a-fA-F.:]+$/.test(ip)) throw new KubeClusterError(`servingIPs: "${ip}" is not an IP address`, 'pki');
+  const extraSans = (opts.servingIPs ?? []).map((ip) => `,IP:${ip}`).join('');
   const caCert = join(dir, 'ca.crt');
   const caKey = join(dir, 'ca.key');
   await openssl([
@@ -113,7 +116,7 @@ export async function generatePki(dir: string): Promise<Pki> {
     'apiserver',
     '/CN=kube-apiserver',
     'basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n' +
-      'subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc\n',
+      `subjectAltName=IP:127.0.0.1${extraSans},DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc\n`,
   );
   const admin = await leaf(
     dir,

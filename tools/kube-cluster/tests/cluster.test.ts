@@ -37,6 +37,23 @@ describe('generatePki', () => {
   });
 });
 
+describe('generatePki with servingIPs', () => {
+  it('adds the addresses to the serving certificate (a lab reaches the apiserver on its bridge address) and refuses a non-address', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'veil-pki-test-'));
+    try {
+      const pki = await generatePki(dir, { servingIPs: ['198.18.0.254'] });
+      const sans = execFileSync('openssl', ['x509', '-in', pki.servingCert, '-noout', '-ext', 'subjectAltName'], {
+        encoding: 'utf8',
+      });
+      expect(sans).toContain('IP Address:127.0.0.1');
+      expect(sans).toContain('IP Address:198.18.0.254');
+      await expect(generatePki(dir, { servingIPs: ['198.18.0.254,DNS:evil'] })).rejects.toThrow(KubeClusterError);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
 describe('KubeCluster.start without the programs', () => {
   it('names the missing binary in a KubeClusterError from the process', async () => {
     const err = await KubeCluster.start({

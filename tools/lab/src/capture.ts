@@ -29,7 +29,9 @@ export async function startCapture(state: LabState, pcap: string, log: string): 
   writeFileSync(log, ''); // a previous run's statistics must not be read as this one's
   const cap = spawnDetached(
     'ip',
-    ['netns', 'exec', UNDERLAY_NETNS, 'tcpdump', '-i', 'br0', '-n', '-U', '-s', '0', '-w', pcap],
+    // -B 65536 (KiB): a 64 MiB ring, so a loaded 2-core machine (tcpdump descheduled for a while
+    // during the traffic burst) does not drop packets in the kernel (the default 2 MiB did).
+    ['netns', 'exec', UNDERLAY_NETNS, 'tcpdump', '-i', 'br0', '-n', '-U', '-B', '65536', '-s', '0', '-w', pcap],
     log,
   );
   const exited = new Promise<{ code: number | null; signal: string | null }>((resolve) =>

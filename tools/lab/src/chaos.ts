@@ -13,10 +13,10 @@ import { join } from 'node:path';
 import { LabError } from './errors.js';
 import { pidAlive, pidMatches, sleep, terminate } from './exec.js';
 import { newMarker, startCapture, stopCapture } from './capture.js';
-import { apiControl } from './helpers.js';
+import { apiControl } from './apiserver.js';
 import type { CaptureAnalysis, CaptureHealth } from './pcap.js';
 import { readState, writeState, type LabNode, type LabState } from './state.js';
-import { agentStatus, captureFailures, startAgent, waitReady } from './up.js';
+import { agentStatus, apiDenials, captureFailures, describeDenial, startAgent, waitReady } from './up.js';
 import { errorMessage } from '@veil/agent-core/errors';
 
 export interface ChaosOptions {
@@ -250,6 +250,18 @@ export async function labChaos(opts: ChaosOptions): Promise<ChaosReport> {
   });
   failures.push(...captureFailures(analysis, health, state.backend !== 'plaintext'));
   for (const a of actions) if (a.error !== undefined) failures.push(`${a.action} ${a.target} failed: ${a.error}`);
+  try {
+    const refused = await apiDenials(state);
+    // A restarting apiserver serves requests before its RBAC caches sync and refuses them meanwhile; the agents
+    // retry. Only refusals outside those windows are calls outside the chart's RBAC or policy.
+    const starting = refused.filter((d) => d.duringStartup).length;
+    if (starting > 0)
+      log(`${t()} the apiserver refused ${starting} agent calls while it was starting (RBAC caches not synced yet)`);
+    for (const d of refused.filter((x) => !x.duringStartup))
+      failures.push(`the API server refused an agent call (outside the chart's RBAC/policy): ${describeDenial(d)}`);
+  } catch (err) {
+    failures.push(errorMessage(err));
+  }
   const maxLost = opts.maxLostPings ?? 0;
   const lost = pings.reduce((sum, p) => sum + p.lost, 0);
   if (lost > maxLost)
@@ -307,7 +319,8 @@ async function until(timeoutMs: number, check: () => Promise<string | undefined>
 async function annotationsOf(state: LabState, node: string): Promise<Record<string, string> | string> {
   const sock = state.apiserver.controlSocket;
   if (!sock) return 'the lab API server has no control socket (lab started by an older veil)';
-  const r = await apiControl(sock, { op: 'annotations', node });
+  // The control plane answers one request at a time: behind a real kube-apiserver's restart this waits tens of seconds.
+  const r = await apiControl(sock, { op: 'annotations', node }, 120_000);
   return r.ok ? (r.annotations ?? {}) : r.error;
 }
 
@@ -360,7 +373,8 @@ async function loseApiState(state: LabState): Promise<string | undefined> {
     if (typeof a === 'string') return a;
     published.set(n.name, veilAnnotations(a));
   }
-  const r = await apiControl(state.apiserver.controlSocket ?? '', { op: 'lose-state' }, 20_000);
+  // The real kube-apiserver takes a while to stop and start again on a loaded machine.
+  const r = await apiControl(state.apiserver.controlSocket ?? '', { op: 'lose-state' }, 300_000);
   if (!r.ok) return r.error;
   for (const n of state.nodes) {
     const why = await waitAnnotations(state, n.name, published.get(n.name) ?? {}, 30_000);

@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import { UsageError, addOutputOption, formatOutput, outputFormatOf, renderTable, type ExitSetter } from '@veil/cli';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { pidAlive } from './exec.js';
-import { runApiserver, runEcho, runProbe } from './helpers.js';
+import { runEcho, runProbe } from './helpers.js';
 import { DEFAULT_LAB_DIR, LAB_NETNS_PREFIX, readState, withNodeWgRunDir } from './state.js';
 import { renderLabStatus, type LabStatusDoc } from './status-view.js';
 
@@ -23,7 +23,9 @@ export function registerLab(program: Command, setExit: ExitSetter): void {
 
   lab
     .command('up')
-    .description('create nodes, pods, the API server double and one agent per node; prove pod-to-pod connectivity and encryption')
+    .description(
+      'create nodes, CNI-made pods, the control plane and one agent per node; prove pod-to-pod connectivity and encryption',
+    )
     .option('--nodes <n>', 'number of nodes', int('--nodes', 2, 50), 3)
     .option('--pods-per-node <n>', 'pods per node', int('--pods-per-node', 1, 50), 2)
     .option('--backend <name>', 'wireguard | ipsec | plaintext | a backend package name or path', 'wireguard')
@@ -36,9 +38,18 @@ export function registerLab(program: Command, setExit: ExitSetter): void {
     .option('--strict', 'agents in strict mode for 10.244.0.0/16 (pod traffic is dropped rather than sent in clear)', false)
     .option('--json', 'print the summary as JSON on stdout', false)
     .option('--ready-timeout <s>', 'seconds the agents get to become ready', int('--ready-timeout', 1, 3600), 120)
+    .addOption(
+      new Option(
+        '--control-plane <kind>',
+        'kube-apiserver (real etcd + kube-apiserver, the chart RBAC, node-bound tokens), double (the API double), or auto: the real one when tools/k8s-bins has built it',
+      )
+        .choices(['auto', 'kube-apiserver', 'double'])
+        .default('auto'),
+    )
     .addOption(labDirOpt())
     .action(
       async (o: {
+        controlPlane: 'auto' | 'kube-apiserver' | 'double';
         nodes: number;
         podsPerNode: number;
         backend: string;
@@ -77,6 +88,7 @@ export function registerLab(program: Command, setExit: ExitSetter): void {
           strict: o.strict,
           labDir: o.labDir,
           readyTimeoutMs: o.readyTimeout * 1000,
+          controlPlane: o.controlPlane,
         });
         process.stderr.write(formatSummary(summary) + '\n');
         if (o.json) process.stdout.write(JSON.stringify(summary) + '\n');
@@ -207,19 +219,36 @@ export function registerLab(program: Command, setExit: ExitSetter): void {
 
   lab
     .command('apiserver', { hidden: true })
+    .addOption(new Option('--kind <kind>').choices(['kube-apiserver', 'double']).default('double'))
     .requiredOption('--host <ip>')
     .requiredOption('--port <n>', 'port', int('--port', 1, 65535))
     .requiredOption('--nodes <file>')
-    .option('--control <socket>', 'unix socket for lab chaos: tamper with Node objects, lose the state')
-    .action(async (o: { host: string; port: number; nodes: string; control?: string }) =>
-      setExit(
-        await runApiserver({
-          host: o.host,
-          port: o.port,
-          nodesFile: o.nodes,
-          ...(o.control ? { controlSocket: o.control } : {}),
-        }),
-      ),
+    .option('--control <socket>', 'unix socket for lab up/chaos: kubeconfigs, tamper with Node objects, lose the state')
+    .option('--dir <dir>', 'kube-apiserver: data, PKI, logs, audit log')
+    .option('--chart-objects <file>', "kube-apiserver: the rendered chart's ServiceAccount, RBAC and policy (JSON)")
+    .action(
+      async (o: {
+        kind: 'kube-apiserver' | 'double';
+        host: string;
+        port: number;
+        nodes: string;
+        control?: string;
+        dir?: string;
+        chartObjects?: string;
+      }) => {
+        const { runApiserver } = await import('./apiserver.js');
+        setExit(
+          await runApiserver({
+            kind: o.kind,
+            host: o.host,
+            port: o.port,
+            nodesFile: o.nodes,
+            ...(o.control ? { controlSocket: o.control } : {}),
+            ...(o.dir ? { dir: o.dir } : {}),
+            ...(o.chartObjects ? { chartObjectsFile: o.chartObjects } : {}),
+          }),
+        );
+      },
     );
 
   lab

@@ -3,7 +3,7 @@ import { dirname, join } from 'node:path';
 
 /** Every namespace the lab creates starts with this; cleanup only ever touches these. */
 export const LAB_NETNS_PREFIX = 'veil-lab-';
-/** The underlay namespace (bridge + API server double). */
+/** The underlay namespace (bridge + the control plane). */
 export const UNDERLAY_NETNS = `${LAB_NETNS_PREFIX}ul`;
 /** Root of everything the lab writes (state, logs, configs, bpffs). */
 export const DEFAULT_LAB_DIR = '/run/veil-lab';
@@ -11,16 +11,15 @@ export const DEFAULT_LAB_DIR = '/run/veil-lab';
 const UNDERLAY_PREFIX = '198.18.0.';
 export const APISERVER_IP = `${UNDERLAY_PREFIX}254`;
 export const APISERVER_PORT = 6443;
-/** Pods route everything via this link-local gateway, answered by proxy ARP on the node side. */
-export const POD_GATEWAY = '169.254.1.1';
 export const POD_MTU = 1420;
 export const ECHO_PORT = 7777;
 
 export interface LabPod {
   name: string;
   netns: string;
+  /** Its address: planned as 10.244.<node>.<10+j>, then what the CNI's host-local IPAM gave. */
   ip: string;
-  /** Node-side veth (matches the agent's podVethPatterns). */
+  /** Node-side veth, named by the CNI plugin (`veth…`, the chart's podVethPatterns); empty until made. */
   hostVeth: string;
   echoPid?: number;
 }
@@ -51,8 +50,13 @@ export interface LabState {
   wireguardPort: number;
   bpffsRoot: string;
   bpffsMounted: boolean;
-  /** `controlSocket`: where `veil lab chaos` tampers with Node objects and wipes the API server's state. */
-  apiserver: { pid?: number; url: string; logFile: string; controlSocket?: string };
+  /**
+   * The control plane helper (`veil lab apiserver`). `kind`: the real kube-apiserver + etcd or the
+   * API double (absent in state files of older labs: the double). `controlSocket`: where `veil lab
+   * up` gets the agents' kubeconfigs and `veil lab chaos` tampers with Node objects and wipes the
+   * API server's state.
+   */
+  apiserver: { kind?: 'kube-apiserver' | 'double'; pid?: number; url: string; logFile: string; controlSocket?: string };
   nodes: LabNode[];
   /** Other helpers we started (capture…). */
   helperPids: number[];
@@ -116,7 +120,7 @@ export function planLab(nodes: number, podsPerNode: number, labDir: string, bpff
         name: `${name}-p${j}`,
         netns: `${LAB_NETNS_PREFIX}${name}-p${j}`,
         ip: `10.244.${i}.${10 + j}`,
-        hostVeth: `lxc${name}p${j}`,
+        hostVeth: '',
       });
     }
     out.push({

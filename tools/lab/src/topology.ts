@@ -1,7 +1,8 @@
 import { mkdirSync, rmSync } from 'node:fs';
 import { LabError } from './errors.js';
 import { ipBatch, mustRun, pidMatches, run, terminate } from './exec.js';
-import { APISERVER_IP, LAB_NETNS_PREFIX, POD_GATEWAY, POD_MTU, UNDERLAY_NETNS, type LabNode, type LabState } from './state.js';
+import { cniAdd, cniDel } from './cni.js';
+import { APISERVER_IP, LAB_NETNS_PREFIX, UNDERLAY_NETNS, type LabNode, type LabState } from './state.js';
 
 const BRIDGE = 'br0';
 
@@ -76,45 +77,11 @@ export async function createNode(node: LabNode, all: readonly LabNode[]): Promis
   ];
   for (const other of all) if (other !== node) lines.push(`route add ${other.podCIDR} via ${other.underlayIP} dev eth0`);
   await ipBatch(`configure ${node.name}`, lines, node.netns);
+  // Pods as a container runtime makes them: the namespace, then CNI ADD (cni.ts) from the node.
   for (const pod of node.pods) {
     await mustRun(`create ${pod.netns}`, 'ip', ['netns', 'add', pod.netns]);
-    await mustRun(`veth for ${pod.name}`, 'ip', [
-      'link',
-      'add',
-      'name',
-      pod.hostVeth,
-      'netns',
-      node.netns,
-      'type',
-      'veth',
-      'peer',
-      'name',
-      'eth0',
-      'netns',
-      pod.netns,
-    ]);
-    await ipBatch(
-      `configure ${pod.name}`,
-      [
-        'link set lo up',
-        `link set eth0 mtu ${POD_MTU}`,
-        `addr add ${pod.ip}/32 dev eth0`,
-        'link set eth0 up',
-        `route add ${POD_GATEWAY} dev eth0 scope link`,
-        `route add default via ${POD_GATEWAY} dev eth0`,
-      ],
-      pod.netns,
-    );
-    // proxy ARP answers the pod's gateway; the /32 route is how the datapath learns the pod's veth.
-    await sysctl(node.netns, {
-      [`net.ipv4.conf.${pod.hostVeth}.proxy_arp`]: '1',
-      [`net.ipv4.conf.${pod.hostVeth}.rp_filter`]: '0',
-    });
-    await ipBatch(
-      `route to ${pod.name}`,
-      [`link set ${pod.hostVeth} mtu ${POD_MTU}`, `link set ${pod.hostVeth} up`, `route add ${pod.ip}/32 dev ${pod.hostVeth}`],
-      node.netns,
-    );
+    await ipBatch(`loopback of ${pod.name}`, ['link set lo up'], pod.netns);
+    await cniAdd(node, pod);
   }
 }
 
@@ -135,9 +102,9 @@ export async function mountBpffs(root: string): Promise<void> {
  */
 export async function destroyLab(state: LabState | undefined, labDir: string): Promise<{ pids: number[]; namespaces: string[] }> {
   const killed: number[] = [];
-  const kill = async (pid: number | undefined, marker: string): Promise<void> => {
+  const kill = async (pid: number | undefined, marker: string, graceMs?: number): Promise<void> => {
     if (pid !== undefined && pidMatches(pid, marker)) {
-      await terminate(pid);
+      await terminate(pid, graceMs);
       killed.push(pid);
     }
   };
@@ -145,7 +112,8 @@ export async function destroyLab(state: LabState | undefined, labDir: string): P
     for (const pid of state.helperPids) await kill(pid, 'tcpdump');
     await Promise.all(state.nodes.map((n) => kill(n.agentPid, 'agent')));
     for (const n of state.nodes) for (const p of n.pods) await kill(p.echoPid, '_echo');
-    await kill(state.apiserver.pid, 'apiserver');
+    // The control plane helper stops kube-apiserver, then etcd (each up to 10 s) before it exits.
+    await kill(state.apiserver.pid, 'apiserver', 25_000);
   }
   const namespaces = await labNamespaces();
   for (const ns of namespaces) {
@@ -161,6 +129,12 @@ export async function destroyLab(state: LabState | undefined, labDir: string): P
       }),
     );
   }
+  // CNI DEL for every pod the plugin made, as a runtime does when a pod goes (releases the
+  // address); best effort: deleting the namespaces below removes the veths in any case.
+  if (state)
+    for (const n of state.nodes)
+      for (const p of n.pods)
+        if (p.hostVeth && namespaces.includes(p.netns) && namespaces.includes(n.netns)) await cniDel(n, p).catch(() => undefined);
   // Pods first: their veths go with them; then nodes, then the underlay.
   const order = [...namespaces].sort((a, b) => b.length - a.length);
   for (const ns of order) {

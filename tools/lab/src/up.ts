@@ -1,7 +1,8 @@
 /**
  * `veil lab up`: a whole cluster on one host. One netns per node joined by an underlay bridge,
- * pods in their own namespaces behind veths, the Kubernetes API double as the control plane,
- * and one real `veil agent` process per node. Then it proves itself: ping and TCP between every
+ * pods in their own namespaces made by the CNI plugins (cni.ts), the real kube-apiserver + etcd
+ * as the control plane (or the API double when they are not built: control-plane.ts), and one
+ * real `veil agent` process per node. Then it proves itself: ping and TCP between every
  * pair of pods on different nodes while tcpdump watches the underlay for cleartext pod bytes.
  */
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -26,6 +27,9 @@ import {
   type LabState,
 } from './state.js';
 import { createNode, createUnderlay, destroyLab, labNamespaces, mountBpffs } from './topology.js';
+import { apiControl, type AgentDenial } from './apiserver.js';
+import { requireCniPlugins } from './cni.js';
+import { chartPodVethPatterns, chooseControlPlane, writeChartObjects, type ControlPlaneChoice } from './control-plane.js';
 import { errorMessage } from '@veil/agent-core/errors';
 
 /** Every lab pod CIDR (10.244.<i>.0/24) is inside this. */
@@ -49,6 +53,8 @@ export interface LabUpOptions {
   readyTimeoutMs?: number;
   /** Progress lines (default: stderr). */
   progress?: (line: string) => void;
+  /** The real etcd + kube-apiserver, the API double, or (default) the real one when it is built. */
+  controlPlane?: ControlPlaneChoice;
 }
 
 export interface PairResult {
@@ -74,6 +80,11 @@ export interface LabSummary {
   failures: string[];
   kept: boolean;
   durationMs: number;
+  /**
+   * What served the Kubernetes API; the agents' calls it refused (must be none), and how many it
+   * refused while (re)starting, before its RBAC caches synced (not failures).
+   */
+  controlPlane: { kind: 'kube-apiserver' | 'double'; note: string; agentDenials: AgentDenial[]; refusedWhileStarting: number };
 }
 
 /** The example backend shipped with agent-core, for exercising the lab without encryption. */
@@ -109,17 +120,6 @@ export async function resolveBackend(backend: string, requested: 'host' | 'vm'):
   return type;
 }
 
-function kubeconfigFor(url: string, node: string): object {
-  return {
-    apiVersion: 'v1',
-    kind: 'Config',
-    clusters: [{ name: 'veil-lab', cluster: { server: url, 'insecure-skip-tls-verify': true } }],
-    users: [{ name: node, user: {} }],
-    contexts: [{ name: 'veil-lab', context: { cluster: 'veil-lab', user: node } }],
-    'current-context': 'veil-lab',
-  };
-}
-
 function nodeObject(n: LabNode): object {
   return {
     apiVersion: 'v1',
@@ -146,7 +146,14 @@ async function writeIpsecKeyFile(labDir: string): Promise<string> {
   return file;
 }
 
-function agentConfig(n: LabNode, backendType: string, wgPort: number, strict: boolean, ipsecKeyFile?: string): object {
+function agentConfig(
+  n: LabNode,
+  backendType: string,
+  wgPort: number,
+  strict: boolean,
+  podVethPatterns: readonly string[],
+  ipsecKeyFile?: string,
+): object {
   return {
     encryption: {
       enabled: true,
@@ -162,7 +169,8 @@ function agentConfig(n: LabNode, backendType: string, wgPort: number, strict: bo
     status: { socketPath: n.statusSocket },
     metrics: { enabled: true, port: 9962, host: '127.0.0.1' },
     health: { port: 9879, host: '127.0.0.1' },
-    podVethPatterns: ['lxc*'],
+    // The chart's default: the CNI plugin names node-side veths `veth…`.
+    podVethPatterns,
     logLevel: 'info',
   };
 }
@@ -244,6 +252,9 @@ export async function labUp(opts: LabUpOptions): Promise<LabSummary> {
   const labDir = opts.labDir ?? DEFAULT_LAB_DIR;
   const wgPort = opts.wireguardPort ?? 51871;
   const backendType = await resolveBackend(opts.backend, opts.kernel);
+  requireCniPlugins();
+  const cp = await chooseControlPlane(opts.controlPlane ?? 'auto');
+  log(`${t()} ${cp.note}`);
 
   if (await cleanupStaleLab(labDir)) log(`${t()} removed a previous lab`);
   const bpffsRoot = join(labDir, 'bpf');
@@ -259,7 +270,8 @@ export async function labUp(opts: LabUpOptions): Promise<LabSummary> {
     bpffsRoot,
     bpffsMounted: false,
     apiserver: {
-      url: `http://${APISERVER_IP}:${APISERVER_PORT}`,
+      kind: cp.kind,
+      url: `${cp.kind === 'double' ? 'http' : 'https'}://${APISERVER_IP}:${APISERVER_PORT}`,
       logFile: join(labDir, 'apiserver.log'),
       controlSocket: join(labDir, 'apiserver.sock'),
     },
@@ -280,6 +292,14 @@ export async function labUp(opts: LabUpOptions): Promise<LabSummary> {
 
     const nodesFile = join(labDir, 'nodes.json');
     writeFileSync(nodesFile, JSON.stringify(nodes.map(nodeObject), null, 2));
+    const real = cp.kind === 'kube-apiserver';
+    const realArgs: string[] = [];
+    if (real) {
+      const chartObjects = join(labDir, 'chart-objects.json');
+      const n = await writeChartObjects(chartObjects);
+      log(`${t()} helm rendered the chart: ${n} objects to apply (ServiceAccount, RBAC, node restriction)`);
+      realArgs.push('--dir', join(labDir, 'control-plane'), '--chart-objects', chartObjects);
+    }
     const api = spawnDetached(
       'ip',
       [
@@ -290,6 +310,8 @@ export async function labUp(opts: LabUpOptions): Promise<LabSummary> {
         MAIN_JS,
         'lab',
         'apiserver',
+        '--kind',
+        cp.kind,
         '--host',
         APISERVER_IP,
         '--port',
@@ -298,21 +320,30 @@ export async function labUp(opts: LabUpOptions): Promise<LabSummary> {
         nodesFile,
         '--control',
         state.apiserver.controlSocket ?? '',
+        ...realArgs,
       ],
       state.apiserver.logFile,
     );
     if (api.pid !== undefined) state.apiserver.pid = api.pid;
     writeState(state);
-    await waitForLine(state.apiserver.logFile, /apiserver listening/, 15_000, api.pid, 'apiserver');
-    log(`${t()} API server double on ${state.apiserver.url}`);
+    // A loaded 2-core machine: kube-apiserver may take a minute or two to become ready.
+    await waitForLine(state.apiserver.logFile, /apiserver listening/, real ? 300_000 : 15_000, api.pid, 'apiserver');
+    log(`${t()} ${real ? 'kube-apiserver' : 'API server double'} on ${state.apiserver.url}`);
+    // The helper's proof that the chart's node restriction is live (a dry run of n1's token on n2, refused).
+    for (const l of readFileSync(state.apiserver.logFile, 'utf8').split('\n'))
+      if (l.startsWith('node restriction in force')) log(`${t()} ${l}`);
 
     const ipsecKeyFile = backendType === 'ipsec' ? await writeIpsecKeyFile(labDir) : undefined;
+    const podVethPatterns = await chartPodVethPatterns();
     for (const n of nodes) {
       writeFileSync(
         n.configFile,
-        JSON.stringify(agentConfig(n, backendType, wgPort, opts.strict ?? false, ipsecKeyFile), null, 2),
+        JSON.stringify(agentConfig(n, backendType, wgPort, opts.strict ?? false, podVethPatterns, ipsecKeyFile), null, 2),
       );
-      writeFileSync(n.kubeconfig, JSON.stringify(kubeconfigFor(state.apiserver.url, n.name), null, 2));
+      // The real server: the agent's own TokenRequest token, bound to a Pod on its node.
+      const kc = await apiControl(state.apiserver.controlSocket ?? '', { op: 'kubeconfig', node: n.name }, 60_000);
+      if (!kc.ok || !kc.kubeconfig) throw new LabError(`kubeconfig for ${n.name}`, kc.ok ? 'empty reply' : kc.error);
+      writeFileSync(n.kubeconfig, kc.kubeconfig, { mode: 0o600 });
       startAgent(n, bpffsRoot);
       for (const p of n.pods) {
         const echo = spawnDetached(
@@ -353,6 +384,11 @@ export async function labUp(opts: LabUpOptions): Promise<LabSummary> {
       if (!p.tcp.ok) failures.push(`tcp ${p.from} → ${p.to} (${p.toIP}): ${p.tcp.error ?? 'failed'}`);
     }
     failures.push(...captureFailures(analysis, health, expectsEncryption));
+    const refused = await apiDenials(state);
+    const agentDenials = refused.filter((d) => !d.duringStartup);
+    failures.push(
+      ...agentDenials.map((d) => `the API server refused an agent call (outside the chart's RBAC/policy): ${describeDenial(d)}`),
+    );
     summary = {
       ok: failures.length === 0,
       backend: opts.backend,
@@ -371,6 +407,7 @@ export async function labUp(opts: LabUpOptions): Promise<LabSummary> {
       failures,
       kept: opts.keep,
       durationMs: 0,
+      controlPlane: { kind: cp.kind, note: cp.note, agentDenials, refusedWhileStarting: refused.length - agentDenials.length },
     };
     return summary;
   } finally {
@@ -382,6 +419,17 @@ export async function labUp(opts: LabUpOptions): Promise<LabSummary> {
     }
     if (summary) summary.durationMs = Date.now() - started;
   }
+}
+
+/** The agents' calls the control plane refused so far (audit log of the real server; none for the double). */
+export async function apiDenials(state: LabState): Promise<AgentDenial[]> {
+  const r = await apiControl(state.apiserver.controlSocket ?? '', { op: 'denials' }, 30_000);
+  if (!r.ok) throw new LabError('apiserver', `cannot read the agents' refused calls: ${r.error}`);
+  return r.denials ?? [];
+}
+
+export function describeDenial(d: AgentDenial): string {
+  return `${d.verb} ${d.uri} → ${d.code}${d.message ? ` (${d.message})` : ''}${d.duringStartup ? ' while the apiserver was starting' : ''}`;
 }
 
 /**
@@ -550,6 +598,9 @@ export function formatSummary(s: LabSummary): string {
       (s.expectsEncryption ? '' : ' [expected: this backend does not encrypt]'),
     `  probe marker ${s.marker}: in ${c.markerPackets} underlay packets; tunnel-port packets that are not WireGuard between nodes: ${c.malformedTunnelPackets}`,
     `  capture health: tcpdump ${c.health.exitCode === 0 ? 'exit 0' : `exit ${c.health.exitCode ?? c.health.signal}`}, ${c.health.captured ?? '?'} captured, ${c.health.droppedByKernel ?? '?'} dropped by kernel, ${c.truncatedRecords} truncated`,
+    s.controlPlane.kind === 'kube-apiserver'
+      ? `  control plane: kube-apiserver; agent calls refused by RBAC/admission: ${s.controlPlane.agentDenials.length} (and ${s.controlPlane.refusedWhileStarting} while it was starting)`
+      : '  control plane: the API double (no RBAC: build the real one with bash tools/k8s-bins/build.sh)',
   ];
   for (const f of s.failures.slice(0, 20)) lines.push(`  FAIL ${f}`);
   if (s.failures.length > 20) lines.push(`  … and ${s.failures.length - 20} more`);

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { VEIL_MAIN } from '@veil/cli';
 import { afterEach, describe, expect, it } from 'vitest';
-import { apiControl } from '../src/helpers.js';
+import { apiControl } from '../src/apiserver.js';
 
 /** A free loopback port (listen on 0, read it, close). */
 function freePort(): Promise<number> {

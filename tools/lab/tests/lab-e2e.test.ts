@@ -1,7 +1,8 @@
 import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
+import { getJsonOverUnixSocket } from '@veil/agent-core';
 import { VEIL_MAIN } from '@veil/cli';
-import { describePrivileged } from '@veil/test-utils';
+import { describePrivileged, type Capability } from '@veil/test-utils';
 import { afterAll, expect, it } from 'vitest';
 import type { LabSummary } from '../src/up.js';
 import type { LabState } from '../src/state.js';
@@ -49,16 +50,36 @@ function summaryOf(stdout: string): LabSummary {
   return JSON.parse(stdout.trim().split('\n').pop() ?? '{}') as LabSummary;
 }
 
-describePrivileged('veil lab (real agents in namespaces)', ['root', 'netns', 'bpf', 'tun', 'wireguard-go', 'tcpdump'], () => {
+// The real control plane (kube-apiserver + etcd with the chart's RBAC): under CI these must run, so the programs
+// are capabilities; `--control-plane kube-apiserver` makes `up` fail rather than fall back to the API double.
+const NEEDS: Capability[] = ['root', 'netns', 'bpf', 'tun', 'wireguard-go', 'tcpdump', 'etcd', 'kube-apiserver', 'helm'];
+
+describePrivileged('veil lab (real agents in namespaces, real kube-apiserver, CNI-made pods)', NEEDS, () => {
   afterAll(async () => {
     if (labNamespaces().length > 0 || existsSync(STATE)) await veil(['lab', 'down']);
   });
 
   it(
     '3 nodes × 2 pods over WireGuard (wireguard-go): every pair connects, nothing in clear, chaos loses no traffic; down leaves nothing',
-    { timeout: 420_000 },
+    { timeout: 1_200_000 },
     async () => {
-      const up = await veil(['lab', 'up', '--nodes', '3', '--pods-per-node', '2', '--backend', 'wireguard', '--keep', '--json']);
+      const up = await veil(
+        [
+          'lab',
+          'up',
+          '--nodes',
+          '3',
+          '--pods-per-node',
+          '2',
+          '--backend',
+          'wireguard',
+          '--control-plane',
+          'kube-apiserver',
+          '--keep',
+          '--json',
+        ],
+        500_000,
+      );
       expect(up.stderr).toContain('result: PASS');
       expect(up.code).toBe(0);
       const s = summaryOf(up.stdout);
@@ -75,6 +96,16 @@ describePrivileged('veil lab (real agents in namespaces)', ['root', 'netns', 'bp
       expect(s.capture.health.captured).toBe(s.capture.packets);
       expect(s.driver).toMatch(/userspace|kernel/);
       expect(s.failures).toEqual([]);
+      // The agents ran on the real apiserver with their node-bound tokens, and it refused none of their calls.
+      expect(s.controlPlane.kind).toBe('kube-apiserver');
+      expect(s.controlPlane.agentDenials).toEqual([]);
+      expect(up.stderr).toContain('node restriction in force');
+
+      // Every pod's node-side veth was made by the CNI plugin (ptp names them veth + 8 hex), and the agent's
+      // datapath found and attached its from-pod program to exactly those (the chart's podVethPatterns).
+      const labState = JSON.parse(readFileSync(STATE, 'utf8')) as LabState;
+      expect(labState.apiserver.kind).toBe('kube-apiserver');
+      for (const n of labState.nodes) for (const p of n.pods) expect(p.hostVeth).toMatch(/^veth[0-9a-f]{8}$/);
 
       const status = await veil(['lab', 'status', '--json']);
       expect(status.code).toBe(0);
@@ -84,6 +115,15 @@ describePrivileged('veil lab (real agents in namespaces)', ['root', 'netns', 'bp
         ['n2', true, true],
         ['n3', true, true],
       ]);
+      for (const n of labState.nodes) {
+        // The agent's own account of its tc attachments (`/v1/agent` on its status socket).
+        const info = (await getJsonOverUnixSocket(n.statusSocket, '/v1/agent')) as {
+          datapath: { interfacesSource: string; interfaces: { ifname: string; role?: string }[] };
+        };
+        expect(info.datapath.interfacesSource).toBe('attachments');
+        const podIfs = info.datapath.interfaces.filter((x) => x.role === 'pod').map((x) => x.ifname);
+        expect(podIfs.sort()).toEqual(n.pods.map((p) => p.hostVeth).sort());
+      }
       const exec = await veil(['lab', 'exec', 'n1-p1', '--', 'ping', '-c', '1', '-W', '2', '10.244.3.12']);
       expect(exec.code).toBe(0);
 
@@ -91,10 +131,14 @@ describePrivileged('veil lab (real agents in namespaces)', ['root', 'netns', 'bp
       // hostile node publishing another's key while an agent restarts, nodes added and deleted, WireGuard key
       // rotations, under continuous pings. A restart keeps kernel state and a rotated key is handshaken by whoever
       // learns it: no ping may be lost. Annotation tampering is checked below against its documented budget.
-      const zeroLoss = CHAOS_ACTIONS.filter((a) => a !== 'annotation-tamper');
+      // The real apiserver's restarts take the longest (tens of seconds on a loaded machine): they go last, so every
+      // disturbance has started before the run's time is up.
+      const zeroLoss = CHAOS_ACTIONS.filter((a) => a !== 'annotation-tamper').sort(
+        (a, b) => Number(a.startsWith('apiserver')) - Number(b.startsWith('apiserver')),
+      );
       const chaos = await veil(
-        ['lab', 'chaos', '--duration', '30s', '--interval', '1s', '--actions', zeroLoss.join(','), '--json'],
-        240_000,
+        ['lab', 'chaos', '--duration', '45s', '--interval', '1s', '--actions', zeroLoss.join(','), '--json'],
+        600_000,
       );
       expect(chaos.stderr).toContain('result: PASS');
       expect(chaos.code).toBe(0);
@@ -108,6 +152,8 @@ describePrivileged('veil lab (real agents in namespaces)', ['root', 'netns', 'bp
       expect(report.capture.health.problems).toEqual([]);
       expect(report.capture.encryptedPackets).toBeGreaterThan(0);
       expect(report.maxLostPings).toBe(0);
+      // The failures include any agent call the real apiserver refused (its audit log): there must be none.
+      expect(report.failures).toEqual([]);
       for (const p of report.pings) {
         expect(p.received).toBeGreaterThan(0);
         // A restart that tore the datapath or the tunnel down would lose pings.
@@ -146,28 +192,51 @@ describePrivileged('veil lab (real agents in namespaces)', ['root', 'netns', 'bp
 
   it(
     'up cleans up a crashed lab first (killed agents, stale namespaces); the plaintext backend shows up in the capture',
-    { timeout: 200_000 },
+    { timeout: 1_100_000 },
     async () => {
-      const first = await veil([
-        'lab',
-        'up',
-        '--nodes',
-        '2',
-        '--pods-per-node',
-        '1',
-        '--backend',
-        'plaintext',
-        '--keep',
-        '--json',
-      ]);
+      const first = await veil(
+        [
+          'lab',
+          'up',
+          '--nodes',
+          '2',
+          '--pods-per-node',
+          '1',
+          '--backend',
+          'plaintext',
+          '--control-plane',
+          'kube-apiserver',
+          '--keep',
+          '--json',
+        ],
+        500_000,
+      );
       expect(first.code, `${first.stdout}\n${first.stderr}`).toBe(0);
       const state = JSON.parse(readFileSync(STATE, 'utf8')) as LabState;
       // Simulate a crash: every lab process dies at once, nothing is cleaned.
       const killed = [...state.nodes.map((n) => n.agentPid), state.apiserver.pid].filter((p): p is number => p !== undefined);
+      // The control plane helper's children (etcd, kube-apiserver) are orphaned by its SIGKILL: the next up must end them.
+      const controlPlane = pidsIn('veil-lab-ul');
+      expect(controlPlane.length).toBeGreaterThanOrEqual(3);
       for (const pid of killed) process.kill(pid, 'SIGKILL');
       execFileSync('ip', ['netns', 'add', 'veil-lab-n9']); // a stray namespace the state does not know
 
-      const second = await veil(['lab', 'up', '--nodes', '2', '--pods-per-node', '2', '--backend', 'plaintext', '--json']);
+      const second = await veil(
+        [
+          'lab',
+          'up',
+          '--nodes',
+          '2',
+          '--pods-per-node',
+          '2',
+          '--backend',
+          'plaintext',
+          '--control-plane',
+          'kube-apiserver',
+          '--json',
+        ],
+        500_000,
+      );
       expect(second.stderr).toContain('removed a previous lab');
       expect(second.code).toBe(0);
       const s = summaryOf(second.stdout);
@@ -181,6 +250,7 @@ describePrivileged('veil lab (real agents in namespaces)', ['root', 'netns', 'bp
       expect(s.capture.health.problems).toEqual([]);
       expect(labNamespaces()).toEqual([]);
       expect(killed.filter(alive)).toEqual([]);
+      expect(controlPlane.filter(alive)).toEqual([]);
       expect(existsSync(STATE)).toBe(false);
     },
   );

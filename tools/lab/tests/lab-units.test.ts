@@ -3,6 +3,8 @@ import { analyzeCapture, captureHealth, isWireGuardMessage, pcapFrames } from '.
 import { markedPayload } from '../src/helpers.js';
 import { captureFailures } from '../src/up.js';
 import { planLab } from '../src/state.js';
+import { cniNetworkConfig, parseCniResult } from '../src/cni.js';
+import { deniedCalls } from '../src/apiserver.js';
 import { parseIp } from '@veil/ip';
 
 /** A classic little-endian pcap (Ethernet) holding `frames`. */
@@ -253,7 +255,7 @@ describe('probe payload', () => {
 });
 
 describe('lab plan', () => {
-  it('gives every node a /24, an underlay address, and pods with lxc host veths', () => {
+  it('gives every node a /24 and an underlay address, and plans pod addresses (veths are named by the CNI plugin)', () => {
     const nodes = planLab(3, 2, '/run/x', '/run/x/bpf');
     expect(nodes.map((n) => [n.name, n.netns, n.underlayIP, n.podCIDR, n.pinDir])).toEqual([
       ['n1', 'veil-lab-n1', '198.18.0.1', '10.244.1.0/24', '/run/x/bpf/n1'],
@@ -261,13 +263,46 @@ describe('lab plan', () => {
       ['n3', 'veil-lab-n3', '198.18.0.3', '10.244.3.0/24', '/run/x/bpf/n3'],
     ]);
     expect(nodes[1]?.pods).toEqual([
-      { name: 'n2-p1', netns: 'veil-lab-n2-p1', ip: '10.244.2.11', hostVeth: 'lxcn2p1' },
-      { name: 'n2-p2', netns: 'veil-lab-n2-p2', ip: '10.244.2.12', hostVeth: 'lxcn2p2' },
+      { name: 'n2-p1', netns: 'veil-lab-n2-p1', ip: '10.244.2.11', hostVeth: '' },
+      { name: 'n2-p2', netns: 'veil-lab-n2-p2', ip: '10.244.2.12', hostVeth: '' },
     ]);
-    // IFNAMSIZ: 15 characters at most.
-    expect(Math.max(...planLab(50, 50, '/r', '/r/b').flatMap((n) => n.pods.map((p) => p.hostVeth.length)))).toBeLessThanOrEqual(
-      15,
+  });
+});
+
+describe('CNI configuration and result', () => {
+  it('configures ptp + host-local over the node pod CIDR, from .11, leases in the lab directory', () => {
+    const [n1] = planLab(2, 1, '/run/x', '/run/x/bpf');
+    expect(cniNetworkConfig(n1!)).toEqual({
+      cniVersion: '1.0.0',
+      name: 'veil-lab',
+      type: 'ptp',
+      mtu: 1420,
+      ipMasq: false,
+      ipam: {
+        type: 'host-local',
+        ranges: [[{ subnet: '10.244.1.0/24', rangeStart: '10.244.1.11', gateway: '10.244.1.1' }]],
+        routes: [{ dst: '0.0.0.0/0' }],
+        dataDir: '/run/x/n1/cni-ipam',
+      },
+    });
+  });
+
+  it('reads the pod address and the node-side veth from a spec 1.0.0 result, and names what is missing', () => {
+    const result = {
+      cniVersion: '1.0.0',
+      interfaces: [
+        { name: 'veth3f2a9c1e', mac: '6a:1b:00:00:00:01' },
+        { name: 'eth0', mac: '6a:1b:00:00:00:02', sandbox: '/run/netns/veil-lab-n1-p1' },
+      ],
+      ips: [{ interface: 1, address: '10.244.1.11/24', gateway: '10.244.1.1' }],
+      routes: [{ dst: '0.0.0.0/0' }],
+    };
+    expect(parseCniResult(JSON.stringify(result))).toEqual({ ip: '10.244.1.11', hostVeth: 'veth3f2a9c1e' });
+    expect(() => parseCniResult(JSON.stringify({ ...result, ips: [] }))).toThrow(/no pod address/);
+    expect(() => parseCniResult(JSON.stringify({ ...result, interfaces: [result.interfaces[1]] }))).toThrow(
+      /no node-side interface/,
     );
+    expect(() => parseCniResult('oops')).toThrow(/not JSON/);
   });
 });
 
@@ -305,5 +340,58 @@ describe('chaos ping statistics', () => {
       inFlightAtStop: 0,
       gaps: [{ atS: 0.1, lengthS: 0.1 }],
     });
+  });
+});
+
+describe('refused agent calls from the audit log', () => {
+  const user = 'system:serviceaccount:kube-system:veil';
+  const line = (o: object): string => JSON.stringify({ kind: 'Event', stage: 'ResponseComplete', ...o });
+  const log = [
+    line({
+      user: { username: user },
+      verb: 'patch',
+      requestURI: '/api/v1/nodes/n2',
+      requestReceivedTimestamp: '2026-01-01T00:00:10.000Z',
+      responseStatus: { code: 403, message: 'no' },
+    }),
+    line({
+      user: { username: user },
+      verb: 'watch',
+      requestURI: '/api/v1/nodes?watch=true',
+      requestReceivedTimestamp: '2026-01-01T00:00:05.500Z',
+      responseStatus: { code: 403 },
+    }),
+    line({
+      user: { username: user },
+      verb: 'patch',
+      requestURI: '/api/v1/nodes/n2?dryRun=All',
+      requestReceivedTimestamp: '2026-01-01T00:00:01.000Z',
+      responseStatus: { code: 403 },
+    }),
+    line({
+      user: { username: user },
+      verb: 'list',
+      requestURI: '/api/v1/nodes',
+      requestReceivedTimestamp: '2026-01-01T00:00:02.000Z',
+      responseStatus: { code: 200 },
+    }),
+    line({
+      user: { username: 'system:serviceaccount:kube-system:other' },
+      verb: 'get',
+      requestURI: '/api/v1/secrets',
+      requestReceivedTimestamp: '2026-01-01T00:00:03.000Z',
+      responseStatus: { code: 403 },
+    }),
+    'not json ' + user,
+  ].join('\n');
+
+  it("keeps the user's 401/403 answers (not dry runs), marking those received while the apiserver was starting", () => {
+    const from = Date.parse('2026-01-01T00:00:05.000Z');
+    expect(deniedCalls(log, user, [{ from, to: from + 1000 }])).toEqual([
+      { user, verb: 'patch', uri: '/api/v1/nodes/n2', code: 403, message: 'no', duringStartup: false },
+      { user, verb: 'watch', uri: '/api/v1/nodes?watch=true', code: 403, duringStartup: true },
+    ]);
+    // Without startup windows every refusal counts.
+    expect(deniedCalls(log, user).map((d) => d.duringStartup)).toEqual([false, false]);
   });
 });
