@@ -46,6 +46,8 @@ export interface LabUpOptions {
   wireguardPort?: number;
   /** How long agents get to become ready with all peers active. */
   readyTimeoutMs?: number;
+  /** `--backend ipsec`: the key index of the lab's first key (default 1). */
+  ipsecKeyIndex?: number;
   /** Progress lines (default: stderr). */
   progress?: (line: string) => void;
 }
@@ -134,15 +136,24 @@ function nodeObject(n: LabNode): object {
   };
 }
 
+/** The lab agents' `encryption.ipsec.keyRotationDuration`: short, so a rotation completes within a chaos run. */
+export const LAB_IPSEC_ROTATION_DURATION = '20s';
+
 /**
- * The IPsec backend's key file (Cilium's format, a fresh key from the backend's own `keygen`):
- * what the chart mounts from the `veil-ipsec-keys` Secret, shared by every node of the lab.
+ * The IPsec backend's key files (Cilium's format, one fresh key from the backend's own `keygen`):
+ * what the chart mounts from the `veil-ipsec-keys` Secret. One copy per node (`<node dir>/ipsec-keys`),
+ * as every kubelet keeps its own copy of a Secret: `veil lab chaos` rolls a new key out node by node.
  */
-async function writeIpsecKeyFile(labDir: string): Promise<string> {
+async function writeIpsecKeyFiles(nodes: readonly LabNode[], keyIndex: number): Promise<Map<string, string>> {
   const { keygen } = await import('@veil/backend-ipsec');
-  const file = join(labDir, 'ipsec-keys');
-  writeFileSync(file, keygen() + '\n', { mode: 0o600 });
-  return file;
+  const line = keygen({ spi: keyIndex }) + '\n';
+  const files = new Map<string, string>();
+  for (const n of nodes) {
+    const file = join(n.dir, 'ipsec-keys');
+    writeFileSync(file, line, { mode: 0o600 });
+    files.set(n.name, file);
+  }
+  return files;
 }
 
 function agentConfig(n: LabNode, backendType: string, wgPort: number, strict: boolean, ipsecKeyFile?: string): object {
@@ -152,7 +163,7 @@ function agentConfig(n: LabNode, backendType: string, wgPort: number, strict: bo
       type: backendType,
       wireguard: { port: wgPort, userspaceFallback: true },
       // Tunnel endpoints: each node's default route (via eth0) gives its underlay address.
-      ...(ipsecKeyFile ? { ipsec: { keyFile: ipsecKeyFile } } : {}),
+      ...(ipsecKeyFile ? { ipsec: { keyFile: ipsecKeyFile, keyRotationDuration: LAB_IPSEC_ROTATION_DURATION } } : {}),
       ...(strict ? { strictMode: { enabled: true, cidrs: [LAB_POD_SUPERNET], allowRemoteNodeIdentities: false } } : {}),
     },
     nodeName: n.name,
@@ -200,6 +211,10 @@ export function startAgent(n: LabNode, bpffsRoot: string): void {
 export interface AgentView {
   ready: boolean;
   driver: string;
+  /** The backend's key index (IPsec: the current one). */
+  keyIndex?: number;
+  /** The backend's own status details (IPsec: currentIndex, rotation, driftRepairs, …). */
+  backendDetails?: Record<string, unknown>;
   peers: { name: string; state: string }[];
   notReadyReason?: string;
   errors: string[];
@@ -296,14 +311,14 @@ export async function labUp(opts: LabUpOptions): Promise<LabSummary> {
     );
     if (api.pid !== undefined) state.apiserver.pid = api.pid;
     writeState(state);
-    await waitForLine(state.apiserver.logFile, /apiserver listening/, 15_000, api.pid, 'apiserver');
+    await waitForLine(state.apiserver.logFile, /apiserver listening/, 15_000 * SLOW, api.pid, 'apiserver');
     log(`${t()} API server double on ${state.apiserver.url}`);
 
-    const ipsecKeyFile = backendType === 'ipsec' ? await writeIpsecKeyFile(labDir) : undefined;
+    const ipsecKeyFiles = backendType === 'ipsec' ? await writeIpsecKeyFiles(nodes, opts.ipsecKeyIndex ?? 1) : undefined;
     for (const n of nodes) {
       writeFileSync(
         n.configFile,
-        JSON.stringify(agentConfig(n, backendType, wgPort, opts.strict ?? false, ipsecKeyFile), null, 2),
+        JSON.stringify(agentConfig(n, backendType, wgPort, opts.strict ?? false, ipsecKeyFiles?.get(n.name)), null, 2),
       );
       writeFileSync(n.kubeconfig, JSON.stringify(kubeconfigFor(state.apiserver.url, n.name), null, 2));
       startAgent(n, bpffsRoot);
@@ -322,7 +337,13 @@ export async function labUp(opts: LabUpOptions): Promise<LabSummary> {
     const driver = await waitReady(nodes, opts.readyTimeoutMs ?? 120_000, (line) => log(`${t()} ${line}`));
     for (const n of nodes)
       for (const p of n.pods)
-        await waitForLine(join(n.dir, `${p.name}-echo.log`), /echo listening/, 10_000, p.echoPid, `echo server in ${p.name}`);
+        await waitForLine(
+          join(n.dir, `${p.name}-echo.log`),
+          /echo listening/,
+          10_000 * SLOW,
+          p.echoPid,
+          `echo server in ${p.name}`,
+        );
 
     // The capture starts before any pod traffic; every probe payload carries this run's marker.
     const marker = newMarker();
