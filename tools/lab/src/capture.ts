@@ -28,7 +28,25 @@ export async function startCapture(state: LabState, pcap: string, log: string): 
     'ip',
     // --immediate-mode: each packet reaches the file as it arrives; otherwise libpcap hands them over
     // a ring block at a time and the block still filling when SIGINT comes is lost uncounted.
-    ['netns', 'exec', UNDERLAY_NETNS, 'tcpdump', '-i', 'br0', '-n', '--immediate-mode', '-U', '-s', '0', '-w', pcap],
+    // -B 16 MiB (default 2): a burst (the TCP probes) while tcpdump is starved of CPU (the qemu lane on
+    // a loaded machine) waits in the buffer instead of being "dropped by kernel".
+    [
+      'netns',
+      'exec',
+      UNDERLAY_NETNS,
+      'tcpdump',
+      '-i',
+      'br0',
+      '-n',
+      '--immediate-mode',
+      '-B',
+      '16384',
+      '-U',
+      '-s',
+      '0',
+      '-w',
+      pcap,
+    ],
     log,
   );
   const exited = new Promise<{ code: number | null; signal: string | null }>((resolve) =>

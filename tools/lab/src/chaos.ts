@@ -323,7 +323,7 @@ export async function labChaos(opts: ChaosOptions): Promise<ChaosReport> {
             // The kill window lasts until the new agent is ready with every peer (it adopts the kernel's states).
             const t0 = Date.now();
             try {
-              await waitReady(nodes, 300_000, () => undefined);
+              await waitReady(nodes, 180_000 * SLOW, () => undefined);
               detail = { restartedReadyMs: Date.now() - t0 };
             } catch (err) {
               error = errorMessage(err);

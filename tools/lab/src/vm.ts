@@ -9,7 +9,7 @@ async function inVm(command: readonly string[], nodes: number): Promise<number> 
     const r = await runInVm({
       command,
       memoryMiB: 1024 + 160 * nodes,
-      timeoutMs: 2_400_000,
+      timeoutMs: 2_940_000,
       onOutput: (text) => process.stderr.write(text),
     });
     if (r.missingModules.length > 0)

@@ -1,3 +1,4 @@
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { describePrivileged } from '@veil/test-utils';
 import { expect, it } from 'vitest';
 import type { ChaosActionRecord } from '../src/chaos.js';
@@ -7,18 +8,19 @@ import { runVmChaos } from './vm-lab.js';
 /**
  * Pings (of 100 ms, all six pingers together) a hand-deleted state may cost: the flushed node drops
  * its peers' ESP until its agent has put the inbound states back, and its own traffic until the
- * peers have followed its new key epoch. Measured under TCG on a loaded 2-core machine (see
- * docs/troubleshooting.md for the figures); the bound leaves room for that load, and a repair that
- * never comes would lose every ping after the flush (hundreds).
+ * peers have followed its new key epoch. Measured under TCG on a loaded 2-core machine (load ~19):
+ * 130, one gap of 2.9–3.5 s on each of the four pingers to and from the flushed node. The bound
+ * (7.5 s per such pinger) leaves room for more load; a repair that never comes, or peers that never
+ * re-key, lose every ping of those four pingers until the end of the run (over 1,000).
  */
-const XFRM_FLUSH_MAX_LOST = 150;
+const XFRM_FLUSH_MAX_LOST = 300;
 
 // One qemu boot for everything: the whole lab re-runs inside Debian's 6.1 kernel, which has ESP
 // (the host has not), then the IPsec disturbances, each judged by the kernel's `ip xfrm` in every node.
 describePrivileged('veil lab --backend ipsec --kernel vm (ESP under qemu)', ['root', 'qemu', 'netns', 'bpf', 'tcpdump'], () => {
   it(
     '3 nodes: every pair over ESP with nothing in clear; node add/delete, agent SIGKILL, key rotation 3 → 4 and a flushed state under continuous pings',
-    { timeout: 2_400_000 },
+    { timeout: 3_000_000 },
     async () => {
       const actions = ['node-add', 'node-delete', 'agent-sigkill', 'key-rotate', 'xfrm-flush'];
       const r = await runVmChaos(
@@ -44,8 +46,11 @@ describePrivileged('veil lab --backend ipsec --kernel vm (ESP under qemu)', ['ro
           '--max-lost',
           String(XFRM_FLUSH_MAX_LOST),
         ],
-        2_380_000,
+        2_980_000,
       );
+      // The whole console (guest kernel, lab up, chaos) for whoever reads a failure.
+      mkdirSync('test-results', { recursive: true });
+      writeFileSync('test-results/lab-vm-ipsec.console.log', r.out);
       const tail = r.out.slice(-6000);
 
       // `lab up`: ping and TCP for every pair, ESP (IP protocol 50) between node addresses the only encrypted
