@@ -241,6 +241,9 @@ export function registerLab(program: Command, setExit: ExitSetter): void {
         if (unknown.length > 0)
           throw new UsageError('--actions', `unknown disturbance ${unknown.join(', ')} (known: ${ALL_CHAOS_ACTIONS.join(', ')})`);
         if (o.kernel === 'vm') {
+          // Refused here rather than after a VM boot and a lab up.
+          if (o.backend !== 'ipsec' && actions.includes('xfrm-flush'))
+            throw new UsageError('--actions', 'xfrm-flush needs an IPsec lab (--backend ipsec)');
           const { labChaosInVm } = await import('./vm.js');
           setExit(await labChaosInVm(o));
           return;
