@@ -9,7 +9,8 @@ import { runVmChaos } from './vm-lab.js';
  * Pings (of 100 ms, all six pingers together) a hand-deleted state may cost: the flushed node drops
  * its peers' ESP until its agent has put the inbound states back, and its own traffic until the
  * peers have followed its new key epoch. Measured under TCG on a loaded 2-core machine (load ~19):
- * 130, one gap of 2.9–3.5 s on each of the four pingers to and from the flushed node. The bound
+ * 130 and 39, one gap of 2.9–3.5 s (0.9–1.1 s) on each of the four pingers to and from the flushed
+ * node. The bound
  * (7.5 s per such pinger) leaves room for more load; a repair that never comes, or peers that never
  * re-key, lose every ping of those four pingers until the end of the run (over 1,000).
  */
