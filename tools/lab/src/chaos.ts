@@ -7,7 +7,7 @@
  * (default 0), on any failed disturbance, and on anything in clear on the underlay.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { generateKeyPairSync } from 'node:crypto';
+import { generateKeyPairSync, randomUUID } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { LabError } from './errors.js';
@@ -17,6 +17,18 @@ import { apiControl } from './apiserver.js';
 import type { CaptureAnalysis, CaptureHealth } from './pcap.js';
 import { readState, writeState, type LabNode, type LabState } from './state.js';
 import { agentStatus, apiDenials, captureFailures, describeDenial, startAgent, waitReady } from './up.js';
+import {
+  flushStates,
+  ghostIpsecAnnotations,
+  indexesIn,
+  nodeXfrm,
+  ipsecSettings,
+  keyFileIndex,
+  rotateIpsecKey,
+  waitGhostGone,
+  waitGhostProgrammed,
+  type RotationTiming,
+} from './chaos-ipsec.js';
 import { errorMessage } from '@veil/agent-core/errors';
 
 export interface ChaosOptions {
@@ -24,8 +36,15 @@ export interface ChaosOptions {
   durationMs: number;
   /** Pause between two disturbances. */
   intervalMs: number;
-  /** The disturbances to cycle through, in this order (default: every one of {@link CHAOS_ACTIONS}). */
+  /**
+   * The disturbances to cycle through, in this order (default: every one of {@link CHAOS_ACTIONS},
+   * or of {@link IPSEC_CHAOS_ACTIONS} for an IPsec lab).
+   */
   actions?: readonly ChaosAction[];
+  /** Stop after this many passes through the actions (instead of at `durationMs`, which then only bounds it). */
+  rounds?: number;
+  /** Continuous pings: a ring n1 → n2 → … → n1 (default), or every ordered pair of nodes. */
+  pairs?: 'ring' | 'all';
   /** Pings the whole run may lose (the docs' budget: 0); the ones in flight when the pingers stop do not count. */
   maxLostPings?: number;
   progress?: (line: string) => void;
@@ -46,10 +65,28 @@ export interface PingStats {
   gaps: { atS: number; lengthS: number }[];
 }
 
+export interface ChaosActionRecord {
+  /** When the disturbance started and when it was done (its checks included), ms after the run started. */
+  startMs: number;
+  atMs: number;
+  action: string;
+  target: string;
+  error?: string;
+  /**
+   * Pings lost (all pingers) that were sent between this disturbance's start and the next one's
+   * (or the end of the run): the send time of a lost ping is estimated from its answered neighbours.
+   */
+  lostPings: number;
+  /** What the disturbance measured (IPsec: rotation timing, flush repair, ghost checks). */
+  detail?: Record<string, unknown>;
+}
+
 export interface ChaosReport {
   ok: boolean;
   durationMs: number;
-  actions: { atMs: number; action: string; target: string; error?: string }[];
+  actions: ChaosActionRecord[];
+  /** Pings lost before the first disturbance started. */
+  lostBeforeActions: number;
   pings: PingStats[];
   capture: CaptureAnalysis & { health: CaptureHealth };
   /** This run's probe marker (hex): in every ping's payload, searched for in the capture. */
@@ -57,6 +94,8 @@ export interface ChaosReport {
   maxLostPings: number;
   readyAtEnd: number;
   nodes: number;
+  /** IPsec labs: the key indexes of the backend's states and per-peer policies in each node's kernel at the end (`ip xfrm`). */
+  ipsecIndexesAtEnd?: Record<string, number[]>;
   failures: string[];
 }
 
@@ -72,7 +111,34 @@ export const CHAOS_ACTIONS = [
   'apiserver-state-loss',
   'duplicate-key-restart',
 ] as const;
-export type ChaosAction = (typeof CHAOS_ACTIONS)[number];
+/** The default cycle of an IPsec lab: no WireGuard-key tampering, and a flush of the XFRM states behind an agent. */
+export const IPSEC_CHAOS_ACTIONS = [
+  'agent-sigterm',
+  'apiserver-restart',
+  'key-rotate',
+  'agent-sigkill',
+  'node-add',
+  'node-delete',
+  'apiserver-state-loss',
+  'xfrm-flush',
+] as const;
+export const ALL_CHAOS_ACTIONS = [...CHAOS_ACTIONS, 'xfrm-flush'] as const;
+export type ChaosAction = (typeof ALL_CHAOS_ACTIONS)[number];
+/** Disturbances that only mean something for one backend. */
+const BACKEND_ONLY: Partial<Record<ChaosAction, string>> = {
+  'xfrm-flush': 'ipsec',
+  'annotation-tamper': 'wireguard',
+  'duplicate-key-restart': 'wireguard',
+};
+
+export function isChaosAction(a: string): a is ChaosAction {
+  return (ALL_CHAOS_ACTIONS as readonly string[]).includes(a);
+}
+
+/** Under the qemu lane (software emulation) agents start 5–20× slower. */
+const SLOW = process.env.VEIL_KERNEL_LANE === '1' ? 4 : 1;
+/** Pause between two nodes' key file changes in an IPsec rotation (a Secret reaches kubelets at different times). */
+const IPSEC_ROLLOUT_STAGGER_MS = 3_000;
 
 /** A WireGuard public key (base64) for a node that does not exist. */
 function ghostPublicKey(): string {
@@ -104,6 +170,33 @@ export function pingStats(from: string, to: string, output: string): PingStats {
   return { from, to, sent, received, lost: sent - received - inFlightAtStop, inFlightAtStop, longestGapS: secs(longest), gaps };
 }
 
+/**
+ * Send times (epoch ms) of the pings `ping -D -n` lost, the one in flight at the stop excepted:
+ * an answered ping was sent at its timestamp minus its round trip; a lost one is placed between
+ * its nearest answered neighbours (or one interval past the last).
+ */
+export function lostPingTimes(output: string, intervalS = PING_INTERVAL_S): number[] {
+  const sent = new Map<number, number>();
+  for (const m of output.matchAll(/^\[(\d+\.\d+)\][^\n]*icmp_seq=(\d+)[^\n]*time=([\d.]+) ms/gm))
+    sent.set(Number(m[2]), Number(m[1]) * 1000 - Number(m[3]));
+  const stats = pingStats('', '', output);
+  const lost: number[] = [];
+  const known = [...sent.keys()].sort((a, b) => a - b);
+  const lastLost = stats.sent - stats.inFlightAtStop;
+  for (let q = 1; q <= lastLost; q++) {
+    if (sent.has(q)) continue;
+    const before = known.filter((k) => k < q).pop();
+    const after = known.find((k) => k > q);
+    const bt = before !== undefined ? (sent.get(before) as number) : undefined;
+    const at = after !== undefined ? (sent.get(after) as number) : undefined;
+    if (bt !== undefined && at !== undefined && before !== undefined && after !== undefined)
+      lost.push(bt + ((at - bt) * (q - before)) / (after - before));
+    else if (bt !== undefined && before !== undefined) lost.push(bt + (q - before) * intervalS * 1000);
+    else if (at !== undefined && after !== undefined) lost.push(at - (after - q) * intervalS * 1000);
+  }
+  return lost;
+}
+
 export async function labChaos(opts: ChaosOptions): Promise<ChaosReport> {
   const log = opts.progress ?? ((l: string) => process.stderr.write(l + '\n'));
   const state = readState(opts.labDir);
@@ -113,20 +206,51 @@ export async function labChaos(opts: ChaosOptions): Promise<ChaosReport> {
   const nodes = state.nodes;
   const nodesFile = join(state.labDir, 'nodes.json');
   const baseNodes = JSON.parse(readFileSync(nodesFile, 'utf8')) as object[];
+  const ipsec = state.backendType === 'ipsec';
+  const backendName = ipsec ? 'ipsec' : state.backendType === 'wireguard' ? 'wireguard' : state.backend;
+  const cycle: readonly ChaosAction[] =
+    opts.actions && opts.actions.length > 0 ? opts.actions : ipsec ? IPSEC_CHAOS_ACTIONS : CHAOS_ACTIONS;
+  for (const a of cycle) {
+    const only = BACKEND_ONLY[a];
+    if (only !== undefined && only !== backendName)
+      throw new LabError('chaos', `disturbance ${a} needs a ${only} lab; this lab runs ${state.backend}`);
+  }
+  /** IPsec: the key index ghosts publish as ready (they follow rotations like a real node would). */
+  let ipsecIndex = 0;
+  if (ipsec) {
+    ipsecIndex = keyFileIndex(readFileSync(ipsecSettings(nodes[0] as LabNode).keyFile, 'utf8'));
+  }
 
-  // Capture first, then the pingers: a ring n1 → n2 → … → n1 between each node's first pod, every
-  // ping's payload carrying this run's marker.
+  // Capture first, then the pingers: a ring n1 → n2 → … → n1 (or every ordered pair of nodes)
+  // between each node's first pod, every ping's payload carrying this run's marker.
   const marker = newMarker();
   const cap = await startCapture(state, join(state.labDir, 'chaos.pcap'), join(state.labDir, 'chaos-tcpdump.log'));
   const pingers: { from: string; to: string; child: ChildProcess; out: string }[] = [];
-  for (const [i, n] of nodes.entries()) {
-    const peer = nodes[(i + 1) % nodes.length] as LabNode;
+  const routes =
+    opts.pairs === 'all'
+      ? nodes.flatMap((a) => nodes.filter((b) => b !== a).map((b) => [a, b] as const))
+      : nodes.map((n, i) => [n, nodes[(i + 1) % nodes.length] as LabNode] as const);
+  for (const [n, peer] of routes) {
     const src = n.pods[0];
     const dst = peer.pods[0];
     if (!src || !dst) continue;
     const child = spawn(
       'ip',
-      ['netns', 'exec', src.netns, 'ping', '-n', '-i', String(PING_INTERVAL_S), '-W', '1', '-p', marker.toString('hex'), dst.ip],
+      [
+        'netns',
+        'exec',
+        src.netns,
+        'ping',
+        '-n',
+        '-D',
+        '-i',
+        String(PING_INTERVAL_S),
+        '-W',
+        String(SLOW),
+        '-p',
+        marker.toString('hex'),
+        dst.ip,
+      ],
       { stdio: ['ignore', 'pipe', 'pipe'] },
     );
     const p = { from: src.name, to: dst.name, child, out: '' };
@@ -135,21 +259,43 @@ export async function labChaos(opts: ChaosOptions): Promise<ChaosReport> {
   }
   log(`${t()} chaos for ${(opts.durationMs / 1000).toFixed(0)} s: ${pingers.length} continuous pings, capture on the underlay`);
 
-  const actions: ChaosReport['actions'] = [];
+  const actions: Omit<ChaosActionRecord, 'lostPings'>[] = [];
   const ghosts: Ghost[] = [];
   const ghostIPs = new Set<string>();
   let k = 0;
+  const more = (): boolean =>
+    opts.rounds !== undefined ? k < opts.rounds * cycle.length : Date.now() - started < opts.durationMs;
+  const sync = (): void => {
+    writeNodes(nodesFile, baseNodes, ghosts, ipsecIndex);
+    if (state.apiserver.pid !== undefined && pidAlive(state.apiserver.pid)) process.kill(state.apiserver.pid, 'SIGUSR2');
+  };
   try {
-    while (Date.now() - started < opts.durationMs) {
+    while (more()) {
       await sleep(opts.intervalMs);
-      if (Date.now() - started >= opts.durationMs) break;
-      const cycle = opts.actions && opts.actions.length > 0 ? opts.actions : CHAOS_ACTIONS;
+      if (opts.rounds === undefined && Date.now() - started >= opts.durationMs) break;
+      if (opts.rounds !== undefined && Date.now() - started >= opts.durationMs) {
+        log(`${t()} --duration ${(opts.durationMs / 1000).toFixed(0)} s reached before ${opts.rounds} rounds`);
+        break;
+      }
       const action = cycle[k++ % cycle.length] as ChaosAction;
       const node = nodes[Math.floor(Math.random() * nodes.length)] as LabNode;
       let target = node.name;
       let error: string | undefined;
+      let detail: Record<string, unknown> | undefined;
+      const startMs = Date.now() - started;
       switch (action) {
         case 'key-rotate': {
+          if (ipsec) {
+            // The lab's Secret changes: every node's key file, one after another.
+            target = 'every node (key file rollout)';
+            const r = await ipsecRotate(nodes, (to) => {
+              ipsecIndex = to;
+              if (ghosts.length > 0) sync();
+            });
+            if (typeof r === 'string') error = r;
+            else detail = { rotation: r };
+            break;
+          }
           // Through the agent's status socket, like `veil keys rotate`: new key, new public key published.
           const { StatusClient } = await import('@veil/cli');
           // A rotation must succeed: give an agent a previous disturbance just restarted the time to come up.
@@ -173,6 +319,16 @@ export async function labChaos(opts: ChaosOptions): Promise<ChaosReport> {
           }
           startAgent(node, state.bpffsRoot);
           writeState(state);
+          if (ipsec) {
+            // The kill window lasts until the new agent is ready with every peer (it adopts the kernel's states).
+            const t0 = Date.now();
+            try {
+              await waitReady(nodes, 180_000 * SLOW, () => undefined);
+              detail = { restartedReadyMs: Date.now() - t0 };
+            } catch (err) {
+              error = errorMessage(err);
+            }
+          }
           break;
         case 'apiserver-restart':
           target = 'apiserver';
@@ -184,16 +340,43 @@ export async function labChaos(opts: ChaosOptions): Promise<ChaosReport> {
           target = ghost.name;
           ghosts.push(ghost);
           ghostIPs.add(ghost.underlayIP);
-          writeNodes(nodesFile, baseNodes, ghosts);
-          if (state.apiserver.pid !== undefined) process.kill(state.apiserver.pid, 'SIGUSR2');
+          sync();
+          if (ipsec) {
+            // Every node must program it, or its deletion proves nothing.
+            const t0 = Date.now();
+            error = await waitGhostProgrammed(nodes, ghost, 60_000 * SLOW);
+            detail = { programmedMs: Date.now() - t0 };
+          }
           break;
         }
         case 'node-delete': {
           const g = ghosts.shift();
           if (!g) continue;
           target = g.name;
-          writeNodes(nodesFile, baseNodes, ghosts);
-          if (state.apiserver.pid !== undefined) process.kill(state.apiserver.pid, 'SIGUSR2');
+          sync();
+          if (ipsec) {
+            // `ip xfrm state` / `ip xfrm policy` in every node: nothing of the deleted node may stay.
+            const t0 = Date.now();
+            error = await waitGhostGone(nodes, g, 60_000 * SLOW);
+            detail = { removedMs: Date.now() - t0 };
+          }
+          break;
+        }
+        case 'xfrm-flush': {
+          try {
+            const r = await flushStates(
+              node,
+              async () => {
+                const v = await agentStatus(node.statusSocket);
+                const n = v?.backendDetails?.driftRepairs;
+                return typeof n === 'number' ? n : undefined;
+              },
+              120_000 * SLOW,
+            );
+            detail = { ...r };
+          } catch (err) {
+            error = errorMessage(err);
+          }
           break;
         }
         case 'annotation-tamper':
@@ -212,13 +395,20 @@ export async function labChaos(opts: ChaosOptions): Promise<ChaosReport> {
           break;
         }
       }
-      actions.push({ atMs: Date.now() - started, action, target, ...(error ? { error } : {}) });
-      log(`${t()} ${action} ${target}${error ? ` (FAILED: ${error})` : ''}`);
+      actions.push({
+        startMs,
+        atMs: Date.now() - started,
+        action,
+        target,
+        ...(error ? { error } : {}),
+        ...(detail ? { detail } : {}),
+      });
+      log(`${t()} ${action} ${target}${error ? ` (FAILED: ${error})` : ''}${detail ? ` ${JSON.stringify(detail)}` : ''}`);
     }
   } finally {
     if (ghosts.length > 0) {
-      writeNodes(nodesFile, baseNodes, []);
-      if (state.apiserver.pid !== undefined && pidAlive(state.apiserver.pid)) process.kill(state.apiserver.pid, 'SIGUSR2');
+      ghosts.length = 0;
+      sync();
     }
   }
 
@@ -235,12 +425,30 @@ export async function labChaos(opts: ChaosOptions): Promise<ChaosReport> {
   const stale = await waitNoStrangers(nodes, 30_000);
   if (stale.length > 0) failures.push(`peers of deleted nodes still present: ${stale.join(', ')}`);
   else if (actions.some((a) => a.action === 'node-delete')) log(`${t()} deleted nodes removed from every agent's peers`);
+  let ipsecIndexesAtEnd: Record<string, number[]> | undefined;
+  if (ipsec) {
+    ipsecIndexesAtEnd = {};
+    for (const n of nodes) {
+      try {
+        ipsecIndexesAtEnd[n.name] = indexesIn(await nodeXfrm(n.netns));
+      } catch (err) {
+        failures.push(`ip xfrm in ${n.name}: ${errorMessage(err)}`);
+      }
+    }
+  }
   await sleep(1_000);
   for (const p of pingers) p.child.kill('SIGINT');
   await Promise.all(
     pingers.map((p) => new Promise<void>((r) => (p.child.exitCode !== null ? r() : p.child.once('exit', () => r())))),
   );
   const pings = pingers.map((p) => pingStats(p.from, p.to, p.out));
+  // Each lost ping goes to the disturbance that was under way (or last started) when it was sent.
+  const lostAt = pingers.flatMap((p) => lostPingTimes(p.out)).map((ms) => ms - started);
+  const attributed: ChaosActionRecord[] = actions.map((a, i) => {
+    const end = actions[i + 1]?.startMs ?? Infinity;
+    return { ...a, lostPings: lostAt.filter((ms) => ms >= a.startMs && ms < end).length };
+  });
+  const lostBeforeActions = lostAt.filter((ms) => ms < (actions[0]?.startMs ?? Infinity)).length;
   const podIPs = nodes.flatMap((n) => n.pods.map((p) => p.ip));
   const { analysis, health } = await stopCapture(state, cap, {
     wgPort: state.backendType === 'wireguard' ? state.wireguardPort : 0,
@@ -275,13 +483,15 @@ export async function labChaos(opts: ChaosOptions): Promise<ChaosReport> {
   return {
     ok: failures.length === 0,
     durationMs: Date.now() - started,
-    actions,
+    actions: attributed,
+    lostBeforeActions,
     pings,
     capture: { ...analysis, health },
     marker: marker.toString('hex'),
     maxLostPings: maxLost,
     readyAtEnd,
     nodes: nodes.length,
+    ...(ipsecIndexesAtEnd ? { ipsecIndexesAtEnd } : {}),
     failures,
   };
 }
@@ -293,11 +503,39 @@ interface Ghost {
   underlayIP: string;
   /** Its WireGuard public key annotation: a random key, or another node's (the hostile case). */
   key: string;
+  /** Its boot ID (IPsec labs: published with the IPsec annotations). */
+  bootId: string;
+}
+
+/**
+ * IPsec: rolls a new key out to every node's key file and waits until every kernel holds only the
+ * new index; the timing, or why it failed.
+ */
+async function ipsecRotate(nodes: readonly LabNode[], onRolledOut: (to: number) => void): Promise<RotationTiming | string> {
+  // Every agent must be up to take part (a previous disturbance may have restarted one).
+  for (const n of nodes) {
+    const why = await until(120_000, async () => ((await agentStatus(n.statusSocket)) ? undefined : `${n.name}: no status`));
+    if (why) return why;
+  }
+  try {
+    return await rotateIpsecKey(nodes, {
+      staggerMs: IPSEC_ROLLOUT_STAGGER_MS,
+      timeoutMs: 120_000 * SLOW,
+      currentIndex: async (n) => {
+        const v = await agentStatus(n.statusSocket);
+        const i = v?.backendDetails?.currentIndex;
+        return typeof i === 'number' ? i : undefined;
+      },
+      onRolledOut,
+    });
+  } catch (err) {
+    return errorMessage(err);
+  }
 }
 
 function newGhost(seq: number): Ghost {
   const id = 200 + (seq % 50);
-  return { name: `ghost-${id}-${seq}`, id, underlayIP: `198.18.1.${id}`, key: ghostPublicKey() };
+  return { name: `ghost-${id}-${seq}`, id, underlayIP: `198.18.1.${id}`, key: ghostPublicKey(), bootId: randomUUID() };
 }
 
 const WG_KEY_ANNOTATION = 'veil.io/wireguard-public-key';
@@ -429,11 +667,24 @@ async function duplicateKeyRestart(
   }
 }
 
-function writeNodes(file: string, base: readonly object[], ghosts: readonly Ghost[]): void {
+/**
+ * The lab's Node objects plus the ghosts. In an IPsec lab (`ipsecIndex` > 0) a ghost publishes what
+ * an IPsec node does (node ID, boot ID, tunnel address, ready key index, epoch) besides its key.
+ */
+function writeNodes(file: string, base: readonly object[], ghosts: readonly Ghost[], ipsecIndex = 0): void {
   const extra = ghosts.map((g) => ({
     apiVersion: 'v1',
     kind: 'Node',
-    metadata: { name: g.name, labels: { 'veil.io/lab': 'ghost' }, annotations: { [WG_KEY_ANNOTATION]: g.key } },
+    metadata: {
+      name: g.name,
+      labels: { 'veil.io/lab': 'ghost' },
+      annotations: {
+        [WG_KEY_ANNOTATION]: g.key,
+        ...(ipsecIndex > 0
+          ? ghostIpsecAnnotations({ nodeId: g.id, underlayIP: g.underlayIP, keyIndex: ipsecIndex, bootId: g.bootId })
+          : {}),
+      },
+    },
     spec: { podCIDR: `10.250.${g.id}.0/24`, podCIDRs: [`10.250.${g.id}.0/24`] },
     status: { addresses: [{ type: 'InternalIP', address: g.underlayIP }] },
   }));
@@ -445,6 +696,12 @@ export function formatChaos(r: ChaosReport): string {
   for (const a of r.actions) counts.set(a.action, (counts.get(a.action) ?? 0) + 1);
   const lines = [
     `veil lab chaos: ${(r.durationMs / 1000).toFixed(1)} s, ${r.actions.length} disturbances (${[...counts].map(([a, c]) => `${a} ×${c}`).join(', ')})`,
+    ...r.actions
+      .filter((a) => a.lostPings > 0 || a.detail !== undefined)
+      .map(
+        (a) =>
+          `  ${a.action} ${a.target} at ${(a.startMs / 1000).toFixed(1)} s: ${a.lostPings} pings lost while it ran${a.detail ? `; ${JSON.stringify(a.detail)}` : ''}`,
+      ),
     ...r.pings.map(
       (p) =>
         `  ping ${p.from} → ${p.to}: ${p.sent} sent, ${p.received} received, ${p.lost} lost${p.inFlightAtStop ? ' (+1 in flight at the stop)' : ''}, longest gap ${p.longestGapS.toFixed(1)} s` +

@@ -46,6 +46,7 @@ export function registerLab(program: Command, setExit: ExitSetter): void {
         .choices(['auto', 'kube-apiserver', 'double'])
         .default('auto'),
     )
+    .option('--ipsec-key-index <n>', "--backend ipsec: the key index of the lab's first key", int('--ipsec-key-index', 1, 15), 1)
     .addOption(labDirOpt())
     .action(
       async (o: {
@@ -58,6 +59,7 @@ export function registerLab(program: Command, setExit: ExitSetter): void {
         strict: boolean;
         json: boolean;
         readyTimeout: number;
+        ipsecKeyIndex: number;
         labDir: string;
       }) => {
         if (o.kernel === 'vm') {
@@ -89,6 +91,7 @@ export function registerLab(program: Command, setExit: ExitSetter): void {
           labDir: o.labDir,
           readyTimeoutMs: o.readyTimeout * 1000,
           controlPlane: o.controlPlane,
+          ipsecKeyIndex: o.ipsecKeyIndex,
         });
         process.stderr.write(formatSummary(summary) + '\n');
         if (o.json) process.stdout.write(JSON.stringify(summary) + '\n');
@@ -187,17 +190,58 @@ export function registerLab(program: Command, setExit: ExitSetter): void {
     .description('disturb a running lab (agent kills/restarts, API server restart, node add/delete) under continuous pings')
     .option('--duration <d>', 'how long, e.g. 60s or 2m', '60s')
     .option('--interval <d>', 'pause between disturbances', '4s')
-    .option('--actions <list>', 'comma-separated disturbances to cycle through (default: all)')
+    .option('--actions <list>', 'comma-separated disturbances to cycle through (default: all the backend supports)')
+    .option(
+      '--rounds <n>',
+      'stop after this many passes through the actions (instead of at --duration)',
+      int('--rounds', 1, 1000),
+    )
+    .addOption(
+      new Option('--pairs <which>', 'continuous pings: a ring between nodes, or every ordered pair of nodes')
+        .choices(['ring', 'all'])
+        .default('ring'),
+    )
     .option(
       '--max-lost <n>',
       'pings the whole run may lose (in-flight ones at the stop excepted) before it fails',
       int('--max-lost', 0, 1_000_000),
       0,
     )
+    .addOption(
+      new Option(
+        '--kernel <where>',
+        'vm: boot the qemu kernel lane, `lab up --keep` there (--nodes, --pods-per-node, --backend), chaos, down',
+      )
+        .choices(['host', 'vm'])
+        .default('host'),
+    )
+    .option('--nodes <n>', 'with --kernel vm: number of nodes', int('--nodes', 2, 50), 3)
+    .option('--pods-per-node <n>', 'with --kernel vm: pods per node', int('--pods-per-node', 1, 50), 1)
+    .option('--backend <name>', 'with --kernel vm: the backend of the lab', 'wireguard')
+    .option(
+      '--ipsec-key-index <n>',
+      "with --kernel vm and --backend ipsec: the first key's index",
+      int('--ipsec-key-index', 1, 15),
+      1,
+    )
     .option('--json', 'print the report as JSON on stdout', false)
     .addOption(labDirOpt())
     .action(
-      async (o: { duration: string; interval: string; actions?: string; maxLost: number; json: boolean; labDir: string }) => {
+      async (o: {
+        duration: string;
+        interval: string;
+        actions?: string;
+        rounds?: number;
+        pairs: 'ring' | 'all';
+        maxLost: number;
+        kernel: 'host' | 'vm';
+        nodes: number;
+        podsPerNode: number;
+        backend: string;
+        ipsecKeyIndex: number;
+        json: boolean;
+        labDir: string;
+      }) => {
         const { parseDuration } = await import('@veil/agent-core');
         const durationMs = /^(\d+(\.\d+)?(ms|s|m|h))+$/.test(o.duration) ? parseDuration(o.duration) : NaN;
         const intervalMs = /^(\d+(\.\d+)?(ms|s|m|h))+$/.test(o.interval) ? parseDuration(o.interval) : NaN;
@@ -205,12 +249,28 @@ export function registerLab(program: Command, setExit: ExitSetter): void {
           throw new UsageError('--duration', `needs a duration of at least 1s like 60s, got "${o.duration}"`);
         if (!(intervalMs >= 100))
           throw new UsageError('--interval', `needs a duration of at least 100ms like 4s, got "${o.interval}"`);
-        const { labChaos, formatChaos, CHAOS_ACTIONS } = await import('./chaos.js');
-        const actions = (o.actions ?? '').split(',').filter(Boolean) as (typeof CHAOS_ACTIONS)[number][];
-        const unknown = actions.filter((a) => !CHAOS_ACTIONS.includes(a));
+        const { labChaos, formatChaos, isChaosAction, ALL_CHAOS_ACTIONS } = await import('./chaos.js');
+        const actions = (o.actions ?? '').split(',').filter(Boolean);
+        const unknown = actions.filter((a) => !isChaosAction(a));
         if (unknown.length > 0)
-          throw new UsageError('--actions', `unknown disturbance ${unknown.join(', ')} (known: ${CHAOS_ACTIONS.join(', ')})`);
-        const report = await labChaos({ labDir: o.labDir, durationMs, intervalMs, actions, maxLostPings: o.maxLost });
+          throw new UsageError('--actions', `unknown disturbance ${unknown.join(', ')} (known: ${ALL_CHAOS_ACTIONS.join(', ')})`);
+        if (o.kernel === 'vm') {
+          // Refused here rather than after a VM boot and a lab up.
+          if (o.backend !== 'ipsec' && actions.includes('xfrm-flush'))
+            throw new UsageError('--actions', 'xfrm-flush needs an IPsec lab (--backend ipsec)');
+          const { labChaosInVm } = await import('./vm.js');
+          setExit(await labChaosInVm(o));
+          return;
+        }
+        const report = await labChaos({
+          labDir: o.labDir,
+          durationMs,
+          intervalMs,
+          actions: actions.filter(isChaosAction),
+          maxLostPings: o.maxLost,
+          pairs: o.pairs,
+          ...(o.rounds !== undefined ? { rounds: o.rounds } : {}),
+        });
         process.stderr.write(formatChaos(report) + '\n');
         if (o.json) process.stdout.write(JSON.stringify(report) + '\n');
         setExit(report.ok ? 0 : 1);

@@ -51,6 +51,8 @@ export interface LabUpOptions {
   wireguardPort?: number;
   /** How long agents get to become ready with all peers active. */
   readyTimeoutMs?: number;
+  /** `--backend ipsec`: the key index of the lab's first key (default 1). */
+  ipsecKeyIndex?: number;
   /** Progress lines (default: stderr). */
   progress?: (line: string) => void;
   /** The real etcd + kube-apiserver, the API double, or (default) the real one when it is built. */
@@ -135,15 +137,24 @@ function nodeObject(n: LabNode): object {
   };
 }
 
+/** The lab agents' `encryption.ipsec.keyRotationDuration`: short, so a rotation completes within a chaos run. */
+export const LAB_IPSEC_ROTATION_DURATION = '20s';
+
 /**
- * The IPsec backend's key file (Cilium's format, a fresh key from the backend's own `keygen`):
- * what the chart mounts from the `veil-ipsec-keys` Secret, shared by every node of the lab.
+ * The IPsec backend's key files (Cilium's format, one fresh key from the backend's own `keygen`):
+ * what the chart mounts from the `veil-ipsec-keys` Secret. One copy per node (`<node dir>/ipsec-keys`),
+ * as every kubelet keeps its own copy of a Secret: `veil lab chaos` rolls a new key out node by node.
  */
-async function writeIpsecKeyFile(labDir: string): Promise<string> {
+async function writeIpsecKeyFiles(nodes: readonly LabNode[], keyIndex: number): Promise<Map<string, string>> {
   const { keygen } = await import('@veil/backend-ipsec');
-  const file = join(labDir, 'ipsec-keys');
-  writeFileSync(file, keygen() + '\n', { mode: 0o600 });
-  return file;
+  const line = keygen({ spi: keyIndex }) + '\n';
+  const files = new Map<string, string>();
+  for (const n of nodes) {
+    const file = join(n.dir, 'ipsec-keys');
+    writeFileSync(file, line, { mode: 0o600 });
+    files.set(n.name, file);
+  }
+  return files;
 }
 
 function agentConfig(
@@ -160,7 +171,7 @@ function agentConfig(
       type: backendType,
       wireguard: { port: wgPort, userspaceFallback: true },
       // Tunnel endpoints: each node's default route (via eth0) gives its underlay address.
-      ...(ipsecKeyFile ? { ipsec: { keyFile: ipsecKeyFile } } : {}),
+      ...(ipsecKeyFile ? { ipsec: { keyFile: ipsecKeyFile, keyRotationDuration: LAB_IPSEC_ROTATION_DURATION } } : {}),
       ...(strict ? { strictMode: { enabled: true, cidrs: [LAB_POD_SUPERNET], allowRemoteNodeIdentities: false } } : {}),
     },
     nodeName: n.name,
@@ -215,6 +226,10 @@ export function startAgent(n: LabNode, bpffsRoot: string): void {
 export interface AgentView {
   ready: boolean;
   driver: string;
+  /** The backend's key index (IPsec: the current one). */
+  keyIndex?: number;
+  /** The backend's own status details (IPsec: currentIndex, rotation, driftRepairs, …). */
+  backendDetails?: Record<string, unknown>;
   peers: { name: string; state: string }[];
   notReadyReason?: string;
   errors: string[];
@@ -327,18 +342,22 @@ export async function labUp(opts: LabUpOptions): Promise<LabSummary> {
     if (api.pid !== undefined) state.apiserver.pid = api.pid;
     writeState(state);
     // A loaded 2-core machine: kube-apiserver may take a minute or two to become ready.
-    await waitForLine(state.apiserver.logFile, /apiserver listening/, real ? 300_000 : 15_000, api.pid, 'apiserver');
+    await waitForLine(state.apiserver.logFile, /apiserver listening/, real ? 300_000 : 15_000 * SLOW, api.pid, 'apiserver');
     log(`${t()} ${real ? 'kube-apiserver' : 'API server double'} on ${state.apiserver.url}`);
     // The helper's proof that the chart's node restriction is live (a dry run of n1's token on n2, refused).
     for (const l of readFileSync(state.apiserver.logFile, 'utf8').split('\n'))
       if (l.startsWith('node restriction in force')) log(`${t()} ${l}`);
 
-    const ipsecKeyFile = backendType === 'ipsec' ? await writeIpsecKeyFile(labDir) : undefined;
+    const ipsecKeyFiles = backendType === 'ipsec' ? await writeIpsecKeyFiles(nodes, opts.ipsecKeyIndex ?? 1) : undefined;
     const podVethPatterns = await chartPodVethPatterns();
     for (const n of nodes) {
       writeFileSync(
         n.configFile,
-        JSON.stringify(agentConfig(n, backendType, wgPort, opts.strict ?? false, podVethPatterns, ipsecKeyFile), null, 2),
+        JSON.stringify(
+          agentConfig(n, backendType, wgPort, opts.strict ?? false, podVethPatterns, ipsecKeyFiles?.get(n.name)),
+          null,
+          2,
+        ),
       );
       // The real server: the agent's own TokenRequest token, bound to a Pod on its node.
       const kc = await apiControl(state.apiserver.controlSocket ?? '', { op: 'kubeconfig', node: n.name }, 60_000);
@@ -360,7 +379,13 @@ export async function labUp(opts: LabUpOptions): Promise<LabSummary> {
     const driver = await waitReady(nodes, opts.readyTimeoutMs ?? 120_000, (line) => log(`${t()} ${line}`));
     for (const n of nodes)
       for (const p of n.pods)
-        await waitForLine(join(n.dir, `${p.name}-echo.log`), /echo listening/, 10_000, p.echoPid, `echo server in ${p.name}`);
+        await waitForLine(
+          join(n.dir, `${p.name}-echo.log`),
+          /echo listening/,
+          10_000 * SLOW,
+          p.echoPid,
+          `echo server in ${p.name}`,
+        );
 
     // The capture starts before any pod traffic; every probe payload carries this run's marker.
     const marker = newMarker();

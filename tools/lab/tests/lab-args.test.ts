@@ -28,6 +28,13 @@ describe('veil lab argument errors', () => {
     expect(u.code).toBe(2);
     expect(u.stderr).toMatch(/unknown option '--bogus'/);
     expect(veil(['lab', 'chaos', '--duration', 'soon']).stderr).toMatch(/--duration: needs a duration/);
+    const a = veil(['lab', 'chaos', '--actions', 'key-rotate,xfrm-melt']);
+    expect(a.code).toBe(2);
+    expect(a.stderr).toMatch(/unknown disturbance xfrm-melt .*xfrm-flush/);
+    // Before any VM boots: the flush is an IPsec disturbance.
+    const f = veil(['lab', 'chaos', '--kernel', 'vm', '--backend', 'wireguard', '--actions', 'xfrm-flush']);
+    expect(f.code).toBe(2);
+    expect(f.stderr).toMatch(/xfrm-flush needs an IPsec lab/);
     expect(veil(['--help']).code).toBe(0);
   });
 });

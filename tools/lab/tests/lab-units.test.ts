@@ -395,3 +395,97 @@ describe('refused agent calls from the audit log', () => {
     expect(deniedCalls(log, user).map((d) => d.duringStartup)).toEqual([false, false]);
   });
 });
+
+describe('chaos: lost ping send times (ping -D)', () => {
+  it('places each lost ping between its answered neighbours, and skips the one in flight at the stop', async () => {
+    const { lostPingTimes } = await import('../src/chaos.js');
+    // Sent at 1000.0 s + (seq-1) × 0.1 s; replies 2 ms later. Seqs 3 and 4 lost, 6 in flight at the stop.
+    const line = (s: number): string =>
+      `[${(1000 + (s - 1) * 0.1 + 0.002).toFixed(6)}] 64 bytes from 10.244.2.11: icmp_seq=${s} ttl=62 time=2.00 ms`;
+    const out = [1, 2, 5].map(line).join('\n') + '\n6 packets transmitted, 3 received, 50% packet loss, time 500ms\n';
+    const t = lostPingTimes(out);
+    expect(t).toHaveLength(2);
+    expect(t[0]).toBeCloseTo(1_000_200, 0);
+    expect(t[1]).toBeCloseTo(1_000_300, 0);
+  });
+
+  it('extrapolates one interval per ping past the last answer', async () => {
+    const { lostPingTimes } = await import('../src/chaos.js');
+    const out =
+      '[1000.002000] 64 bytes from 10.244.2.11: icmp_seq=1 ttl=62 time=2.00 ms\n4 packets transmitted, 1 received, 75% packet loss\n';
+    // 2 and 3 lost (4 in flight at the stop).
+    expect(lostPingTimes(out).map((x) => Math.round(x))).toEqual([1_000_100, 1_000_200]);
+  });
+});
+
+describe('chaos (IPsec): ip xfrm output', () => {
+  // `ip xfrm state` / `ip xfrm policy` as iproute2 6.1 prints the IPsec backend's objects (node 1, peer node 2, index 3).
+  const states = [
+    'src 198.18.0.1 dst 198.18.0.2',
+    '\tproto esp spi 0x00000103 reqid 1986357612 mode tunnel',
+    '\treplay-window 0 flag af-unspec esn',
+    '\tmark 0x23e00/0xffffff00',
+    '\taead rfc4106(gcm(aes)) 0x00112233445566778899aabbccddeeff00112233 128',
+    '\tanti-replay esn context:',
+    '\t seq-hi 0x0, seq 0x0, oseq-hi 0x0, oseq 0x2a',
+    'src 198.18.0.2 dst 198.18.0.1',
+    '\tproto esp spi 0x00000203 reqid 1986357612 mode tunnel',
+    '\treplay-window 0 flag af-unspec esn',
+    '\taead rfc4106(gcm(aes)) 0x00112233445566778899aabbccddeeff00112233 128',
+    'src 192.0.2.1 dst 192.0.2.2',
+    '\tproto esp spi 0x00001000 reqid 7 mode tunnel',
+    '',
+  ].join('\n');
+  // Captured from a netns on this host (policies need no ESP).
+  const policies = [
+    'src 0.0.0.0/0 dst 0.0.0.0/0 ',
+    '\tdir in priority 30289 ptype main ',
+    '\ttmpl src 0.0.0.0 dst 0.0.0.0',
+    '\t\tproto esp reqid 1986357612 mode tunnel',
+    '\t\tlevel use ',
+    'src 0.0.0.0/0 dst 0.0.0.0/0 ',
+    '\tdir out action block priority 30463 ptype main ',
+    '\tmark 0xe00/0xf00 ',
+    'src 0.0.0.0/0 dst 0.0.0.0/0 ',
+    '\tdir out priority 30288 ptype main ',
+    '\tmark 0x23e00/0xffffff00 ',
+    '\ttmpl src 198.18.0.1 dst 198.18.0.2',
+    '\t\tproto esp reqid 1986357612 mode tunnel',
+    '',
+  ].join('\n');
+
+  it('parses states and policies, key indexes and who they belong to', async () => {
+    const { parseXfrmStates, parseXfrmPolicies, indexesIn, objectsOf, stateIndex, VEIL_REQID } =
+      await import('../src/chaos-ipsec.js');
+    const s = parseXfrmStates(states);
+    expect(s).toEqual([
+      { src: '198.18.0.1', dst: '198.18.0.2', spi: 0x103, reqid: VEIL_REQID, mark: { value: 0x23e00, mask: 0xffffff00 } },
+      { src: '198.18.0.2', dst: '198.18.0.1', spi: 0x203, reqid: VEIL_REQID },
+      { src: '192.0.2.1', dst: '192.0.2.2', spi: 0x1000, reqid: 7 },
+    ]);
+    expect(s.map(stateIndex)).toEqual([3, 3, 0]);
+    const p = parseXfrmPolicies(policies);
+    expect(p.map((x) => [x.dir, x.priority, x.mark?.value, x.tmpl.map((t) => `${t.dst}/${t.reqid}`)])).toEqual([
+      ['in', 30289, undefined, ['0.0.0.0/1986357612']],
+      ['out', 30463, 0xe00, []],
+      ['out', 30288, 0x23e00, ['198.18.0.2/1986357612']],
+    ]);
+    const x = { states: s.filter((q) => q.reqid === VEIL_REQID), policies: p };
+    // The block policy's mark carries no key index; the peer policy's and both states' say 3.
+    expect(indexesIn(x)).toEqual([3]);
+    expect(objectsOf(x, '198.18.0.2', 2)).toEqual([
+      'state 198.18.0.1→198.18.0.2 spi 0x103',
+      'state 198.18.0.2→198.18.0.1 spi 0x203',
+      'policy out mark 0x23e00',
+    ]);
+    expect(objectsOf(x, '198.18.0.3', 3)).toEqual([]);
+  });
+
+  it('key files: the index of the line, the next index wrapping at 15', async () => {
+    const { keyFileIndex, nextKeyIndex } = await import('../src/chaos-ipsec.js');
+    expect(keyFileIndex('3+ rfc4106(gcm(aes)) 0011 128\n')).toBe(3);
+    expect(keyFileIndex('15 rfc4106(gcm(aes)) 0011 128\n')).toBe(15);
+    expect(() => keyFileIndex('nonsense\n')).toThrow(/no `<index>/);
+    expect([3, 14, 15].map(nextKeyIndex)).toEqual([4, 15, 1]);
+  });
+});
