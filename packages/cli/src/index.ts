@@ -12,6 +12,7 @@ export {
   addOutputOption,
   formatOutput,
   outputFormatOf,
+  renderStructured,
   writeFully,
   OUTPUT_FORMATS,
   type OutputFormat,

@@ -1,10 +1,31 @@
 import { spawn } from 'node:child_process';
-import { UsageError, addOutputOption, formatOutput, outputFormatOf, renderTable, type ExitSetter } from '@veil/cli';
+import {
+  OUTPUT_FORMATS,
+  UsageError,
+  addOutputOption,
+  formatOutput,
+  outputFormatOf,
+  renderStructured,
+  renderTable,
+  writeFully,
+  type ExitSetter,
+  type OutputFormat,
+} from '@veil/cli';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { pidAlive } from './exec.js';
 import { runEcho, runProbe } from './helpers.js';
 import { DEFAULT_LAB_DIR, LAB_NETNS_PREFIX, readState, withNodeWgRunDir } from './state.js';
 import { renderLabStatus, type LabStatusDoc } from './status-view.js';
+
+/**
+ * `lab up`/`lab chaos` print their human summary on stderr (with the progress lines) whatever the
+ * format; `-o json|yaml` also puts the document on stdout. `--json` (deprecated) keeps its one
+ * compact line, which scripts read with `tail -1`.
+ */
+async function writeDocument(doc: unknown, format: OutputFormat, compactJson: boolean): Promise<void> {
+  if (compactJson) await writeFully(process.stdout, JSON.stringify(doc) + '\n');
+  else if (format === 'json' || format === 'yaml') await writeFully(process.stdout, await renderStructured(doc, format));
+}
 
 function int(name: string, min: number, max: number) {
   return (v: string): number => {
@@ -36,7 +57,6 @@ export function registerLab(program: Command, setExit: ExitSetter): void {
     )
     .option('--keep', 'leave the lab running (manage it with status/exec/down)', false)
     .option('--strict', 'agents in strict mode for 10.244.0.0/16 (pod traffic is dropped rather than sent in clear)', false)
-    .option('--json', 'print the summary as JSON on stdout', false)
     .option('--ready-timeout <s>', 'seconds the agents get to become ready', int('--ready-timeout', 1, 3600), 120)
     .addOption(
       new Option(
@@ -47,24 +67,28 @@ export function registerLab(program: Command, setExit: ExitSetter): void {
         .default('auto'),
     )
     .option('--ipsec-key-index <n>', "--backend ipsec: the key index of the lab's first key", int('--ipsec-key-index', 1, 15), 1)
+    .option('-o, --output <format>', `the summary on stdout too: ${OUTPUT_FORMATS.join(', ')} (table/wide: stderr only)`, 'table')
+    .option('--json', 'deprecated: the summary as one JSON line on stdout')
     .addOption(labDirOpt())
     .action(
       async (o: {
         controlPlane: 'auto' | 'kube-apiserver' | 'double';
+        output: string;
         nodes: number;
         podsPerNode: number;
         backend: string;
         kernel: 'host' | 'vm';
         keep: boolean;
         strict: boolean;
-        json: boolean;
+        json?: boolean;
         readyTimeout: number;
         ipsecKeyIndex: number;
         labDir: string;
       }) => {
+        const format = outputFormatOf(o);
         if (o.kernel === 'vm') {
           const { labUpInVm } = await import('./vm.js');
-          setExit(await labUpInVm(o));
+          setExit(await labUpInVm({ ...o, output: format }));
           return;
         }
         const { labUp, formatSummary } = await import('./up.js');
@@ -94,7 +118,7 @@ export function registerLab(program: Command, setExit: ExitSetter): void {
           ipsecKeyIndex: o.ipsecKeyIndex,
         });
         process.stderr.write(formatSummary(summary) + '\n');
-        if (o.json) process.stdout.write(JSON.stringify(summary) + '\n');
+        await writeDocument(summary, format, o.json === true);
         setExit(summary.ok ? 0 : 1);
       },
     );
@@ -224,7 +248,8 @@ export function registerLab(program: Command, setExit: ExitSetter): void {
       int('--ipsec-key-index', 1, 15),
       1,
     )
-    .option('--json', 'print the report as JSON on stdout', false)
+    .option('-o, --output <format>', `the report on stdout too: ${OUTPUT_FORMATS.join(', ')} (table/wide: stderr only)`, 'table')
+    .option('--json', 'deprecated: the report as one JSON line on stdout')
     .addOption(labDirOpt())
     .action(
       async (o: {
@@ -239,9 +264,11 @@ export function registerLab(program: Command, setExit: ExitSetter): void {
         podsPerNode: number;
         backend: string;
         ipsecKeyIndex: number;
-        json: boolean;
+        output: string;
+        json?: boolean;
         labDir: string;
       }) => {
+        const format = outputFormatOf(o);
         const { parseDuration } = await import('@veil/agent-core');
         const durationMs = /^(\d+(\.\d+)?(ms|s|m|h))+$/.test(o.duration) ? parseDuration(o.duration) : NaN;
         const intervalMs = /^(\d+(\.\d+)?(ms|s|m|h))+$/.test(o.interval) ? parseDuration(o.interval) : NaN;
@@ -259,7 +286,7 @@ export function registerLab(program: Command, setExit: ExitSetter): void {
           if (o.backend !== 'ipsec' && actions.includes('xfrm-flush'))
             throw new UsageError('--actions', 'xfrm-flush needs an IPsec lab (--backend ipsec)');
           const { labChaosInVm } = await import('./vm.js');
-          setExit(await labChaosInVm(o));
+          setExit(await labChaosInVm({ ...o, output: format }));
           return;
         }
         const report = await labChaos({
@@ -272,7 +299,7 @@ export function registerLab(program: Command, setExit: ExitSetter): void {
           ...(o.rounds !== undefined ? { rounds: o.rounds } : {}),
         });
         process.stderr.write(formatChaos(report) + '\n');
-        if (o.json) process.stdout.write(JSON.stringify(report) + '\n');
+        await writeDocument(report, format, o.json === true);
         setExit(report.ok ? 0 : 1);
       },
     );

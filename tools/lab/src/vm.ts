@@ -58,7 +58,9 @@ export async function labUpInVm(o: {
   backend: string;
   keep: boolean;
   strict: boolean;
-  json: boolean;
+  json?: boolean;
+  /** -o: json/yaml pass through to the lab inside the VM. */
+  output?: string;
   readyTimeout: number;
   ipsecKeyIndex?: number;
 }): Promise<number> {
@@ -66,8 +68,14 @@ export async function labUpInVm(o: {
   // Refuse a backend that cannot load before paying for a VM boot (same code, same node_modules inside).
   await resolveBackend(o.backend, 'vm');
   const command = [process.execPath, MAIN_JS, ...upArgs(o)];
-  if (o.json) command.push('--json');
+  command.push(...outputArgs(o));
   return inVm(command, o.nodes);
+}
+
+/** The output flags the lab inside the VM gets: --json as given, or -o json|yaml. */
+function outputArgs(o: { json?: boolean; output?: string }): string[] {
+  if (o.json) return ['--json'];
+  return o.output === 'json' || o.output === 'yaml' ? ['-o', o.output] : [];
 }
 
 function shq(s: string): string {
@@ -90,7 +98,8 @@ export async function labChaosInVm(o: {
   podsPerNode: number;
   backend: string;
   ipsecKeyIndex: number;
-  json: boolean;
+  json?: boolean;
+  output?: string;
 }): Promise<number> {
   await resolveBackend(o.backend, 'vm');
   const veil = [process.execPath, MAIN_JS].map(shq).join(' ');
@@ -99,7 +108,9 @@ export async function labChaosInVm(o: {
   chaos.push('--max-lost', String(o.maxLost));
   if (o.actions) chaos.push('--actions', o.actions);
   if (o.rounds !== undefined) chaos.push('--rounds', String(o.rounds));
-  const json = o.json ? ' --json' : '';
+  const json = outputArgs(o)
+    .map((a) => ` ${shq(a)}`)
+    .join('');
   const script = [
     `${veil} ${up.map(shq).join(' ')} --keep${json} || { rc=$?; ${veil} lab down; exit $rc; }`,
     `${veil} ${chaos.map(shq).join(' ')}${json}; rc=$?`,

@@ -37,6 +37,17 @@ describe('veil lab argument errors', () => {
     expect(f.stderr).toMatch(/xfrm-flush needs an IPsec lab/);
     expect(veil(['--help']).code).toBe(0);
   });
+
+  it('lab up and lab chaos take -o like every command (a bad one, or --json with -o yaml, is exit 2 before anything runs)', () => {
+    for (const cmd of ['up', 'chaos']) {
+      const bad = veil(['lab', cmd, '-o', 'xml']);
+      expect(bad.code).toBe(2);
+      expect(bad.stderr).toContain("--output: unknown format 'xml' (use one of: table, wide, json, yaml)");
+      const both = veil(['lab', cmd, '--json', '-o', 'yaml']);
+      expect(both.code).toBe(2);
+      expect(both.stderr).toContain('--json: conflicts with -o yaml');
+    }
+  });
 });
 
 describe('veil lab is registered by the CLI from this package', () => {

@@ -165,11 +165,25 @@ describePrivileged('veil lab (real agents in namespaces, real kube-apiserver, CN
       // own back, so pings to that node stop for that moment. docs/key-rotation.md states the budget: 10 pings
       // (1 s) per tampering.
       const tamper = await veil(
-        ['lab', 'chaos', '--duration', '7s', '--interval', '2s', '--actions', 'annotation-tamper', '--max-lost', '30', '--json'],
+        [
+          'lab',
+          'chaos',
+          '--duration',
+          '7s',
+          '--interval',
+          '2s',
+          '--actions',
+          'annotation-tamper',
+          '--max-lost',
+          '30',
+          '-o',
+          'json',
+        ],
         120_000,
       );
       expect(tamper.stderr).toContain('result: PASS');
-      const tamperReport = JSON.parse(tamper.stdout.trim().split('\n').pop() ?? '{}') as ChaosReport;
+      // -o json: the whole (pretty-printed) document on stdout.
+      const tamperReport = JSON.parse(tamper.stdout) as ChaosReport;
       const tampered = tamperReport.actions.filter((a) => a.action === 'annotation-tamper');
       expect(tampered.length).toBeGreaterThanOrEqual(2);
       expect(tamperReport.actions.filter((a) => a.error !== undefined)).toEqual([]);
