@@ -57,6 +57,7 @@ export function registerLab(program: Command, setExit: ExitSetter): void {
     )
     .option('--keep', 'leave the lab running (manage it with status/exec/down)', false)
     .option('--strict', 'agents in strict mode for 10.244.0.0/16 (pod traffic is dropped rather than sent in clear)', false)
+    .option('--node-encryption', 'agents encrypt node-to-node traffic too (WireGuard); up proves it with node pings', false)
     .option('--ready-timeout <s>', 'seconds the agents get to become ready', int('--ready-timeout', 1, 3600), 120)
     .addOption(
       new Option(
@@ -80,6 +81,7 @@ export function registerLab(program: Command, setExit: ExitSetter): void {
         kernel: 'host' | 'vm';
         keep: boolean;
         strict: boolean;
+        nodeEncryption: boolean;
         json?: boolean;
         readyTimeout: number;
         ipsecKeyIndex: number;
@@ -112,6 +114,7 @@ export function registerLab(program: Command, setExit: ExitSetter): void {
           kernel: o.kernel,
           keep: o.keep,
           strict: o.strict,
+          nodeEncryption: o.nodeEncryption,
           labDir: o.labDir,
           readyTimeoutMs: o.readyTimeout * 1000,
           controlPlane: o.controlPlane,

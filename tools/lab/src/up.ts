@@ -47,6 +47,8 @@ export interface LabUpOptions {
   keep: boolean;
   /** Agents in strict mode for the lab's pod supernet: pod traffic is never sent in clear. */
   strict?: boolean;
+  /** `encryption.nodeEncryption` on every agent: node-to-node traffic goes through the tunnel too (WireGuard). */
+  nodeEncryption?: boolean;
   labDir?: string;
   wireguardPort?: number;
   /** How long agents get to become ready with all peers active. */
@@ -74,6 +76,8 @@ export interface LabSummary {
   nodes: number;
   pods: number;
   pairs: { total: number; pingOk: number; tcpOk: number; ok: number };
+  /** With node encryption: node-to-node pings (each node to the next, marker payload). */
+  nodePairs?: { total: number; ok: number };
   capture: CaptureAnalysis & { wireguardPort: number; health: CaptureHealth };
   /** This run's probe marker (hex), searched for in the capture. */
   marker: string;
@@ -164,11 +168,13 @@ function agentConfig(
   strict: boolean,
   podVethPatterns: readonly string[],
   ipsecKeyFile?: string,
+  nodeEncryption = false,
 ): object {
   return {
     encryption: {
       enabled: true,
       type: backendType,
+      ...(nodeEncryption ? { nodeEncryption: true } : {}),
       wireguard: { port: wgPort, userspaceFallback: true },
       // Tunnel endpoints: each node's default route (via eth0) gives its underlay address.
       ...(ipsecKeyFile ? { ipsec: { keyFile: ipsecKeyFile, keyRotationDuration: LAB_IPSEC_ROTATION_DURATION } } : {}),
@@ -354,7 +360,15 @@ export async function labUp(opts: LabUpOptions): Promise<LabSummary> {
       writeFileSync(
         n.configFile,
         JSON.stringify(
-          agentConfig(n, backendType, wgPort, opts.strict ?? false, podVethPatterns, ipsecKeyFiles?.get(n.name)),
+          agentConfig(
+            n,
+            backendType,
+            wgPort,
+            opts.strict ?? false,
+            podVethPatterns,
+            ipsecKeyFiles?.get(n.name),
+            opts.nodeEncryption ?? false,
+          ),
           null,
           2,
         ),
@@ -391,6 +405,7 @@ export async function labUp(opts: LabUpOptions): Promise<LabSummary> {
     const marker = newMarker();
     const cap = await startCapture(state, join(labDir, 'underlay.pcap'), join(labDir, 'tcpdump.log'));
     const pairs = await runTraffic(nodes, marker, (line) => log(`${t()} ${line}`));
+    const nodePairs = opts.nodeEncryption ? await runNodeTraffic(nodes, marker, (line) => log(`${t()} ${line}`)) : [];
     const podIPs = nodes.flatMap((n) => n.pods.map((p) => p.ip));
     const { analysis, health } = await stopCapture(state, cap, {
       wgPort: opts.backend === 'wireguard' || backendType === 'wireguard' ? wgPort : 0,
@@ -408,6 +423,9 @@ export async function labUp(opts: LabUpOptions): Promise<LabSummary> {
         );
       if (!p.tcp.ok) failures.push(`tcp ${p.from} → ${p.to} (${p.toIP}): ${p.tcp.error ?? 'failed'}`);
     }
+    for (const p of nodePairs)
+      if (!p.ok)
+        failures.push(`node ping ${p.from} → ${p.to} (${p.toIP}): ${p.received}/${p.sent}${p.error ? ` ${p.error}` : ''}`);
     failures.push(...captureFailures(analysis, health, expectsEncryption));
     const refused = await apiDenials(state);
     const agentDenials = refused.filter((d) => !d.duringStartup);
@@ -426,6 +444,7 @@ export async function labUp(opts: LabUpOptions): Promise<LabSummary> {
         tcpOk: pairs.filter((p) => p.tcp.ok).length,
         ok: pairs.filter((p) => p.ping.ok && p.tcp.ok).length,
       },
+      ...(opts.nodeEncryption ? { nodePairs: { total: nodePairs.length, ok: nodePairs.filter((p) => p.ok).length } } : {}),
       capture: { ...analysis, wireguardPort: wgPort, health },
       marker: marker.toString('hex'),
       expectsEncryption,
@@ -518,6 +537,57 @@ const SLOW = process.env.VEIL_KERNEL_LANE === '1' ? 4 : 1;
 const PINGS_PER_PAIR = 3;
 
 /** Ping and TCP echo between every ordered pair of pods on different nodes, payloads carrying `marker`. */
+/**
+ * Node encryption: each node pings the next one's underlay address from its own namespace (host
+ * traffic, which only to-wire can steer), with this run's marker, so the capture proves it crossed
+ * encrypted. Every ping must be answered.
+ */
+async function runNodeTraffic(
+  nodes: readonly LabNode[],
+  marker: Buffer,
+  log: (l: string) => void,
+): Promise<{ from: string; to: string; toIP: string; ok: boolean; sent: number; received: number; error?: string }[]> {
+  const out = await mapLimit([...nodes.entries()], 1, async ([i, n]) => {
+    const to = nodes[(i + 1) % nodes.length] as LabNode;
+    const r = await run(
+      'ip',
+      [
+        'netns',
+        'exec',
+        n.netns,
+        'ping',
+        '-n',
+        '-q',
+        '-c',
+        String(PINGS_PER_PAIR),
+        '-i',
+        '0.2',
+        '-W',
+        String(2 * SLOW),
+        '-p',
+        marker.toString('hex'),
+        to.underlayIP,
+      ],
+      { timeoutMs: 20_000 * SLOW },
+    );
+    const m = /(\d+) packets transmitted, (\d+) received/.exec(r.stdout);
+    const sent = m ? Number(m[1]) : 0;
+    const received = m ? Number(m[2]) : 0;
+    const ok = r.code === 0 && sent === PINGS_PER_PAIR && received === sent;
+    return {
+      from: n.name,
+      to: to.name,
+      toIP: to.underlayIP,
+      ok,
+      sent,
+      received,
+      ...(ok ? {} : { error: m ? `${sent - received} lost` : r.stderr.trim() || `ping exited ${r.code}` }),
+    };
+  });
+  log(`node encryption: ${out.filter((p) => p.ok).length}/${out.length} node-to-node pings OK`);
+  return out;
+}
+
 async function runTraffic(nodes: readonly LabNode[], marker: Buffer, log: (l: string) => void): Promise<PairResult[]> {
   const pods = nodes.flatMap((n) => n.pods.map((p) => ({ ...p, node: n.name })));
   const pairs = pods.flatMap((a) => pods.filter((b) => b.node !== a.node).map((b) => ({ a, b })));
@@ -619,6 +689,7 @@ export function formatSummary(s: LabSummary): string {
   const lines = [
     `veil lab: ${s.nodes} nodes, ${s.pods} pods, backend ${s.backend} (driver ${s.driver}), ${(s.durationMs / 1000).toFixed(1)} s`,
     `  pod pairs across nodes: ${s.pairs.ok}/${s.pairs.total} OK (ping ${s.pairs.pingOk}/${s.pairs.total}, tcp echo ${s.pairs.tcpOk}/${s.pairs.total})`,
+    ...(s.nodePairs ? [`  node encryption: node-to-node pings ${s.nodePairs.ok}/${s.nodePairs.total} OK`] : []),
     `  underlay capture: ${c.packets} packets, ${c.encryptedPackets} encrypted${s.backend === 'ipsec' ? ' (ESP between node addresses)' : c.wireguardPort ? ` (udp/${c.wireguardPort})` : ''}, plaintext pod-address packets ${c.plaintextPackets} (${c.plaintextBytes} bytes)` +
       (s.expectsEncryption ? '' : ' [expected: this backend does not encrypt]'),
     `  probe marker ${s.marker}: in ${c.markerPackets} underlay packets; tunnel-port packets that are not WireGuard between nodes: ${c.malformedTunnelPackets}`,

@@ -27,6 +27,7 @@ function upArgs(o: {
   podsPerNode: number;
   backend: string;
   strict: boolean;
+  nodeEncryption?: boolean;
   readyTimeout: number;
   ipsecKeyIndex?: number;
 }): string[] {
@@ -43,6 +44,7 @@ function upArgs(o: {
     String(Math.max(o.readyTimeout, 300)),
   ];
   if (o.strict) args.push('--strict');
+  if (o.nodeEncryption) args.push('--node-encryption');
   if (o.ipsecKeyIndex !== undefined) args.push('--ipsec-key-index', String(o.ipsecKeyIndex));
   return args;
 }
@@ -58,6 +60,7 @@ export async function labUpInVm(o: {
   backend: string;
   keep: boolean;
   strict: boolean;
+  nodeEncryption?: boolean;
   json?: boolean;
   /** -o: json/yaml pass through to the lab inside the VM. */
   output?: string;
