@@ -8,7 +8,7 @@ import { writeCpio, S_IFCHR, S_IFDIR, S_IFREG } from '../src/cpio.js';
 import { KernelLaneError } from '../src/errors.js';
 import { findGuestKernel, resolveModules } from '../src/host.js';
 import { extractVmlinux } from '../src/vmlinux.js';
-import { runInVm, type VmResult } from '../src/index.js';
+import { runInVm, runVitestInVm, type VmResult } from '../src/index.js';
 
 const CLI = join(import.meta.dirname, '..', 'bin', 'veil-kernel-lane.js');
 
@@ -68,6 +68,54 @@ describe('initramfs pieces (host only)', () => {
 });
 
 // Two boots in total: one through the API, one through the CLI.
+describe('runVitestInVm with a fake VM (host only)', () => {
+  const project = join(import.meta.dirname, '..');
+  const vm = (exitCode: number, report?: string): VmResult => ({
+    exitCode,
+    output: '',
+    resultsDir: '/nonexistent',
+    files: report === undefined ? {} : { 'vitest-kernel.json': Buffer.from(report) },
+    missingModules: [],
+    kernelVersion: '6.1.0-test',
+    bootMs: 1,
+    totalMs: 2,
+    cachedArtefacts: true,
+  });
+  const fake = (results: VmResult[]) => {
+    let calls = 0;
+    const runVm = (() => Promise.resolve(results[calls++] ?? vm(1))) as unknown as typeof runInVm;
+    return { runVm, calls: () => calls };
+  };
+
+  it('boots once more, saying so, when the guest vitest died of a signal before writing a report', async () => {
+    const f = fake([vm(139), vm(0, '{"ok":1}')]);
+    const lines: string[] = [];
+    const r = await runVitestInVm({ project, runVm: f.runVm, onOutput: (l) => lines.push(l) });
+    expect(f.calls()).toBe(2);
+    expect(r).toMatchObject({ exitCode: 0, boots: 2 });
+    expect(lines.join('')).toContain('killed by signal 11 in the guest before writing any report');
+  });
+
+  it('does not boot again for a suite that ran (failed tests), nor for a plain non-zero exit, nor twice', async () => {
+    const failed = fake([vm(1, '{"failed":1}'), vm(0, '{}')]);
+    expect(await runVitestInVm({ project, runVm: failed.runVm, onOutput: () => undefined })).toMatchObject({
+      exitCode: 1,
+      boots: 1,
+    });
+    expect(failed.calls()).toBe(1);
+    const noStart = fake([vm(1), vm(0, '{}')]);
+    await expect(runVitestInVm({ project, runVm: noStart.runVm, onOutput: () => undefined })).rejects.toThrow(
+      /exited 1 in the guest but wrote no vitest-kernel.json/,
+    );
+    expect(noStart.calls()).toBe(1);
+    const twice = fake([vm(139), vm(139), vm(0, '{}')]);
+    await expect(runVitestInVm({ project, runVm: twice.runVm, onOutput: () => undefined })).rejects.toThrow(
+      /exited 139 in the guest but wrote no vitest-kernel.json/,
+    );
+    expect(twice.calls()).toBe(2);
+  });
+});
+
 describePrivileged('a booted kernel-lane VM', ['root', 'qemu'], () => {
   let vm: VmResult;
 
