@@ -536,7 +536,48 @@ const SLOW = process.env.VEIL_KERNEL_LANE === '1' ? 4 : 1;
 /** Pings per pod pair; a pair passes only if every one is answered. */
 const PINGS_PER_PAIR = 3;
 
-/** Ping and TCP echo between every ordered pair of pods on different nodes, payloads carrying `marker`. */
+/**
+ * PINGS_PER_PAIR pings from `netns` to `ip`, payload `marker`. Every probe must succeed: one lost
+ * ping fails it.
+ */
+async function probePing(
+  netns: string,
+  ip: string,
+  marker: Buffer,
+): Promise<{ ok: boolean; sent: number; received: number; error?: string }> {
+  const r = await run(
+    'ip',
+    [
+      'netns',
+      'exec',
+      netns,
+      'ping',
+      '-n',
+      '-q',
+      '-c',
+      String(PINGS_PER_PAIR),
+      '-i',
+      '0.2',
+      '-W',
+      String(2 * SLOW),
+      '-p',
+      marker.toString('hex'),
+      ip,
+    ],
+    { timeoutMs: 20_000 * SLOW },
+  );
+  const m = /(\d+) packets transmitted, (\d+) received/.exec(r.stdout);
+  const sent = m ? Number(m[1]) : 0;
+  const received = m ? Number(m[2]) : 0;
+  const ok = r.code === 0 && sent === PINGS_PER_PAIR && received === sent;
+  return {
+    ok,
+    sent,
+    received,
+    ...(ok ? {} : { error: m ? `${sent - received} lost` : r.stderr.trim() || `ping exited ${r.code}` }),
+  };
+}
+
 /**
  * Node encryption: each node pings the next one's underlay address from its own namespace (host
  * traffic, which only to-wire can steer), with this run's marker, so the capture proves it crossed
@@ -549,83 +590,18 @@ async function runNodeTraffic(
 ): Promise<{ from: string; to: string; toIP: string; ok: boolean; sent: number; received: number; error?: string }[]> {
   const out = await mapLimit([...nodes.entries()], 1, async ([i, n]) => {
     const to = nodes[(i + 1) % nodes.length] as LabNode;
-    const r = await run(
-      'ip',
-      [
-        'netns',
-        'exec',
-        n.netns,
-        'ping',
-        '-n',
-        '-q',
-        '-c',
-        String(PINGS_PER_PAIR),
-        '-i',
-        '0.2',
-        '-W',
-        String(2 * SLOW),
-        '-p',
-        marker.toString('hex'),
-        to.underlayIP,
-      ],
-      { timeoutMs: 20_000 * SLOW },
-    );
-    const m = /(\d+) packets transmitted, (\d+) received/.exec(r.stdout);
-    const sent = m ? Number(m[1]) : 0;
-    const received = m ? Number(m[2]) : 0;
-    const ok = r.code === 0 && sent === PINGS_PER_PAIR && received === sent;
-    return {
-      from: n.name,
-      to: to.name,
-      toIP: to.underlayIP,
-      ok,
-      sent,
-      received,
-      ...(ok ? {} : { error: m ? `${sent - received} lost` : r.stderr.trim() || `ping exited ${r.code}` }),
-    };
+    return { from: n.name, to: to.name, toIP: to.underlayIP, ...(await probePing(n.netns, to.underlayIP, marker)) };
   });
   log(`node encryption: ${out.filter((p) => p.ok).length}/${out.length} node-to-node pings OK`);
   return out;
 }
 
+/** Ping and TCP echo between every ordered pair of pods on different nodes, payloads carrying `marker`. */
 async function runTraffic(nodes: readonly LabNode[], marker: Buffer, log: (l: string) => void): Promise<PairResult[]> {
   const pods = nodes.flatMap((n) => n.pods.map((p) => ({ ...p, node: n.name })));
   const pairs = pods.flatMap((a) => pods.filter((b) => b.node !== a.node).map((b) => ({ a, b })));
   log(`traffic: ${pairs.length} pod pairs across nodes (ping + ${32} KiB TCP echo)`);
-  const pings = await mapLimit(pairs, SLOW > 1 ? 1 : 4, async ({ a, b }) => {
-    const r = await run(
-      'ip',
-      [
-        'netns',
-        'exec',
-        a.netns,
-        'ping',
-        '-n',
-        '-q',
-        '-c',
-        String(PINGS_PER_PAIR),
-        '-i',
-        '0.2',
-        '-W',
-        String(2 * SLOW),
-        '-p',
-        marker.toString('hex'),
-        b.ip,
-      ],
-      { timeoutMs: 20_000 * SLOW },
-    );
-    const m = /(\d+) packets transmitted, (\d+) received/.exec(r.stdout);
-    const sent = m ? Number(m[1]) : 0;
-    const received = m ? Number(m[2]) : 0;
-    // Every probe must succeed: one lost ping is a failed pair.
-    const ok = r.code === 0 && sent === PINGS_PER_PAIR && received === sent;
-    return {
-      ok,
-      sent,
-      received,
-      ...(ok ? {} : { error: m ? `${sent - received} lost` : r.stderr.trim() || `ping exited ${r.code}` }),
-    };
-  });
+  const pings = await mapLimit(pairs, SLOW > 1 ? 1 : 4, ({ a, b }) => probePing(a.netns, b.ip, marker));
   log(`ping: ${pings.filter((p) => p.ok).length}/${pairs.length} pairs OK`);
   const bySrc = new Map<string, { netns: string; targets: string[] }>();
   for (const { a, b } of pairs) {
