@@ -1,38 +1,12 @@
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { getJsonOverUnixSocket } from '@veil/agent-core';
-import { VEIL_MAIN } from '@veil/cli';
 import { describePrivileged, type Capability } from '@veil/test-utils';
 import { afterAll, expect, it } from 'vitest';
 import type { LabSummary } from '../src/up.js';
 import type { LabState } from '../src/state.js';
+import { LAB_STATE, labNamespaces, veil } from './host-lab.js';
 import { CHAOS_ACTIONS, type ChaosReport } from '../src/chaos.js';
-
-// The `veil` CLI's dist/main.js: `veil lab` as a user types it (the CLI loads this package).
-const MAIN = VEIL_MAIN;
-const STATE = '/run/veil-lab/state.json';
-
-function veil(args: string[], timeoutMs = 200_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [MAIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
-    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.on('exit', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
-
-function labNamespaces(): string[] {
-  return execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' })
-    .split('\n')
-    .map((l) => l.split(' ')[0] ?? '')
-    .filter((n) => n.startsWith('veil-lab-'));
-}
 
 function pidsIn(ns: string): number[] {
   return execFileSync('ip', ['netns', 'pids', ns], { encoding: 'utf8' }).split(/\s+/).filter(Boolean).map(Number);
@@ -56,7 +30,7 @@ const NEEDS: Capability[] = ['root', 'netns', 'bpf', 'tun', 'wireguard-go', 'tcp
 
 describePrivileged('veil lab (real agents in namespaces, real kube-apiserver, CNI-made pods)', NEEDS, () => {
   afterAll(async () => {
-    if (labNamespaces().length > 0 || existsSync(STATE)) await veil(['lab', 'down']);
+    if (labNamespaces().length > 0 || existsSync(LAB_STATE)) await veil(['lab', 'down']);
   });
 
   it(
@@ -103,7 +77,7 @@ describePrivileged('veil lab (real agents in namespaces, real kube-apiserver, CN
 
       // Every pod's node-side veth was made by the CNI plugin (ptp names them veth + 8 hex), and the agent's
       // datapath found and attached its from-pod program to exactly those (the chart's podVethPatterns).
-      const labState = JSON.parse(readFileSync(STATE, 'utf8')) as LabState;
+      const labState = JSON.parse(readFileSync(LAB_STATE, 'utf8')) as LabState;
       expect(labState.apiserver.kind).toBe('kube-apiserver');
       for (const n of labState.nodes) for (const p of n.pods) expect(p.hostVeth).toMatch(/^veth[0-9a-f]{8}$/);
 
@@ -200,7 +174,7 @@ describePrivileged('veil lab (real agents in namespaces, real kube-apiserver, CN
       expect(down.code).toBe(0);
       expect(labNamespaces()).toEqual([]);
       expect(pids.filter(alive)).toEqual([]);
-      expect(existsSync(STATE)).toBe(false);
+      expect(existsSync(LAB_STATE)).toBe(false);
     },
   );
 
@@ -226,7 +200,7 @@ describePrivileged('veil lab (real agents in namespaces, real kube-apiserver, CN
         500_000,
       );
       expect(first.code, `${first.stdout}\n${first.stderr}`).toBe(0);
-      const state = JSON.parse(readFileSync(STATE, 'utf8')) as LabState;
+      const state = JSON.parse(readFileSync(LAB_STATE, 'utf8')) as LabState;
       // Simulate a crash: every lab process dies at once, nothing is cleaned.
       const killed = [...state.nodes.map((n) => n.agentPid), state.apiserver.pid].filter((p): p is number => p !== undefined);
       // The control plane helper's children (etcd, kube-apiserver) are orphaned by its SIGKILL: the next up must end them.
@@ -265,7 +239,7 @@ describePrivileged('veil lab (real agents in namespaces, real kube-apiserver, CN
       expect(labNamespaces()).toEqual([]);
       expect(killed.filter(alive)).toEqual([]);
       expect(controlPlane.filter(alive)).toEqual([]);
-      expect(existsSync(STATE)).toBe(false);
+      expect(existsSync(LAB_STATE)).toBe(false);
     },
   );
 });

@@ -2,40 +2,16 @@
 // wireguard-go and `veil lab exec <node> -- …` see it), so `veil lab exec n1 -- wg show` shows n1's
 // device, whose peers are the other nodes' public keys. Host lab: run under
 // `flock /tmp/veil-hostlab.lock`.
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
-import { VEIL_MAIN } from '@veil/cli';
 import { describePrivileged } from '@veil/test-utils';
 import { afterAll, expect, it } from 'vitest';
 import type { LabState } from '../src/state.js';
-
-const STATE = '/run/veil-lab/state.json';
-
-function veil(args: string[], timeoutMs = 200_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [VEIL_MAIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
-    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.on('exit', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
-
-function labNamespaces(): string[] {
-  return execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' })
-    .split('\n')
-    .map((l) => l.split(' ')[0] ?? '')
-    .filter((n) => n.startsWith('veil-lab-'));
-}
+import { LAB_STATE, labNamespaces, veil } from './host-lab.js';
 
 describePrivileged('veil lab exec <node> -- wg show', ['root', 'netns', 'bpf', 'tun', 'wireguard-go', 'wg', 'tcpdump'], () => {
   afterAll(async () => {
-    if (labNamespaces().length > 0 || existsSync(STATE)) await veil(['lab', 'down']);
+    if (labNamespaces().length > 0 || existsSync(LAB_STATE)) await veil(['lab', 'down']);
   });
 
   it("shows that node's device; its peers are exactly the other nodes' published public keys", { timeout: 420_000 }, async () => {
@@ -45,7 +21,7 @@ describePrivileged('veil lab exec <node> -- wg show', ['root', 'netns', 'bpf', '
     expect(up.stderr, up.stderr).toContain('agents ready with all peers active: 3/3');
     expect(up.stderr).toMatch(/ping: 6\/6 pairs OK/);
 
-    const state = JSON.parse(readFileSync(STATE, 'utf8')) as LabState;
+    const state = JSON.parse(readFileSync(LAB_STATE, 'utf8')) as LabState;
     const publicKeys = new Map<string, string>();
     for (const n of state.nodes) {
       // The key each agent publishes (its status socket), independent of wg(8).
