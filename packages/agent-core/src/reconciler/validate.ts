@@ -36,24 +36,36 @@ function sameStrings(a: readonly string[], b: readonly string[]): boolean {
   return true;
 }
 
+/** The backend's annotations of `node`, each checked by its spec; or the verdict that they are not usable (yet). */
+function backendAnnotations(
+  node: ObservedNode,
+  specs: readonly PeerAnnotationSpec[],
+): { backend: Record<string, string> } | { verdict: Exclude<ValidationResult, { kind: 'ok' }> } {
+  const backend: Record<string, string> = {};
+  for (const spec of specs) {
+    const value = node.annotations[spec.key];
+    if (value === undefined) {
+      if (spec.required) return { verdict: { kind: 'pending', field: `annotations[${spec.key}]`, message: 'not published yet' } };
+      continue;
+    }
+    const problem = spec.validate(value);
+    if (problem !== undefined)
+      return {
+        verdict: { kind: 'refused', reason: 'malformed-annotation', field: `annotations[${spec.key}]`, message: problem },
+      };
+    backend[spec.key] = value;
+  }
+  return { backend };
+}
+
 /**
  * Validates only the backend's annotations of `node`, whose topology is that of `known` (see
  * {@link sameTopology}): the addresses, CIDRs and node ID are taken from `known` unparsed.
  */
 export function validateAnnotations(node: ObservedNode, specs: readonly PeerAnnotationSpec[], known: PeerNode): ValidationResult {
-  const backend: Record<string, string> = {};
-  for (const spec of specs) {
-    const value = node.annotations[spec.key];
-    if (value === undefined) {
-      if (spec.required) return { kind: 'pending', field: `annotations[${spec.key}]`, message: 'not published yet' };
-      continue;
-    }
-    const problem = spec.validate(value);
-    if (problem !== undefined) {
-      return { kind: 'refused', reason: 'malformed-annotation', field: `annotations[${spec.key}]`, message: problem };
-    }
-    backend[spec.key] = value;
-  }
+  const checked = backendAnnotations(node, specs);
+  if ('verdict' in checked) return checked.verdict;
+  const { backend } = checked;
   return {
     kind: 'ok',
     peer: {
@@ -104,19 +116,9 @@ export function validateNode(node: ObservedNode, specs: readonly PeerAnnotationS
     }
     nodeId = n;
   }
-  const backend: Record<string, string> = {};
-  for (const spec of specs) {
-    const value = node.annotations[spec.key];
-    if (value === undefined) {
-      if (spec.required) return { kind: 'pending', field: `annotations[${spec.key}]`, message: 'not published yet' };
-      continue;
-    }
-    const problem = spec.validate(value);
-    if (problem !== undefined) {
-      return { kind: 'refused', reason: 'malformed-annotation', field: `annotations[${spec.key}]`, message: problem };
-    }
-    backend[spec.key] = value;
-  }
+  const checked = backendAnnotations(node, specs);
+  if ('verdict' in checked) return checked.verdict;
+  const { backend } = checked;
   return { kind: 'ok', peer: { name: node.name, internalIPv4: v4, internalIPv6: v6, podCIDRs, nodeId, backend } };
 }
 
