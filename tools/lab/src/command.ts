@@ -57,6 +57,10 @@ export function registerLab(program: Command, setExit: ExitSetter): void {
     )
     .option('--keep', 'leave the lab running (manage it with status/exec/down)', false)
     .option('--strict', 'agents in strict mode for 10.244.0.0/16 (pod traffic is dropped rather than sent in clear)', false)
+    .option(
+      '--withhold-key <node>',
+      "with --strict: this node's agent publishes no key (encryption disabled); up proves the other nodes' pods cannot reach its pods and counts the drops",
+    )
     .option('--node-encryption', 'agents encrypt node-to-node traffic too (WireGuard); up proves it with node pings', false)
     .option('--ready-timeout <s>', 'seconds the agents get to become ready', int('--ready-timeout', 1, 3600), 120)
     .addOption(
@@ -81,6 +85,7 @@ export function registerLab(program: Command, setExit: ExitSetter): void {
         kernel: 'host' | 'vm';
         keep: boolean;
         strict: boolean;
+        withholdKey?: string;
         nodeEncryption: boolean;
         json?: boolean;
         readyTimeout: number;
@@ -88,6 +93,9 @@ export function registerLab(program: Command, setExit: ExitSetter): void {
         labDir: string;
       }) => {
         const format = outputFormatOf(o);
+        // Refused here, before a VM boots or anything is created.
+        const { checkWithholdKey } = await import('./withheld.js');
+        checkWithholdKey(o);
         if (o.kernel === 'vm') {
           const { labUpInVm } = await import('./vm.js');
           setExit(await labUpInVm({ ...o, output: format }));
@@ -114,6 +122,7 @@ export function registerLab(program: Command, setExit: ExitSetter): void {
           kernel: o.kernel,
           keep: o.keep,
           strict: o.strict,
+          ...(o.withholdKey !== undefined ? { withholdKey: o.withholdKey } : {}),
           nodeEncryption: o.nodeEncryption,
           labDir: o.labDir,
           readyTimeoutMs: o.readyTimeout * 1000,

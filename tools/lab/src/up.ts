@@ -31,6 +31,7 @@ import { apiControl, type AgentDenial } from './apiserver.js';
 import { requireCniPlugins } from './cni.js';
 import { chartPodVethPatterns, chooseControlPlane, writeChartObjects, type ControlPlaneChoice } from './control-plane.js';
 import { errorMessage } from '@veil/agent-core/errors';
+import { checkWithholdKey, formatWithheld, peerStatesOf, runWithheldProbes, type WithheldReport } from './withheld.js';
 
 /** Every lab pod CIDR (10.244.<i>.0/24) is inside this. */
 const LAB_POD_SUPERNET = '10.244.0.0/16';
@@ -59,6 +60,8 @@ export interface LabUpOptions {
   progress?: (line: string) => void;
   /** The real etcd + kube-apiserver, the API double, or (default) the real one when it is built. */
   controlPlane?: ControlPlaneChoice;
+  /** With `strict`: this node's agent publishes no key (withheld.ts); the other nodes' pods must not reach it. */
+  withholdKey?: string;
 }
 
 export interface PairResult {
@@ -91,6 +94,8 @@ export interface LabSummary {
    * refused while (re)starting, before its RBAC caches synced (not failures).
    */
   controlPlane: { kind: 'kube-apiserver' | 'double'; note: string; agentDenials: AgentDenial[]; refusedWhileStarting: number };
+  /** `--withhold-key`: the node without a key, the probes to it, the strict drops they were counted as. */
+  withheld?: WithheldReport;
 }
 
 /** The example backend shipped with agent-core, for exercising the lab without encryption. */
@@ -270,6 +275,7 @@ export async function labUp(opts: LabUpOptions): Promise<LabSummary> {
     throw new UsageError('--nodes', 'needs an integer in [2, 50]');
   if (!Number.isInteger(opts.podsPerNode) || opts.podsPerNode < 1 || opts.podsPerNode > 50)
     throw new UsageError('--pods-per-node', 'needs an integer in [1, 50]');
+  checkWithholdKey(opts);
   const labDir = opts.labDir ?? DEFAULT_LAB_DIR;
   const wgPort = opts.wireguardPort ?? 51871;
   const backendType = await resolveBackend(opts.backend, opts.kernel);
@@ -357,22 +363,18 @@ export async function labUp(opts: LabUpOptions): Promise<LabSummary> {
     const ipsecKeyFiles = backendType === 'ipsec' ? await writeIpsecKeyFiles(nodes, opts.ipsecKeyIndex ?? 1) : undefined;
     const podVethPatterns = await chartPodVethPatterns();
     for (const n of nodes) {
-      writeFileSync(
-        n.configFile,
-        JSON.stringify(
-          agentConfig(
-            n,
-            backendType,
-            wgPort,
-            opts.strict ?? false,
-            podVethPatterns,
-            ipsecKeyFiles?.get(n.name),
-            opts.nodeEncryption ?? false,
-          ),
-          null,
-          2,
-        ),
+      const config = agentConfig(
+        n,
+        backendType,
+        wgPort,
+        opts.strict ?? false,
+        podVethPatterns,
+        ipsecKeyFiles?.get(n.name),
+        opts.nodeEncryption ?? false,
       );
+      // The withheld node: the same config with encryption disabled (the agent runs, publishes no key, steers nothing).
+      if (n.name === opts.withholdKey) (config as { encryption: { enabled: boolean } }).encryption.enabled = false;
+      writeFileSync(n.configFile, JSON.stringify(config, null, 2));
       // The real server: the agent's own TokenRequest token, bound to a Pod on its node.
       const kc = await apiControl(state.apiserver.controlSocket ?? '', { op: 'kubeconfig', node: n.name }, 60_000);
       if (!kc.ok || !kc.kubeconfig) throw new LabError(`kubeconfig for ${n.name}`, kc.ok ? 'empty reply' : kc.error);
@@ -390,7 +392,9 @@ export async function labUp(opts: LabUpOptions): Promise<LabSummary> {
     writeState(state);
     log(`${t()} started ${nodes.length} agents (backend ${opts.backend})`);
 
-    const driver = await waitReady(nodes, opts.readyTimeoutMs ?? 120_000, (line) => log(`${t()} ${line}`));
+    const driver = await waitReady(nodes, opts.readyTimeoutMs ?? 120_000, (line) => log(`${t()} ${line}`), opts.withholdKey);
+    // The pairs that must connect: between nodes holding keys (all of them without --withhold-key).
+    const keyed = nodes.filter((n) => n.name !== opts.withholdKey);
     for (const n of nodes)
       for (const p of n.pods)
         await waitForLine(
@@ -404,8 +408,18 @@ export async function labUp(opts: LabUpOptions): Promise<LabSummary> {
     // The capture starts before any pod traffic; every probe payload carries this run's marker.
     const marker = newMarker();
     const cap = await startCapture(state, join(labDir, 'underlay.pcap'), join(labDir, 'tcpdump.log'));
-    const pairs = await runTraffic(nodes, marker, (line) => log(`${t()} ${line}`));
-    const nodePairs = opts.nodeEncryption ? await runNodeTraffic(nodes, marker, (line) => log(`${t()} ${line}`)) : [];
+    const pairs = await runTraffic(keyed, marker, (line) => log(`${t()} ${line}`));
+    const nodePairs = opts.nodeEncryption ? await runNodeTraffic(keyed, marker, (line) => log(`${t()} ${line}`)) : [];
+    const withheld = opts.withholdKey
+      ? await runWithheldProbes({
+          nodes,
+          withheld: opts.withholdKey,
+          marker,
+          peerStates: peerStatesOf(await Promise.all(nodes.map((n) => agentStatus(n.statusSocket))), nodes, opts.withholdKey),
+          ping: probePing,
+          log: (line) => log(`${t()} ${line}`),
+        })
+      : undefined;
     const podIPs = nodes.flatMap((n) => n.pods.map((p) => p.ip));
     const { analysis, health } = await stopCapture(state, cap, {
       wgPort: opts.backend === 'wireguard' || backendType === 'wireguard' ? wgPort : 0,
@@ -427,6 +441,10 @@ export async function labUp(opts: LabUpOptions): Promise<LabSummary> {
       if (!p.ok)
         failures.push(`node ping ${p.from} → ${p.to} (${p.toIP}): ${p.received}/${p.sent}${p.error ? ` ${p.error}` : ''}`);
     failures.push(...captureFailures(analysis, health, expectsEncryption));
+    if (withheld) {
+      withheld.capture = { plaintextPackets: analysis.plaintextPackets, markerPackets: analysis.markerPackets };
+      failures.push(...withheld.failures.map((f) => `withheld key: ${f}`));
+    }
     const refused = await apiDenials(state);
     const agentDenials = refused.filter((d) => !d.duringStartup);
     failures.push(
@@ -452,6 +470,7 @@ export async function labUp(opts: LabUpOptions): Promise<LabSummary> {
       kept: opts.keep,
       durationMs: 0,
       controlPlane: { kind: cp.kind, note: cp.note, agentDenials, refusedWhileStarting: refused.length - agentDenials.length },
+      ...(withheld ? { withheld } : {}),
     };
     return summary;
   } finally {
@@ -496,20 +515,33 @@ export function captureFailures(a: CaptureAnalysis, health: CaptureHealth, expec
   return f;
 }
 
-export async function waitReady(nodes: readonly LabNode[], timeoutMs: number, log: (l: string) => void): Promise<string> {
+/**
+ * Waits until every agent is ready with all peers active. With a `withheld` node: its (disabled)
+ * agent only has to be ready, and the others must see it `pending`; they count as ready when the
+ * one thing keeping them from it is that peer stuck pending (agent-core's notReadyReason).
+ */
+export async function waitReady(
+  nodes: readonly LabNode[],
+  timeoutMs: number,
+  log: (l: string) => void,
+  withheld?: string,
+): Promise<string> {
   const deadline = Date.now() + timeoutMs;
   let last = '';
   for (;;) {
     const views = await Promise.all(nodes.map((n) => agentStatus(n.statusSocket)));
     const readyNodes = views.filter((v, i) => {
-      if (!v?.ready) return false;
+      if (withheld !== undefined && nodes[i]?.name === withheld) return v?.ready === true;
+      if (!v || !(v.ready || onlyPendingOn(v.notReadyReason, withheld))) return false;
       const others = nodes.filter((_, j) => j !== i).map((n) => n.name);
-      return others.every((o) => v.peers.some((p) => p.name === o && p.state === 'active'));
+      return others.every((o) =>
+        v.peers.some((p) => p.name === o && p.state === (o === withheld ? 'pending' : 'active')),
+      );
     }).length;
     const line = `agents ready with all peers active: ${readyNodes}/${nodes.length}`;
     if (line !== last) log(line);
     last = line;
-    if (readyNodes === nodes.length) return views[0]?.driver ?? 'unknown';
+    if (readyNodes === nodes.length) return views.find((_, i) => nodes[i]?.name !== withheld)?.driver ?? 'unknown';
     for (const n of nodes) {
       if (n.agentPid !== undefined && !pidAlive(n.agentPid)) {
         const tail = readFileSync(n.logFile, 'utf8').trim().split('\n').slice(-3).join(' | ');
@@ -525,6 +557,12 @@ export async function waitReady(nodes: readonly LabNode[], timeoutMs: number, lo
     }
     await sleep(500);
   }
+}
+
+/** True when `reason` is only agent-core's "peers pending with no encryption …: <withheld>". */
+export function onlyPendingOn(reason: string | undefined, withheld: string | undefined): boolean {
+  if (reason === undefined || withheld === undefined) return false;
+  return /^peers pending with no encryption for over \d+s: (\S+)$/.exec(reason)?.[1] === withheld;
 }
 
 /**
@@ -674,6 +712,7 @@ export function formatSummary(s: LabSummary): string {
       ? `  control plane: kube-apiserver; agent calls refused by RBAC/admission: ${s.controlPlane.agentDenials.length} (and ${s.controlPlane.refusedWhileStarting} while it was starting)`
       : '  control plane: the API double (no RBAC: build the real one with bash tools/k8s-bins/build.sh)',
   ];
+  if (s.withheld) lines.push(formatWithheld(s.withheld));
   for (const f of s.failures.slice(0, 20)) lines.push(`  FAIL ${f}`);
   if (s.failures.length > 20) lines.push(`  … and ${s.failures.length - 20} more`);
   lines.push(`  result: ${s.ok ? 'PASS' : 'FAIL'}`);

@@ -27,6 +27,7 @@ function upArgs(o: {
   podsPerNode: number;
   backend: string;
   strict: boolean;
+  withholdKey?: string;
   nodeEncryption?: boolean;
   readyTimeout: number;
   ipsecKeyIndex?: number;
@@ -44,6 +45,7 @@ function upArgs(o: {
     String(Math.max(o.readyTimeout, 300)),
   ];
   if (o.strict) args.push('--strict');
+  if (o.withholdKey !== undefined) args.push('--withhold-key', o.withholdKey);
   if (o.nodeEncryption) args.push('--node-encryption');
   if (o.ipsecKeyIndex !== undefined) args.push('--ipsec-key-index', String(o.ipsecKeyIndex));
   return args;
@@ -60,6 +62,7 @@ export async function labUpInVm(o: {
   backend: string;
   keep: boolean;
   strict: boolean;
+  withholdKey?: string;
   nodeEncryption?: boolean;
   json?: boolean;
   /** -o: json/yaml pass through to the lab inside the VM. */

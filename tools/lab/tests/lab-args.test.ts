@@ -2,9 +2,11 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runNode } from '@veil/test-utils';
-import { VEIL_MAIN } from '@veil/cli';
+import { UsageError, VEIL_MAIN } from '@veil/cli';
 import { afterAll, describe, expect, it } from 'vitest';
 import { planLab, writeState } from '../src/state.js';
+import { checkWithholdKey } from '../src/withheld.js';
+import { onlyPendingOn } from '../src/up.js';
 
 // `veil lab` as a user types it: through the CLI's dist/main.js, which loads this package.
 const MAIN = VEIL_MAIN;
@@ -47,6 +49,42 @@ describe('veil lab argument errors', () => {
       expect(both.code).toBe(2);
       expect(both.stderr).toContain('--json: conflicts with -o yaml');
     }
+  });
+});
+
+describe('veil lab up --withhold-key: refused before anything is created (exit 2), naming the flag', () => {
+  it('an unknown node, no --strict, or fewer than 3 nodes', () => {
+    const unknown = veil(['lab', 'up', '--strict', '--nodes', '3', '--withhold-key', 'n9']);
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toContain('--withhold-key: no node "n9" in this lab (--nodes 3: n1..n3)');
+    // Without strict mode traffic to a keyless node is sent in clear by design: nothing for the lab to prove.
+    const lax = veil(['lab', 'up', '--withhold-key', 'n3']);
+    expect(lax.code).toBe(2);
+    expect(lax.stderr).toMatch(/--withhold-key: needs --strict: .*sent in clear \(pass-unknown\)/);
+    const two = veil(['lab', 'up', '--strict', '--nodes', '2', '--withhold-key', 'n2']);
+    expect(two.code).toBe(2);
+    expect(two.stderr).toContain('--withhold-key: needs --nodes 3 or more');
+    // Also before a VM boots.
+    const vm = veil(['lab', 'up', '--kernel', 'vm', '--withhold-key', 'n1']);
+    expect(vm.code).toBe(2);
+    expect(vm.stderr).toContain('--withhold-key: needs --strict');
+    expect(veil(['lab', 'up', '--help']).stdout).toMatch(/--withhold-key <node>/);
+  });
+
+  it('checkWithholdKey accepts a lab node with --strict and 3+ nodes, and no flag at all', () => {
+    expect(() => checkWithholdKey({ withholdKey: 'n3', strict: true, nodes: 3 })).not.toThrow();
+    expect(() => checkWithholdKey({ strict: false, nodes: 2 })).not.toThrow();
+    expect(() => checkWithholdKey({ withholdKey: 'n0', strict: true, nodes: 3 })).toThrow(UsageError);
+  });
+});
+
+describe('veil lab up --withhold-key: readiness with a peer that has no key', () => {
+  it("only agent-core's 'peers pending' reason naming the withheld node is excused", () => {
+    expect(onlyPendingOn('peers pending with no encryption for over 60s: n3', 'n3')).toBe(true);
+    expect(onlyPendingOn('peers pending with no encryption for over 60s: n2', 'n3')).toBe(false);
+    expect(onlyPendingOn('datapath not attached; peers pending with no encryption for over 60s: n3', 'n3')).toBe(false);
+    expect(onlyPendingOn('peers pending with no encryption for over 60s: n3', undefined)).toBe(false);
+    expect(onlyPendingOn(undefined, 'n3')).toBe(false);
   });
 });
 
