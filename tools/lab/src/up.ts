@@ -534,11 +534,11 @@ export async function waitReady(
       if (withheld !== undefined && nodes[i]?.name === withheld) return v?.ready === true;
       if (!v || !(v.ready || onlyPendingOn(v.notReadyReason, withheld))) return false;
       const others = nodes.filter((_, j) => j !== i).map((n) => n.name);
-      return others.every((o) =>
-        v.peers.some((p) => p.name === o && p.state === (o === withheld ? 'pending' : 'active')),
-      );
+      return others.every((o) => v.peers.some((p) => p.name === o && p.state === (o === withheld ? 'pending' : 'active')));
     }).length;
-    const line = `agents ready with all peers active: ${readyNodes}/${nodes.length}`;
+    const line =
+      `agents ready with all peers active: ${readyNodes}/${nodes.length}` +
+      (withheld ? ` (${withheld} withholds its key: pending on the others)` : '');
     if (line !== last) log(line);
     last = line;
     if (readyNodes === nodes.length) return views.find((_, i) => nodes[i]?.name !== withheld)?.driver ?? 'unknown';
