@@ -144,10 +144,6 @@ export async function runWithheldProbes(o: {
   const target = o.nodes.find((n) => n.name === o.withheld);
   if (!target) throw new UsageError('--withhold-key', `no node "${o.withheld}" in this lab`);
   const strict = o.nodes.filter((n) => n.name !== o.withheld);
-  const failures: string[] = [];
-  for (const [node, state] of Object.entries(o.peerStates))
-    if (state !== 'pending') failures.push(`${node} sees ${o.withheld} as ${state}, not pending (it should have no key)`);
-
   const before = await Promise.all(strict.map((n) => strictDropCounters(n)));
   const work = strict.flatMap((n) => n.pods.flatMap((a) => target.pods.map((b) => ({ node: n.name, a, b }))));
   o.log(
@@ -165,34 +161,65 @@ export async function runWithheldProbes(o: {
     };
   });
   const after = await Promise.all(strict.map((n) => strictDropCounters(n)));
+  const report = judgeWithheld({
+    withheld: o.withheld,
+    sources: strict.map((n) => n.name),
+    excludedSources: target.pods.map((p) => p.name),
+    peerStates: o.peerStates,
+    pairs,
+    before,
+    after,
+  });
+  o.log(
+    `withheld key: ${report.probes.sent - report.probes.answered}/${report.probes.sent} probes unanswered; drops ${report.drops.map(formatDrop).join(', ')}`,
+  );
+  return report;
+}
 
-  for (const p of pairs) {
+/**
+ * The verdict on the probes: each strict node (`sources`, with `before`/`after` counters in that
+ * order) must see the withheld node `pending`; no ping may be answered and every TCP connect must
+ * time out with nothing back; each node's strict drops must grow by at least the probes its pods
+ * sent (each ping request, and one per TCP connect, whose SYN retransmissions only add to it).
+ */
+export function judgeWithheld(o: {
+  withheld: string;
+  sources: readonly string[];
+  excludedSources: readonly string[];
+  peerStates: Record<string, string>;
+  pairs: readonly (WithheldPair & { node: string })[];
+  before: readonly Record<string, number>[];
+  after: readonly Record<string, number>[];
+}): WithheldReport {
+  const failures: string[] = [];
+  for (const [node, state] of Object.entries(o.peerStates))
+    if (state !== 'pending') failures.push(`${node} sees ${o.withheld} as ${state}, not pending (it should have no key)`);
+  for (const p of o.pairs) {
     if (p.ping.sent === 0) failures.push(`ping ${p.from} → ${p.to} (${p.toIP}) did not run: ${p.ping.error ?? 'no output'}`);
     if (p.ping.received > 0)
       failures.push(`ping ${p.from} → ${p.to} (${p.toIP}): ${p.ping.received}/${p.ping.sent} answered by a node without a key`);
     if (!p.tcp.dropped) failures.push(`tcp ${p.from} → ${p.to} (${p.toIP}) was answered: ${p.tcp.error ?? 'connected'}`);
   }
-  const drops = strict.map((n, i): WithheldDrops => {
+  const drops = o.sources.map((node, i): WithheldDrops => {
     const delta: Record<string, number> = {};
-    for (const r of STRICT_DROP_REASONS) delta[r] = (after[i]?.[r] ?? 0) - (before[i]?.[r] ?? 0);
+    for (const r of STRICT_DROP_REASONS) delta[r] = (o.after[i]?.[r] ?? 0) - (o.before[i]?.[r] ?? 0);
     const total = Object.values(delta).reduce((s, v) => s + v, 0);
-    const mine = pairs.filter((p) => p.node === n.name);
-    const required = mine.reduce((s, p) => s + p.ping.sent + 1, 0);
-    return { node: n.name, delta, total, required, ok: total >= required };
+    const required = o.pairs.filter((p) => p.node === node).reduce((s, p) => s + p.ping.sent + 1, 0);
+    return { node, delta, total, required, ok: total >= required };
   });
   for (const d of drops)
     if (!d.ok) failures.push(`${d.node} counted ${d.total} strict drops for ${d.required} probes to ${o.withheld}`);
-  const sent = pairs.reduce((s, p) => s + p.ping.sent + 1, 0);
-  const answered = pairs.reduce((s, p) => s + p.ping.received + (p.tcp.dropped ? 0 : 1), 0);
-  o.log(`withheld key: ${sent - answered}/${sent} probes unanswered; drops ${drops.map(formatDrop).join(', ')}`);
   return {
     node: o.withheld,
     how: WITHHOLD_HOW,
-    sources: strict.map((n) => n.name),
-    excludedSources: target.pods.map((p) => p.name),
+    sources: [...o.sources],
+    excludedSources: [...o.excludedSources],
     peerStates: o.peerStates,
-    probes: { sent, answered },
-    pairs: pairs.map(({ node: _node, ...p }) => p),
+    probes: {
+      sent: o.pairs.reduce((s, p) => s + p.ping.sent + 1, 0),
+      answered: o.pairs.reduce((s, p) => s + p.ping.received + (p.tcp.dropped ? 0 : 1), 0),
+    },
+    pairs: o.pairs.map(({ node: _node, ...p }) => p),
     drops,
     failures,
   };
