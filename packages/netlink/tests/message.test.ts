@@ -46,6 +46,15 @@ describe('nlmsghdr', () => {
     expect(m.readUInt32LE(0)).toBe(19);
   });
 
+  it('writes every byte of a message from several parts: the padding is zero even when the buffer pool held garbage', () => {
+    // encodeNlmsg takes its buffer from Node's pool (allocUnsafe): leave 0xff bytes behind there first.
+    for (let i = 0; i < 64; i++) Buffer.allocUnsafe(64).fill(0xff);
+    const m = encodeNlmsg({ type: 16, flags: 5, seq: 7, pid: 9 }, [Buffer.from([1, 2]), Buffer.from([3]), Buffer.alloc(0)]);
+    expect([...m]).toEqual([19, 0, 0, 0, 16, 0, 5, 0, 7, 0, 0, 0, 9, 0, 0, 0, 1, 2, 3, 0]);
+    const single = encodeNlmsg({ type: 16 }, Buffer.from([0xaa]));
+    expect([...single.subarray(16)]).toEqual([0xaa, 0, 0, 0]);
+  });
+
   it('splits a datagram holding several messages', () => {
     const a = encodeNlmsg({ type: 16, flags: NLM_F_MULTI, seq: 7, pid: 42 }, attr.u32(1, 1));
     const b = encodeNlmsg({ type: NLMSG_DONE, flags: NLM_F_MULTI, seq: 7, pid: 42 }, Buffer.alloc(4));

@@ -8,6 +8,8 @@
  *               target: { op: '<', value: 150 } });          // any figure beside its target
  *   recordSkipped({ bench: 'routes', metric: '… vs vishvananda/netlink', target: { op: '>=', value: 1, unit: '×' },
  *                   reason: 'veil-gobench not built' });      // the row still shows, as SKIPPED
+ *   recordReported({ bench: 'agent', metric: 'p50 event→peer', value: 3.1, unit: 'ms' });
+ *                                                             // a figure the issue asks to report, without a target
  * Each call appends one JSON line to rowsFile() and prints it as one human line.
  *
  * Where rows go: $VEIL_BENCH_ROWS, else inside the qemu lane $VEIL_RESULTS_DIR/bench-rows.jsonl
@@ -45,7 +47,7 @@ export interface BenchRowInput {
   detail?: string;
 }
 
-export type RowStatus = 'MET' | 'NOT MET' | 'SKIPPED';
+export type RowStatus = 'MET' | 'NOT MET' | 'SKIPPED' | 'REPORTED';
 
 /** One row as stored (one JSON line) and as written to bench-results.json. */
 export interface BenchRow {
@@ -54,7 +56,8 @@ export interface BenchRow {
   /** null when skipped. */
   value: number | null;
   unit: string;
-  target: Target;
+  /** null for a REPORTED row (a figure shown without a target). */
+  target: Target | null;
   lane: 'host' | 'kernel';
   status: RowStatus;
   detail?: string;
@@ -177,21 +180,45 @@ export function recordRatio(input: RatioInput, file = rowsFile()): BenchRow {
 
 /** Records a row that could not be measured (its baseline is missing, …): shown as SKIPPED with the reason. */
 export function recordSkipped(
-  input: { bench: string; metric: string; target: Target; unit?: string; reason: string; lane?: 'host' | 'kernel' },
+  /** target null: a figure that is only reported (see recordReported) could not be measured. */
+  input: { bench: string; metric: string; target: Target | null; unit?: string; reason: string; lane?: 'host' | 'kernel' },
   file = rowsFile(),
 ): BenchRow {
-  check(input);
+  if (input.target === null) check({ ...input, target: { op: '>=', value: 0 } });
+  else check({ ...input, target: input.target });
   if (!input.reason?.trim()) throw new BenchRowError('reason', 'a skipped row must say why');
   return append(
     {
       bench: input.bench,
       metric: input.metric,
       value: null,
-      unit: input.unit ?? input.target.unit ?? '',
+      unit: input.unit ?? input.target?.unit ?? '',
       target: input.target,
       lane: laneOf(input.lane),
       status: 'SKIPPED',
       detail: input.reason,
+      at: new Date().toISOString(),
+    },
+    file,
+  );
+}
+
+/** Records a figure that is only reported (no target): shown as REPORTED beside the judged rows. */
+export function recordReported(input: Omit<BenchRowInput, 'target'>, file = rowsFile()): BenchRow {
+  if (typeof input.bench !== 'string' || !input.bench.trim()) throw new BenchRowError('bench', 'must be a non-empty string');
+  if (typeof input.metric !== 'string' || !input.metric.trim()) throw new BenchRowError('metric', 'must be a non-empty string');
+  if (typeof input.value !== 'number' || !Number.isFinite(input.value))
+    throw new BenchRowError('value', `must be a finite number, not ${String(input.value)}`);
+  return append(
+    {
+      bench: input.bench,
+      metric: input.metric,
+      value: input.value,
+      unit: input.unit,
+      target: null,
+      lane: laneOf(input.lane),
+      status: 'REPORTED',
+      ...(input.detail ? { detail: input.detail } : {}),
       at: new Date().toISOString(),
     },
     file,
@@ -212,7 +239,12 @@ export function readRows(file = rowsFile()): BenchRow[] {
       } catch {
         throw new BenchRowError(`line ${n}`, `${file}: not JSON`);
       }
-      if (typeof row?.bench !== 'string' || typeof row.metric !== 'string' || !row.target || !row.status)
+      if (
+        typeof row?.bench !== 'string' ||
+        typeof row.metric !== 'string' ||
+        (!row.target && !(row.target === null && (row.status === 'REPORTED' || row.status === 'SKIPPED'))) ||
+        !row.status
+      )
         throw new BenchRowError(`line ${n}`, `${file}: not a bench row`);
       return row;
     });
@@ -227,7 +259,8 @@ function num(v: number, unit: string): string {
 export function formatValue(row: Pick<BenchRow, 'value' | 'unit'>): string {
   return row.value === null ? '-' : num(row.value, row.unit);
 }
-export function formatTarget(t: Target, unit: string): string {
+export function formatTarget(t: Target | null, unit: string): string {
+  if (t === null) return '-';
   const sym = { '>=': '≥', '>': '>', '<=': '≤', '<': '<' }[t.op];
   return `${sym} ${num(t.value, t.unit ?? unit)}`;
 }
@@ -249,11 +282,12 @@ export function renderTable(rows: readonly BenchRow[]): string {
   const met = rows.filter((r) => r.status === 'MET').length;
   const notMet = rows.filter((r) => r.status === 'NOT MET').length;
   const skipped = rows.filter((r) => r.status === 'SKIPPED').length;
+  const reported = rows.filter((r) => r.status === 'REPORTED').length;
   return [
     line(head),
     line(width.map((w) => '-'.repeat(w))),
     ...body.map(line),
     '',
-    `${rows.length} rows: ${met} MET, ${notMet} NOT MET, ${skipped} SKIPPED`,
+    `${rows.length} rows: ${met} MET, ${notMet} NOT MET, ${skipped} SKIPPED${reported ? `, ${reported} REPORTED (no target)` : ''}`,
   ].join('\n');
 }

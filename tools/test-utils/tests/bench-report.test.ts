@@ -8,6 +8,7 @@ import {
   meets,
   readRows,
   recordRatio,
+  recordReported,
   recordRow,
   recordSkipped,
   renderTable,
@@ -70,6 +71,26 @@ describe('bench reporter', () => {
     expect(table.find((l) => l.startsWith('agent'))).toMatch(/39\.0 ms\s+< 20\.0 ms\s+NOT MET$/);
     expect(table.find((l) => l.startsWith('wg'))).toMatch(/-\s+≥ 1\.00×\s+SKIPPED$/);
     expect(table.at(-1)).toBe('3 rows: 1 MET, 1 NOT MET, 1 SKIPPED');
+  });
+
+  it('shows a reported figure without a target as REPORTED, and reads it back', () => {
+    vi.spyOn(process.stdout, 'write').mockImplementation(() => true);
+    const f = tmpFile();
+    recordRatio({ bench: 'xfrm', metric: 'add vs ip -batch', oursMs: 50, baselineMs: 85 }, f);
+    recordReported({ bench: 'tput', metric: 'pod→pod ÷ underlay', value: 0.31, unit: '×', detail: '2.1 of 6.8 Gbit/s' }, f);
+    const rows = readRows(f);
+    expect(rows[1]).toMatchObject({ status: 'REPORTED', target: null, value: 0.31, detail: '2.1 of 6.8 Gbit/s' });
+    const table = renderTable(rows).split('\n');
+    expect(table.find((l) => l.startsWith('tput'))).toMatch(/pod→pod ÷ underlay\s+0\.31×\s+-\s+REPORTED$/);
+    expect(table.at(-1)).toBe('2 rows: 1 MET, 0 NOT MET, 0 SKIPPED, 1 REPORTED (no target)');
+    expect(() => recordReported({ bench: 't', metric: 'm', value: Number.NaN, unit: 'ms' }, f)).toThrow(BenchRowError);
+    // A reported figure that could not be measured still shows, SKIPPED, with no target.
+    recordSkipped({ bench: 'rot', metric: 'reclaim ÷ floor', unit: '×', target: null, reason: 'no VM' }, f);
+    expect(
+      renderTable(readRows(f))
+        .split('\n')
+        .find((l) => l.startsWith('rot')),
+    ).toMatch(/-\s+-\s+SKIPPED$/);
   });
 
   it('compares with each target operator at the boundary', () => {
