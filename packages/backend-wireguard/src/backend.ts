@@ -28,6 +28,29 @@ import type { WireGuardDevice } from './wgtypes/types.js';
 /** Annotation carrying a node's WireGuard public key (base64). */
 export const PUBLIC_KEY_ANNOTATION = 'veil.io/wireguard-public-key';
 
+/**
+ * A node's new public key waiting for its first handshake before it takes the node's traffic
+ * (issue 12): anyone who can edit a Node can publish a key, only the node holding the private key
+ * can complete a handshake with it.
+ */
+interface PendingSwitch {
+  /** The node's new peer (allowed IPs etc. as it will be programmed once switched). */
+  want: DesiredPeer;
+  /** When the key was first seen (ms since epoch). */
+  since: number;
+  /** When the handshake was last kicked. */
+  kickedAt: number;
+}
+
+/** Poll interval while a key switch waits for its handshake: fast at first, then backing off. */
+export function pendingPollMs(ageMs: number): number {
+  if (ageMs < 2000) return 10;
+  return Math.min(1000, Math.round(ageMs / 10));
+}
+
+/** WireGuard retries a handshake every 5 s only for 90 s: a pending key is kicked again this often. */
+const PENDING_REKICK_MS = 5000;
+
 /** Deployment knobs that are not part of the agent config (tests, several nodes on one host). */
 export interface WireGuardBackendOptions {
   /** Interface name. Default `veil_wg0`. */
@@ -77,6 +100,10 @@ export class WireGuardBackend implements EncryptionBackend {
   private ifindex = 0;
   /** node name → what was programmed for it. */
   private readonly peers = new Map<string, DesiredPeer>();
+  /** node name → its new key, not yet handshaken (the old peer keeps the traffic meanwhile). */
+  private readonly pending = new Map<string, PendingSwitch>();
+  private pollTimer: NodeJS.Timeout | undefined;
+  private closed = false;
   private readonly steeringListeners = new Set<(s: Steering) => void>();
 
   constructor(
@@ -110,7 +137,8 @@ export class WireGuardBackend implements EncryptionBackend {
         await this.refreshIfindex();
         if (this.ifindex !== before) for (const l of this.steeringListeners) l(this.steering());
         this.reconciler?.invalidate();
-        await this.reconciler?.sync([...this.peers.values()], { removeUnknown: false });
+        await this.reconciler?.sync(this.desiredPeers(), { removeUnknown: false });
+        for (const p of this.pending.values()) await this.reconciler?.kick(p.want.publicKey).catch(() => undefined);
       },
     });
     this.reconciler = new PeerReconciler(this.handle.client, this.deviceName);
@@ -168,17 +196,128 @@ export class WireGuardBackend implements EncryptionBackend {
     }
     const want: DesiredPeer = { publicKey, allowedIPs: allowed, persistentKeepalive: this.wg.persistentKeepalive };
     if (endpointIp) want.endpoint = { address: endpointIp, port: this.wg.port };
-    const prev = this.peers.get(peer.name);
-    // A new key for a known node (a rotation, or its owner restoring it): the old peer must go, or it
-    // would keep the allowed IPs, and this side starts the handshake (see PeerReconciler.replace).
-    if (prev && !prev.publicKey.equals(publicKey)) await rec.replace(prev.publicKey, want);
-    else await rec.upsert(want);
-    this.peers.set(peer.name, want);
+    let prev = this.peers.get(peer.name);
+    if (!prev) {
+      // First sight of this node since the agent started: a device peer with another key holding its
+      // allowed IPs is what it had before (the key changed while this agent was down, or mid-switch).
+      const held = await rec.holderOf(allowed, publicKey);
+      if (held) {
+        prev = { ...want, publicKey: held };
+        this.peers.set(peer.name, prev);
+      }
+    }
+    if (!prev || prev.publicKey.equals(publicKey)) {
+      await rec.upsert(want);
+      this.peers.set(peer.name, want);
+      const stale = this.pending.get(peer.name);
+      if (stale) {
+        // The key went back to the one in use (its owner restored it) before the new one handshook.
+        this.pending.delete(peer.name);
+        await rec.remove(stale.want.publicKey);
+        this.log.info(
+          { peer: peer.name, publicKey: stale.want.publicKey.toBase64(), waitedMs: Date.now() - stale.since },
+          'wireguard key switch dropped: the key in use is published again, the new one never handshook',
+        );
+      }
+      return {};
+    }
+    // A new key for a known node: a rotation, or a key someone else published. Until a handshake with
+    // the new key proves its holder is there, the old peer keeps the allowed IPs (and traffic).
+    const old: DesiredPeer = { ...want, publicKey: prev.publicKey };
+    await rec.upsert(old); // allowed IPs / endpoint changes still apply, on the old key
+    this.peers.set(peer.name, old);
+    const cur = this.pending.get(peer.name);
+    if (cur && cur.want.publicKey.equals(publicKey)) {
+      cur.want = want;
+      return {};
+    }
+    if (cur) {
+      this.pending.delete(peer.name);
+      await rec.remove(cur.want.publicKey);
+      this.log.info(
+        { peer: peer.name, publicKey: cur.want.publicKey.toBase64(), waitedMs: Date.now() - cur.since },
+        'wireguard key switch dropped: another key was published before this one handshook',
+      );
+    }
+    const now = Date.now();
+    this.pending.set(peer.name, { want, since: now, kickedAt: now });
+    await rec.addPending(want);
+    this.log.info(
+      { peer: peer.name, publicKey: publicKey.toBase64(), previousKey: prev.publicKey.toBase64() },
+      'wireguard key switch pending: the old key keeps the traffic until the new one handshakes',
+    );
+    this.schedulePoll();
     return {};
+  }
+
+  /** Active peers as programmed, plus pending keys with no allowed IPs (what the device should hold). */
+  private desiredPeers(): DesiredPeer[] {
+    const out = [...this.peers.values()];
+    for (const p of this.pending.values()) {
+      const pend: DesiredPeer = { publicKey: p.want.publicKey, allowedIPs: [] };
+      if (p.want.endpoint) pend.endpoint = p.want.endpoint;
+      out.push(pend);
+    }
+    return out;
+  }
+
+  /** Polls while switches are pending: one device read per tick for all of them. */
+  private schedulePoll(): void {
+    if (this.closed || this.pollTimer || this.pending.size === 0) return;
+    const newest = Math.max(...[...this.pending.values()].map((p) => p.since));
+    this.pollTimer = setTimeout(() => {
+      void this.pollPending().finally(() => {
+        this.pollTimer = undefined;
+        this.schedulePoll();
+      });
+    }, pendingPollMs(Date.now() - newest));
+    this.pollTimer.unref();
+  }
+
+  private async pollPending(): Promise<void> {
+    const rec = this.reconciler;
+    if (!rec || this.pending.size === 0) return;
+    let hs: Map<string, Date | undefined>;
+    try {
+      hs = await rec.latestHandshakes();
+    } catch (e) {
+      this.log.warn({ device: this.deviceName, err: (e as Error).message }, 'reading handshakes for pending key switches failed');
+      return;
+    }
+    for (const [name, p] of [...this.pending]) {
+      if (this.pending.get(name) !== p) continue; // changed by an upsert meanwhile
+      const key = p.want.publicKey;
+      if (hs.get(key.toBase64()) !== undefined) {
+        const old = this.peers.get(name);
+        // Recorded before the write, so an upsert arriving meanwhile compares against the new key.
+        this.pending.delete(name);
+        this.peers.set(name, p.want);
+        try {
+          if (old) await rec.commitSwitch(old.publicKey, p.want);
+          else await rec.upsert(p.want);
+          this.log.info(
+            { peer: name, publicKey: key.toBase64(), waitedMs: Date.now() - p.since },
+            'wireguard key switch done: the new key handshook and now carries the traffic',
+          );
+        } catch (e) {
+          if (old) this.peers.set(name, old);
+          if (!this.pending.has(name)) this.pending.set(name, p);
+          this.log.warn({ peer: name, err: (e as Error).message }, 'wireguard key switch failed; retrying');
+        }
+      } else if (Date.now() - p.kickedAt >= PENDING_REKICK_MS) {
+        p.kickedAt = Date.now();
+        await rec.kick(key).catch((e: unknown) => this.log.warn({ peer: name, err: (e as Error).message }, 'kicking a handshake failed'));
+      }
+    }
   }
 
   async removePeer(name: string): Promise<void> {
     const rec = this.ready();
+    const pend = this.pending.get(name);
+    if (pend) {
+      this.pending.delete(name);
+      await rec.remove(pend.want.publicKey);
+    }
     const prev = this.peers.get(name);
     if (!prev) return;
     await rec.remove(prev.publicKey);
@@ -189,8 +328,9 @@ export class WireGuardBackend implements EncryptionBackend {
     const rec = this.ready();
     const removed = [...this.peers.keys()].filter((n) => !keep.has(n));
     for (const n of removed) this.peers.delete(n);
+    for (const n of [...this.pending.keys()]) if (!keep.has(n)) this.pending.delete(n);
     // A full diff: also drops device peers no node claims (left by a previous agent).
-    await rec.sync([...this.peers.values()]);
+    await rec.sync(this.desiredPeers());
     return removed;
   }
 
@@ -249,11 +389,15 @@ export class WireGuardBackend implements EncryptionBackend {
       try {
         const dev = await this.handle.client.device(this.deviceName);
         details.listenPort = dev.listenPort;
-        const byKey = new Map([...this.peers].map(([n, p]) => [p.publicKey.toBase64(), n]));
+        const byKey = this.nodesByKey();
+        const pendingKeys = new Map([...this.pending.values()].map((p) => [p.want.publicKey.toBase64(), p]));
         for (const p of dev.peers) {
-          const hs = p.lastHandshake
-            ? `handshake ${Math.round((Date.now() - p.lastHandshake.getTime()) / 1000)}s ago`
-            : 'no handshake yet';
+          const pend = pendingKeys.get(p.publicKey.toBase64());
+          const hs = pend
+            ? `key switch pending ${Math.round((Date.now() - pend.since) / 1000)}s: no handshake with the new key yet`
+            : p.lastHandshake
+              ? `handshake ${Math.round((Date.now() - p.lastHandshake.getTime()) / 1000)}s ago`
+              : 'no handshake yet';
           peers.push({
             name: byKey.get(p.publicKey.toBase64()) ?? `unclaimed ${p.publicKey.toBase64()}`,
             detail: hs,
@@ -270,6 +414,11 @@ export class WireGuardBackend implements EncryptionBackend {
         if (this.handle.watchdog) details.wireguardGoAdopted = true;
       }
       errors.push(...this.handle.warnings);
+      details.keySwitchesPending = [...this.pending].map(([peer, p]) => ({
+        peer,
+        publicKey: p.want.publicKey.toBase64(),
+        since: new Date(p.since).toISOString(),
+      }));
     } else errors.push('not initialised');
     return {
       backend: this.name,
@@ -294,7 +443,8 @@ export class WireGuardBackend implements EncryptionBackend {
       }
       return cached.dev;
     };
-    const nodeOf = (): Map<string, string> => new Map([...this.peers].map(([n, p]) => [p.publicKey.toBase64(), n]));
+    const nodeOf = (): Map<string, string> => this.nodesByKey();
+    const pendingCount = (): number => this.pending.size;
     const perPeer = (name: string, help: string, value: (p: WireGuardDevice['peers'][number]) => number): void => {
       new Gauge({
         name,
@@ -338,6 +488,14 @@ export class WireGuardBackend implements EncryptionBackend {
         this.set((await read())?.peers.length ?? 0);
       },
     });
+    new Gauge({
+      name: 'veil_wireguard_key_switch_pending',
+      help: 'Nodes whose newly published key waits for its first handshake (the old key keeps the traffic meanwhile)',
+      registers: [registry],
+      collect() {
+        this.set(pendingCount());
+      },
+    });
     perPeer('veil_wireguard_latest_handshake_seconds', 'Unix time of the latest handshake with the peer (0 = never)', (p) =>
       p.lastHandshake ? Math.floor(p.lastHandshake.getTime() / 1000) : 0,
     );
@@ -345,7 +503,17 @@ export class WireGuardBackend implements EncryptionBackend {
     perPeer('veil_wireguard_sent_bytes', 'Bytes sent to the peer', (p) => p.txBytes);
   }
 
+  /** base64 key → node name, for active and pending keys. */
+  private nodesByKey(): Map<string, string> {
+    const out = new Map([...this.peers].map(([n, p]) => [p.publicKey.toBase64(), n]));
+    for (const [n, p] of this.pending) out.set(p.want.publicKey.toBase64(), n);
+    return out;
+  }
+
   async close(): Promise<void> {
+    this.closed = true;
+    if (this.pollTimer) clearTimeout(this.pollTimer);
+    this.pollTimer = undefined;
     // Handles only: the device (and a wireguard-go it started) stay for the next agent to adopt.
     await this.handle?.close();
     this.handle = undefined;
@@ -353,6 +521,9 @@ export class WireGuardBackend implements EncryptionBackend {
 
   /** Stops a wireguard-go this backend started and forgets the device (tests, uninstall). */
   async destroy(): Promise<void> {
+    this.closed = true;
+    if (this.pollTimer) clearTimeout(this.pollTimer);
+    this.pollTimer = undefined;
     await this.handle?.close({ stopDaemon: true });
     this.handle = undefined;
   }

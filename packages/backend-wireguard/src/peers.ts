@@ -229,6 +229,73 @@ export class PeerReconciler {
     });
   }
 
+  /**
+   * Adds `want` as a pending peer: its endpoint, no allowed IPs (so it carries no traffic and the
+   * peer holding the allowed IPs keeps them), keepalive off, then kicks a handshake (see `kick`).
+   * A pending peer already on the device (an agent restart mid-switch) is updated in place.
+   */
+  addPending(want: DesiredPeer): Promise<void> {
+    return this.serial(async () => {
+      if (!this.synced) await this.refresh();
+      const change = diffPeer({ publicKey: want.publicKey, allowedIPs: [], ...(want.endpoint ? { endpoint: want.endpoint } : {}) }, this.cache.get(want.publicKey.toBase64()));
+      if (change) await this.apply([change]);
+      await this.kickNow(want.publicKey);
+    });
+  }
+
+  /**
+   * Makes a peer with keepalive off start a handshake now: keepalive on for an instant sends a
+   * keepalive (kernel and wireguard-go), which with no session starts a handshake; then off again.
+   */
+  kick(publicKey: Key): Promise<void> {
+    return this.serial(() => this.kickNow(publicKey));
+  }
+
+  private async kickNow(publicKey: Key): Promise<void> {
+    await this.apply([{ publicKey, updateOnly: true, persistentKeepalive: HANDSHAKE_KICK_KEEPALIVE_S }]);
+    await this.apply([{ publicKey, updateOnly: true, persistentKeepalive: 0 }]);
+  }
+
+  /**
+   * Completes a key switch in one device write: the new (pending) peer gets the allowed IPs, endpoint
+   * and keepalive of `want`, then the old peer goes. The allowed IPs move before the removal, so
+   * there is no instant with no peer routing them.
+   */
+  commitSwitch(oldKey: Key, want: DesiredPeer): Promise<PeerConfig[]> {
+    return this.serial(async () => {
+      if (!this.synced) await this.refresh();
+      const current = this.cache.get(want.publicKey.toBase64());
+      const change: PeerConfig[] = [];
+      const upd = diffPeer(want, current);
+      if (upd) change.push(upd);
+      if (this.cache.has(oldKey.toBase64()) && !oldKey.equals(want.publicKey)) change.push({ publicKey: oldKey, remove: true });
+      await this.apply(change);
+      return change;
+    });
+  }
+
+  /**
+   * The key of a device peer other than `except` holding any of `allowedIPs` (canonical), or
+   * undefined: after an agent restart, the peer a node had before its key changed.
+   */
+  holderOf(allowedIPs: readonly string[], except: Key): Promise<Key | undefined> {
+    return this.serial(async () => {
+      if (!this.synced) await this.refresh();
+      const want = new Set(allowedIPs.map((c, i) => canonicalCidr(c, `allowedIPs[${i}]`)));
+      for (const p of this.cache.values()) {
+        if (p.publicKey.equals(except)) continue;
+        if (p.allowedIPs.some((c) => want.has(c))) return p.publicKey;
+      }
+      return undefined;
+    });
+  }
+
+  /** One device read: each peer's latest handshake (undefined = none yet), by base64 key. */
+  async latestHandshakes(): Promise<Map<string, Date | undefined>> {
+    const dev = await this.client.device(this.device);
+    return new Map(dev.peers.map((p) => [p.publicKey.toBase64(), p.lastHandshake]));
+  }
+
   /** Removes one peer; absent is not an error. Returns whether something was written. */
   remove(publicKey: Key): Promise<boolean> {
     return this.serial(async () => {

@@ -180,46 +180,125 @@ describePrivileged('WireGuardBackend on wireguard-go, two nodes', ['root', 'netn
     expect((await bb.status()).details?.restarts).toBe(1);
   });
 
-  it('a peer that learns a rotated key handshakes at once, with no traffic to trigger it (issue 12)', async () => {
+  /** Pings `target` from `from` every 50 ms for `count` pings; resolves with what ping counted. */
+  function pingDuring(from: TestNetns, target: string, count: number): Promise<{ sent: number; received: number; out: string }> {
+    const child = from.spawn('ping', ['-n', '-i', '0.05', '-W', '1', '-c', String(count), target]);
+    let out = '';
+    child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
+    return new Promise((resolve) =>
+      child.on('close', () => {
+        const m = /(\d+) packets transmitted, (\d+) received/.exec(out);
+        resolve({ sent: Number(m?.[1] ?? 0), received: Number(m?.[2] ?? 0), out });
+      }),
+    );
+  }
+
+  function deviceOf(b: WireGuardBackend): Promise<WireGuardDevice> {
+    return (b as unknown as { handle: { client: { device(n: string): Promise<WireGuardDevice> } } }).handle.client.device(DEV);
+  }
+
+  const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+  it('a peer that learns a rotated key handshakes at once, then switches the traffic to it (issue 12)', async () => {
     // The rotated node's own handshake attempts with its new key fail until its peers know the key,
     // and WireGuard retries only after 5 s (REKEY_TIMEOUT): traffic from it would stall that long.
-    // So whoever learns the new key starts the handshake itself.
+    // So whoever learns the new key starts the handshake itself; the switch waits for that handshake.
     const [ba, bb] = backends as [WireGuardBackend, WireGuardBackend];
-    const [a] = ns as [TestNetns];
-    const { material } = await ba.rotateKeys();
-    await bb.upsertPeer(peerNode('node-a', '192.168.78.1', '10.97.1.0/24', material[PUBLIC_KEY_ANNOTATION]!));
-    let detail = '';
-    for (let i = 0; i < 200; i++) {
-      const st = await bb.status();
-      detail = st.peers.find((p) => p.name === 'node-a')?.detail ?? '';
-      if (/^handshake \d+s ago$/.test(detail)) break;
-      await new Promise((r) => setTimeout(r, 100));
-    }
-    expect(detail).toMatch(/^handshake \d+s ago$/);
-    // It was this side that started it: an initiation is 148 bytes (a response only 92) and no data
-    // has been sent.
-    const client = (bb as unknown as { handle: { client: { device(n: string): Promise<WireGuardDevice> } } }).handle.client;
-    const onDevice = (await client.device(DEV)).peers.find((p) => p.publicKey.toBase64() === material[PUBLIC_KEY_ANNOTATION]);
-    expect(onDevice?.txBytes).toBeGreaterThanOrEqual(148);
-    // The configured keepalive (0 = off) is what stays on the device afterwards.
-    expect(onDevice?.persistentKeepalive).toBe(0);
-    // And traffic from the rotated node flows on the first try (b's TUN was recreated by the
-    // previous test: its address and route are the lab's business, put back here).
-    const b = ns[1]!;
+    const [a, b] = ns as [TestNetns, TestNetns];
+    // b's TUN was recreated by the previous test: its address and route are the lab's business.
     if (!b.exec('ip', ['-o', 'addr', 'show', 'dev', DEV]).includes('10.97.2.1')) {
       b.exec('ip', ['addr', 'add', '10.97.2.1/32', 'dev', DEV]);
       b.exec('ip', ['route', 'replace', '10.97.1.0/24', 'dev', DEV, 'src', '10.97.2.1']);
     }
+    const oldKey = ba.localMaterial()[PUBLIC_KEY_ANNOTATION]!;
+    const { material } = await ba.rotateKeys();
+    const newKey = material[PUBLIC_KEY_ANNOTATION]!;
+    const seenAt = Date.now();
+    await bb.upsertPeer(peerNode('node-a', '192.168.78.1', '10.97.1.0/24', newKey));
+    // Pending: the new key has no allowed IPs yet, the old one keeps them.
+    let dev = await deviceOf(bb);
+    expect(dev.peers.find((p) => p.publicKey.toBase64() === newKey)?.allowedIPs ?? ['absent']).toEqual([]);
+    let switchedAt = 0;
+    for (let i = 0; i < 500 && !switchedAt; i++) {
+      dev = await deviceOf(bb);
+      if (!dev.peers.some((p) => p.publicKey.toBase64() === oldKey)) switchedAt = Date.now();
+      else await sleep(10);
+    }
+    expect(switchedAt, 'the switch happened').toBeGreaterThan(0);
+    const onDevice = dev.peers.find((p) => p.publicKey.toBase64() === newKey);
+    expect(onDevice?.allowedIPs).toEqual(['10.97.1.0/24']); // the traffic moved to the new key
+    expect(onDevice?.lastHandshake).toBeDefined(); // ... after its handshake
+    // It was this side that started it: an initiation is 148 bytes (a response only 92).
+    expect(onDevice?.txBytes).toBeGreaterThanOrEqual(148);
+    // The configured keepalive (0 = off) is what stays on the device afterwards.
+    expect(onDevice?.persistentKeepalive).toBe(0);
+    expect((await bb.status()).details?.keySwitchesPending).toEqual([]);
+    console.log(`rotation: key seen → switched in ${switchedAt - seenAt} ms`);
+    // And traffic from the rotated node flows on the first try.
     expect(a.tryExec('ping', ['-c', '1', '-W', '2', '10.97.2.1'], 15_000).status).toBe(0);
   });
 
-  it('key change replaces the peer; prune drops unclaimed ones; a new backend adopts the device', async () => {
+  it('a key published by someone else never takes the traffic: pings keep answering; the real key back drops it (issue 12)', async () => {
+    const [ba] = backends as [WireGuardBackend, WireGuardBackend];
+    let bb = backends[1]!;
+    const [a] = ns as [TestNetns];
+    const realKey = ba.localMaterial()[PUBLIC_KEY_ANNOTATION]!;
+    const forged = Key.generatePrivate().publicKey().toBase64();
+    const pings = pingDuring(a, '10.97.2.1', 80); // 4 s, every 50 ms
+    await sleep(300);
+    await bb.upsertPeer(peerNode('node-a', '192.168.78.1', '10.97.1.0/24', forged));
+    let dev = await deviceOf(bb);
+    const byKey = (k: string): WireGuardDevice['peers'][number] | undefined =>
+      dev.peers.find((p) => p.publicKey.toBase64() === k);
+    expect(byKey(realKey)?.allowedIPs).toEqual(['10.97.1.0/24']);
+    expect(byKey(forged)?.allowedIPs).toEqual([]);
+    expect(byKey(forged)?.endpoint).toMatchObject({ address: '192.168.78.1' });
+    const st = await bb.status();
+    expect(st.details?.keySwitchesPending).toEqual([expect.objectContaining({ peer: 'node-a', publicKey: forged })]);
+    expect(st.peers.find((p) => p.detail?.startsWith('key switch pending'))?.name).toBe('node-a');
+    const registry = new Registry();
+    bb.registerMetrics(registry);
+    expect(await registry.metrics()).toMatch(/^veil_wireguard_key_switch_pending 1$/m);
+
+    // The agent restarts meanwhile: its peer state is gone, the device still has both peers. The forged
+    // key again does not take the traffic (even when it is what the restarted agent is told first).
+    await sleep(700);
+    await bb.close();
+    bb = new WireGuardBackend(configFor(join(tmp, 'state1')), silent, {
+      device: DEV,
+      socketDir: join(tmp, 'run1'),
+      netns: ns[1]!.name,
+      preferKernel: false,
+    });
+    await bb.init();
+    backends[1] = bb;
+    await bb.upsertPeer(peerNode('node-a', '192.168.78.1', '10.97.1.0/24', forged));
+    dev = await deviceOf(bb);
+    expect(byKey(realKey)?.allowedIPs).toEqual(['10.97.1.0/24']);
+    expect(byKey(forged)?.allowedIPs).toEqual([]);
+    await sleep(1000); // longer than the first, fast polls: still no handshake, still no switch
+    dev = await deviceOf(bb);
+    expect(byKey(realKey)?.allowedIPs).toEqual(['10.97.1.0/24']);
+
+    // The owner puts its key back: the pending peer goes.
+    await bb.upsertPeer(peerNode('node-a', '192.168.78.1', '10.97.1.0/24', realKey));
+    dev = await deviceOf(bb);
+    expect(dev.peers.map((p) => p.publicKey.toBase64())).toEqual([realKey]);
+    expect((await bb.status()).details?.keySwitchesPending).toEqual([]);
+    const r = await pings;
+    expect(r.sent, r.out).toBe(80);
+    expect(r.received, r.out).toBe(80);
+  });
+
+  it('a key change waits for its handshake; prune drops unclaimed ones; a new backend adopts the device', async () => {
     const [ba] = backends as [WireGuardBackend];
     const rotated = Key.generatePrivate().publicKey().toBase64();
     await ba.upsertPeer(peerNode('node-c', '192.168.78.3', '10.97.3.0/24', Key.generatePrivate().publicKey().toBase64()));
     await ba.upsertPeer(peerNode('node-c', '192.168.78.3', '10.97.3.0/24', rotated));
     let st = await ba.status();
-    expect(st.peers.map((p) => p.name).sort()).toEqual(['node-b', 'node-c']);
+    // No node-c answers: the old key stays, the new one waits (pending) beside it.
+    expect(st.peers.map((p) => p.name).sort()).toEqual(['node-b', 'node-c', 'node-c']);
+    expect(st.peers.filter((p) => p.detail?.startsWith('key switch pending'))).toHaveLength(1);
 
     // The agent restarts: handles released, the device and wireguard-go stay and are adopted.
     const pid = (await ba.status()).details?.wireguardGoPid as number;
@@ -236,7 +315,7 @@ describePrivileged('WireGuardBackend on wireguard-go, two nodes', ['root', 'netn
     await again.init();
     expect(again.localMaterial()).toEqual(ba.localMaterial()); // same key from the state dir
     st = await again.status();
-    expect(st.peers).toHaveLength(2); // nothing torn down
+    expect(st.peers).toHaveLength(3); // nothing torn down
     expect(st.peers.every((p) => p.name.startsWith('unclaimed'))).toBe(true);
     await again.upsertPeer(
       peerNode('node-b', '192.168.78.2', '10.97.2.0/24', backends[1]!.localMaterial()[PUBLIC_KEY_ANNOTATION]!),
