@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type {
   AgentConfig,
@@ -24,6 +25,7 @@ import { setupDevice, type WgDeviceHandle } from './device.js';
 import { Key } from './wgtypes/key.js';
 import { WG_RUN_DIR, socketAnswers } from './userspace/supervisor.js';
 import type { WireGuardDevice } from './wgtypes/types.js';
+import { xeddsaSign, xeddsaVerify } from './xeddsa.js';
 
 /** Annotation carrying a node's WireGuard public key (base64). */
 export const PUBLIC_KEY_ANNOTATION = 'veil.io/wireguard-public-key';
@@ -50,6 +52,20 @@ export function pendingPollMs(ageMs: number): number {
 
 /** WireGuard retries a handshake every 5 s only for 90 s: a pending key is kicked again this often. */
 const PENDING_REKICK_MS = 5000;
+
+/**
+ * Annotation carrying the node's current public key signed with its previous one (XEdDSA, base64),
+ * published after a rotation: peers switch to a key signed this way at once, and wait for a
+ * handshake with any other new key (issue 12).
+ */
+export const KEY_SIGNATURE_ANNOTATION = 'veil.io/wireguard-key-signature';
+/** File in `<stateDir>/wireguard` keeping the signature across restarts: `{ publicKey, signature }`. */
+const SIGNATURE_FILE = 'wireguard.key.sig';
+
+/** What a node's previous key signs: the node's name and its new public key. */
+export function rotationMessage(node: string, publicKey: Key): Buffer {
+  return Buffer.concat([Buffer.from(`veil.io/wireguard-key-rotation\0${node}\0`), publicKey.bytes()]);
+}
 
 /** Deployment knobs that are not part of the agent config (tests, several nodes on one host). */
 export interface WireGuardBackendOptions {
@@ -89,12 +105,16 @@ export class WireGuardBackend implements EncryptionBackend {
   readonly name = 'wireguard';
   readonly peerAnnotations: readonly PeerAnnotationSpec[] = [
     { key: PUBLIC_KEY_ANNOTATION, required: true, unique: true, validate: validatePublicKey },
+    // Any value is accepted: one that does not verify only means the new key waits for a handshake.
+    { key: KEY_SIGNATURE_ANNOTATION, required: false, unique: false, validate: () => undefined },
   ];
   private readonly log: Logger;
   private readonly deviceName: string;
   /** The validated `encryption.wireguard` section. */
   private readonly wg: WireGuardConfig;
   private keys: KeyStore | undefined;
+  /** The current key signed with the previous one (base64), once this node rotated. */
+  private keySignature: string | undefined;
   private handle: WgDeviceHandle | undefined;
   private reconciler: PeerReconciler | undefined;
   private ifindex = 0;
@@ -121,6 +141,7 @@ export class WireGuardBackend implements EncryptionBackend {
     const dir = join(this.config.stateDir, 'wireguard');
     this.keys = await KeyStore.open({ dir });
     for (const w of this.keys.warnings) this.log.warn({ dir }, w);
+    this.keySignature = await this.readSignature(dir);
     this.handle = await setupDevice({
       name: this.deviceName,
       privateKey: this.keys.privateKey(),
@@ -181,6 +202,23 @@ export class WireGuardBackend implements EncryptionBackend {
     return WG_RUN_DIR;
   }
 
+  private async readSignature(dir: string): Promise<string | undefined> {
+    try {
+      const saved = JSON.parse(await readFile(join(dir, SIGNATURE_FILE), 'utf8')) as { publicKey?: unknown; signature?: unknown };
+      // A signature of another key (the key file was replaced since) is not published.
+      if (saved.publicKey === this.keys?.publicKey.toBase64() && typeof saved.signature === 'string') return saved.signature;
+    } catch {
+      /* none yet, or unreadable: nothing to publish, peers then wait for a handshake */
+    }
+    return undefined;
+  }
+
+  /** Whether `sig` is `node`'s new key signed with the key this agent has for it. */
+  private signedRotation(node: string, prev: Key, next: Key, sig: string | undefined): boolean {
+    if (!sig) return false;
+    return xeddsaVerify(prev, rotationMessage(node, next), Buffer.from(sig, 'base64'));
+  }
+
   async upsertPeer(peer: PeerNode): Promise<PeerProgramResult | void> {
     const rec = this.ready();
     const keyText = peer.backend[PUBLIC_KEY_ANNOTATION];
@@ -221,12 +259,25 @@ export class WireGuardBackend implements EncryptionBackend {
       }
       return {};
     }
-    // A new key for a known node: a rotation, or a key someone else published. Until a handshake with
-    // the new key proves its holder is there, the old peer keeps the allowed IPs (and traffic).
+    const cur = this.pending.get(peer.name);
+    if (this.signedRotation(peer.name, prev.publicKey, publicKey, peer.backend[KEY_SIGNATURE_ANNOTATION])) {
+      // The node's own rotation (its previous key signed the new one): switch now, and start the
+      // handshake from this side (see PeerReconciler.replace).
+      if (cur) {
+        this.pending.delete(peer.name);
+        if (!cur.want.publicKey.equals(publicKey)) await rec.remove(cur.want.publicKey);
+      }
+      await rec.replace(prev.publicKey, want);
+      this.peers.set(peer.name, want);
+      this.log.info({ peer: peer.name, publicKey: publicKey.toBase64() }, 'wireguard key switched: signed with the previous key');
+      return {};
+    }
+    // A new key for a known node with no signature by its previous key: a re-imaged node, or a key
+    // someone else published. Until a handshake with the new key proves its holder is there, the
+    // old peer keeps the allowed IPs (and the traffic).
     const old: DesiredPeer = { ...want, publicKey: prev.publicKey };
     await rec.upsert(old); // allowed IPs / endpoint changes still apply, on the old key
     this.peers.set(peer.name, old);
-    const cur = this.pending.get(peer.name);
     if (cur && cur.want.publicKey.equals(publicKey)) {
       cur.want = want;
       return {};
@@ -341,7 +392,15 @@ export class WireGuardBackend implements EncryptionBackend {
    */
   async rotateKeys(): Promise<KeyRotationResult> {
     if (!this.keys || !this.handle) throw new WgBackendError('rotateKeys() before init()');
+    const previous = this.keys.privateKey();
     await this.keys.rotate();
+    // Signed and saved before the device uses the new key: peers switch at once on a signed key.
+    const signature = xeddsaSign(previous, rotationMessage(this.config.nodeName, this.keys.publicKey)).toString('base64');
+    const dir = join(this.config.stateDir, 'wireguard');
+    const tmp = join(dir, `${SIGNATURE_FILE}.tmp`);
+    await writeFile(tmp, JSON.stringify({ publicKey: this.keys.publicKey.toBase64(), signature }), { mode: 0o600 });
+    await rename(tmp, join(dir, SIGNATURE_FILE));
+    this.keySignature = signature;
     await this.handle.setPrivateKey(this.keys.privateKey());
     await this.keys.confirmRotation();
     this.log.info({ device: this.deviceName, publicKey: this.keys.publicKey.toBase64() }, 'wireguard key rotated');
@@ -371,7 +430,10 @@ export class WireGuardBackend implements EncryptionBackend {
 
   localMaterial(): LocalMaterial {
     if (!this.keys) throw new WgBackendError('localMaterial() before init()');
-    return { [PUBLIC_KEY_ANNOTATION]: this.keys.publicKey.toBase64() };
+    return {
+      [PUBLIC_KEY_ANNOTATION]: this.keys.publicKey.toBase64(),
+      ...(this.keySignature ? { [KEY_SIGNATURE_ANNOTATION]: this.keySignature } : {}),
+    };
   }
 
   async status(): Promise<BackendStatus> {
@@ -390,19 +452,26 @@ export class WireGuardBackend implements EncryptionBackend {
         const dev = await this.handle.client.device(this.deviceName);
         details.listenPort = dev.listenPort;
         const byKey = this.nodesByKey();
-        const pendingKeys = new Map([...this.pending.values()].map((p) => [p.want.publicKey.toBase64(), p]));
+        const pendingKeys = new Set([...this.pending.values()].map((p) => p.want.publicKey.toBase64()));
         for (const p of dev.peers) {
-          const pend = pendingKeys.get(p.publicKey.toBase64());
-          const hs = pend
-            ? `key switch pending ${Math.round((Date.now() - pend.since) / 1000)}s: no handshake with the new key yet`
-            : p.lastHandshake
-              ? `handshake ${Math.round((Date.now() - p.lastHandshake.getTime()) / 1000)}s ago`
-              : 'no handshake yet';
+          if (pendingKeys.has(p.publicKey.toBase64())) continue; // told on the node's active line below
+          const hs = p.lastHandshake
+            ? `handshake ${Math.round((Date.now() - p.lastHandshake.getTime()) / 1000)}s ago`
+            : 'no handshake yet';
           peers.push({
             name: byKey.get(p.publicKey.toBase64()) ?? `unclaimed ${p.publicKey.toBase64()}`,
             detail: hs,
             stats: { rxBytes: p.rxBytes, txBytes: p.txBytes },
           });
+        }
+        // One line per node (the agent joins backend lines to nodes by name): a pending key is added
+        // to the line of the key that still carries the traffic.
+        for (const [name, pend] of this.pending) {
+          const note = `key switch pending ${Math.round((Date.now() - pend.since) / 1000)}s: no handshake with the new key yet`;
+          const i = peers.findIndex((x) => x.name === name);
+          const line = peers[i];
+          if (line) peers[i] = { ...line, detail: `${line.detail ?? ''}; ${note}` };
+          else peers.push({ name, detail: note });
         }
       } catch (e) {
         errors.push(`reading ${this.deviceName}: ${(e as Error).message}`);

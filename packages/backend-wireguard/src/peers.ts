@@ -201,6 +201,35 @@ export class PeerReconciler {
   }
 
   /**
+   * A node's new public key, known to be its own (signed with its previous key): the old peer goes
+   * and the new one comes in one write, then the new peer is made to handshake at once. The node that changed its key cannot do that itself: its
+   * initiations fail until its peers know the new key, and WireGuard retries only after
+   * REKEY_TIMEOUT (5 s), so its traffic would stall that long. Turning persistent keepalive on
+   * sends a keepalive immediately (wireguard-go and the kernel both do), and with no session yet
+   * that keepalive starts a handshake; the configured keepalive is then put back.
+   */
+  replace(oldKey: Key, want: DesiredPeer): Promise<PeerConfig[]> {
+    return this.serial(async () => {
+      if (!this.synced) await this.refresh();
+      const change: PeerConfig[] = [];
+      if (this.cache.has(oldKey.toBase64()) && !oldKey.equals(want.publicKey)) change.push({ publicKey: oldKey, remove: true });
+      const keepalive = want.persistentKeepalive ?? 0;
+      const add = diffPeer(want, undefined) as PeerConfig;
+      // A present peer (the same key came back) is rewritten from scratch so the kick applies.
+      if (this.cache.has(want.publicKey.toBase64())) change.push({ publicKey: want.publicKey, remove: true });
+      add.persistentKeepalive = keepalive === 0 ? HANDSHAKE_KICK_KEEPALIVE_S : keepalive;
+      change.push(add);
+      await this.apply(change);
+      if (keepalive === 0) {
+        const restore: PeerConfig = { publicKey: want.publicKey, updateOnly: true, persistentKeepalive: 0 };
+        await this.apply([restore]);
+        return [...change, restore];
+      }
+      return change;
+    });
+  }
+
+  /**
    * Adds `want` as a pending peer: its endpoint, no allowed IPs (so it carries no traffic and the
    * peer holding the allowed IPs keeps them), keepalive off, then kicks a handshake (see `kick`).
    * A pending peer already on the device (an agent restart mid-switch) is updated in place.

@@ -197,6 +197,39 @@ describe('PeerReconciler', () => {
     expect(onDevice.peers.map((p) => [p.publicKey.toBase64(), p.allowedIPs])).toEqual([[A.toBase64(), ['10.50.3.0/24']]]);
   });
 
+  it('replace(): the old key out and the new one in with a keepalive kick in one write, then the configured keepalive back', async () => {
+    const c = modelClient();
+    const r = new PeerReconciler(c, 'wg0');
+    await r.sync(same);
+    const rotated = Key.generatePrivate().publicKey();
+    const want: DesiredPeer = { ...same[0]!, publicKey: rotated };
+    const writes = c.writes.length;
+    await r.replace(A, want);
+    expect(
+      c.writes.slice(writes).map((w) => w.peers?.map((p) => [p.publicKey.toBase64(), p.remove ?? false, p.persistentKeepalive])),
+    ).toEqual([
+      [
+        [A.toBase64(), true, undefined],
+        [rotated.toBase64(), false, 25],
+      ],
+      [[rotated.toBase64(), false, 0]],
+    ]);
+    const onDevice = parseGet(getReply(c.dev), { name: 'wg0' });
+    expect(onDevice.peers.map((p) => p.publicKey.toBase64()).sort()).toEqual([B.toBase64(), rotated.toBase64()].sort());
+    expect(onDevice.peers.find((p) => p.publicKey.equals(rotated))).toMatchObject({
+      persistentKeepalive: 0,
+      allowedIPs: want.allowedIPs,
+    });
+    // A configured keepalive kicks by itself: one write, and it stays.
+    const again = Key.generatePrivate().publicKey();
+    const before = c.writes.length;
+    await r.replace(rotated, { ...want, publicKey: again, persistentKeepalive: 10 });
+    expect(c.writes.length - before).toBe(1);
+    expect(parseGet(getReply(c.dev), { name: 'wg0' }).peers.find((p) => p.publicKey.equals(again))?.persistentKeepalive).toBe(10);
+    // The reconciler's cache agrees with the device: a repeated upsert writes nothing.
+    expect(await r.upsert({ ...want, publicKey: again, persistentKeepalive: 10 })).toBeUndefined();
+  });
+
   it('key switch: a pending peer with no allowed IPs and a kick, then allowed IPs moved and the old key removed in one write', async () => {
     const c = modelClient();
     const r = new PeerReconciler(c, 'wg0');
