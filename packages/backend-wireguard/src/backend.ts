@@ -316,12 +316,15 @@ export class WireGuardBackend implements EncryptionBackend {
   private schedulePoll(): void {
     if (this.closed || this.pollTimer || this.pending.size === 0) return;
     const newest = Math.max(...[...this.pending.values()].map((p) => p.since));
-    this.pollTimer = setTimeout(() => {
-      void this.pollPending().finally(() => {
-        this.pollTimer = undefined;
-        this.schedulePoll();
-      });
-    }, pendingPollMs(Date.now() - newest));
+    this.pollTimer = setTimeout(
+      () => {
+        void this.pollPending().finally(() => {
+          this.pollTimer = undefined;
+          this.schedulePoll();
+        });
+      },
+      pendingPollMs(Date.now() - newest),
+    );
     this.pollTimer.unref();
   }
 
@@ -357,7 +360,9 @@ export class WireGuardBackend implements EncryptionBackend {
         }
       } else if (Date.now() - p.kickedAt >= PENDING_REKICK_MS) {
         p.kickedAt = Date.now();
-        await rec.kick(key).catch((e: unknown) => this.log.warn({ peer: name, err: (e as Error).message }, 'kicking a handshake failed'));
+        await rec
+          .kick(key)
+          .catch((e: unknown) => this.log.warn({ peer: name, err: (e as Error).message }, 'kicking a handshake failed'));
       }
     }
   }

@@ -237,7 +237,10 @@ export class PeerReconciler {
   addPending(want: DesiredPeer): Promise<void> {
     return this.serial(async () => {
       if (!this.synced) await this.refresh();
-      const change = diffPeer({ publicKey: want.publicKey, allowedIPs: [], ...(want.endpoint ? { endpoint: want.endpoint } : {}) }, this.cache.get(want.publicKey.toBase64()));
+      const change = diffPeer(
+        { publicKey: want.publicKey, allowedIPs: [], ...(want.endpoint ? { endpoint: want.endpoint } : {}) },
+        this.cache.get(want.publicKey.toBase64()),
+      );
       if (change) await this.apply([change]);
       await this.kickNow(want.publicKey);
     });

@@ -108,9 +108,7 @@ describePrivileged('veil lab (real agents in namespaces, real kube-apiserver, CN
       // node's traffic only once it has handshaken (a forged one never does): no ping may be lost.
       // The real apiserver's restarts take the longest (tens of seconds on a loaded machine): they go last, so every
       // disturbance has started before the run's time is up.
-      const zeroLoss = [...CHAOS_ACTIONS].sort(
-        (a, b) => Number(a.startsWith('apiserver')) - Number(b.startsWith('apiserver')),
-      );
+      const zeroLoss = [...CHAOS_ACTIONS].sort((a, b) => Number(a.startsWith('apiserver')) - Number(b.startsWith('apiserver')));
       const chaos = await veil(
         ['lab', 'chaos', '--duration', '45s', '--interval', '1s', '--actions', zeroLoss.join(','), '--json'],
         600_000,
