@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type {
   AgentConfig,
@@ -24,9 +25,47 @@ import { setupDevice, type WgDeviceHandle } from './device.js';
 import { Key } from './wgtypes/key.js';
 import { WG_RUN_DIR, socketAnswers } from './userspace/supervisor.js';
 import type { WireGuardDevice } from './wgtypes/types.js';
+import { xeddsaSign, xeddsaVerify } from './xeddsa.js';
 
 /** Annotation carrying a node's WireGuard public key (base64). */
 export const PUBLIC_KEY_ANNOTATION = 'veil.io/wireguard-public-key';
+
+/**
+ * A node's new public key waiting for its first handshake before it takes the node's traffic
+ * (issue 12): anyone who can edit a Node can publish a key, only the node holding the private key
+ * can complete a handshake with it.
+ */
+interface PendingSwitch {
+  /** The node's new peer (allowed IPs etc. as it will be programmed once switched). */
+  want: DesiredPeer;
+  /** When the key was first seen (ms since epoch). */
+  since: number;
+  /** When the handshake was last kicked. */
+  kickedAt: number;
+}
+
+/** Poll interval while a key switch waits for its handshake: fast at first, then backing off. */
+export function pendingPollMs(ageMs: number): number {
+  if (ageMs < 2000) return 10;
+  return Math.min(1000, Math.round(ageMs / 10));
+}
+
+/** WireGuard retries a handshake every 5 s only for 90 s: a pending key is kicked again this often. */
+const PENDING_REKICK_MS = 5000;
+
+/**
+ * Annotation carrying the node's current public key signed with its previous one (XEdDSA, base64),
+ * published after a rotation: peers switch to a key signed this way at once, and wait for a
+ * handshake with any other new key (issue 12).
+ */
+export const KEY_SIGNATURE_ANNOTATION = 'veil.io/wireguard-key-signature';
+/** File in `<stateDir>/wireguard` keeping the signature across restarts: `{ publicKey, signature }`. */
+const SIGNATURE_FILE = 'wireguard.key.sig';
+
+/** What a node's previous key signs: the node's name and its new public key. */
+export function rotationMessage(node: string, publicKey: Key): Buffer {
+  return Buffer.concat([Buffer.from(`veil.io/wireguard-key-rotation\0${node}\0`), publicKey.bytes()]);
+}
 
 /** Deployment knobs that are not part of the agent config (tests, several nodes on one host). */
 export interface WireGuardBackendOptions {
@@ -66,17 +105,25 @@ export class WireGuardBackend implements EncryptionBackend {
   readonly name = 'wireguard';
   readonly peerAnnotations: readonly PeerAnnotationSpec[] = [
     { key: PUBLIC_KEY_ANNOTATION, required: true, unique: true, validate: validatePublicKey },
+    // Any value is accepted: one that does not verify only means the new key waits for a handshake.
+    { key: KEY_SIGNATURE_ANNOTATION, required: false, unique: false, validate: () => undefined },
   ];
   private readonly log: Logger;
   private readonly deviceName: string;
   /** The validated `encryption.wireguard` section. */
   private readonly wg: WireGuardConfig;
   private keys: KeyStore | undefined;
+  /** The current key signed with the previous one (base64), once this node rotated. */
+  private keySignature: string | undefined;
   private handle: WgDeviceHandle | undefined;
   private reconciler: PeerReconciler | undefined;
   private ifindex = 0;
   /** node name → what was programmed for it. */
   private readonly peers = new Map<string, DesiredPeer>();
+  /** node name → its new key, not yet handshaken (the old peer keeps the traffic meanwhile). */
+  private readonly pending = new Map<string, PendingSwitch>();
+  private pollTimer: NodeJS.Timeout | undefined;
+  private closed = false;
   private readonly steeringListeners = new Set<(s: Steering) => void>();
 
   constructor(
@@ -94,6 +141,7 @@ export class WireGuardBackend implements EncryptionBackend {
     const dir = join(this.config.stateDir, 'wireguard');
     this.keys = await KeyStore.open({ dir });
     for (const w of this.keys.warnings) this.log.warn({ dir }, w);
+    this.keySignature = await this.readSignature(dir);
     this.handle = await setupDevice({
       name: this.deviceName,
       privateKey: this.keys.privateKey(),
@@ -110,7 +158,8 @@ export class WireGuardBackend implements EncryptionBackend {
         await this.refreshIfindex();
         if (this.ifindex !== before) for (const l of this.steeringListeners) l(this.steering());
         this.reconciler?.invalidate();
-        await this.reconciler?.sync([...this.peers.values()], { removeUnknown: false });
+        await this.reconciler?.sync(this.desiredPeers(), { removeUnknown: false });
+        for (const p of this.pending.values()) await this.reconciler?.kick(p.want.publicKey).catch(() => undefined);
       },
     });
     this.reconciler = new PeerReconciler(this.handle.client, this.deviceName);
@@ -153,6 +202,23 @@ export class WireGuardBackend implements EncryptionBackend {
     return WG_RUN_DIR;
   }
 
+  private async readSignature(dir: string): Promise<string | undefined> {
+    try {
+      const saved = JSON.parse(await readFile(join(dir, SIGNATURE_FILE), 'utf8')) as { publicKey?: unknown; signature?: unknown };
+      // A signature of another key (the key file was replaced since) is not published.
+      if (saved.publicKey === this.keys?.publicKey.toBase64() && typeof saved.signature === 'string') return saved.signature;
+    } catch {
+      /* none yet, or unreadable: nothing to publish, peers then wait for a handshake */
+    }
+    return undefined;
+  }
+
+  /** Whether `sig` is `node`'s new key signed with the key this agent has for it. */
+  private signedRotation(node: string, prev: Key, next: Key, sig: string | undefined): boolean {
+    if (!sig) return false;
+    return xeddsaVerify(prev, rotationMessage(node, next), Buffer.from(sig, 'base64'));
+  }
+
   async upsertPeer(peer: PeerNode): Promise<PeerProgramResult | void> {
     const rec = this.ready();
     const keyText = peer.backend[PUBLIC_KEY_ANNOTATION];
@@ -168,17 +234,146 @@ export class WireGuardBackend implements EncryptionBackend {
     }
     const want: DesiredPeer = { publicKey, allowedIPs: allowed, persistentKeepalive: this.wg.persistentKeepalive };
     if (endpointIp) want.endpoint = { address: endpointIp, port: this.wg.port };
-    const prev = this.peers.get(peer.name);
-    // A new key for a known node (a rotation, or its owner restoring it): the old peer must go, or it
-    // would keep the allowed IPs, and this side starts the handshake (see PeerReconciler.replace).
-    if (prev && !prev.publicKey.equals(publicKey)) await rec.replace(prev.publicKey, want);
-    else await rec.upsert(want);
-    this.peers.set(peer.name, want);
+    let prev = this.peers.get(peer.name);
+    if (!prev) {
+      // First sight of this node since the agent started: a device peer with another key holding its
+      // allowed IPs is what it had before (the key changed while this agent was down, or mid-switch).
+      const held = await rec.holderOf(allowed, publicKey);
+      if (held) {
+        prev = { ...want, publicKey: held };
+        this.peers.set(peer.name, prev);
+      }
+    }
+    if (!prev || prev.publicKey.equals(publicKey)) {
+      await rec.upsert(want);
+      this.peers.set(peer.name, want);
+      const stale = this.pending.get(peer.name);
+      if (stale) {
+        // The key went back to the one in use (its owner restored it) before the new one handshook.
+        this.pending.delete(peer.name);
+        await rec.remove(stale.want.publicKey);
+        this.log.info(
+          { peer: peer.name, publicKey: stale.want.publicKey.toBase64(), waitedMs: Date.now() - stale.since },
+          'wireguard key switch dropped: the key in use is published again, the new one never handshook',
+        );
+      }
+      return {};
+    }
+    const cur = this.pending.get(peer.name);
+    if (this.signedRotation(peer.name, prev.publicKey, publicKey, peer.backend[KEY_SIGNATURE_ANNOTATION])) {
+      // The node's own rotation (its previous key signed the new one): switch now, and start the
+      // handshake from this side (see PeerReconciler.replace).
+      if (cur) {
+        this.pending.delete(peer.name);
+        if (!cur.want.publicKey.equals(publicKey)) await rec.remove(cur.want.publicKey);
+      }
+      await rec.replace(prev.publicKey, want);
+      this.peers.set(peer.name, want);
+      this.log.info({ peer: peer.name, publicKey: publicKey.toBase64() }, 'wireguard key switched: signed with the previous key');
+      return {};
+    }
+    // A new key for a known node with no signature by its previous key: a re-imaged node, or a key
+    // someone else published. Until a handshake with the new key proves its holder is there, the
+    // old peer keeps the allowed IPs (and the traffic).
+    const old: DesiredPeer = { ...want, publicKey: prev.publicKey };
+    await rec.upsert(old); // allowed IPs / endpoint changes still apply, on the old key
+    this.peers.set(peer.name, old);
+    if (cur && cur.want.publicKey.equals(publicKey)) {
+      cur.want = want;
+      return {};
+    }
+    if (cur) {
+      this.pending.delete(peer.name);
+      await rec.remove(cur.want.publicKey);
+      this.log.info(
+        { peer: peer.name, publicKey: cur.want.publicKey.toBase64(), waitedMs: Date.now() - cur.since },
+        'wireguard key switch dropped: another key was published before this one handshook',
+      );
+    }
+    const now = Date.now();
+    this.pending.set(peer.name, { want, since: now, kickedAt: now });
+    await rec.addPending(want);
+    this.log.info(
+      { peer: peer.name, publicKey: publicKey.toBase64(), previousKey: prev.publicKey.toBase64() },
+      'wireguard key switch pending: the old key keeps the traffic until the new one handshakes',
+    );
+    this.schedulePoll();
     return {};
+  }
+
+  /** Active peers as programmed, plus pending keys with no allowed IPs (what the device should hold). */
+  private desiredPeers(): DesiredPeer[] {
+    const out = [...this.peers.values()];
+    for (const p of this.pending.values()) {
+      const pend: DesiredPeer = { publicKey: p.want.publicKey, allowedIPs: [] };
+      if (p.want.endpoint) pend.endpoint = p.want.endpoint;
+      out.push(pend);
+    }
+    return out;
+  }
+
+  /** Polls while switches are pending: one device read per tick for all of them. */
+  private schedulePoll(): void {
+    if (this.closed || this.pollTimer || this.pending.size === 0) return;
+    const newest = Math.max(...[...this.pending.values()].map((p) => p.since));
+    this.pollTimer = setTimeout(
+      () => {
+        void this.pollPending().finally(() => {
+          this.pollTimer = undefined;
+          this.schedulePoll();
+        });
+      },
+      pendingPollMs(Date.now() - newest),
+    );
+    this.pollTimer.unref();
+  }
+
+  private async pollPending(): Promise<void> {
+    const rec = this.reconciler;
+    if (!rec || this.pending.size === 0) return;
+    let hs: Map<string, Date | undefined>;
+    try {
+      hs = await rec.latestHandshakes();
+    } catch (e) {
+      this.log.warn({ device: this.deviceName, err: (e as Error).message }, 'reading handshakes for pending key switches failed');
+      return;
+    }
+    for (const [name, p] of [...this.pending]) {
+      if (this.pending.get(name) !== p) continue; // changed by an upsert meanwhile
+      const key = p.want.publicKey;
+      if (hs.get(key.toBase64()) !== undefined) {
+        const old = this.peers.get(name);
+        // Recorded before the write, so an upsert arriving meanwhile compares against the new key.
+        this.pending.delete(name);
+        this.peers.set(name, p.want);
+        try {
+          if (old) await rec.commitSwitch(old.publicKey, p.want);
+          else await rec.upsert(p.want);
+          this.log.info(
+            { peer: name, publicKey: key.toBase64(), waitedMs: Date.now() - p.since },
+            'wireguard key switch done: the new key handshook and now carries the traffic',
+          );
+        } catch (e) {
+          if (old) this.peers.set(name, old);
+          if (!this.pending.has(name)) this.pending.set(name, p);
+          this.log.warn({ peer: name, err: (e as Error).message }, 'wireguard key switch failed; retrying');
+        }
+      } else if (Date.now() - p.kickedAt >= PENDING_REKICK_MS) {
+        p.kickedAt = Date.now();
+        await rec
+          .kick(key)
+          .catch((e: unknown) => this.log.warn({ peer: name, err: (e as Error).message }, 'kicking a handshake failed'));
+      }
+    }
   }
 
   async removePeer(name: string): Promise<void> {
     const rec = this.ready();
+    const pend = this.pending.get(name);
+    if (pend) {
+      this.pending.delete(name);
+      await rec.remove(pend.want.publicKey);
+    }
     const prev = this.peers.get(name);
     if (!prev) return;
     await rec.remove(prev.publicKey);
@@ -189,8 +384,9 @@ export class WireGuardBackend implements EncryptionBackend {
     const rec = this.ready();
     const removed = [...this.peers.keys()].filter((n) => !keep.has(n));
     for (const n of removed) this.peers.delete(n);
+    for (const n of [...this.pending.keys()]) if (!keep.has(n)) this.pending.delete(n);
     // A full diff: also drops device peers no node claims (left by a previous agent).
-    await rec.sync([...this.peers.values()]);
+    await rec.sync(this.desiredPeers());
     return removed;
   }
 
@@ -201,7 +397,15 @@ export class WireGuardBackend implements EncryptionBackend {
    */
   async rotateKeys(): Promise<KeyRotationResult> {
     if (!this.keys || !this.handle) throw new WgBackendError('rotateKeys() before init()');
+    const previous = this.keys.privateKey();
     await this.keys.rotate();
+    // Signed and saved before the device uses the new key: peers switch at once on a signed key.
+    const signature = xeddsaSign(previous, rotationMessage(this.config.nodeName, this.keys.publicKey)).toString('base64');
+    const dir = join(this.config.stateDir, 'wireguard');
+    const tmp = join(dir, `${SIGNATURE_FILE}.tmp`);
+    await writeFile(tmp, JSON.stringify({ publicKey: this.keys.publicKey.toBase64(), signature }), { mode: 0o600 });
+    await rename(tmp, join(dir, SIGNATURE_FILE));
+    this.keySignature = signature;
     await this.handle.setPrivateKey(this.keys.privateKey());
     await this.keys.confirmRotation();
     this.log.info({ device: this.deviceName, publicKey: this.keys.publicKey.toBase64() }, 'wireguard key rotated');
@@ -231,7 +435,10 @@ export class WireGuardBackend implements EncryptionBackend {
 
   localMaterial(): LocalMaterial {
     if (!this.keys) throw new WgBackendError('localMaterial() before init()');
-    return { [PUBLIC_KEY_ANNOTATION]: this.keys.publicKey.toBase64() };
+    return {
+      [PUBLIC_KEY_ANNOTATION]: this.keys.publicKey.toBase64(),
+      ...(this.keySignature ? { [KEY_SIGNATURE_ANNOTATION]: this.keySignature } : {}),
+    };
   }
 
   async status(): Promise<BackendStatus> {
@@ -249,8 +456,10 @@ export class WireGuardBackend implements EncryptionBackend {
       try {
         const dev = await this.handle.client.device(this.deviceName);
         details.listenPort = dev.listenPort;
-        const byKey = new Map([...this.peers].map(([n, p]) => [p.publicKey.toBase64(), n]));
+        const byKey = this.nodesByKey();
+        const pendingKeys = new Set([...this.pending.values()].map((p) => p.want.publicKey.toBase64()));
         for (const p of dev.peers) {
+          if (pendingKeys.has(p.publicKey.toBase64())) continue; // told on the node's active line below
           const hs = p.lastHandshake
             ? `handshake ${Math.round((Date.now() - p.lastHandshake.getTime()) / 1000)}s ago`
             : 'no handshake yet';
@@ -259,6 +468,15 @@ export class WireGuardBackend implements EncryptionBackend {
             detail: hs,
             stats: { rxBytes: p.rxBytes, txBytes: p.txBytes },
           });
+        }
+        // One line per node (the agent joins backend lines to nodes by name): a pending key is added
+        // to the line of the key that still carries the traffic.
+        for (const [name, pend] of this.pending) {
+          const note = `key switch pending ${Math.round((Date.now() - pend.since) / 1000)}s: no handshake with the new key yet`;
+          const i = peers.findIndex((x) => x.name === name);
+          const line = peers[i];
+          if (line) peers[i] = { ...line, detail: `${line.detail ?? ''}; ${note}` };
+          else peers.push({ name, detail: note });
         }
       } catch (e) {
         errors.push(`reading ${this.deviceName}: ${(e as Error).message}`);
@@ -270,6 +488,11 @@ export class WireGuardBackend implements EncryptionBackend {
         if (this.handle.watchdog) details.wireguardGoAdopted = true;
       }
       errors.push(...this.handle.warnings);
+      details.keySwitchesPending = [...this.pending].map(([peer, p]) => ({
+        peer,
+        publicKey: p.want.publicKey.toBase64(),
+        since: new Date(p.since).toISOString(),
+      }));
     } else errors.push('not initialised');
     return {
       backend: this.name,
@@ -294,7 +517,8 @@ export class WireGuardBackend implements EncryptionBackend {
       }
       return cached.dev;
     };
-    const nodeOf = (): Map<string, string> => new Map([...this.peers].map(([n, p]) => [p.publicKey.toBase64(), n]));
+    const nodeOf = (): Map<string, string> => this.nodesByKey();
+    const pendingCount = (): number => this.pending.size;
     const perPeer = (name: string, help: string, value: (p: WireGuardDevice['peers'][number]) => number): void => {
       new Gauge({
         name,
@@ -338,6 +562,14 @@ export class WireGuardBackend implements EncryptionBackend {
         this.set((await read())?.peers.length ?? 0);
       },
     });
+    new Gauge({
+      name: 'veil_wireguard_key_switch_pending',
+      help: 'Nodes whose newly published key waits for its first handshake (the old key keeps the traffic meanwhile)',
+      registers: [registry],
+      collect() {
+        this.set(pendingCount());
+      },
+    });
     perPeer('veil_wireguard_latest_handshake_seconds', 'Unix time of the latest handshake with the peer (0 = never)', (p) =>
       p.lastHandshake ? Math.floor(p.lastHandshake.getTime() / 1000) : 0,
     );
@@ -345,7 +577,17 @@ export class WireGuardBackend implements EncryptionBackend {
     perPeer('veil_wireguard_sent_bytes', 'Bytes sent to the peer', (p) => p.txBytes);
   }
 
+  /** base64 key → node name, for active and pending keys. */
+  private nodesByKey(): Map<string, string> {
+    const out = new Map([...this.peers].map(([n, p]) => [p.publicKey.toBase64(), n]));
+    for (const [n, p] of this.pending) out.set(p.want.publicKey.toBase64(), n);
+    return out;
+  }
+
   async close(): Promise<void> {
+    this.closed = true;
+    if (this.pollTimer) clearTimeout(this.pollTimer);
+    this.pollTimer = undefined;
     // Handles only: the device (and a wireguard-go it started) stay for the next agent to adopt.
     await this.handle?.close();
     this.handle = undefined;
@@ -353,6 +595,9 @@ export class WireGuardBackend implements EncryptionBackend {
 
   /** Stops a wireguard-go this backend started and forgets the device (tests, uninstall). */
   async destroy(): Promise<void> {
+    this.closed = true;
+    if (this.pollTimer) clearTimeout(this.pollTimer);
+    this.pollTimer = undefined;
     await this.handle?.close({ stopDaemon: true });
     this.handle = undefined;
   }

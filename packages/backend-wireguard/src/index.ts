@@ -50,7 +50,14 @@ export {
   type PeerDeviceClient,
 } from './peers.js';
 export { canonicalCidr, formatEndpoint, parseEndpoint } from './ip.js';
-export { WireGuardBackend, DEFAULT_DEVICE, PUBLIC_KEY_ANNOTATION, type WireGuardBackendOptions } from './backend.js';
+export {
+  WireGuardBackend,
+  DEFAULT_DEVICE,
+  PUBLIC_KEY_ANNOTATION,
+  KEY_SIGNATURE_ANNOTATION,
+  rotationMessage,
+  type WireGuardBackendOptions,
+} from './backend.js';
 export { wireguardModule } from './module.js';
 export { wireguardConfig, WireGuardConfigSchema, type WireGuardConfig } from './config.js';
 /** This backend's `encryption.wireguard` section, loaded by agent-core beside the default export. */
@@ -59,3 +66,4 @@ export { wireguardConfig as config } from './config.js';
 import { wireguardModule } from './module.js';
 /** What `encryption.type: wireguard` loads (agent-core's loadBackendModule). */
 export default wireguardModule();
+export { xeddsaSign, xeddsaVerify } from './xeddsa.js';

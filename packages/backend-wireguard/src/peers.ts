@@ -201,8 +201,8 @@ export class PeerReconciler {
   }
 
   /**
-   * A node's new public key: the old peer goes and the new one comes in one write, then the new
-   * peer is made to handshake at once. The node that changed its key cannot do that itself: its
+   * A node's new public key, known to be its own (signed with its previous key): the old peer goes
+   * and the new one comes in one write, then the new peer is made to handshake at once. The node that changed its key cannot do that itself: its
    * initiations fail until its peers know the new key, and WireGuard retries only after
    * REKEY_TIMEOUT (5 s), so its traffic would stall that long. Turning persistent keepalive on
    * sends a keepalive immediately (wireguard-go and the kernel both do), and with no session yet
@@ -227,6 +227,76 @@ export class PeerReconciler {
       }
       return change;
     });
+  }
+
+  /**
+   * Adds `want` as a pending peer: its endpoint, no allowed IPs (so it carries no traffic and the
+   * peer holding the allowed IPs keeps them), keepalive off, then kicks a handshake (see `kick`).
+   * A pending peer already on the device (an agent restart mid-switch) is updated in place.
+   */
+  addPending(want: DesiredPeer): Promise<void> {
+    return this.serial(async () => {
+      if (!this.synced) await this.refresh();
+      const change = diffPeer(
+        { publicKey: want.publicKey, allowedIPs: [], ...(want.endpoint ? { endpoint: want.endpoint } : {}) },
+        this.cache.get(want.publicKey.toBase64()),
+      );
+      if (change) await this.apply([change]);
+      await this.kickNow(want.publicKey);
+    });
+  }
+
+  /**
+   * Makes a peer with keepalive off start a handshake now: keepalive on for an instant sends a
+   * keepalive (kernel and wireguard-go), which with no session starts a handshake; then off again.
+   */
+  kick(publicKey: Key): Promise<void> {
+    return this.serial(() => this.kickNow(publicKey));
+  }
+
+  private async kickNow(publicKey: Key): Promise<void> {
+    await this.apply([{ publicKey, updateOnly: true, persistentKeepalive: HANDSHAKE_KICK_KEEPALIVE_S }]);
+    await this.apply([{ publicKey, updateOnly: true, persistentKeepalive: 0 }]);
+  }
+
+  /**
+   * Completes a key switch in one device write: the new (pending) peer gets the allowed IPs, endpoint
+   * and keepalive of `want`, then the old peer goes. The allowed IPs move before the removal, so
+   * there is no instant with no peer routing them.
+   */
+  commitSwitch(oldKey: Key, want: DesiredPeer): Promise<PeerConfig[]> {
+    return this.serial(async () => {
+      if (!this.synced) await this.refresh();
+      const current = this.cache.get(want.publicKey.toBase64());
+      const change: PeerConfig[] = [];
+      const upd = diffPeer(want, current);
+      if (upd) change.push(upd);
+      if (this.cache.has(oldKey.toBase64()) && !oldKey.equals(want.publicKey)) change.push({ publicKey: oldKey, remove: true });
+      await this.apply(change);
+      return change;
+    });
+  }
+
+  /**
+   * The key of a device peer other than `except` holding any of `allowedIPs` (canonical), or
+   * undefined: after an agent restart, the peer a node had before its key changed.
+   */
+  holderOf(allowedIPs: readonly string[], except: Key): Promise<Key | undefined> {
+    return this.serial(async () => {
+      if (!this.synced) await this.refresh();
+      const want = new Set(allowedIPs.map((c, i) => canonicalCidr(c, `allowedIPs[${i}]`)));
+      for (const p of this.cache.values()) {
+        if (p.publicKey.equals(except)) continue;
+        if (p.allowedIPs.some((c) => want.has(c))) return p.publicKey;
+      }
+      return undefined;
+    });
+  }
+
+  /** One device read: each peer's latest handshake (undefined = none yet), by base64 key. */
+  async latestHandshakes(): Promise<Map<string, Date | undefined>> {
+    const dev = await this.client.device(this.device);
+    return new Map(dev.peers.map((p) => [p.publicKey.toBase64(), p.lastHandshake]));
   }
 
   /** Removes one peer; absent is not an error. Returns whether something was written. */

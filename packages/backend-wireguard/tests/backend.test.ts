@@ -18,15 +18,15 @@ import {
 } from '@veil/agent-core';
 import { TestNetns, describePrivileged } from '@veil/test-utils';
 import { Key, type WireGuardDevice } from '../src/index.js';
-import backendModule, { PUBLIC_KEY_ANNOTATION, WireGuardBackend } from '../src/index.js';
+import backendModule, { KEY_SIGNATURE_ANNOTATION, PUBLIC_KEY_ANNOTATION, WireGuardBackend } from '../src/index.js';
 import { underlayPair } from './netns-pair.js';
 
 const DEV = 'wgbk0';
 
-function configFor(stateDir: string): AgentConfig {
+function configFor(stateDir: string, nodeName = 'n'): AgentConfig {
   return {
     ...DEFAULT_CONFIG,
-    nodeName: 'n',
+    nodeName,
     stateDir,
     encryption: { ...DEFAULT_CONFIG.encryption, enabled: true, wireguard: { userspaceFallback: true } },
   };
@@ -59,14 +59,14 @@ describe('ContainerModule', () => {
   });
 });
 
-function peerNode(name: string, ip: string, podCidr: string, key: string): PeerNode {
+function peerNode(name: string, ip: string, podCidr: string, key: string, more: Record<string, string> = {}): PeerNode {
   return {
     name,
     internalIPv4: ip,
     internalIPv6: undefined,
     podCIDRs: [parseCidr(podCidr) as Cidr],
     nodeId: 0,
-    backend: { [PUBLIC_KEY_ANNOTATION]: key },
+    backend: { ...more, [PUBLIC_KEY_ANNOTATION]: key },
   };
 }
 
@@ -96,7 +96,8 @@ describePrivileged('WireGuardBackend on wireguard-go, two nodes', ['root', 'netn
 
   it('init, publish, peer, ping; status names peers and shows no private key', async () => {
     for (const [i, n] of ns.entries()) {
-      const b = new WireGuardBackend(configFor(join(tmp, `state${i}`)), silent, {
+      // Node names as the peers know them: a rotation is signed for the node's name.
+      const b = new WireGuardBackend(configFor(join(tmp, `state${i}`), i === 0 ? 'node-a' : 'node-b'), silent, {
         device: DEV,
         // Both "nodes" use the device name wgbk0 on one host: a socket directory each (the default,
         // /run/wireguard, is tested on its own below in a private mount namespace).
@@ -180,46 +181,161 @@ describePrivileged('WireGuardBackend on wireguard-go, two nodes', ['root', 'netn
     expect((await bb.status()).details?.restarts).toBe(1);
   });
 
+  /** Pings `target` from `from` every 50 ms for `count` pings; resolves with what ping counted. */
+  function pingDuring(from: TestNetns, target: string, count: number): Promise<{ sent: number; received: number; out: string }> {
+    const child = from.spawn('ping', ['-n', '-i', '0.05', '-W', '1', '-c', String(count), target]);
+    let out = '';
+    child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
+    return new Promise((resolve) =>
+      child.on('close', () => {
+        const m = /(\d+) packets transmitted, (\d+) received/.exec(out);
+        resolve({ sent: Number(m?.[1] ?? 0), received: Number(m?.[2] ?? 0), out });
+      }),
+    );
+  }
+
+  function deviceOf(b: WireGuardBackend): Promise<WireGuardDevice> {
+    return (b as unknown as { handle: { client: { device(n: string): Promise<WireGuardDevice> } } }).handle.client.device(DEV);
+  }
+
+  const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
   it('a peer that learns a rotated key handshakes at once, with no traffic to trigger it (issue 12)', async () => {
     // The rotated node's own handshake attempts with its new key fail until its peers know the key,
     // and WireGuard retries only after 5 s (REKEY_TIMEOUT): traffic from it would stall that long.
     // So whoever learns the new key starts the handshake itself.
     const [ba, bb] = backends as [WireGuardBackend, WireGuardBackend];
-    const [a] = ns as [TestNetns];
+    const [a, b] = ns as [TestNetns, TestNetns];
+    // b's TUN was recreated by the previous test: its address and route are the lab's business.
+    if (!b.exec('ip', ['-o', 'addr', 'show', 'dev', DEV]).includes('10.97.2.1')) {
+      b.exec('ip', ['addr', 'add', '10.97.2.1/32', 'dev', DEV]);
+      b.exec('ip', ['route', 'replace', '10.97.1.0/24', 'dev', DEV, 'src', '10.97.2.1']);
+    }
+    const oldKey = ba.localMaterial()[PUBLIC_KEY_ANNOTATION]!;
     const { material } = await ba.rotateKeys();
-    await bb.upsertPeer(peerNode('node-a', '192.168.78.1', '10.97.1.0/24', material[PUBLIC_KEY_ANNOTATION]!));
+    const newKey = material[PUBLIC_KEY_ANNOTATION]!;
+    // The rotation is signed with the previous key: the peer switches in the same call.
+    expect(material[KEY_SIGNATURE_ANNOTATION]).toMatch(/^[A-Za-z0-9+/]{86}==$/);
+    const signature = { [KEY_SIGNATURE_ANNOTATION]: material[KEY_SIGNATURE_ANNOTATION]! };
+    await bb.upsertPeer(peerNode('node-a', '192.168.78.1', '10.97.1.0/24', newKey, signature));
+    let dev = await deviceOf(bb);
+    expect(dev.peers.map((p) => [p.publicKey.toBase64(), p.allowedIPs])).toEqual([[newKey, ['10.97.1.0/24']]]);
+    expect(oldKey).not.toBe(newKey);
     let detail = '';
     for (let i = 0; i < 200; i++) {
       const st = await bb.status();
       detail = st.peers.find((p) => p.name === 'node-a')?.detail ?? '';
       if (/^handshake \d+s ago$/.test(detail)) break;
-      await new Promise((r) => setTimeout(r, 100));
+      await sleep(100);
     }
     expect(detail).toMatch(/^handshake \d+s ago$/);
     // It was this side that started it: an initiation is 148 bytes (a response only 92) and no data
     // has been sent.
-    const client = (bb as unknown as { handle: { client: { device(n: string): Promise<WireGuardDevice> } } }).handle.client;
-    const onDevice = (await client.device(DEV)).peers.find((p) => p.publicKey.toBase64() === material[PUBLIC_KEY_ANNOTATION]);
+    dev = await deviceOf(bb);
+    const onDevice = dev.peers.find((p) => p.publicKey.toBase64() === newKey);
     expect(onDevice?.txBytes).toBeGreaterThanOrEqual(148);
     // The configured keepalive (0 = off) is what stays on the device afterwards.
     expect(onDevice?.persistentKeepalive).toBe(0);
-    // And traffic from the rotated node flows on the first try (b's TUN was recreated by the
-    // previous test: its address and route are the lab's business, put back here).
-    const b = ns[1]!;
-    if (!b.exec('ip', ['-o', 'addr', 'show', 'dev', DEV]).includes('10.97.2.1')) {
-      b.exec('ip', ['addr', 'add', '10.97.2.1/32', 'dev', DEV]);
-      b.exec('ip', ['route', 'replace', '10.97.1.0/24', 'dev', DEV, 'src', '10.97.2.1']);
-    }
+    // And traffic from the rotated node flows on the first try.
     expect(a.tryExec('ping', ['-c', '1', '-W', '2', '10.97.2.1'], 15_000).status).toBe(0);
   });
 
-  it('key change replaces the peer; prune drops unclaimed ones; a new backend adopts the device', async () => {
+  it('a new key not signed with the previous one (a re-imaged node) takes the traffic once it has handshaken (issue 12)', async () => {
+    const [ba, bb] = backends as [WireGuardBackend, WireGuardBackend];
+    const [a] = ns as [TestNetns];
+    const oldKey = ba.localMaterial()[PUBLIC_KEY_ANNOTATION]!;
+    const { material } = await ba.rotateKeys();
+    const newKey = material[PUBLIC_KEY_ANNOTATION]!;
+    const seenAt = Date.now();
+    await bb.upsertPeer(peerNode('node-a', '192.168.78.1', '10.97.1.0/24', newKey)); // no signature
+    // Pending: the new key has no allowed IPs yet, the old one keeps them.
+    let dev = await deviceOf(bb);
+    expect(dev.peers.find((p) => p.publicKey.toBase64() === oldKey)?.allowedIPs).toEqual(['10.97.1.0/24']);
+    expect(dev.peers.find((p) => p.publicKey.toBase64() === newKey)?.allowedIPs).toEqual([]);
+    let switchedAt = 0;
+    for (let i = 0; i < 500 && !switchedAt; i++) {
+      dev = await deviceOf(bb);
+      if (!dev.peers.some((p) => p.publicKey.toBase64() === oldKey)) switchedAt = Date.now();
+      else await sleep(5);
+    }
+    expect(switchedAt, 'the switch happened').toBeGreaterThan(0);
+    const onDevice = dev.peers.find((p) => p.publicKey.toBase64() === newKey);
+    expect(onDevice?.allowedIPs).toEqual(['10.97.1.0/24']); // the traffic moved to the new key
+    expect(onDevice?.lastHandshake).toBeDefined(); // ... after its handshake
+    expect(onDevice?.txBytes).toBeGreaterThanOrEqual(148); // started by this side
+    expect(onDevice?.persistentKeepalive).toBe(0);
+    expect((await bb.status()).details?.keySwitchesPending).toEqual([]);
+    console.log(`unsigned key: seen → switched in ${switchedAt - seenAt} ms`);
+    expect(a.tryExec('ping', ['-c', '1', '-W', '2', '10.97.2.1'], 15_000).status).toBe(0);
+  });
+
+  it('a key published by someone else never takes the traffic: pings keep answering; the real key back drops it (issue 12)', async () => {
+    const [ba] = backends as [WireGuardBackend, WireGuardBackend];
+    let bb = backends[1]!;
+    const [a] = ns as [TestNetns];
+    const realKey = ba.localMaterial()[PUBLIC_KEY_ANNOTATION]!;
+    const forged = Key.generatePrivate().publicKey().toBase64();
+    // Even with a copy of node-a's real signature (of the key in use, by the one before): it signs another key.
+    const replayed = { [KEY_SIGNATURE_ANNOTATION]: ba.localMaterial()[KEY_SIGNATURE_ANNOTATION]! };
+    expect(replayed[KEY_SIGNATURE_ANNOTATION]).toBeDefined();
+    const pings = pingDuring(a, '10.97.2.1', 80); // 4 s, every 50 ms
+    await sleep(300);
+    await bb.upsertPeer(peerNode('node-a', '192.168.78.1', '10.97.1.0/24', forged, replayed));
+    let dev = await deviceOf(bb);
+    const byKey = (k: string): WireGuardDevice['peers'][number] | undefined =>
+      dev.peers.find((p) => p.publicKey.toBase64() === k);
+    expect(byKey(realKey)?.allowedIPs).toEqual(['10.97.1.0/24']);
+    expect(byKey(forged)?.allowedIPs).toEqual([]);
+    expect(byKey(forged)?.endpoint).toMatchObject({ address: '192.168.78.1' });
+    const st = await bb.status();
+    expect(st.details?.keySwitchesPending).toEqual([expect.objectContaining({ peer: 'node-a', publicKey: forged })]);
+    // One line for the node: the key carrying the traffic, and the pending one.
+    expect(st.peers.filter((p) => p.name === 'node-a').map((p) => p.detail)).toEqual([
+      expect.stringMatching(/^handshake \d+s ago; key switch pending \d+s: no handshake with the new key yet$/),
+    ]);
+    const registry = new Registry();
+    bb.registerMetrics(registry);
+    expect(await registry.metrics()).toMatch(/^veil_wireguard_key_switch_pending 1$/m);
+
+    // The agent restarts meanwhile: its peer state is gone, the device still has both peers. The forged
+    // key again does not take the traffic (even when it is what the restarted agent is told first).
+    await sleep(700);
+    await bb.close();
+    bb = new WireGuardBackend(configFor(join(tmp, 'state1'), 'node-b'), silent, {
+      device: DEV,
+      socketDir: join(tmp, 'run1'),
+      netns: ns[1]!.name,
+      preferKernel: false,
+    });
+    await bb.init();
+    backends[1] = bb;
+    await bb.upsertPeer(peerNode('node-a', '192.168.78.1', '10.97.1.0/24', forged));
+    dev = await deviceOf(bb);
+    expect(byKey(realKey)?.allowedIPs).toEqual(['10.97.1.0/24']);
+    expect(byKey(forged)?.allowedIPs).toEqual([]);
+    await sleep(1000); // longer than the first, fast polls: still no handshake, still no switch
+    dev = await deviceOf(bb);
+    expect(byKey(realKey)?.allowedIPs).toEqual(['10.97.1.0/24']);
+
+    // The owner puts its key back: the pending peer goes.
+    await bb.upsertPeer(peerNode('node-a', '192.168.78.1', '10.97.1.0/24', realKey));
+    dev = await deviceOf(bb);
+    expect(dev.peers.map((p) => p.publicKey.toBase64())).toEqual([realKey]);
+    expect((await bb.status()).details?.keySwitchesPending).toEqual([]);
+    const r = await pings;
+    expect(r.sent, r.out).toBe(80);
+    expect(r.received, r.out).toBe(80);
+  });
+
+  it('a key change waits for its handshake; prune drops unclaimed ones; a new backend adopts the device', async () => {
     const [ba] = backends as [WireGuardBackend];
     const rotated = Key.generatePrivate().publicKey().toBase64();
     await ba.upsertPeer(peerNode('node-c', '192.168.78.3', '10.97.3.0/24', Key.generatePrivate().publicKey().toBase64()));
     await ba.upsertPeer(peerNode('node-c', '192.168.78.3', '10.97.3.0/24', rotated));
     let st = await ba.status();
+    // No node-c answers: the old key stays, the new one waits (pending) beside it.
     expect(st.peers.map((p) => p.name).sort()).toEqual(['node-b', 'node-c']);
+    expect(st.peers.find((p) => p.name === 'node-c')?.detail).toContain('; key switch pending');
 
     // The agent restarts: handles released, the device and wireguard-go stay and are adopted.
     const pid = (await ba.status()).details?.wireguardGoPid as number;
@@ -227,7 +343,7 @@ describePrivileged('WireGuardBackend on wireguard-go, two nodes', ['root', 'netn
     handedOver.push(pid);
     await ba.close();
     expect(() => process.kill(pid, 0)).not.toThrow(); // still running, now unsupervised
-    const again = new WireGuardBackend(configFor(join(tmp, 'state0')), silent, {
+    const again = new WireGuardBackend(configFor(join(tmp, 'state0'), 'node-a'), silent, {
       device: DEV,
       socketDir: join(tmp, 'run0'),
       netns: ns[0]!.name,
@@ -236,7 +352,7 @@ describePrivileged('WireGuardBackend on wireguard-go, two nodes', ['root', 'netn
     await again.init();
     expect(again.localMaterial()).toEqual(ba.localMaterial()); // same key from the state dir
     st = await again.status();
-    expect(st.peers).toHaveLength(2); // nothing torn down
+    expect(st.peers).toHaveLength(3); // nothing torn down
     expect(st.peers.every((p) => p.name.startsWith('unclaimed'))).toBe(true);
     await again.upsertPeer(
       peerNode('node-b', '192.168.78.2', '10.97.2.0/24', backends[1]!.localMaterial()[PUBLIC_KEY_ANNOTATION]!),
@@ -254,7 +370,7 @@ describePrivileged('WireGuardBackend on wireguard-go, two nodes', ['root', 'netn
     expect(again.localMaterial()).toEqual(material);
     expect((await again.status()).details?.publicKey).toBe(material[PUBLIC_KEY_ANNOTATION]);
     expect((await again.status()).details?.publicKeyFingerprint).toMatch(/^[0-9a-f]{16}$/);
-    const reread = new WireGuardBackend(configFor(join(tmp, 'state0')), silent, {
+    const reread = new WireGuardBackend(configFor(join(tmp, 'state0'), 'node-a'), silent, {
       device: DEV,
       socketDir: join(tmp, 'run0'),
       netns: ns[0]!.name,

@@ -230,6 +230,48 @@ describe('PeerReconciler', () => {
     expect(await r.upsert({ ...want, publicKey: again, persistentKeepalive: 10 })).toBeUndefined();
   });
 
+  it('key switch: a pending peer with no allowed IPs and a kick, then allowed IPs moved and the old key removed in one write', async () => {
+    const c = modelClient();
+    const r = new PeerReconciler(c, 'wg0');
+    await r.sync(same);
+    const rotated = Key.generatePrivate().publicKey();
+    const want: DesiredPeer = { ...same[0]!, publicKey: rotated };
+    let writes = c.writes.length;
+    await r.addPending(want);
+    const summary = (from: number): unknown =>
+      c.writes
+        .slice(from)
+        .map((w) => w.peers?.map((p) => [p.publicKey.toBase64(), p.remove ?? false, p.allowedIPs, p.persistentKeepalive]));
+    expect(summary(writes)).toEqual([
+      [[rotated.toBase64(), false, [], undefined]],
+      [[rotated.toBase64(), false, undefined, 25]], // the kick: a keepalive, hence a handshake
+      [[rotated.toBase64(), false, undefined, 0]],
+    ]);
+    let onDevice = parseGet(getReply(c.dev), { name: 'wg0' });
+    expect(onDevice.peers.find((p) => p.publicKey.equals(A))?.allowedIPs).toEqual(['10.0.1.0/24']);
+    expect(onDevice.peers.find((p) => p.publicKey.equals(rotated))).toMatchObject({ allowedIPs: [], endpoint: want.endpoint });
+    // After a restart: the device peer holding the node's allowed IPs under another key.
+    expect(await r.holderOf(['10.0.1.7/24'], rotated)).toEqual(A);
+    expect(await r.holderOf(['10.0.9.0/24'], rotated)).toBeUndefined();
+
+    writes = c.writes.length;
+    await r.commitSwitch(A, want);
+    expect(c.writes.length - writes).toBe(1);
+    // The new key gets the allowed IPs before the old one goes: no instant without a route.
+    expect(summary(writes)).toEqual([
+      [
+        [rotated.toBase64(), false, ['10.0.1.0/24'], undefined],
+        [A.toBase64(), true, undefined, undefined],
+      ],
+    ]);
+    onDevice = parseGet(getReply(c.dev), { name: 'wg0' });
+    expect(onDevice.peers.map((p) => p.publicKey.toBase64()).sort()).toEqual([B.toBase64(), rotated.toBase64()].sort());
+    expect(onDevice.peers.find((p) => p.publicKey.equals(rotated))?.allowedIPs).toEqual(['10.0.1.0/24']);
+    // The reconciler's cache agrees with the device: a repeated upsert writes nothing.
+    expect(await r.upsert(want)).toBeUndefined();
+    expect((await r.latestHandshakes()).has(rotated.toBase64())).toBe(true);
+  });
+
   it('re-reads the device after invalidate() (e.g. a daemon restart)', async () => {
     const c = modelClient();
     const r = new PeerReconciler(c, 'wg0');

@@ -103,13 +103,12 @@ describePrivileged('veil lab (real agents in namespaces, real kube-apiserver, CN
 
       // Chaos: agents killed (TERM and KILL) and restarted, API server restarted (with and without its state), a
       // hostile node publishing another's key while an agent restarts, nodes added and deleted, WireGuard key
-      // rotations, under continuous pings. A restart keeps kernel state and a rotated key is handshaken by whoever
-      // learns it: no ping may be lost. Annotation tampering is checked below against its documented budget.
+      // rotations, a node's key replaced on its Node object by someone else (annotation tampering), under continuous
+      // pings. A restart keeps kernel state, a rotated key is handshaken by whoever learns it, and a new key takes a
+      // node's traffic only once it has handshaken (a forged one never does): no ping may be lost.
       // The real apiserver's restarts take the longest (tens of seconds on a loaded machine): they go last, so every
       // disturbance has started before the run's time is up.
-      const zeroLoss = CHAOS_ACTIONS.filter((a) => a !== 'annotation-tamper').sort(
-        (a, b) => Number(a.startsWith('apiserver')) - Number(b.startsWith('apiserver')),
-      );
+      const zeroLoss = [...CHAOS_ACTIONS].sort((a, b) => Number(a.startsWith('apiserver')) - Number(b.startsWith('apiserver')));
       const chaos = await veil(
         ['lab', 'chaos', '--duration', '45s', '--interval', '1s', '--actions', zeroLoss.join(','), '--json'],
         600_000,
@@ -133,38 +132,6 @@ describePrivileged('veil lab (real agents in namespaces, real kube-apiserver, CN
         // A restart that tore the datapath or the tunnel down would lose pings.
         expect(p.lost).toBe(0);
       }
-
-      // Annotation tampering (someone replaces a node's key on its Node object; the chart's admission policy
-      // forbids it, the lab's API server does not): every agent follows the forged key until the owner puts its
-      // own back, so pings to that node stop for that moment. docs/key-rotation.md states the budget: 10 pings
-      // (1 s) per tampering.
-      const tamper = await veil(
-        [
-          'lab',
-          'chaos',
-          '--duration',
-          '7s',
-          '--interval',
-          '2s',
-          '--actions',
-          'annotation-tamper',
-          '--max-lost',
-          '30',
-          '-o',
-          'json',
-        ],
-        120_000,
-      );
-      expect(tamper.stderr).toContain('result: PASS');
-      // -o json: the whole (pretty-printed) document on stdout.
-      const tamperReport = JSON.parse(tamper.stdout) as ChaosReport;
-      const tampered = tamperReport.actions.filter((a) => a.action === 'annotation-tamper');
-      expect(tampered.length).toBeGreaterThanOrEqual(2);
-      expect(tamperReport.actions.filter((a) => a.error !== undefined)).toEqual([]);
-      expect(tamperReport.pings.reduce((n, p) => n + p.lost, 0)).toBeLessThanOrEqual(10 * tampered.length);
-      expect(tamperReport.capture.plaintextPackets).toBe(0);
-      expect(tamperReport.capture.markerPackets).toBe(0);
-      expect(tamperReport.readyAtEnd).toBe(3);
 
       const namespaces = labNamespaces();
       expect(namespaces).toHaveLength(1 + 3 + 6);
