@@ -129,6 +129,8 @@ export interface LocalMaterialStatus {
 
 /** Prefix of the status error naming backend peers no node claims (see `AgentStatus.orphanPeers`). */
 const BACKEND_ORPHANS = 'backend peers no node claims';
+/** How long a rotation waits for the API server to take a write before refusing (see checkPublishable). */
+const ROTATION_PUBLISH_CHECK_MS = 5_000;
 
 /**
  * The agent: composes backend, key distributor, datapath, reconciler and observability from an
@@ -760,6 +762,7 @@ export class Agent {
     if (this.rotating) throw new StatusRouteError(409, 'ROTATION_IN_PROGRESS', 'a key rotation is already in progress');
     this.rotating = true;
     try {
+      await this.checkPublishable();
       let previous: string | null = null;
       try {
         previous = materialFingerprint(backend.localMaterial());
@@ -796,6 +799,35 @@ export class Agent {
       };
     } finally {
       this.rotating = false;
+    }
+  }
+
+  /**
+   * A rotation takes effect on this node at once but reaches the peers only once it is published:
+   * rotating while the API server cannot be written would cut the node off from its peers for as
+   * long as it stays unreachable (measured in the lab: 6-8 s of lost pings across a kube-apiserver
+   * restart). So the agent first writes what it has published already (an idempotent merge patch)
+   * and refuses the rotation, changing nothing, when that fails.
+   */
+  private async checkPublishable(): Promise<void> {
+    const backend = this.container.get(TOKENS.EncryptionBackend);
+    const material = this.desiredMaterial ?? this.fullMaterial(backend.localMaterial());
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      await Promise.race([
+        this.container.get(TOKENS.KeyDistributor).publishLocal(material),
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(new Error(`no answer in ${ROTATION_PUBLISH_CHECK_MS} ms`)), ROTATION_PUBLISH_CHECK_MS);
+        }),
+      ]);
+    } catch (err) {
+      throw new StatusRouteError(
+        503,
+        'CONTROL_PLANE_UNREACHABLE',
+        `the API server cannot be written (${errorMessage(err)}): a key rotated now would cut this node off from its peers until it is published; nothing was changed, retry when the API server answers`,
+      );
+    } finally {
+      if (timer) clearTimeout(timer);
     }
   }
 

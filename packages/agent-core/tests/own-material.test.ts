@@ -6,6 +6,8 @@ import { ContainerModule } from 'inversify';
 import { KubeApiServerDouble } from '@veil/kube-apiserver-double';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Agent, KubernetesKeyDistributor, TOKENS, kubernetesModule } from '../src/index.js';
+import { StatusRouteError } from '../src/observability/status-api.js';
+import type { KeyRotationResult, LocalMaterial } from '../src/index.js';
 import { NODE_ID_ANNOTATION } from '../src/types/peer.js';
 import { FAKE_KEY_ANNOTATION, FakeBackend, FakeDatapath } from '../src/fake/index.js';
 import { kubeConfigFor, toNodeObject } from './drivers.js';
@@ -22,7 +24,7 @@ describe('own material is kept in the API (level-triggered)', () => {
     agent = server = dir = undefined;
   });
 
-  async function startAgent(): Promise<{ log: ReturnType<typeof captureLogger> }> {
+  async function startAgent(backend: FakeBackend = new FakeBackend()): Promise<{ log: ReturnType<typeof captureLogger> }> {
     server = await KubeApiServerDouble.start();
     server.apply('nodes', toNodeObject({ ...node(0, { key: undefined }), name: 'local' }));
     server.apply('nodes', toNodeObject(node(1)));
@@ -39,7 +41,7 @@ describe('own material is kept in the API (level-triggered)', () => {
         kubernetesModule(kubeConfigFor(server)),
         new ContainerModule(({ bind }) => void bind(TOKENS.Datapath).toConstantValue(new FakeDatapath())),
       ],
-      backendModule: new ContainerModule(({ bind }) => void bind(TOKENS.EncryptionBackend).toConstantValue(new FakeBackend())),
+      backendModule: new ContainerModule(({ bind }) => void bind(TOKENS.EncryptionBackend).toConstantValue(backend)),
       logger: log.logger,
     });
     await agent.start();
@@ -94,6 +96,41 @@ describe('own material is kept in the API (level-triggered)', () => {
       10_000,
       'annotations restored',
     );
+  });
+  it('refuses a key rotation while the API server cannot be written, changing nothing; rotates once it answers', async () => {
+    /** A backend whose rotation hands out a new public key each time (as WireGuard's does). */
+    class RotatingBackend extends FakeBackend {
+      rotations = 0;
+      private current: string | undefined;
+      override localMaterial(): LocalMaterial {
+        return this.current === undefined ? super.localMaterial() : { [FAKE_KEY_ANNOTATION]: this.current };
+      }
+      async rotateKeys(): Promise<KeyRotationResult> {
+        this.rotations++;
+        this.current = Buffer.alloc(32, this.rotations).toString('base64');
+        return { material: this.localMaterial() };
+      }
+    }
+    const backend = new RotatingBackend();
+    await startAgent(backend);
+    const before = (server!.get('nodes', 'local')!.metadata.annotations as Record<string, string>)[FAKE_KEY_ANNOTATION];
+    await server!.stop();
+    const refused = await agent!.rotateKeys().then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(refused).toBeInstanceOf(StatusRouteError);
+    expect(refused).toMatchObject({ statusCode: 503, code: 'CONTROL_PLANE_UNREACHABLE' });
+    expect((refused as Error).message).toMatch(/cannot be written.*nothing was changed/);
+    expect(backend.rotations).toBe(0);
+    expect(backend.localMaterial()[FAKE_KEY_ANNOTATION]).toBe(before);
+    await server!.restart();
+    const r = await agent!.rotateKeys();
+    expect(backend.rotations).toBe(1);
+    expect(r.published).toBe(true);
+    const after = (server!.get('nodes', 'local')!.metadata.annotations as Record<string, string>)[FAKE_KEY_ANNOTATION];
+    expect(after).toBe(Buffer.alloc(32, 1).toString('base64'));
+    expect(after).not.toBe(before);
   });
 });
 

@@ -100,6 +100,8 @@ export interface ChaosReport {
 }
 
 const PING_INTERVAL_S = 0.1;
+/** How long key-rotate keeps asking an agent that cannot publish (a real kube-apiserver restarts in ~20 s here). */
+const ROTATE_RETRY_MS = 120_000;
 export const CHAOS_ACTIONS = [
   'agent-sigterm',
   'apiserver-restart',
@@ -301,7 +303,21 @@ export async function labChaos(opts: ChaosOptions): Promise<ChaosReport> {
           // A rotation must succeed: give an agent a previous disturbance just restarted the time to come up.
           await until(30_000, async () => ((await agentStatus(node.statusSocket)) ? undefined : 'no status'));
           try {
-            const r = await new StatusClient({ socketPath: node.statusSocket, timeoutMs: 30_000 }).rotateKeys();
+            // The agent refuses a rotation it could not publish (CONTROL_PLANE_UNREACHABLE: the API server is
+            // restarting); like an operator, the lab retries until it can, within the action's time.
+            const client = new StatusClient({ socketPath: node.statusSocket, timeoutMs: 30_000 });
+            const deadline = Date.now() + ROTATE_RETRY_MS;
+            const rotate = async (): Promise<Awaited<ReturnType<typeof client.rotateKeys>>> => {
+              for (;;) {
+                try {
+                  return await client.rotateKeys();
+                } catch (err) {
+                  if ((err as { code?: unknown }).code !== 'CONTROL_PLANE_UNREACHABLE' || Date.now() > deadline) throw err;
+                  await sleep(500);
+                }
+              }
+            };
+            const r = await rotate();
             // The agent retries a publish that failed (say, the API server was down): the rotation
             // counts only once the new public material is on the Node.
             if (!r.published)
