@@ -14,7 +14,7 @@ import {
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { pidAlive } from './exec.js';
 import { runEcho, runProbe } from './helpers.js';
-import { DEFAULT_LAB_DIR, LAB_NETNS_PREFIX, readState, withNodeWgRunDir } from './state.js';
+import { DEFAULT_LAB_DIR, LAB_NETNS_PREFIX, nodePodCIDRs, podIPs, readState, withNodeWgRunDir } from './state.js';
 import { renderLabStatus, type LabStatusDoc } from './status-view.js';
 
 /**
@@ -56,7 +56,7 @@ export function registerLab(program: Command, setExit: ExitSetter): void {
         .default('host'),
     )
     .option('--keep', 'leave the lab running (manage it with status/exec/down)', false)
-    .option('--strict', 'agents in strict mode for 10.244.0.0/16 (pod traffic is dropped rather than sent in clear)', false)
+    .option('--strict', 'agents in strict mode for 10.244.0.0/16 and fd00:10:244::/56 (pod traffic never sent in clear)', false)
     .option(
       '--withhold-key <node>',
       "with --strict: this node's agent publishes no key (encryption disabled); up proves the other nodes' pods cannot reach its pods and counts the drops",
@@ -171,11 +171,11 @@ export function registerLab(program: Command, setExit: ExitSetter): void {
             node: n.name,
             netns: n.netns,
             underlayIP: n.underlayIP,
-            podCIDR: n.podCIDR,
+            podCIDR: nodePodCIDRs(n).join(','),
             pid: n.agentPid,
             alive: n.agentPid !== undefined && pidAlive(n.agentPid),
             status: st,
-            pods: n.pods.map((p) => `${p.name}=${p.ip}`),
+            pods: n.pods.map((p) => `${p.name}=${podIPs(p).join(',')}`),
           };
         }),
       );
