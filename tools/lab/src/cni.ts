@@ -6,9 +6,10 @@
  * namespace, as the runtime's would on a node.
  *
  * What `ptp` builds: a veth pair, the node side named `veth<8 hex>` (what the chart's
- * `podVethPatterns` default `veth*` matches), holding the gateway address as a /32, and a host
- * route `<pod-ip>/32 dev veth…` (how the datapath learns a pod's veth); the pod side `eth0` with
- * its address from the node's pod CIDR and a default route via the gateway.
+ * `podVethPatterns` default `veth*` matches), holding the gateway addresses (/32, /128), and host
+ * routes `<pod-ip>/32|128 dev veth…` (how the datapath learns a pod's veth); the pod side `eth0`
+ * with an address from each of the node's pod CIDRs (IPv4, and IPv6 on a dual-stack node) and
+ * default routes via the gateways.
  */
 import { accessSync, constants } from 'node:fs';
 import { join } from 'node:path';

@@ -96,6 +96,9 @@ export async function createNode(node: LabNode, all: readonly LabNode[]): Promis
   for (const pod of node.pods) {
     await mustRun(`create ${pod.netns}`, 'ip', ['netns', 'add', pod.netns]);
     await ipBatch(`loopback of ${pod.name}`, ['link set lo up'], pod.netns);
+    // The plugin waits out duplicate address detection on the pod's IPv6 address (~1.5 s a pod);
+    // the addresses are the IPAM's own, so there is nothing to detect.
+    if (node.podCIDR6) await sysctl(pod.netns, { 'net.ipv6.conf.all.accept_dad': '0', 'net.ipv6.conf.default.accept_dad': '0' });
     await cniAdd(node, pod);
   }
 }

@@ -181,7 +181,8 @@ async function writeIpsecKeyFiles(nodes: readonly LabNode[], keyIndex: number): 
   return files;
 }
 
-function agentConfig(
+/** Node `n`'s agent configuration file (strict mode: every lab pod supernet, IPv4 and IPv6). */
+export function agentConfig(
   n: LabNode,
   backendType: string,
   wgPort: number,

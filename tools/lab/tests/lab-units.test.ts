@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { analyzeCapture, captureHealth, isWireGuardMessage, pcapFrames } from '../src/pcap.js';
 import { hostPort, markedPayload, splitHostPort } from '../src/helpers.js';
-import { captureFailures, formatSummary, pairCounts, type LabSummary } from '../src/up.js';
-import { LAB_POD_SUPERNET6, nodePodCIDRs, planLab, podIPs } from '../src/state.js';
+import { agentConfig, captureFailures, formatSummary, pairCounts, type LabSummary } from '../src/up.js';
+import { LAB_POD_SUPERNET6, nodePodCIDRs, planLab, podIPs, type LabNode } from '../src/state.js';
 import { nodeLinkLocal6 } from '../src/topology.js';
 import { cniNetworkConfig, parseCniResult } from '../src/cni.js';
 import { deniedCalls } from '../src/apiserver.js';
@@ -379,6 +379,14 @@ describe('lab plan', () => {
     expect(podIPs(nodes[0]!.pods[0]!)).toEqual(['10.244.1.11', 'fd00:10:244:1::11']);
     // The next hops of the routes to a node's IPv6 pod CIDR: one fixed link-local address per node.
     expect(nodes.slice(0, 3).map(nodeLinkLocal6)).toEqual(['fe80::1', 'fe80::2', 'fe80::3']);
+  });
+
+  it("strict mode lists both pod supernets in a dual-stack lab's agent config, the IPv4 one in an IPv4-only lab", () => {
+    const strictCidrs = (n: LabNode): unknown =>
+      (agentConfig(n, 'wireguard', 51871, true, ['veth*']) as { encryption: { strictMode: { cidrs: string[] } } }).encryption
+        .strictMode.cidrs;
+    expect(strictCidrs(planLab(2, 1, '/run/x', '/run/x/bpf')[0]!)).toEqual(['10.244.0.0/16', 'fd00:10:244::/56']);
+    expect(strictCidrs(planLab(2, 1, '/run/x', '/run/x/bpf', false)[0]!)).toEqual(['10.244.0.0/16']);
   });
 
   it('plans IPv4 only when asked', () => {
