@@ -307,8 +307,8 @@ describe('lab summary', () => {
       driver: 'userspace',
       nodes: 3,
       pods: 6,
-      pairs: pairCounts(Array(24).fill(ok)),
-      pairsIPv6: pairCounts([...Array(23).fill(ok), lost]),
+      pairs: pairCounts(Array.from({ length: 24 }, () => ok)),
+      pairsIPv6: pairCounts([...Array.from({ length: 23 }, () => ok), lost]),
       capture: {
         packets: 10,
         encryptedPackets: 10,
