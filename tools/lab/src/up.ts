@@ -50,6 +50,12 @@ export interface LabUpOptions {
   keep: boolean;
   /** Agents in strict mode for the lab's pod supernets (IPv4 and IPv6): pod traffic is never sent in clear. */
   strict?: boolean;
+  /**
+   * Dual-stack pods (an IPv6 pod CIDR per node, an IPv6 address per pod, probes over both). Default:
+   * on, except with the IPsec backend, whose tunnels carry only their own family (IPv6 pods need
+   * IPv6 node addresses, and the lab's underlay is IPv4: backend-ipsec's README, Limits).
+   */
+  dualStack?: boolean;
   /** `encryption.nodeEncryption` on every agent: node-to-node traffic goes through the tunnel too (WireGuard). */
   nodeEncryption?: boolean;
   labDir?: string;
@@ -111,6 +117,11 @@ export interface LabSummary {
   controlPlane: { kind: 'kube-apiserver' | 'double'; note: string; agentDenials: AgentDenial[]; refusedWhileStarting: number };
   /** `--withhold-key`: the node without a key, the probes to it, the strict drops they were counted as. */
   withheld?: WithheldReport;
+}
+
+/** Whether a lab's pods are dual-stack: as asked, else all but IPsec labs (see {@link LabUpOptions.dualStack}). */
+export function labDualStack(backendType: string, asked?: boolean): boolean {
+  return asked ?? backendType !== 'ipsec';
 }
 
 /** The example backend shipped with agent-core, for exercising the lab without encryption. */
@@ -309,7 +320,7 @@ export async function labUp(opts: LabUpOptions): Promise<LabSummary> {
 
   if (await cleanupStaleLab(labDir)) log(`${t()} removed a previous lab`);
   const bpffsRoot = join(labDir, 'bpf');
-  const nodes = planLab(opts.nodes, opts.podsPerNode, labDir, bpffsRoot);
+  const nodes = planLab(opts.nodes, opts.podsPerNode, labDir, bpffsRoot, labDualStack(backendType, opts.dualStack));
   mkdirSync(labDir, { recursive: true });
   const state: LabState = {
     version: 1,

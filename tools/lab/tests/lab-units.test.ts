@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { analyzeCapture, captureHealth, isWireGuardMessage, pcapFrames } from '../src/pcap.js';
 import { hostPort, markedPayload, splitHostPort } from '../src/helpers.js';
-import { agentConfig, captureFailures, formatSummary, pairCounts, type LabSummary } from '../src/up.js';
+import { agentConfig, captureFailures, formatSummary, labDualStack, pairCounts, type LabSummary } from '../src/up.js';
 import { LAB_POD_SUPERNET6, nodePodCIDRs, planLab, podIPs, type LabNode } from '../src/state.js';
 import { nodeLinkLocal6 } from '../src/topology.js';
 import { cniNetworkConfig, parseCniResult } from '../src/cni.js';
@@ -387,6 +387,11 @@ describe('lab plan', () => {
         .strictMode.cidrs;
     expect(strictCidrs(planLab(2, 1, '/run/x', '/run/x/bpf')[0]!)).toEqual(['10.244.0.0/16', 'fd00:10:244::/56']);
     expect(strictCidrs(planLab(2, 1, '/run/x', '/run/x/bpf', false)[0]!)).toEqual(['10.244.0.0/16']);
+  });
+
+  it('is dual-stack for every backend but IPsec (its tunnels carry their own family only; the underlay is IPv4), unless told', () => {
+    expect(['wireguard', '/x/plaintext-backend', 'ipsec'].map((b) => labDualStack(b))).toEqual([true, true, false]);
+    expect([labDualStack('wireguard', false), labDualStack('ipsec', true)]).toEqual([false, true]);
   });
 
   it('plans IPv4 only when asked', () => {
