@@ -237,8 +237,7 @@ export async function labChaos(opts: ChaosOptions): Promise<ChaosReport> {
     const src = n.pods[0];
     const dst = peer.pods[0];
     if (!src || !dst) continue;
-    const ip = v6 ? dst.ip6 : undefined;
-    const tag = v6 ? '/IPv6' : '';
+    const ip = v6 && dst.ip6 ? dst.ip6 : dst.ip;
     const child = spawn(
       'ip',
       [
@@ -254,11 +253,11 @@ export async function labChaos(opts: ChaosOptions): Promise<ChaosReport> {
         String(SLOW),
         '-p',
         marker.toString('hex'),
-        ip ?? dst.ip,
+        ip,
       ],
       { stdio: ['ignore', 'pipe', 'pipe'] },
     );
-    const p = { from: src.name, to: `${dst.name}${tag}`, child, out: '' };
+    const p = { from: src.name, to: v6 ? `${dst.name}/IPv6` : dst.name, child, out: '' };
     child.stdout?.on('data', (c: Buffer) => (p.out += c.toString()));
     pingers.push(p);
   }
