@@ -61,6 +61,7 @@ export function registerLab(program: Command, setExit: ExitSetter): void {
       '--withhold-key <node>',
       "with --strict: this node's agent publishes no key (encryption disabled); up proves the other nodes' pods cannot reach its pods and counts the drops",
     )
+    .option('--ipv4-only', 'pods get IPv4 addresses only (default: dual-stack, except --backend ipsec)', false)
     .option('--node-encryption', 'agents encrypt node-to-node traffic too (WireGuard); up proves it with node pings', false)
     .option('--ready-timeout <s>', 'seconds the agents get to become ready', int('--ready-timeout', 1, 3600), 120)
     .addOption(
@@ -85,6 +86,7 @@ export function registerLab(program: Command, setExit: ExitSetter): void {
         kernel: 'host' | 'vm';
         keep: boolean;
         strict: boolean;
+        ipv4Only: boolean;
         withholdKey?: string;
         nodeEncryption: boolean;
         json?: boolean;
@@ -122,6 +124,7 @@ export function registerLab(program: Command, setExit: ExitSetter): void {
           kernel: o.kernel,
           keep: o.keep,
           strict: o.strict,
+          ...(o.ipv4Only ? { dualStack: false } : {}),
           ...(o.withholdKey !== undefined ? { withholdKey: o.withholdKey } : {}),
           nodeEncryption: o.nodeEncryption,
           labDir: o.labDir,
