@@ -15,7 +15,7 @@ import { pidAlive, pidMatches, sleep, terminate } from './exec.js';
 import { newMarker, startCapture, stopCapture } from './capture.js';
 import { apiControl } from './apiserver.js';
 import type { CaptureAnalysis, CaptureHealth } from './pcap.js';
-import { readState, writeState, type LabNode, type LabState } from './state.js';
+import { podIPs as podAddresses, readState, writeState, type LabNode, type LabState } from './state.js';
 import { agentStatus, apiDenials, captureFailures, describeDenial, startAgent, waitReady } from './up.js';
 import {
   flushStates,
@@ -232,10 +232,14 @@ export async function labChaos(opts: ChaosOptions): Promise<ChaosReport> {
     opts.pairs === 'all'
       ? nodes.flatMap((a) => nodes.filter((b) => b !== a).map((b) => [a, b] as const))
       : nodes.map((n, i) => [n, nodes[(i + 1) % nodes.length] as LabNode] as const);
-  for (const [n, peer] of routes) {
+  // Dual-stack labs: the first pair pings over IPv6 too (its report names the destination `<pod>/IPv6`).
+  const lines: { n: LabNode; peer: LabNode; v6: boolean }[] = routes.map(([n, peer]) => ({ n, peer, v6: false }));
+  if (routes[0]?.[1].pods[0]?.ip6) lines.push({ n: routes[0][0], peer: routes[0][1], v6: true });
+  for (const { n, peer, v6 } of lines) {
     const src = n.pods[0];
     const dst = peer.pods[0];
     if (!src || !dst) continue;
+    const ip = v6 && dst.ip6 ? dst.ip6 : dst.ip;
     const child = spawn(
       'ip',
       [
@@ -251,11 +255,11 @@ export async function labChaos(opts: ChaosOptions): Promise<ChaosReport> {
         String(SLOW),
         '-p',
         marker.toString('hex'),
-        dst.ip,
+        ip,
       ],
       { stdio: ['ignore', 'pipe', 'pipe'] },
     );
-    const p = { from: src.name, to: dst.name, child, out: '' };
+    const p = { from: src.name, to: v6 ? `${dst.name}/IPv6` : dst.name, child, out: '' };
     child.stdout?.on('data', (c: Buffer) => (p.out += c.toString()));
     pingers.push(p);
   }
@@ -465,7 +469,7 @@ export async function labChaos(opts: ChaosOptions): Promise<ChaosReport> {
     return { ...a, lostPings: lostAt.filter((ms) => ms >= a.startMs && ms < end).length };
   });
   const lostBeforeActions = lostAt.filter((ms) => ms < (actions[0]?.startMs ?? Infinity)).length;
-  const podIPs = nodes.flatMap((n) => n.pods.map((p) => p.ip));
+  const podIPs = nodes.flatMap((n) => n.pods.flatMap(podAddresses));
   const { analysis, health } = await stopCapture(state, cap, {
     wgPort: state.backendType === 'wireguard' ? state.wireguardPort : 0,
     podIPs,

@@ -6,9 +6,10 @@
  * namespace, as the runtime's would on a node.
  *
  * What `ptp` builds: a veth pair, the node side named `veth<8 hex>` (what the chart's
- * `podVethPatterns` default `veth*` matches), holding the gateway address as a /32, and a host
- * route `<pod-ip>/32 dev veth…` (how the datapath learns a pod's veth); the pod side `eth0` with
- * its address from the node's pod CIDR and a default route via the gateway.
+ * `podVethPatterns` default `veth*` matches), holding the gateway addresses (/32, /128), and host
+ * routes `<pod-ip>/32|128 dev veth…` (how the datapath learns a pod's veth); the pod side `eth0`
+ * with an address from each of the node's pod CIDRs (IPv4, and IPv6 on a dual-stack node) and
+ * default routes via the gateways.
  */
 import { accessSync, constants } from 'node:fs';
 import { join } from 'node:path';
@@ -38,10 +39,21 @@ export function requireCniPlugins(): void {
   }
 }
 
-/** The node's network configuration: `ptp` + `host-local` over its pod CIDR, addresses from .11 on. */
+/**
+ * The node's network configuration: `ptp` + `host-local` over its pod CIDRs, addresses from .11
+ * on (IPv6: ::11 on); one range per family, so a dual-stack node gives each pod both.
+ */
 export function cniNetworkConfig(node: LabNode): object {
   const [a, b, c] = node.podCIDR.split('/')[0]?.split('.') ?? [];
   const prefix = `${a}.${b}.${c}`;
+  const ranges: object[][] = [[{ subnet: node.podCIDR, rangeStart: `${prefix}.${FIRST_POD_HOST}`, gateway: `${prefix}.1` }]];
+  const routes: object[] = [{ dst: '0.0.0.0/0' }];
+  if (node.podCIDR6) {
+    // fd00:10:244:<i>::/64 → gateway ::1, pods from ::11 (the IPv4 plan's digits).
+    const net6 = node.podCIDR6.split('/')[0] ?? '';
+    ranges.push([{ subnet: node.podCIDR6, rangeStart: `${net6}${FIRST_POD_HOST}`, gateway: `${net6}1` }]);
+    routes.push({ dst: '::/0' });
+  }
   return {
     cniVersion: CNI_VERSION,
     name: 'veil-lab',
@@ -50,8 +62,8 @@ export function cniNetworkConfig(node: LabNode): object {
     ipMasq: false,
     ipam: {
       type: 'host-local',
-      ranges: [[{ subnet: node.podCIDR, rangeStart: `${prefix}.${FIRST_POD_HOST}`, gateway: `${prefix}.1` }]],
-      routes: [{ dst: '0.0.0.0/0' }],
+      ranges,
+      routes,
       // Leases live with the lab (deleted with it), not in the host's /var/lib/cni.
       dataDir: join(node.dir, 'cni-ipam'),
     },
@@ -60,8 +72,10 @@ export function cniNetworkConfig(node: LabNode): object {
 
 /** What a successful ADD returned that the lab uses. */
 export interface CniAddResult {
-  /** The pod's address (without the prefix length). */
+  /** The pod's IPv4 address (without the prefix length). */
   ip: string;
+  /** Its IPv6 address, when the network has an IPv6 range. */
+  ip6?: string;
   /** The node-side veth. */
   hostVeth: string;
 }
@@ -72,7 +86,7 @@ interface CniResult {
   ips?: { address: string; interface?: number }[];
 }
 
-/** Picks the pod address and the node-side veth out of an ADD result; throws naming what is missing. */
+/** Picks the pod addresses and the node-side veth out of an ADD result; throws naming what is missing. */
 export function parseCniResult(stdout: string): CniAddResult {
   let r: CniResult;
   try {
@@ -81,10 +95,12 @@ export function parseCniResult(stdout: string): CniAddResult {
     throw new LabError('cni', `the plugin's result is not JSON: ${stdout.slice(0, 200)}`);
   }
   const host = r.interfaces?.find((i) => !i.sandbox);
-  const ip = r.ips?.[0]?.address.split('/')[0];
+  const addrs = (r.ips ?? []).map((x) => x.address.split('/')[0] ?? '');
+  const ip = addrs.find((a) => a !== '' && !a.includes(':'));
+  const ip6 = addrs.find((a) => a.includes(':'));
   if (!host?.name) throw new LabError('cni', `the result names no node-side interface: ${stdout.slice(0, 300)}`);
-  if (!ip) throw new LabError('cni', `the result has no pod address: ${stdout.slice(0, 300)}`);
-  return { ip, hostVeth: host.name };
+  if (!ip) throw new LabError('cni', `the result has no IPv4 pod address: ${stdout.slice(0, 300)}`);
+  return { ip, ...(ip6 ? { ip6 } : {}), hostVeth: host.name };
 }
 
 /** Invokes the ptp plugin in the node's namespace, as a runtime does; returns its stdout. */
@@ -116,10 +132,16 @@ async function invoke(command: 'ADD' | 'DEL', node: LabNode, pod: LabPod): Promi
   return r.stdout;
 }
 
-/** CNI ADD for a pod whose namespace exists: its veth, address and routes; sets `pod.ip` and `pod.hostVeth`. */
+/**
+ * CNI ADD for a pod whose namespace exists: its veth, addresses and routes; sets `pod.ip`,
+ * `pod.ip6` (a dual-stack node) and `pod.hostVeth`.
+ */
 export async function cniAdd(node: LabNode, pod: LabPod): Promise<CniAddResult> {
   const res = parseCniResult(await invoke('ADD', node, pod));
+  if (node.podCIDR6 && !res.ip6)
+    throw new LabError(`cni ADD ${pod.name}`, `no IPv6 address from ${node.podCIDR6} in the plugin's result`);
   pod.ip = res.ip;
+  if (res.ip6) pod.ip6 = res.ip6;
   pod.hostVeth = res.hostVeth;
   return res;
 }

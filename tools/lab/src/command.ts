@@ -14,7 +14,7 @@ import {
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { pidAlive } from './exec.js';
 import { runEcho, runProbe } from './helpers.js';
-import { DEFAULT_LAB_DIR, LAB_NETNS_PREFIX, readState, withNodeWgRunDir } from './state.js';
+import { DEFAULT_LAB_DIR, LAB_NETNS_PREFIX, nodePodCIDRs, podIPs, readState, withNodeWgRunDir } from './state.js';
 import { renderLabStatus, type LabStatusDoc } from './status-view.js';
 
 /**
@@ -56,11 +56,12 @@ export function registerLab(program: Command, setExit: ExitSetter): void {
         .default('host'),
     )
     .option('--keep', 'leave the lab running (manage it with status/exec/down)', false)
-    .option('--strict', 'agents in strict mode for 10.244.0.0/16 (pod traffic is dropped rather than sent in clear)', false)
+    .option('--strict', 'agents in strict mode for 10.244.0.0/16 and fd00:10:244::/56 (pod traffic never sent in clear)', false)
     .option(
       '--withhold-key <node>',
       "with --strict: this node's agent publishes no key (encryption disabled); up proves the other nodes' pods cannot reach its pods and counts the drops",
     )
+    .option('--ipv4-only', 'pods get IPv4 addresses only (default: dual-stack, except --backend ipsec)', false)
     .option('--node-encryption', 'agents encrypt node-to-node traffic too (WireGuard); up proves it with node pings', false)
     .option('--ready-timeout <s>', 'seconds the agents get to become ready', int('--ready-timeout', 1, 3600), 120)
     .addOption(
@@ -85,6 +86,7 @@ export function registerLab(program: Command, setExit: ExitSetter): void {
         kernel: 'host' | 'vm';
         keep: boolean;
         strict: boolean;
+        ipv4Only: boolean;
         withholdKey?: string;
         nodeEncryption: boolean;
         json?: boolean;
@@ -122,6 +124,7 @@ export function registerLab(program: Command, setExit: ExitSetter): void {
           kernel: o.kernel,
           keep: o.keep,
           strict: o.strict,
+          ...(o.ipv4Only ? { dualStack: false } : {}),
           ...(o.withholdKey !== undefined ? { withholdKey: o.withholdKey } : {}),
           nodeEncryption: o.nodeEncryption,
           labDir: o.labDir,
@@ -171,11 +174,11 @@ export function registerLab(program: Command, setExit: ExitSetter): void {
             node: n.name,
             netns: n.netns,
             underlayIP: n.underlayIP,
-            podCIDR: n.podCIDR,
+            podCIDR: nodePodCIDRs(n).join(','),
             pid: n.agentPid,
             alive: n.agentPid !== undefined && pidAlive(n.agentPid),
             status: st,
-            pods: n.pods.map((p) => `${p.name}=${p.ip}`),
+            pods: n.pods.map((p) => `${p.name}=${podIPs(p).join(',')}`),
           };
         }),
       );

@@ -13,7 +13,8 @@ export async function runEcho(port: number): Promise<number> {
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(port, '0.0.0.0', () => resolve());
+    // '::' takes IPv4 too (IPv4-mapped): one server for both of a dual-stack pod's addresses.
+    server.listen(port, '::', () => resolve());
   });
   process.stdout.write(`echo listening on ${port}\n`);
   await new Promise<void>((resolve) => {
@@ -43,9 +44,20 @@ export function markedPayload(size: number, marker: Buffer): Buffer {
   return payload;
 }
 
+/** `host:port`, `[v6]:port` (or `v6:port`) → host (no brackets) and port. */
+export function splitHostPort(target: string): { host: string; port: number } {
+  const i = target.lastIndexOf(':');
+  return { host: target.slice(0, i).replace(/^\[(.*)\]$/, '$1'), port: Number(target.slice(i + 1)) };
+}
+
+/** A probe target for `ip` (IPv6 in brackets). */
+export function hostPort(ip: string, port: number): string {
+  return ip.includes(':') ? `[${ip}]:${port}` : `${ip}:${port}`;
+}
+
 /** Sends `size` random bytes to an echo server and checks every byte comes back. */
 function probeOnce(host: string, port: number, size: number, timeoutMs: number, marker: Buffer): Promise<ProbeResult> {
-  const target = `${host}:${port}`;
+  const target = hostPort(host, port);
   const payload = markedPayload(size, marker);
   const started = Date.now();
   return new Promise((resolve) => {
@@ -78,8 +90,8 @@ export async function runProbe(targets: readonly string[], size: number, timeout
   const marker = Buffer.from(markerHex, 'hex');
   const results = await Promise.all(
     targets.map((t) => {
-      const i = t.lastIndexOf(':');
-      return probeOnce(t.slice(0, i), Number(t.slice(i + 1)), size, timeoutMs, marker);
+      const { host, port } = splitHostPort(t);
+      return probeOnce(host, port, size, timeoutMs, marker);
     }),
   );
   process.stdout.write(JSON.stringify(results) + '\n');

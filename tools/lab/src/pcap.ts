@@ -10,6 +10,8 @@ export interface CaptureAnalysis {
   /** Packets not counted as encrypted that carry a pod address in their bytes. */
   plaintextPackets: number;
   plaintextBytes: number;
+  /** Of `plaintextPackets`, those carrying a pod IPv6 address (dual-stack labs). */
+  plaintextIPv6Packets: number;
   /** Packets (any kind, encrypted ones included) that carry the run's probe marker: probe payload in clear. */
   markerPackets: number;
   /** UDP on the WireGuard port that is not a WireGuard message between node addresses (not counted as encrypted). */
@@ -98,12 +100,13 @@ export function isWireGuardMessage(msg: Buffer, tunnelMtu = WG_TUNNEL_MTU): bool
 /**
  * Classifies frames: UDP on the WireGuard port between node addresses that parses as a
  * WireGuard message counts as encrypted, and so does ESP between node addresses; any other
- * frame containing one of the pod addresses (as its 4 raw bytes, anywhere, so ICMP errors quoting a header count too) is
- * cleartext pod traffic. Every frame is also searched for the run's marker, so probe payload in
+ * frame containing one of the pod addresses (IPv4 or IPv6, as its 4 or 16 raw bytes, anywhere, so
+ * ICMP errors quoting a header count too) is cleartext pod traffic. Every frame is also searched for the run's marker, so probe payload in
  * clear is caught whatever its addresses (after NAT) or protocol.
  */
 export function analyzeCapture(buf: Buffer, opts: CaptureOptions): CaptureAnalysis {
   const needles = opts.podIPs.map((ip) => parseIp(ip).bytes);
+  const needles6 = needles.filter((b) => b.length === 16);
   const nodes = new Set(opts.nodeIPs.map((ip) => parseIp(ip).bytes.toString('hex')));
   const wgPort = opts.wgPort;
   const out: CaptureAnalysis = {
@@ -111,6 +114,7 @@ export function analyzeCapture(buf: Buffer, opts: CaptureOptions): CaptureAnalys
     encryptedPackets: 0,
     plaintextPackets: 0,
     plaintextBytes: 0,
+    plaintextIPv6Packets: 0,
     markerPackets: 0,
     malformedTunnelPackets: 0,
     truncatedRecords: 0,
@@ -147,6 +151,7 @@ export function analyzeCapture(buf: Buffer, opts: CaptureOptions): CaptureAnalys
     if (needles.some((n) => frame.includes(n))) {
       out.plaintextPackets++;
       out.plaintextBytes += frame.length;
+      if (needles6.some((n) => frame.includes(n))) out.plaintextIPv6Packets++;
     }
   }
   return out;

@@ -19,6 +19,11 @@ export interface LabPod {
   netns: string;
   /** Its address: planned as 10.244.<node>.<10+j>, then what the CNI's host-local IPAM gave. */
   ip: string;
+  /**
+   * Its IPv6 address (dual-stack labs): planned as fd00:10:244:<node>::<10+j, hex>, then what
+   * host-local gave. Absent in state files of IPv4-only labs.
+   */
+  ip6?: string;
   /** Node-side veth, named by the CNI plugin (`veth…`, the chart's podVethPatterns); empty until made. */
   hostVeth: string;
   echoPid?: number;
@@ -29,7 +34,10 @@ export interface LabNode {
   netns: string;
   nodeId: number;
   underlayIP: string;
+  /** The IPv4 pod CIDR (10.244.<i>.0/24). */
   podCIDR: string;
+  /** The IPv6 pod CIDR (fd00:10:244:<i>::/64), absent in state files of IPv4-only labs. */
+  podCIDR6?: string;
   pods: LabPod[];
   dir: string;
   configFile: string;
@@ -108,8 +116,27 @@ export function withNodeWgRunDir(n: Pick<LabNode, 'dir'>, argv: readonly string[
   return ['sh', '-c', BIND_WG_RUN, 'sh', nodeWgRunDir(n), ...argv];
 }
 
-/** The lab's topology for `nodes` × `podsPerNode` (names, addresses, paths); nothing is created. */
-export function planLab(nodes: number, podsPerNode: number, labDir: string, bpffsRoot: string): LabNode[] {
+/** Every lab IPv4 pod CIDR (10.244.<i>.0/24) is inside this. */
+export const LAB_POD_SUPERNET = '10.244.0.0/16';
+/** Every lab IPv6 pod CIDR (fd00:10:244:<i>::/64, i ≤ 50 read as hex digits, so ≤ 0x50) is inside this. */
+export const LAB_POD_SUPERNET6 = 'fd00:10:244::/56';
+
+/** A node's pod CIDRs, IPv4 first (Node `spec.podCIDRs` order: `spec.podCIDR` is the first). */
+export function nodePodCIDRs(n: Pick<LabNode, 'podCIDR' | 'podCIDR6'>): string[] {
+  return n.podCIDR6 ? [n.podCIDR, n.podCIDR6] : [n.podCIDR];
+}
+
+/** A pod's addresses, IPv4 first. */
+export function podIPs(p: Pick<LabPod, 'ip' | 'ip6'>): string[] {
+  return p.ip6 ? [p.ip, p.ip6] : [p.ip];
+}
+
+/**
+ * The lab's topology for `nodes` × `podsPerNode` (names, addresses, paths); nothing is created.
+ * Dual-stack (the default): every node also gets an IPv6 pod CIDR and every pod an IPv6 address;
+ * the underlay stays IPv4 (the tunnels carry IPv6 inside).
+ */
+export function planLab(nodes: number, podsPerNode: number, labDir: string, bpffsRoot: string, dualStack = true): LabNode[] {
   const out: LabNode[] = [];
   for (let i = 1; i <= nodes; i++) {
     const name = `n${i}`;
@@ -120,6 +147,7 @@ export function planLab(nodes: number, podsPerNode: number, labDir: string, bpff
         name: `${name}-p${j}`,
         netns: `${LAB_NETNS_PREFIX}${name}-p${j}`,
         ip: `10.244.${i}.${10 + j}`,
+        ...(dualStack ? { ip6: `fd00:10:244:${i}::${(0x10 + j).toString(16)}` } : {}),
         hostVeth: '',
       });
     }
@@ -129,6 +157,7 @@ export function planLab(nodes: number, podsPerNode: number, labDir: string, bpff
       nodeId: i,
       underlayIP: `${UNDERLAY_PREFIX}${i}`,
       podCIDR: `10.244.${i}.0/24`,
+      ...(dualStack ? { podCIDR6: `fd00:10:244:${i}::/64` } : {}),
       pods,
       dir,
       configFile: join(dir, 'agent.json'),

@@ -17,6 +17,7 @@ export interface LabStatusDoc {
     readonly node: string;
     readonly netns: string;
     readonly underlayIP: string;
+    /** The node's pod CIDRs, comma-separated (IPv4 first; dual-stack labs have an IPv6 one too). */
     readonly podCIDR: string;
     readonly pid: number | undefined;
     readonly alive: boolean;
@@ -30,7 +31,7 @@ export interface LabStatusDoc {
           errors?: string[];
         }
       | undefined;
-    /** `<pod>=<ip>`. */
+    /** `<pod>=<ip>[,<ipv6>]`. */
     readonly pods: readonly string[];
   }[];
 }

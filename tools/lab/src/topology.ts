@@ -36,11 +36,19 @@ export async function createUnderlay(): Promise<void> {
   );
 }
 
+/** A node's fixed link-local address on the underlay (fe80::<i>), the next hop of routes to its IPv6 pod CIDR. */
+export function nodeLinkLocal6(node: Pick<LabNode, 'nodeId'>): string {
+  return `fe80::${node.nodeId.toString(16)}`;
+}
+
 /**
  * One node: its netns, an `eth0` on the underlay bridge, forwarding on / rp_filter off
  * (decrypted packets arrive on the tunnel device and leave towards pods), a default route via
- * the bridge address, and a route to every other node's pod CIDR via that node (direct routing:
- * what an unencrypted cluster would do, so a missing steering shows up as cleartext).
+ * the bridge address, and a route to every other node's pod CIDRs via that node (direct routing:
+ * what an unencrypted cluster would do, so a missing steering shows up as cleartext). The underlay
+ * has IPv4 node addresses only; the routes to IPv6 pod CIDRs go via each node's fixed link-local
+ * address ({@link nodeLinkLocal6}; the kernel takes no IPv4 next hop for an IPv6 route), so
+ * unsteered IPv6 pod traffic crosses the underlay in clear too.
  */
 export async function createNode(node: LabNode, all: readonly LabNode[]): Promise<void> {
   await mustRun(`create ${node.netns}`, 'ip', ['netns', 'add', node.netns]);
@@ -68,19 +76,29 @@ export async function createNode(node: LabNode, all: readonly LabNode[]): Promis
     'net.ipv4.ip_forward': '1',
     'net.ipv4.conf.all.rp_filter': '0',
     'net.ipv4.conf.default.rp_filter': '0',
+    ...(node.podCIDR6 ? { 'net.ipv6.conf.all.forwarding': '1' } : {}),
   });
   const lines = [
     'link set lo up',
     `addr add ${node.underlayIP}/24 dev eth0`,
+    // nodad: usable as a next hop at once (no duplicate address detection wait).
+    ...(node.podCIDR6 ? [`addr add ${nodeLinkLocal6(node)}/64 dev eth0 nodad`] : []),
     'link set eth0 up',
     `route add default via ${APISERVER_IP} dev eth0`,
   ];
-  for (const other of all) if (other !== node) lines.push(`route add ${other.podCIDR} via ${other.underlayIP} dev eth0`);
+  for (const other of all) {
+    if (other === node) continue;
+    lines.push(`route add ${other.podCIDR} via ${other.underlayIP} dev eth0`);
+    if (other.podCIDR6) lines.push(`route add ${other.podCIDR6} via ${nodeLinkLocal6(other)} dev eth0`);
+  }
   await ipBatch(`configure ${node.name}`, lines, node.netns);
   // Pods as a container runtime makes them: the namespace, then CNI ADD (cni.ts) from the node.
   for (const pod of node.pods) {
     await mustRun(`create ${pod.netns}`, 'ip', ['netns', 'add', pod.netns]);
     await ipBatch(`loopback of ${pod.name}`, ['link set lo up'], pod.netns);
+    // The plugin waits out duplicate address detection on the pod's IPv6 address (~1.5 s a pod);
+    // the addresses are the IPAM's own, so there is nothing to detect.
+    if (node.podCIDR6) await sysctl(pod.netns, { 'net.ipv6.conf.all.accept_dad': '0', 'net.ipv6.conf.default.accept_dad': '0' });
     await cniAdd(node, pod);
   }
 }

@@ -18,8 +18,12 @@ import {
   APISERVER_PORT,
   DEFAULT_LAB_DIR,
   ECHO_PORT,
+  LAB_POD_SUPERNET,
+  LAB_POD_SUPERNET6,
   UNDERLAY_NETNS,
+  nodePodCIDRs,
   planLab,
+  podIPs as podAddresses,
   withNodeWgRunDir,
   readState,
   writeState,
@@ -29,12 +33,10 @@ import {
 import { createNode, createUnderlay, destroyLab, labNamespaces, mountBpffs } from './topology.js';
 import { apiControl, type AgentDenial } from './apiserver.js';
 import { requireCniPlugins } from './cni.js';
+import { hostPort, splitHostPort } from './helpers.js';
 import { chartPodVethPatterns, chooseControlPlane, writeChartObjects, type ControlPlaneChoice } from './control-plane.js';
 import { errorMessage } from '@veil/agent-core/errors';
 import { checkWithholdKey, formatWithheld, peerStatesOf, runWithheldProbes, type WithheldReport } from './withheld.js';
-
-/** Every lab pod CIDR (10.244.<i>.0/24) is inside this. */
-const LAB_POD_SUPERNET = '10.244.0.0/16';
 
 /** The CLI's dist/main.js: every process the lab starts is the `veil` CLI (which loads this package for `lab`). */
 export const MAIN_JS = VEIL_MAIN;
@@ -46,8 +48,14 @@ export interface LabUpOptions {
   backend: string;
   kernel: 'host' | 'vm';
   keep: boolean;
-  /** Agents in strict mode for the lab's pod supernet: pod traffic is never sent in clear. */
+  /** Agents in strict mode for the lab's pod supernets (IPv4 and IPv6): pod traffic is never sent in clear. */
   strict?: boolean;
+  /**
+   * Dual-stack pods (an IPv6 pod CIDR per node, an IPv6 address per pod, probes over both). Default:
+   * on, except with the IPsec backend, whose tunnels carry only their own family (IPv6 pods need
+   * IPv6 node addresses, and the lab's underlay is IPv4: backend-ipsec's README, Limits).
+   */
+  dualStack?: boolean;
   /** `encryption.nodeEncryption` on every agent: node-to-node traffic goes through the tunnel too (WireGuard). */
   nodeEncryption?: boolean;
   labDir?: string;
@@ -70,6 +78,16 @@ export interface PairResult {
   toIP: string;
   ping: { ok: boolean; sent: number; received: number; error?: string };
   tcp: { ok: boolean; bytes: number; error?: string };
+  /** The same probes to the destination's IPv6 address (dual-stack labs). */
+  ipv6?: { toIP: string; ping: PairResult['ping']; tcp: PairResult['tcp'] };
+}
+
+/** One family's pod pair counts. */
+export interface PairCounts {
+  total: number;
+  pingOk: number;
+  tcpOk: number;
+  ok: number;
 }
 
 export interface LabSummary {
@@ -78,7 +96,10 @@ export interface LabSummary {
   driver: string;
   nodes: number;
   pods: number;
-  pairs: { total: number; pingOk: number; tcpOk: number; ok: number };
+  /** Pod pairs across nodes over IPv4. */
+  pairs: PairCounts;
+  /** The same pairs over IPv6 (dual-stack labs: every pod has an IPv6 address too). */
+  pairsIPv6?: PairCounts;
   /** With node encryption: node-to-node pings (each node to the next, marker payload). */
   nodePairs?: { total: number; ok: number };
   capture: CaptureAnalysis & { wireguardPort: number; health: CaptureHealth };
@@ -96,6 +117,11 @@ export interface LabSummary {
   controlPlane: { kind: 'kube-apiserver' | 'double'; note: string; agentDenials: AgentDenial[]; refusedWhileStarting: number };
   /** `--withhold-key`: the node without a key, the probes to it, the strict drops they were counted as. */
   withheld?: WithheldReport;
+}
+
+/** Whether a lab's pods are dual-stack: as asked, else all but IPsec labs (see {@link LabUpOptions.dualStack}). */
+export function labDualStack(backendType: string, asked?: boolean): boolean {
+  return asked ?? backendType !== 'ipsec';
 }
 
 /** The example backend shipped with agent-core, for exercising the lab without encryption. */
@@ -136,7 +162,7 @@ function nodeObject(n: LabNode): object {
     apiVersion: 'v1',
     kind: 'Node',
     metadata: { name: n.name, labels: { 'veil.io/lab': 'true' }, annotations: {} },
-    spec: { podCIDR: n.podCIDR, podCIDRs: [n.podCIDR] },
+    spec: { podCIDR: n.podCIDR, podCIDRs: nodePodCIDRs(n) },
     status: {
       addresses: [
         { type: 'InternalIP', address: n.underlayIP },
@@ -166,7 +192,8 @@ async function writeIpsecKeyFiles(nodes: readonly LabNode[], keyIndex: number): 
   return files;
 }
 
-function agentConfig(
+/** Node `n`'s agent configuration file (strict mode: every lab pod supernet, IPv4 and IPv6). */
+export function agentConfig(
   n: LabNode,
   backendType: string,
   wgPort: number,
@@ -183,7 +210,15 @@ function agentConfig(
       wireguard: { port: wgPort, userspaceFallback: true },
       // Tunnel endpoints: each node's default route (via eth0) gives its underlay address.
       ...(ipsecKeyFile ? { ipsec: { keyFile: ipsecKeyFile, keyRotationDuration: LAB_IPSEC_ROTATION_DURATION } } : {}),
-      ...(strict ? { strictMode: { enabled: true, cidrs: [LAB_POD_SUPERNET], allowRemoteNodeIdentities: false } } : {}),
+      ...(strict
+        ? {
+            strictMode: {
+              enabled: true,
+              cidrs: n.podCIDR6 ? [LAB_POD_SUPERNET, LAB_POD_SUPERNET6] : [LAB_POD_SUPERNET],
+              allowRemoteNodeIdentities: false,
+            },
+          }
+        : {}),
     },
     nodeName: n.name,
     nodeId: n.nodeId,
@@ -225,7 +260,7 @@ export function startAgent(n: LabNode, bpffsRoot: string): void {
         '--bpffs-root',
         bpffsRoot,
         '--pod-cidrs',
-        n.podCIDR,
+        nodePodCIDRs(n).join(','),
       ]),
     ],
     n.logFile,
@@ -285,7 +320,7 @@ export async function labUp(opts: LabUpOptions): Promise<LabSummary> {
 
   if (await cleanupStaleLab(labDir)) log(`${t()} removed a previous lab`);
   const bpffsRoot = join(labDir, 'bpf');
-  const nodes = planLab(opts.nodes, opts.podsPerNode, labDir, bpffsRoot);
+  const nodes = planLab(opts.nodes, opts.podsPerNode, labDir, bpffsRoot, labDualStack(backendType, opts.dualStack));
   mkdirSync(labDir, { recursive: true });
   const state: LabState = {
     version: 1,
@@ -420,7 +455,7 @@ export async function labUp(opts: LabUpOptions): Promise<LabSummary> {
           log: (line) => log(`${t()} ${line}`),
         })
       : undefined;
-    const podIPs = nodes.flatMap((n) => n.pods.map((p) => p.ip));
+    const podIPs = nodes.flatMap((n) => n.pods.flatMap(podAddresses));
     const { analysis, health } = await stopCapture(state, cap, {
       wgPort: opts.backend === 'wireguard' || backendType === 'wireguard' ? wgPort : 0,
       podIPs,
@@ -436,6 +471,12 @@ export async function labUp(opts: LabUpOptions): Promise<LabSummary> {
           `ping ${p.from} → ${p.to} (${p.toIP}): ${p.ping.received}/${p.ping.sent}${p.ping.error ? ` ${p.ping.error}` : ''}`,
         );
       if (!p.tcp.ok) failures.push(`tcp ${p.from} → ${p.to} (${p.toIP}): ${p.tcp.error ?? 'failed'}`);
+      const v6 = p.ipv6;
+      if (v6 && !v6.ping.ok)
+        failures.push(
+          `ping ${p.from} → ${p.to} (${v6.toIP}): ${v6.ping.received}/${v6.ping.sent}${v6.ping.error ? ` ${v6.ping.error}` : ''}`,
+        );
+      if (v6 && !v6.tcp.ok) failures.push(`tcp ${p.from} → ${p.to} (${v6.toIP}): ${v6.tcp.error ?? 'failed'}`);
     }
     for (const p of nodePairs)
       if (!p.ok)
@@ -455,13 +496,9 @@ export async function labUp(opts: LabUpOptions): Promise<LabSummary> {
       backend: opts.backend,
       driver,
       nodes: nodes.length,
-      pods: podIPs.length,
-      pairs: {
-        total: pairs.length,
-        pingOk: pairs.filter((p) => p.ping.ok).length,
-        tcpOk: pairs.filter((p) => p.tcp.ok).length,
-        ok: pairs.filter((p) => p.ping.ok && p.tcp.ok).length,
-      },
+      pods: nodes.reduce((k, n) => k + n.pods.length, 0),
+      pairs: pairCounts(pairs),
+      ...(pairs.some((p) => p.ipv6) ? { pairsIPv6: pairCounts(pairs.flatMap((p) => (p.ipv6 ? [p.ipv6] : []))) } : {}),
       ...(opts.nodeEncryption ? { nodePairs: { total: nodePairs.length, ok: nodePairs.filter((p) => p.ok).length } } : {}),
       capture: { ...analysis, wireguardPort: wgPort, health },
       marker: marker.toString('hex'),
@@ -478,7 +515,8 @@ export async function labUp(opts: LabUpOptions): Promise<LabSummary> {
       await destroyLab(readState(labDir) ?? state, labDir);
       log(`${t()} lab torn down`);
     } else {
-      log(`${t()} lab kept: veil lab status | veil lab exec n1-p1 -- ping 10.244.2.11 | veil lab down`);
+      const hint = nodes[1]?.pods[0]?.ip6 ? ` | veil lab exec n1-p1 -- ping -6 ${nodes[1].pods[0].ip6}` : '';
+      log(`${t()} lab kept: veil lab status | veil lab exec n1-p1 -- ping 10.244.2.11${hint} | veil lab down`);
     }
     if (summary) summary.durationMs = Date.now() - started;
   }
@@ -634,17 +672,34 @@ async function runNodeTraffic(
   return out;
 }
 
-/** Ping and TCP echo between every ordered pair of pods on different nodes, payloads carrying `marker`. */
+/** Counts of pairs whose ping, TCP echo, and both passed. */
+export function pairCounts(pairs: readonly Pick<PairResult, 'ping' | 'tcp'>[]): PairCounts {
+  return {
+    total: pairs.length,
+    pingOk: pairs.filter((p) => p.ping.ok).length,
+    tcpOk: pairs.filter((p) => p.tcp.ok).length,
+    ok: pairs.filter((p) => p.ping.ok && p.tcp.ok).length,
+  };
+}
+
+/**
+ * Ping and TCP echo between every ordered pair of pods on different nodes, payloads carrying
+ * `marker`; over IPv6 too for destinations with an IPv6 address (dual-stack).
+ */
 async function runTraffic(nodes: readonly LabNode[], marker: Buffer, log: (l: string) => void): Promise<PairResult[]> {
   const pods = nodes.flatMap((n) => n.pods.map((p) => ({ ...p, node: n.name })));
   const pairs = pods.flatMap((a) => pods.filter((b) => b.node !== a.node).map((b) => ({ a, b })));
-  log(`traffic: ${pairs.length} pod pairs across nodes (ping + ${32} KiB TCP echo)`);
-  const pings = await mapLimit(pairs, SLOW > 1 ? 1 : 4, ({ a, b }) => probePing(a.netns, b.ip, marker));
-  log(`ping: ${pings.filter((p) => p.ok).length}/${pairs.length} pairs OK`);
+  // One probe per pair and destination address: IPv4, then IPv6 when the pod has one.
+  const probes = pairs.flatMap(({ a, b }) => podAddresses(b).map((ip) => ({ a, ip })));
+  const dual = probes.length > pairs.length;
+  log(`traffic: ${pairs.length} pod pairs across nodes${dual ? ', IPv4 and IPv6' : ''} (ping + ${32} KiB TCP echo)`);
+  const pingList = await mapLimit(probes, SLOW > 1 ? 1 : 4, ({ a, ip }) => probePing(a.netns, ip, marker));
+  const pings = new Map(probes.map(({ a, ip }, i) => [`${a.name}>${ip}`, pingList[i] as PairResult['ping']]));
+  log(`ping: ${pingList.filter((p) => p.ok).length}/${probes.length} probes OK`);
   const bySrc = new Map<string, { netns: string; targets: string[] }>();
-  for (const { a, b } of pairs) {
+  for (const { a, ip } of probes) {
     const e = bySrc.get(a.name) ?? { netns: a.netns, targets: [] };
-    e.targets.push(`${b.ip}:${ECHO_PORT}`);
+    e.targets.push(hostPort(ip, ECHO_PORT));
     bySrc.set(a.name, e);
   }
   const tcp = new Map<string, { ok: boolean; bytes: number; error?: string }>();
@@ -684,17 +739,33 @@ async function runTraffic(nodes: readonly LabNode[], marker: Buffer, log: (l: st
       }));
     }
     for (const x of results)
-      tcp.set(`${src}>${x.target.split(':')[0]}`, { ok: x.ok, bytes: x.bytes, ...(x.error ? { error: x.error } : {}) });
+      tcp.set(`${src}>${splitHostPort(x.target).host}`, { ok: x.ok, bytes: x.bytes, ...(x.error ? { error: x.error } : {}) });
   });
-  const out = pairs.map(({ a, b }, i) => ({
+  const noPing = { ok: false, sent: 0, received: 0, error: 'no ping result' };
+  const noTcp = { ok: false, bytes: 0, error: 'no probe result' };
+  const out: PairResult[] = pairs.map(({ a, b }) => ({
     from: a.name,
     to: b.name,
     toIP: b.ip,
-    ping: pings[i] as PairResult['ping'],
-    tcp: tcp.get(`${a.name}>${b.ip}`) ?? { ok: false, bytes: 0, error: 'no probe result' },
+    ping: pings.get(`${a.name}>${b.ip}`) ?? noPing,
+    tcp: tcp.get(`${a.name}>${b.ip}`) ?? noTcp,
+    ...(b.ip6
+      ? {
+          ipv6: {
+            toIP: b.ip6,
+            ping: pings.get(`${a.name}>${b.ip6}`) ?? noPing,
+            tcp: tcp.get(`${a.name}>${b.ip6}`) ?? noTcp,
+          },
+        }
+      : {}),
   }));
-  log(`tcp: ${out.filter((p) => p.tcp.ok).length}/${pairs.length} pairs OK`);
+  log(`tcp: ${[...tcp.values()].filter((p) => p.ok).length}/${probes.length} probes OK`);
   return out;
+}
+
+/** `24/24 OK over IPv4 (ping 24/24, tcp echo 24/24)`. */
+function familyLine(c: PairCounts, family: string): string {
+  return `${c.ok}/${c.total} OK over ${family} (ping ${c.pingOk}/${c.total}, tcp echo ${c.tcpOk}/${c.total})`;
 }
 
 /** The summary as the lines `veil lab up` prints. */
@@ -702,9 +773,9 @@ export function formatSummary(s: LabSummary): string {
   const c = s.capture;
   const lines = [
     `veil lab: ${s.nodes} nodes, ${s.pods} pods, backend ${s.backend} (driver ${s.driver}), ${(s.durationMs / 1000).toFixed(1)} s`,
-    `  pod pairs across nodes: ${s.pairs.ok}/${s.pairs.total} OK (ping ${s.pairs.pingOk}/${s.pairs.total}, tcp echo ${s.pairs.tcpOk}/${s.pairs.total})`,
+    `  pod pairs across nodes: ${familyLine(s.pairs, 'IPv4')}${s.pairsIPv6 ? `, ${familyLine(s.pairsIPv6, 'IPv6')}` : ''}`,
     ...(s.nodePairs ? [`  node encryption: node-to-node pings ${s.nodePairs.ok}/${s.nodePairs.total} OK`] : []),
-    `  underlay capture: ${c.packets} packets, ${c.encryptedPackets} encrypted${s.backend === 'ipsec' ? ' (ESP between node addresses)' : c.wireguardPort ? ` (udp/${c.wireguardPort})` : ''}, plaintext pod-address packets ${c.plaintextPackets} (${c.plaintextBytes} bytes)` +
+    `  underlay capture: ${c.packets} packets, ${c.encryptedPackets} encrypted${s.backend === 'ipsec' ? ' (ESP between node addresses)' : c.wireguardPort ? ` (udp/${c.wireguardPort})` : ''}, plaintext pod-address packets ${c.plaintextPackets} (${c.plaintextBytes} bytes${c.plaintextIPv6Packets ? `; ${c.plaintextIPv6Packets} with a pod IPv6 address` : ''})` +
       (s.expectsEncryption ? '' : ' [expected: this backend does not encrypt]'),
     `  probe marker ${s.marker}: in ${c.markerPackets} underlay packets; tunnel-port packets that are not WireGuard between nodes: ${c.malformedTunnelPackets}`,
     `  capture health: tcpdump ${c.health.exitCode === 0 ? 'exit 0' : `exit ${c.health.exitCode ?? c.health.signal}`}, ${c.health.captured ?? '?'} captured, ${c.health.droppedByKernel ?? '?'} dropped by kernel, ${c.truncatedRecords} truncated`,

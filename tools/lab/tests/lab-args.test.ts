@@ -129,13 +129,14 @@ describe('veil lab status: -o table|wide|json|yaml, --json kept as a deprecated 
     const agents = [`${process.pid} running`, '- NOT running'];
     const w = Math.max(...agents.map((a) => a.length));
     expect(lines.slice(1, 4)).toEqual([
-      `NODE   UNDERLAY IP   POD CIDR        ${'AGENT'.padEnd(w)}   STATUS      PEERS`,
-      `n1     198.18.0.1    10.244.1.0/24   ${agents[0]!.padEnd(w)}   no status   -`,
-      `n2     198.18.0.2    10.244.2.0/24   ${agents[1]!.padEnd(w)}   no status   -`,
+      `NODE   UNDERLAY IP   POD CIDR                           ${'AGENT'.padEnd(w)}   STATUS      PEERS`,
+      `n1     198.18.0.1    10.244.1.0/24,fd00:10:244:1::/64   ${agents[0]!.padEnd(w)}   no status   -`,
+      `n2     198.18.0.2    10.244.2.0/24,fd00:10:244:2::/64   ${agents[1]!.padEnd(w)}   no status   -`,
     ]);
     const wide = status('-o', 'wide').stdout.split('\n');
     expect(wide[1]).toMatch(/^NODE +UNDERLAY IP +POD CIDR +AGENT +STATUS +PEERS +NETNS +DRIVER +PODS$/);
-    expect(wide[2]).toMatch(/ +veil-lab-n1 +- +n1-p1=10\.244\.1\.11$/);
+    // Dual-stack pods: both addresses.
+    expect(wide[2]).toMatch(/ +veil-lab-n1 +- +n1-p1=10\.244\.1\.11,fd00:10:244:1::11$/);
   });
 
   it('json and yaml are one document (kind LabStatus); --json is -o json', { timeout: 180_000 }, () => {
@@ -149,8 +150,8 @@ describe('veil lab status: -o table|wide|json|yaml, --json kept as a deprecated 
     expect(doc.kind).toBe('LabStatus');
     expect(doc.backend).toBe('wireguard');
     expect(doc.nodes.map((n) => [n.node, n.alive, n.pods])).toEqual([
-      ['n1', true, ['n1-p1=10.244.1.11']],
-      ['n2', false, ['n2-p1=10.244.2.11']],
+      ['n1', true, ['n1-p1=10.244.1.11,fd00:10:244:1::11']],
+      ['n2', false, ['n2-p1=10.244.2.11,fd00:10:244:2::11']],
     ]);
     expect(status('--json').stdout).toBe(json.stdout);
     const yaml = status('-o', 'yaml');

@@ -37,6 +37,7 @@ describePrivileged('lab pods through the CNI plugins', ['root', 'netns'], () => 
       nodeId: 7,
       underlayIP: '198.18.0.7',
       podCIDR: '10.244.7.0/24',
+      podCIDR6: 'fd00:10:244:7::/64',
       pods,
       dir,
       configFile: join(dir, 'agent.json'),
@@ -52,12 +53,13 @@ describePrivileged('lab pods through the CNI plugins', ['root', 'netns'], () => 
   });
 
   it(
-    "ADD gives each pod an address from the node's CIDR and a node-side veth the chart's podVethPatterns match, with the /32 host route the datapath reads",
+    "ADD gives each pod an address from each of the node's CIDRs (IPv4 and IPv6) and a node-side veth the chart's podVethPatterns match, with the /32 and /128 host routes the datapath reads",
     { timeout: 60_000 },
     async () => {
       const patterns = await chartPodVethPatterns();
       for (const p of pods) await cniAdd(node, p);
       expect(pods.map((p) => p.ip)).toEqual(['10.244.7.11', '10.244.7.12']);
+      expect(pods.map((p) => p.ip6)).toEqual(['fd00:10:244:7::11', 'fd00:10:244:7::12']);
       for (const [j, p] of pods.entries()) {
         expect(p.hostVeth).toMatch(/^veth[0-9a-f]{8}$/);
         expect(matches(patterns, p.hostVeth)).toBe(true);
@@ -75,15 +77,26 @@ describePrivileged('lab pods through the CNI plugins', ['root', 'netns'], () => 
         }[];
         expect(routes).toEqual([expect.objectContaining({ dst: p.ip, dev: p.hostVeth })]);
         expect(routes[0]?.gateway).toBeUndefined();
+        const routes6 = JSON.parse(nodeNs.exec('ip', ['-j', '-6', 'route', 'show', `${p.ip6}/128`])) as {
+          dst: string;
+          dev: string;
+          gateway?: string;
+        }[];
+        expect(routes6).toEqual([expect.objectContaining({ dst: p.ip6, dev: p.hostVeth })]);
+        expect(routes6[0]?.gateway).toBeUndefined();
         // Pod side: eth0 with the address, default route via the node-side gateway.
         const addrs = JSON.parse(podNs[j]!.exec('ip', ['-j', 'addr', 'show', 'eth0'])) as {
           addr_info: { local: string; prefixlen: number }[];
         }[];
         expect(addrs[0]?.addr_info.map((a) => `${a.local}/${a.prefixlen}`)).toContain(`${p.ip}/24`);
         expect(podNs[j]!.exec('ip', ['route', 'show', 'default'])).toContain('via 10.244.7.1 dev eth0');
+        expect(addrs[0]?.addr_info.map((a) => `${a.local}/${a.prefixlen}`)).toContain(`${p.ip6}/64`);
+        expect(podNs[j]!.exec('ip', ['-6', 'route', 'show', 'default'])).toContain('via fd00:10:244:7::1 dev eth0');
       }
-      // Through the node: pod 1 reaches pod 2.
+      // Through the node: pod 1 reaches pod 2, over both families.
       expect(podNs[0]!.tryExec('ping', ['-c', '1', '-W', '5', pods[1]!.ip]).status).toBe(0);
+      nodeNs.exec('sysctl', ['-q', '-w', 'net.ipv6.conf.all.forwarding=1']);
+      expect(podNs[0]!.tryExec('ping', ['-6', '-c', '1', '-W', '5', pods[1]!.ip6!]).status).toBe(0);
     },
   );
 
@@ -96,9 +109,12 @@ describePrivileged('lab pods through the CNI plugins', ['root', 'netns'], () => 
       await cniDel(node, p);
       expect(nodeNs.tryExec('ip', ['link', 'show', veth]).status).not.toBe(0);
       expect(nodeNs.exec('ip', ['route', 'show', `${p.ip}/32`]).trim()).toBe('');
+      expect(nodeNs.exec('ip', ['-6', 'route', 'show', `${p.ip6}/128`]).trim()).toBe('');
       // host-local keeps one file per leased address in its dataDir (per network name).
       expect(nodeNs.tryExec('ls', [join(dir, 'cni-ipam', 'veil-lab', p.ip)]).status).not.toBe(0);
       expect(nodeNs.tryExec('ls', [join(dir, 'cni-ipam', 'veil-lab', pods[0]!.ip)]).status).toBe(0);
+      expect(nodeNs.tryExec('ls', [join(dir, 'cni-ipam', 'veil-lab', p.ip6!)]).status).not.toBe(0);
+      expect(nodeNs.tryExec('ls', [join(dir, 'cni-ipam', 'veil-lab', pods[0]!.ip6!)]).status).toBe(0);
     },
   );
 });

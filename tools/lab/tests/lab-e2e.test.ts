@@ -58,7 +58,12 @@ describePrivileged('veil lab (real agents in namespaces, real kube-apiserver, CN
       expect(up.code).toBe(0);
       const s = summaryOf(up.stdout);
       expect(s.pairs).toEqual({ total: 24, pingOk: 24, tcpOk: 24, ok: 24 });
+      // Dual-stack pods: the same 24 pairs over IPv6, inside the IPv4 underlay's tunnels.
+      expect(s.pairsIPv6).toEqual({ total: 24, pingOk: 24, tcpOk: 24, ok: 24 });
+      expect(up.stderr).toContain('24/24 OK over IPv4 (ping 24/24, tcp echo 24/24), 24/24 OK over IPv6');
+      // The plaintext count covers the pods' IPv6 addresses too (any frame with one, not counted as encrypted).
       expect(s.capture.plaintextPackets).toBe(0);
+      expect(s.capture.plaintextIPv6Packets).toBe(0);
       expect(s.capture.plaintextBytes).toBe(0);
       expect(s.capture.encryptedPackets).toBeGreaterThan(0);
       // The probes' marker never crosses in clear; every tunnel-port packet is WireGuard between nodes; the capture is whole.
@@ -80,15 +85,28 @@ describePrivileged('veil lab (real agents in namespaces, real kube-apiserver, CN
       const labState = JSON.parse(readFileSync(LAB_STATE, 'utf8')) as LabState;
       expect(labState.apiserver.kind).toBe('kube-apiserver');
       for (const n of labState.nodes) for (const p of n.pods) expect(p.hostVeth).toMatch(/^veth[0-9a-f]{8}$/);
+      expect(labState.nodes.map((n) => n.podCIDR6)).toEqual(['fd00:10:244:1::/64', 'fd00:10:244:2::/64', 'fd00:10:244:3::/64']);
+      expect(labState.nodes.flatMap((n) => n.pods.map((p) => p.ip6))).toEqual([
+        'fd00:10:244:1::11',
+        'fd00:10:244:1::12',
+        'fd00:10:244:2::11',
+        'fd00:10:244:2::12',
+        'fd00:10:244:3::11',
+        'fd00:10:244:3::12',
+      ]);
 
       const status = await veil(['lab', 'status', '--json']);
       expect(status.code).toBe(0);
-      const st = JSON.parse(status.stdout) as { nodes: { node: string; alive: boolean; status?: { ready: boolean } }[] };
+      const st = JSON.parse(status.stdout) as {
+        nodes: { node: string; alive: boolean; status?: { ready: boolean }; podCIDR: string; pods: string[] }[];
+      };
       expect(st.nodes.map((n) => [n.node, n.alive, n.status?.ready])).toEqual([
         ['n1', true, true],
         ['n2', true, true],
         ['n3', true, true],
       ]);
+      expect(st.nodes[0]?.podCIDR).toBe('10.244.1.0/24,fd00:10:244:1::/64');
+      expect(st.nodes[0]?.pods).toEqual(['n1-p1=10.244.1.11,fd00:10:244:1::11', 'n1-p2=10.244.1.12,fd00:10:244:1::12']);
       for (const n of labState.nodes) {
         // The agent's own account of its tc attachments (`/v1/agent` on its status socket).
         const info = (await getJsonOverUnixSocket(n.statusSocket, '/v1/agent')) as {
@@ -100,6 +118,8 @@ describePrivileged('veil lab (real agents in namespaces, real kube-apiserver, CN
       }
       const exec = await veil(['lab', 'exec', 'n1-p1', '--', 'ping', '-c', '1', '-W', '2', '10.244.3.12']);
       expect(exec.code).toBe(0);
+      const exec6 = await veil(['lab', 'exec', 'n1-p1', '--', 'ping', '-6', '-c', '1', '-W', '2', 'fd00:10:244:3::12']);
+      expect(exec6.code).toBe(0);
 
       // Chaos: agents killed (TERM and KILL) and restarted, API server restarted (with and without its state), a
       // hostile node publishing another's key while an agent restarts, nodes added and deleted, WireGuard key
@@ -196,12 +216,16 @@ describePrivileged('veil lab (real agents in namespaces, real kube-apiserver, CN
       expect(second.code).toBe(0);
       const s = summaryOf(second.stdout);
       expect(s.pairs).toEqual({ total: 8, pingOk: 8, tcpOk: 8, ok: 8 });
-      // No encryption: the capture must see the pod addresses (this is what proves it can).
+      expect(s.pairsIPv6).toEqual({ total: 8, pingOk: 8, tcpOk: 8, ok: 8 });
+      // No encryption: the capture must see the pod addresses, IPv6 ones too (this is what proves it can).
       expect(s.expectsEncryption).toBe(false);
       expect(s.capture.plaintextPackets).toBeGreaterThan(0);
+      // Each family's pings (3 per pair, request and reply) in clear at least.
+      expect(s.capture.plaintextIPv6Packets).toBeGreaterThanOrEqual(8 * 3 * 2);
+      expect(s.capture.plaintextPackets - s.capture.plaintextIPv6Packets).toBeGreaterThanOrEqual(8 * 3 * 2);
       expect(s.capture.encryptedPackets).toBe(0);
       // …and the run's marker in the payloads (ping and TCP): the marker search sees a leak when there is one.
-      expect(s.capture.markerPackets).toBeGreaterThanOrEqual(8 * 3);
+      expect(s.capture.markerPackets).toBeGreaterThanOrEqual(2 * 8 * 3);
       expect(s.capture.health.problems).toEqual([]);
       expect(labNamespaces()).toEqual([]);
       expect(killed.filter(alive)).toEqual([]);

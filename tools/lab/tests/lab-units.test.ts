@@ -1,11 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import { analyzeCapture, captureHealth, isWireGuardMessage, pcapFrames } from '../src/pcap.js';
-import { markedPayload } from '../src/helpers.js';
-import { captureFailures } from '../src/up.js';
-import { planLab } from '../src/state.js';
+import { hostPort, markedPayload, splitHostPort } from '../src/helpers.js';
+import { agentConfig, captureFailures, formatSummary, labDualStack, pairCounts, type LabSummary } from '../src/up.js';
+import { LAB_POD_SUPERNET6, nodePodCIDRs, planLab, podIPs, type LabNode } from '../src/state.js';
+import { nodeLinkLocal6 } from '../src/topology.js';
 import { cniNetworkConfig, parseCniResult } from '../src/cni.js';
 import { deniedCalls } from '../src/apiserver.js';
-import { parseIp } from '@veil/ip';
+import { canonicalCidr, canonicalIp, parseIp, parsePrefix, prefixContains } from '@veil/ip';
 
 /** A classic little-endian pcap (Ethernet) holding `frames`. */
 function pcap(frames: Buffer[]): Buffer {
@@ -36,6 +37,19 @@ function ipv4(proto: number, src: string, dst: string, l4: Uint8Array, payload: 
   parseIp(dst).bytes.copy(ip, 16);
   return Buffer.concat([eth, ip, l4, payload]);
 }
+/** Ethernet + IPv6 (next header `nh`) + L4 bytes + payload. */
+function ipv6(nh: number, src: string, dst: string, l4: Uint8Array, payload: Uint8Array = Buffer.alloc(0)): Buffer {
+  const eth = Buffer.alloc(14);
+  eth.writeUInt16BE(0x86dd, 12);
+  const ip = Buffer.alloc(40);
+  ip[0] = 0x60;
+  ip.writeUInt16BE(l4.length + payload.length, 4);
+  ip[6] = nh;
+  ip[7] = 64;
+  parseIp(src).bytes.copy(ip, 8);
+  parseIp(dst).bytes.copy(ip, 24);
+  return Buffer.concat([eth, ip, l4, payload]);
+}
 function udp(sport: number, dport: number): Buffer {
   const b = Buffer.alloc(8);
   b.writeUInt16BE(sport, 0);
@@ -62,7 +76,7 @@ describe('underlay capture analysis', () => {
   const pods = ['10.244.1.11', '10.244.2.11'];
   const nodeIPs = ['198.18.0.1', '198.18.0.2'];
   const opts = { wgPort: 51871, podIPs: pods, nodeIPs };
-  const clean = { markerPackets: 0, malformedTunnelPackets: 0, truncatedRecords: 0 };
+  const clean = { plaintextIPv6Packets: 0, markerPackets: 0, malformedTunnelPackets: 0, truncatedRecords: 0 };
 
   it('counts WireGuard UDP between nodes as encrypted even if the ciphertext happens to contain a pod address', () => {
     const data = wg(4, 32);
@@ -147,6 +161,34 @@ describe('underlay capture analysis', () => {
     });
   });
 
+  it('counts IPv6 pod packets on the (IPv4) underlay as cleartext, and finds the marker in their payload', () => {
+    const pods6 = ['fd00:10:244:1::11', 'fd00:10:244:2::11'];
+    const marker = Buffer.from('00112233445566778899aabbccddeeff', 'hex');
+    const o = { ...opts, podIPs: [...pods, ...pods6], marker };
+    // ICMPv6 echo between two pods' IPv6 addresses, routed in clear (no steering).
+    const echo6 = ipv6(58, pods6[0]!, pods6[1]!, Buffer.from([128, 0, 0, 0, 0, 1, 0, 1]), marker);
+    // The same packet tunnelled without encryption (IPv6 in UDP over the IPv4 underlay).
+    const tunnelled = ipv4(17, '198.18.0.1', '198.18.0.2', udp(4789, 4789), ipv6(6, pods6[1]!, pods6[0]!, Buffer.alloc(20)));
+    // Underlay IPv6 between the nodes' link-local addresses (neighbour discovery): no pod address, not cleartext.
+    const nd = ipv6(58, 'fe80::1', 'fe80::2', Buffer.from([135, 0, 0, 0, 0, 0, 0, 0]));
+    const r = analyzeCapture(pcap([echo6, tunnelled, nd]), o);
+    expect(r).toEqual({
+      packets: 3,
+      encryptedPackets: 0,
+      plaintextPackets: 2,
+      plaintextBytes: echo6.length + tunnelled.length,
+      plaintextIPv6Packets: 2,
+      markerPackets: 1,
+      malformedTunnelPackets: 0,
+      truncatedRecords: 0,
+    });
+    // IPv6 pod packets inside WireGuard between the nodes' IPv4 addresses are encrypted ones.
+    const data = wg(4, 64);
+    parseIp(pods6[1]!).bytes.copy(data, 20);
+    const sealed = ipv4(17, '198.18.0.1', '198.18.0.2', udpFor(51871, 51871, data), data);
+    expect(analyzeCapture(pcap([sealed]), o)).toMatchObject({ encryptedPackets: 1, plaintextPackets: 0 });
+  });
+
   it('counts ESP as encrypted', () => {
     const esp = ipv4(50, '198.18.0.1', '198.18.0.2', Buffer.from([0, 0, 0, 1, 0, 0, 0, 1]), Buffer.from([10, 244, 1, 11]));
     expect(analyzeCapture(pcap([esp]), { ...opts, wgPort: 0 }).encryptedPackets).toBe(1);
@@ -225,6 +267,7 @@ describe('capture health', () => {
       encryptedPackets: 4,
       plaintextPackets: 0,
       plaintextBytes: 0,
+      plaintextIPv6Packets: 0,
       markerPackets: 1,
       malformedTunnelPackets: 1,
       truncatedRecords: 0,
@@ -240,6 +283,54 @@ describe('capture health', () => {
       'the probe marker is nowhere in the capture of a backend that does not encrypt: the marker search cannot see leaks',
     ]);
     expect(captureFailures({ ...a, markerPackets: 0, malformedTunnelPackets: 0 }, healthy, true)).toEqual([]);
+  });
+});
+
+describe('probe targets', () => {
+  it('brackets IPv6 addresses and reads both forms back', () => {
+    expect(hostPort('10.244.2.11', 7777)).toBe('10.244.2.11:7777');
+    expect(hostPort('fd00:10:244:2::11', 7777)).toBe('[fd00:10:244:2::11]:7777');
+    expect(splitHostPort('[fd00:10:244:2::11]:7777')).toEqual({ host: 'fd00:10:244:2::11', port: 7777 });
+    expect(splitHostPort('fd00:10:244:2::11:7777')).toEqual({ host: 'fd00:10:244:2::11', port: 7777 });
+    expect(splitHostPort('10.244.2.11:7777')).toEqual({ host: '10.244.2.11', port: 7777 });
+  });
+});
+
+describe('lab summary', () => {
+  it('counts pod pairs per family and prints both', () => {
+    const ok = { ping: { ok: true, sent: 3, received: 3 }, tcp: { ok: true, bytes: 32768 } };
+    const lost = { ping: { ok: false, sent: 3, received: 2 }, tcp: { ok: true, bytes: 32768 } };
+    expect(pairCounts([ok, ok, lost])).toEqual({ total: 3, pingOk: 2, tcpOk: 3, ok: 2 });
+    const s = {
+      ok: true,
+      backend: 'wireguard',
+      driver: 'userspace',
+      nodes: 3,
+      pods: 6,
+      pairs: pairCounts(Array.from({ length: 24 }, () => ok)),
+      pairsIPv6: pairCounts([...Array.from({ length: 23 }, () => ok), lost]),
+      capture: {
+        packets: 10,
+        encryptedPackets: 10,
+        plaintextPackets: 0,
+        plaintextBytes: 0,
+        plaintextIPv6Packets: 0,
+        markerPackets: 0,
+        malformedTunnelPackets: 0,
+        truncatedRecords: 0,
+        wireguardPort: 51871,
+        health: { exitCode: 0, signal: null, captured: 10, droppedByKernel: 0, problems: [] },
+      },
+      marker: '00',
+      expectsEncryption: true,
+      failures: [],
+      kept: false,
+      durationMs: 1000,
+      controlPlane: { kind: 'double', note: '', agentDenials: [], refusedWhileStarting: 0 },
+    } satisfies LabSummary;
+    expect(formatSummary(s)).toContain(
+      'pod pairs across nodes: 24/24 OK over IPv4 (ping 24/24, tcp echo 24/24), 23/24 OK over IPv6 (ping 23/24, tcp echo 24/24)',
+    );
   });
 });
 
@@ -263,15 +354,77 @@ describe('lab plan', () => {
       ['n3', 'veil-lab-n3', '198.18.0.3', '10.244.3.0/24', '/run/x/bpf/n3'],
     ]);
     expect(nodes[1]?.pods).toEqual([
-      { name: 'n2-p1', netns: 'veil-lab-n2-p1', ip: '10.244.2.11', hostVeth: '' },
-      { name: 'n2-p2', netns: 'veil-lab-n2-p2', ip: '10.244.2.12', hostVeth: '' },
+      { name: 'n2-p1', netns: 'veil-lab-n2-p1', ip: '10.244.2.11', ip6: 'fd00:10:244:2::11', hostVeth: '' },
+      { name: 'n2-p2', netns: 'veil-lab-n2-p2', ip: '10.244.2.12', ip6: 'fd00:10:244:2::12', hostVeth: '' },
     ]);
+  });
+
+  it('is dual-stack: every node an IPv6 /64 inside the supernet strict mode lists, IPv4 first as in Node spec.podCIDRs', () => {
+    const nodes = planLab(50, 1, '/run/x', '/run/x/bpf');
+    expect(nodePodCIDRs(nodes[0]!)).toEqual(['10.244.1.0/24', 'fd00:10:244:1::/64']);
+    expect(nodePodCIDRs(nodes[49]!)).toEqual(['10.244.50.0/24', 'fd00:10:244:50::/64']);
+    const supernet = parsePrefix(LAB_POD_SUPERNET6);
+    for (const n of nodes) {
+      // Canonical text (what the agent's validation and WireGuard's allowed IPs compare).
+      expect(canonicalCidr(n.podCIDR6)).toBe(n.podCIDR6);
+      const c = parsePrefix(n.podCIDR6);
+      expect(c.prefixLen).toBe(64);
+      expect(prefixContains(supernet, c)).toBe(true);
+      for (const p of n.pods) {
+        expect(canonicalIp(p.ip6)).toBe(p.ip6);
+        expect(prefixContains(c, parsePrefix(p.ip6))).toBe(true);
+      }
+    }
+    expect(new Set(nodes.map((n) => n.podCIDR6)).size).toBe(50);
+    expect(podIPs(nodes[0]!.pods[0]!)).toEqual(['10.244.1.11', 'fd00:10:244:1::11']);
+    // The next hops of the routes to a node's IPv6 pod CIDR: one fixed link-local address per node.
+    expect(nodes.slice(0, 3).map(nodeLinkLocal6)).toEqual(['fe80::1', 'fe80::2', 'fe80::3']);
+  });
+
+  it("strict mode lists both pod supernets in a dual-stack lab's agent config, the IPv4 one in an IPv4-only lab", () => {
+    const strictCidrs = (n: LabNode): unknown =>
+      (agentConfig(n, 'wireguard', 51871, true, ['veth*']) as { encryption: { strictMode: { cidrs: string[] } } }).encryption
+        .strictMode.cidrs;
+    expect(strictCidrs(planLab(2, 1, '/run/x', '/run/x/bpf')[0]!)).toEqual(['10.244.0.0/16', 'fd00:10:244::/56']);
+    expect(strictCidrs(planLab(2, 1, '/run/x', '/run/x/bpf', false)[0]!)).toEqual(['10.244.0.0/16']);
+  });
+
+  it('is dual-stack for every backend but IPsec (its tunnels carry their own family only; the underlay is IPv4), unless told', () => {
+    expect(['wireguard', '/x/plaintext-backend', 'ipsec'].map((b) => labDualStack(b))).toEqual([true, true, false]);
+    expect([labDualStack('wireguard', false), labDualStack('ipsec', true)]).toEqual([false, true]);
+  });
+
+  it('plans IPv4 only when asked', () => {
+    const [n1] = planLab(2, 1, '/run/x', '/run/x/bpf', false);
+    expect(n1?.podCIDR6).toBeUndefined();
+    expect(nodePodCIDRs(n1!)).toEqual(['10.244.1.0/24']);
+    expect(podIPs(n1!.pods[0]!)).toEqual(['10.244.1.11']);
   });
 });
 
 describe('CNI configuration and result', () => {
-  it('configures ptp + host-local over the node pod CIDR, from .11, leases in the lab directory', () => {
+  it('configures ptp + host-local over both pod CIDRs (one range per family), from .11 and ::11, leases in the lab directory', () => {
     const [n1] = planLab(2, 1, '/run/x', '/run/x/bpf');
+    expect(cniNetworkConfig(n1!)).toEqual({
+      cniVersion: '1.0.0',
+      name: 'veil-lab',
+      type: 'ptp',
+      mtu: 1420,
+      ipMasq: false,
+      ipam: {
+        type: 'host-local',
+        ranges: [
+          [{ subnet: '10.244.1.0/24', rangeStart: '10.244.1.11', gateway: '10.244.1.1' }],
+          [{ subnet: 'fd00:10:244:1::/64', rangeStart: 'fd00:10:244:1::11', gateway: 'fd00:10:244:1::1' }],
+        ],
+        routes: [{ dst: '0.0.0.0/0' }, { dst: '::/0' }],
+        dataDir: '/run/x/n1/cni-ipam',
+      },
+    });
+  });
+
+  it('configures the IPv4 range only for an IPv4-only node', () => {
+    const [n1] = planLab(2, 1, '/run/x', '/run/x/bpf', false);
     expect(cniNetworkConfig(n1!)).toEqual({
       cniVersion: '1.0.0',
       name: 'veil-lab',
@@ -298,7 +451,14 @@ describe('CNI configuration and result', () => {
       routes: [{ dst: '0.0.0.0/0' }],
     };
     expect(parseCniResult(JSON.stringify(result))).toEqual({ ip: '10.244.1.11', hostVeth: 'veth3f2a9c1e' });
-    expect(() => parseCniResult(JSON.stringify({ ...result, ips: [] }))).toThrow(/no pod address/);
+    // Dual-stack: one address per family, whichever order the plugin lists them in.
+    const ips6 = [{ interface: 1, address: 'fd00:10:244:1::11/64', gateway: 'fd00:10:244:1::1' }, ...result.ips];
+    expect(parseCniResult(JSON.stringify({ ...result, ips: ips6 }))).toEqual({
+      ip: '10.244.1.11',
+      ip6: 'fd00:10:244:1::11',
+      hostVeth: 'veth3f2a9c1e',
+    });
+    expect(() => parseCniResult(JSON.stringify({ ...result, ips: [] }))).toThrow(/no IPv4 pod address/);
     expect(() => parseCniResult(JSON.stringify({ ...result, interfaces: [result.interfaces[1]] }))).toThrow(
       /no node-side interface/,
     );
