@@ -222,12 +222,33 @@ describe('status commands: failures', () => {
     }
   });
 
-  it('keys rotate while the API server is down: rotated, publishing retried until it works', async () => {
+  it('keys rotate while the API server is down: refused (exit 1), nothing changed; it rotates once the API answers', async () => {
+    const cluster = richCluster();
+    const distributor = new FlakyDistributor(cluster, 'local');
+    const lab = await startLabAgent({ cluster, distributor });
+    try {
+      const before = cluster.getNode('local')?.annotations[FAKE_KEY_ANNOTATION];
+      distributor.failPublish = true;
+      const io = bufferIO();
+      expect(await runKeysRotate({ socket: lab.socketPath }, io)).toBe(1);
+      expect(io.err()).toMatch(/^Error: the API server cannot be written \(the API server is unavailable\).*nothing was changed/);
+      expect(io.out()).toBe('');
+      expect(cluster.getNode('local')?.annotations[FAKE_KEY_ANNOTATION]).toBe(before);
+      distributor.failPublish = false;
+      expect(await runKeysRotate({ socket: lab.socketPath }, bufferIO())).toBe(0);
+      expect(cluster.getNode('local')?.annotations[FAKE_KEY_ANNOTATION]).toBe(keyFor(9001));
+    } finally {
+      await lab.stop();
+    }
+  });
+
+  it('keys rotate when the API server goes away during the rotation: rotated, publishing retried until it works', async () => {
     const cluster = richCluster();
     const distributor = new FlakyDistributor(cluster, 'local');
     const lab = await startLabAgent({ cluster, distributor });
     try {
       distributor.failPublish = true;
+      distributor.passNext = 1; // the agent's pre-rotation check still gets through
       const io = bufferIO();
       expect(await runKeysRotate({ socket: lab.socketPath }, io)).toBe(0);
       expect(io.out()).toMatch(
