@@ -4,6 +4,8 @@
  */
 import { randomBytes } from 'node:crypto';
 import { createConnection, createServer } from 'node:net';
+import { VEIL_MAIN } from '@veil/cli';
+import { run } from './exec.js';
 
 /** `veil lab _echo`: echoes every TCP connection back to its sender. */
 export async function runEcho(port: number): Promise<number> {
@@ -96,4 +98,41 @@ export async function runProbe(targets: readonly string[], size: number, timeout
   );
   process.stdout.write(JSON.stringify(results) + '\n');
   return results.every((r) => r.ok) ? 0 : 1;
+}
+
+/**
+ * Runs `veil lab _probe` inside `netns` (the pod's side of the TCP echo probe) and reads its
+ * results; a probe process that printed nothing readable fails every target with its last error line.
+ */
+export async function probeFromNetns(
+  netns: string,
+  targets: readonly string[],
+  o: { size: number; marker: Buffer; timeoutMs: number; runTimeoutMs: number },
+): Promise<ProbeResult[]> {
+  const r = await run(
+    'ip',
+    [
+      'netns',
+      'exec',
+      netns,
+      process.execPath,
+      VEIL_MAIN,
+      'lab',
+      '_probe',
+      '--size',
+      String(o.size),
+      '--marker',
+      o.marker.toString('hex'),
+      '--timeout',
+      String(o.timeoutMs),
+      ...targets,
+    ],
+    { timeoutMs: o.runTimeoutMs },
+  );
+  try {
+    return JSON.parse(r.stdout.trim().split('\n').pop() ?? '[]') as ProbeResult[];
+  } catch {
+    const error = `probe failed: ${r.stderr.trim().split('\n').pop() ?? r.code}`;
+    return targets.map((target) => ({ target, ok: false, bytes: 0, ms: 0, error }));
+  }
 }

@@ -33,7 +33,7 @@ import {
 import { createNode, createUnderlay, destroyLab, labNamespaces, mountBpffs } from './topology.js';
 import { apiControl, type AgentDenial } from './apiserver.js';
 import { requireCniPlugins } from './cni.js';
-import { hostPort, splitHostPort } from './helpers.js';
+import { hostPort, probeFromNetns, splitHostPort } from './helpers.js';
 import { chartPodVethPatterns, chooseControlPlane, writeChartObjects, type ControlPlaneChoice } from './control-plane.js';
 import { errorMessage } from '@veil/agent-core/errors';
 import { checkWithholdKey, formatWithheld, peerStatesOf, runWithheldProbes, type WithheldReport } from './withheld.js';
@@ -704,40 +704,12 @@ async function runTraffic(nodes: readonly LabNode[], marker: Buffer, log: (l: st
   }
   const tcp = new Map<string, { ok: boolean; bytes: number; error?: string }>();
   await mapLimit([...bySrc.entries()], SLOW > 1 ? 1 : 3, async ([src, { netns, targets }]) => {
-    const r = await run(
-      'ip',
-      [
-        'netns',
-        'exec',
-        netns,
-        process.execPath,
-        MAIN_JS,
-        'lab',
-        '_probe',
-        '--size',
-        String(32 * 1024),
-        '--marker',
-        marker.toString('hex'),
-        '--timeout',
-        String(8000 * SLOW),
-        ...targets,
-      ],
-      {
-        timeoutMs: 30_000 * SLOW,
-      },
-    );
-    type ProbeResult = { target: string; ok: boolean; bytes: number; error?: string };
-    let results: ProbeResult[];
-    try {
-      results = JSON.parse(r.stdout.trim().split('\n').pop() ?? '[]') as ProbeResult[];
-    } catch {
-      results = targets.map((target) => ({
-        target,
-        ok: false,
-        bytes: 0,
-        error: `probe failed: ${r.stderr.trim().split('\n').pop() ?? r.code}`,
-      }));
-    }
+    const results = await probeFromNetns(netns, targets, {
+      size: 32 * 1024,
+      marker,
+      timeoutMs: 8000 * SLOW,
+      runTimeoutMs: 30_000 * SLOW,
+    });
     for (const x of results)
       tcp.set(`${src}>${splitHostPort(x.target).host}`, { ok: x.ok, bytes: x.bytes, ...(x.error ? { error: x.error } : {}) });
   });

@@ -6,12 +6,13 @@
  * its pods: no probe may be answered, the capture must hold no cleartext, and each strict node's
  * strict-mode drop counters must grow by at least the probes its pods sent.
  */
-import { UsageError, VEIL_MAIN } from '@veil/cli';
+import { UsageError } from '@veil/cli';
 import { getJsonOverUnixSocket } from '@veil/agent-core';
 import { STATUS_API, type CounterListing } from '@veil/agent-core/status-api';
 import { errorMessage } from '@veil/agent-core/errors';
-import { mapLimit, run } from './exec.js';
+import { mapLimit } from './exec.js';
 import { ECHO_PORT, type LabNode } from './state.js';
+import { probeFromNetns } from './helpers.js';
 
 /** The verdicts strict mode drops with (docs/strict-mode.md): from-pod's check and to-wire's backstop. */
 export const STRICT_DROP_REASONS = ['drop-not-ready-strict', 'to-wire-drop-clear'] as const;
@@ -227,35 +228,16 @@ export function judgeWithheld(o: {
 
 /** One TCP connect with the marker as payload; `dropped` only when nothing at all came back. */
 async function tcpConnect(netns: string, ip: string, marker: Buffer): Promise<WithheldPair['tcp']> {
-  const r = await run(
-    'ip',
-    [
-      'netns',
-      'exec',
-      netns,
-      process.execPath,
-      VEIL_MAIN,
-      'lab',
-      '_probe',
-      '--size',
-      '1024',
-      '--marker',
-      marker.toString('hex'),
-      '--timeout',
-      String(TCP_PROBE_TIMEOUT_MS),
-      `${ip}:${ECHO_PORT}`,
-    ],
-    { timeoutMs: TCP_PROBE_TIMEOUT_MS + 20_000 },
-  );
-  try {
-    const [x] = JSON.parse(r.stdout.trim().split('\n').pop() ?? '[]') as { ok: boolean; bytes: number; error?: string }[];
-    if (!x) return { dropped: false, error: 'no probe result' };
-    // A timeout with nothing back is the drop; ECONNREFUSED, a reset or any byte back is an answer.
-    const dropped = !x.ok && x.bytes === 0 && (x.error ?? '').startsWith('timeout');
-    return { dropped, ...(x.error ? { error: x.error } : {}) };
-  } catch {
-    return { dropped: false, error: `probe failed: ${r.stderr.trim().split('\n').pop() ?? r.code}` };
-  }
+  const [x] = await probeFromNetns(netns, [`${ip}:${ECHO_PORT}`], {
+    size: 1024,
+    marker,
+    timeoutMs: TCP_PROBE_TIMEOUT_MS,
+    runTimeoutMs: TCP_PROBE_TIMEOUT_MS + 20_000,
+  });
+  if (!x) return { dropped: false, error: 'no probe result' };
+  // A timeout with nothing back is the drop; ECONNREFUSED, a reset or any byte back is an answer.
+  const dropped = !x.ok && x.bytes === 0 && (x.error ?? '').startsWith('timeout');
+  return { dropped, ...(x.error ? { error: x.error } : {}) };
 }
 
 function formatDrop(d: WithheldDrops): string {
