@@ -228,7 +228,18 @@ export async function setupDevice(opts: DeviceSetupOptions): Promise<WgDeviceHan
   }
 
   try {
-    await client.configureDevice(opts.name, baseConfig);
+    if (adopted) {
+      // Only what differs: wireguard-go closes and reopens its UDP sockets on every listen_port it
+      // is sent, same port or not, and what arrives meanwhile is lost (an agent restart lost pings).
+      const cur = await client.device(opts.name);
+      const diff: DeviceConfig = {};
+      if (!cur.privateKey?.equals(baseConfig.privateKey!)) diff.privateKey = baseConfig.privateKey!;
+      if (cur.listenPort !== baseConfig.listenPort) diff.listenPort = baseConfig.listenPort!;
+      if (baseConfig.fwmark !== undefined && cur.fwmark !== baseConfig.fwmark) diff.fwmark = baseConfig.fwmark;
+      if (Object.keys(diff).length > 0) await client.configureDevice(opts.name, diff);
+    } else {
+      await client.configureDevice(opts.name, baseConfig);
+    }
     await linkSetup();
     if (opts.rpFilter !== 'keep') {
       const all = readSysctl('net/ipv4/conf/all/rp_filter', netns ? { netns } : {});

@@ -165,8 +165,19 @@ describePrivileged(
         expect(dev.publicKey?.equals(n.keys.publicKey)).toBe(true);
         expect(await n.handle.client.driverOf(DEV)).toBe('userspace');
       }
-      // Setting up again adopts the running daemon instead of starting another one.
+      // Setting up again adopts the running daemon instead of starting another one, and leaves its
+      // UDP sockets alone: wireguard-go rebinds on every listen_port it is given, same port or not,
+      // and what arrives meanwhile is lost (an agent restart lost pings in the lab chaos).
       const n = nodes[0]!;
+      const udpInodes = (): string[] =>
+        n.ns
+          .exec('ss', ['-H', '-u', '-a', '-n', '-e'])
+          .split('\n')
+          .filter((l) => l.includes(`:${PORT} `))
+          .map((l) => /ino:(\d+)/.exec(l)?.[1] ?? '?')
+          .sort();
+      const before = udpInodes();
+      expect(before.length).toBeGreaterThan(0);
       const again = await setupDevice({
         name: DEV,
         privateKey: n.keys.privateKey(),
@@ -178,6 +189,7 @@ describePrivileged(
       });
       expect(again.adopted).toBe(true);
       expect(again.supervisor).toBeUndefined();
+      expect(udpInodes()).toEqual(before);
       await again.close();
     });
 

@@ -19,7 +19,8 @@ describePrivileged('veil lab exec <node> -- wg show', ['root', 'netns', 'bpf', '
     const up = await veil(['lab', 'up', '--nodes', '3', '--pods-per-node', '1', '--backend', 'wireguard', '--keep']);
     // What this test is about is the WireGuard view, not the capture (lab-e2e checks that).
     expect(up.stderr, up.stderr).toContain('agents ready with all peers active: 3/3');
-    expect(up.stderr).toMatch(/ping: 6\/6 pairs OK/);
+    // 6 pairs, each over IPv4 and IPv6 (the lab is dual-stack).
+    expect(up.stderr).toMatch(/ping: 12\/12 probes OK/);
 
     const state = JSON.parse(readFileSync(LAB_STATE, 'utf8')) as LabState;
     const publicKeys = new Map<string, string>();
