@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { readFile, rename, writeFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type {
   AgentConfig,
@@ -19,7 +19,7 @@ import { NetlinkSocket, getLink } from '@veil/netlink';
 import { Gauge, type Registry } from 'prom-client';
 import { type WireGuardConfig, wireguardConfig } from './config.js';
 import { WgBackendError } from './errors.js';
-import { KeyStore } from './keys.js';
+import { KeyStore, writeFileAtomic0600 } from './keys.js';
 import { PeerReconciler, type DesiredPeer } from './peers.js';
 import { setupDevice, type WgDeviceHandle } from './device.js';
 import { Key } from './wgtypes/key.js';
@@ -247,16 +247,8 @@ export class WireGuardBackend implements EncryptionBackend {
     if (!prev || prev.publicKey.equals(publicKey)) {
       await rec.upsert(want);
       this.peers.set(peer.name, want);
-      const stale = this.pending.get(peer.name);
-      if (stale) {
-        // The key went back to the one in use (its owner restored it) before the new one handshook.
-        this.pending.delete(peer.name);
-        await rec.remove(stale.want.publicKey);
-        this.log.info(
-          { peer: peer.name, publicKey: stale.want.publicKey.toBase64(), waitedMs: Date.now() - stale.since },
-          'wireguard key switch dropped: the key in use is published again, the new one never handshook',
-        );
-      }
+      // The key went back to the one in use (its owner restored it) before the new one handshook.
+      await this.dropPending(peer.name, 'the key in use is published again, the new one never handshook');
       return {};
     }
     const cur = this.pending.get(peer.name);
@@ -282,14 +274,7 @@ export class WireGuardBackend implements EncryptionBackend {
       cur.want = want;
       return {};
     }
-    if (cur) {
-      this.pending.delete(peer.name);
-      await rec.remove(cur.want.publicKey);
-      this.log.info(
-        { peer: peer.name, publicKey: cur.want.publicKey.toBase64(), waitedMs: Date.now() - cur.since },
-        'wireguard key switch dropped: another key was published before this one handshook',
-      );
-    }
+    await this.dropPending(peer.name, 'another key was published before this one handshook');
     const now = Date.now();
     this.pending.set(peer.name, { want, since: now, kickedAt: now });
     await rec.addPending(want);
@@ -299,6 +284,18 @@ export class WireGuardBackend implements EncryptionBackend {
     );
     this.schedulePoll();
     return {};
+  }
+
+  /** Forgets `node`'s pending key, if any, and removes it from the device, saying why. */
+  private async dropPending(node: string, why: string): Promise<void> {
+    const p = this.pending.get(node);
+    if (!p) return;
+    this.pending.delete(node);
+    await this.ready().remove(p.want.publicKey);
+    this.log.info(
+      { peer: node, publicKey: p.want.publicKey.toBase64(), waitedMs: Date.now() - p.since },
+      `wireguard key switch dropped: ${why}`,
+    );
   }
 
   /** Active peers as programmed, plus pending keys with no allowed IPs (what the device should hold). */
@@ -401,10 +398,10 @@ export class WireGuardBackend implements EncryptionBackend {
     await this.keys.rotate();
     // Signed and saved before the device uses the new key: peers switch at once on a signed key.
     const signature = xeddsaSign(previous, rotationMessage(this.config.nodeName, this.keys.publicKey)).toString('base64');
-    const dir = join(this.config.stateDir, 'wireguard');
-    const tmp = join(dir, `${SIGNATURE_FILE}.tmp`);
-    await writeFile(tmp, JSON.stringify({ publicKey: this.keys.publicKey.toBase64(), signature }), { mode: 0o600 });
-    await rename(tmp, join(dir, SIGNATURE_FILE));
+    await writeFileAtomic0600(
+      join(this.config.stateDir, 'wireguard', SIGNATURE_FILE),
+      JSON.stringify({ publicKey: this.keys.publicKey.toBase64(), signature }),
+    );
     this.keySignature = signature;
     await this.handle.setPrivateKey(this.keys.privateKey());
     await this.keys.confirmRotation();

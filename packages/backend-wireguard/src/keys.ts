@@ -173,13 +173,17 @@ async function readKeyFile(path: string, warnings: string[]): Promise<Key | unde
   return Key.fromBytes(raw);
 }
 
-/** tmp file (0600, exclusive) → fsync → rename → fsync(dir). */
-async function writeKeyFileAtomic(path: string, key: Key): Promise<void> {
+function writeKeyFileAtomic(path: string, key: Key): Promise<void> {
+  return writeFileAtomic0600(path, `${key.toBase64()}\n`);
+}
+
+/** tmp file (0600, exclusive) → fsync → rename → fsync(dir): for the key files and what goes with them. */
+export async function writeFileAtomic0600(path: string, text: string): Promise<void> {
   const tmp = `${path}.tmp-${randomBytes(4).toString('hex')}`;
   let fh: FileHandle | undefined;
   try {
     fh = await open(tmp, 'wx', 0o600);
-    await fh.writeFile(`${key.toBase64()}\n`, 'latin1');
+    await fh.writeFile(text, 'utf8');
     await fh.sync();
     await fh.close();
     fh = undefined;

@@ -141,6 +141,8 @@ export interface PeerDeviceClient {
  */
 export class PeerReconciler {
   private cache = new Map<string, WireGuardPeer>();
+  /** Canonical allowed IP → base64 key of the cached peer holding it (WireGuard gives each to one peer). */
+  private holders = new Map<string, string>();
   private synced = false;
   // Operations run one at a time: a resync after a daemon restart must not interleave with an
   // event's upsert (each would diff against a cache the other is changing).
@@ -170,6 +172,7 @@ export class PeerReconciler {
   /** Forgets the cache (e.g. the device was recreated); the next call re-reads the device. */
   invalidate(): void {
     this.cache.clear();
+    this.holders.clear();
     this.synced = false;
   }
 
@@ -183,7 +186,7 @@ export class PeerReconciler {
 
   private async syncNow(desired: readonly DesiredPeer[], opts: DiffOptions): Promise<PeerConfig[]> {
     const dev = await this.client.device(this.device);
-    this.cache = new Map(dev.peers.map((p) => [p.publicKey.toBase64(), p]));
+    this.setCache(dev.peers);
     this.synced = true;
     const change = diffPeers(desired, dev.peers, opts);
     await this.apply(change);
@@ -284,10 +287,12 @@ export class PeerReconciler {
   holderOf(allowedIPs: readonly string[], except: Key): Promise<Key | undefined> {
     return this.serial(async () => {
       if (!this.synced) await this.refresh();
-      const want = new Set(allowedIPs.map((c, i) => canonicalCidr(c, `allowedIPs[${i}]`)));
-      for (const p of this.cache.values()) {
-        if (p.publicKey.equals(except)) continue;
-        if (p.allowedIPs.some((c) => want.has(c))) return p.publicKey;
+      // An index lookup: this runs on every node's first upsert, so a scan of all peers would make
+      // programming 10,000 nodes quadratic.
+      const skip = except.toBase64();
+      for (const [i, c] of allowedIPs.entries()) {
+        const id = this.holders.get(canonicalCidr(c, `allowedIPs[${i}]`));
+        if (id !== undefined && id !== skip) return this.cache.get(id)?.publicKey;
       }
       return undefined;
     });
@@ -311,7 +316,7 @@ export class PeerReconciler {
 
   private async refresh(): Promise<void> {
     const dev = await this.client.device(this.device);
-    this.cache = new Map(dev.peers.map((p) => [p.publicKey.toBase64(), p]));
+    this.setCache(dev.peers);
     this.synced = true;
   }
 
@@ -326,17 +331,29 @@ export class PeerReconciler {
     }
     for (const c of change) {
       const id = c.publicKey.toBase64();
+      const prev = this.cache.get(id);
       if (c.remove) {
+        this.unindex(id, prev);
         this.cache.delete(id);
         continue;
       }
-      const prev = this.cache.get(id);
       const next: WireGuardPeer = prev ? { ...prev } : newPeer(c.publicKey, 1);
       if (c.endpoint) next.endpoint = c.endpoint;
       if (c.persistentKeepalive !== undefined) next.persistentKeepalive = c.persistentKeepalive;
       if (c.allowedIPs)
         next.allowedIPs = c.replaceAllowedIPs || !prev ? [...c.allowedIPs] : [...new Set([...next.allowedIPs, ...c.allowedIPs])];
+      this.unindex(id, prev);
       this.cache.set(id, next);
+      for (const a of next.allowedIPs) this.holders.set(a, id);
     }
+  }
+
+  private setCache(peers: readonly WireGuardPeer[]): void {
+    this.cache = new Map(peers.map((p) => [p.publicKey.toBase64(), p]));
+    this.holders = new Map(peers.flatMap((p) => p.allowedIPs.map((a) => [a, p.publicKey.toBase64()] as [string, string])));
+  }
+
+  private unindex(id: string, peer: WireGuardPeer | undefined): void {
+    for (const a of peer?.allowedIPs ?? []) if (this.holders.get(a) === id) this.holders.delete(a);
   }
 }

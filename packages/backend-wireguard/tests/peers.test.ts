@@ -270,6 +270,11 @@ describe('PeerReconciler', () => {
     // The reconciler's cache agrees with the device: a repeated upsert writes nothing.
     expect(await r.upsert(want)).toBeUndefined();
     expect((await r.latestHandshakes()).has(rotated.toBase64())).toBe(true);
+    // The holder index follows the switch: the allowed IPs are the new key's, the old key holds nothing.
+    expect(await r.holderOf(['10.0.1.0/24'], A)).toEqual(rotated);
+    expect(await r.holderOf(['10.0.1.0/24'], rotated)).toBeUndefined();
+    await r.remove(rotated);
+    expect(await r.holderOf(['10.0.1.0/24'], A)).toBeUndefined();
   });
 
   it('re-reads the device after invalidate() (e.g. a daemon restart)', async () => {
